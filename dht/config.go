@@ -1,0 +1,114 @@
+package dht
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+
+	"github.com/netget/netget-peer/record"
+)
+
+// Mode is the DHT role of a node.
+type Mode int
+
+const (
+	// ModeServer answers DHT queries and stores records: registries, and
+	// nodes on a reachable address.
+	ModeServer Mode = iota
+	// ModeClient only queries: short-lived clients and unreachable nodes.
+	ModeClient
+	// ModeAuto lets kad-dht switch on reachability. Small private networks
+	// never confirm reachability, so nodes there stay clients.
+	ModeAuto
+)
+
+// ParseMode parses "server", "client" or "auto".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "server":
+		return ModeServer, nil
+	case "client":
+		return ModeClient, nil
+	case "auto":
+		return ModeAuto, nil
+	}
+	return 0, fmt.Errorf("%w: dht mode %q: want server, client or auto", ErrBadConfig, s)
+}
+
+// String returns the name ParseMode accepts.
+func (m Mode) String() string {
+	switch m {
+	case ModeServer:
+		return "server"
+	case ModeClient:
+		return "client"
+	case ModeAuto:
+		return "auto"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+func (m Mode) kad() kaddht.ModeOpt {
+	switch m {
+	case ModeClient:
+		return kaddht.ModeClient
+	case ModeAuto:
+		return kaddht.ModeAuto
+	}
+	return kaddht.ModeServer
+}
+
+// Config configures a Node. Build one with DefaultConfig.
+type Config struct {
+	// Network names the DHT this node joins (default "development"). Nodes
+	// on different networks speak different protocol IDs and refuse each
+	// other's records.
+	Network string
+	// Mode is the DHT role (default ModeServer).
+	Mode Mode
+	// FindTimeout bounds a Find that sets no timeout of its own (default 10s).
+	FindTimeout time.Duration
+	// FetchTimeout bounds fetching one provider's record (default 5s).
+	FetchTimeout time.Duration
+	// FetchConcurrency is how many providers' records a Find fetches at
+	// once (default 16).
+	FetchConcurrency int
+	// Logger receives diagnostics; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for record times; nil means time.Now.
+	Now func() time.Time
+	// KadOptions are appended to netget's kad-dht options (datastores,
+	// bucket size, test seams). They cannot change the protocol prefix or
+	// the validator.
+	KadOptions []kaddht.Option
+}
+
+// DefaultConfig returns the defaults documented on Config for network.
+func DefaultConfig(network string) Config {
+	if network == "" {
+		network = record.DefaultNetwork
+	}
+	return Config{
+		Network:          network,
+		Mode:             ModeServer,
+		FindTimeout:      10 * time.Second,
+		FetchTimeout:     5 * time.Second,
+		FetchConcurrency: 16,
+	}
+}
+
+// Validate checks the config without side effects.
+func (c Config) Validate() error {
+	if err := record.ValidateNetwork(c.Network); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if c.Mode < ModeServer || c.Mode > ModeAuto {
+		return fmt.Errorf("%w: mode %d", ErrBadConfig, c.Mode)
+	}
+	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.FetchConcurrency <= 0 {
+		return fmt.Errorf("%w: timeouts and concurrency must be positive", ErrBadConfig)
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+package dht
+
+import "errors"
+
+var (
+	// ErrBadConfig is returned by New when the Config fails validation.
+	ErrBadConfig = errors.New("invalid dht config")
+	// ErrNotReady is returned when the node has no peer in its routing table
+	// before the operation's deadline: it never joined the network.
+	ErrNotReady = errors.New("not connected to the network: routing table is empty")
+	// ErrClosed is returned by operations on a closed Node.
+	ErrClosed = errors.New("dht node closed")
+	// ErrBadMessage is returned when a registry-protocol message cannot be
+	// decoded or breaks the protocol's limits.
+	ErrBadMessage = errors.New("bad registry protocol message")
+)

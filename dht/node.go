@@ -1,0 +1,159 @@
+package dht
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/netget/netget-peer/record"
+)
+
+// Node is a member of one netget network's DHT. It owns a kad-dht instance
+// on a host it is given (and does not close), the records it publishes, and
+// the registry protocol handler that serves them.
+type Node struct {
+	cfg       Config
+	host      host.Host
+	key       crypto.PrivKey
+	kad       *kaddht.IpfsDHT
+	validator record.Validator
+	log       *slog.Logger
+	proto     protocol.ID
+
+	// ctx ends when the node closes; background work derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	store    *store // verified records held, this node's own included
+	rejected *rejections
+
+	mu      sync.Mutex // serialises sealing, so seqs only grow
+	lastSeq uint64
+}
+
+// New starts a DHT node for cfg.Network on h. The caller still owns h and
+// closes it after the Node.
+func New(h host.Host, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	key := h.Peerstore().PrivKey(h.ID())
+	if key == nil {
+		return nil, fmt.Errorf("%w: host has no private key in its peerstore", ErrBadConfig)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	v := record.Validator{Network: cfg.Network, Now: cfg.Now}
+	rej := newRejections()
+	opts := append([]kaddht.Option{}, cfg.KadOptions...)
+	opts = append(opts,
+		kaddht.ProtocolPrefix(protocol.ID("/netget/"+cfg.Network)),
+		kaddht.Validator(kadValidator(v, rej)),
+		kaddht.Mode(cfg.Mode.kad()),
+	)
+	kad, err := kaddht.New(h, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start dht: %w", err)
+	}
+	n := &Node{
+		cfg:       cfg,
+		host:      h,
+		key:       key,
+		kad:       kad,
+		validator: v,
+		log:       log.With("network", cfg.Network),
+		proto:     RegistryProtocol(cfg.Network),
+		store:     newStore(),
+		rejected:  rej,
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(n.proto, n.handleStream)
+	return n, nil
+}
+
+// Close stops background work and the DHT. It is idempotent and does not
+// close the host.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		n.host.RemoveStreamHandler(n.proto)
+		n.cancel()
+		n.wg.Wait()
+		err = n.kad.Close()
+	})
+	return err
+}
+
+// Host returns the host the node runs on.
+func (n *Node) Host() host.Host { return n.host }
+
+// Network returns the network the node is on.
+func (n *Node) Network() string { return n.cfg.Network }
+
+// Kad returns the underlying kad-dht, for benchmarks and diagnostics that
+// compare netget with the raw DHT. Writing through it bypasses nothing: the
+// netget validator still runs on every put.
+func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
+
+// RoutingTableSize returns the number of peers in the DHT routing table.
+func (n *Node) RoutingTableSize() int { return n.kad.RoutingTable().Size() }
+
+// Ready blocks until the routing table holds at least one peer, so provide
+// and find have someone to ask, or until ctx ends (ErrNotReady).
+func (n *Node) Ready(ctx context.Context) error {
+	if n.RoutingTableSize() > 0 {
+		return nil
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", ErrNotReady, ctx.Err())
+		case <-n.ctx.Done():
+			return ErrClosed
+		case <-t.C:
+			if n.RoutingTableSize() > 0 {
+				return nil
+			}
+		}
+	}
+}
+
+// Refresh walks the DHT to fill the routing table and waits for the walk.
+func (n *Node) Refresh(ctx context.Context) error {
+	select {
+	case err := <-n.kad.ForceRefresh():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (n *Node) now() time.Time {
+	if n.cfg.Now != nil {
+		return n.cfg.Now()
+	}
+	return time.Now()
+}
+
+// ownFor returns this node's latest record for service c, if any.
+func (n *Node) ownFor(c cid.Cid) (held, bool) { return n.store.get(c, n.host.ID()) }
+
+// Rejections returns how many records this node refused, by reason (a
+// record sentinel error such as record.ErrExpired), on every path: DHT
+// writes to it, DHT reads, registry-protocol fetches and Put.
+func (n *Node) Rejections() map[error]uint64 { return n.rejected.snapshot() }

@@ -1,0 +1,180 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+)
+
+// The registry protocol, /netget/<network>/registry/1.0.0, is a one-shot
+// request/response over a libp2p stream. Each message is a uvarint length
+// prefix and a JSON object of at most MaxMessageSize bytes. The requester
+// writes one request and closes its write side; the responder writes one
+// response and closes. Records travel as base64 signed envelopes and are
+// verified by whoever receives them.
+//
+//	→ {"type":"list","cid":"bafkrei…","limit":16}
+//	← {"records":["CiQIARIg…"]}
+//
+// A malformed, oversized or unknown request resets the stream.
+const (
+	// MaxMessageSize bounds one registry-protocol message.
+	MaxMessageSize = 256 << 10
+	// MaxListLimit is the most records one list returns.
+	MaxListLimit = 32
+	// StreamTimeout bounds a whole request/response exchange.
+	StreamTimeout = 10 * time.Second
+
+	// serviceName is the resource-manager service of the registry protocol.
+	serviceName = "netget.registry"
+	// msgList asks for the records a node holds for one service.
+	msgList = "list"
+)
+
+// RegistryProtocol returns the registry protocol ID of network.
+func RegistryProtocol(network string) protocol.ID {
+	return protocol.ID("/netget/" + network + "/registry/1.0.0")
+}
+
+// request is a registry-protocol request. Fields not used by Type are empty.
+type request struct {
+	Type  string `json:"type"`
+	CID   string `json:"cid,omitempty"`
+	Limit int    `json:"limit,omitempty"`
+}
+
+// response answers a request: the records held, or why not.
+type response struct {
+	Records [][]byte `json:"records,omitempty"`
+	Error   string   `json:"error,omitempty"`
+}
+
+// decodeRequest strictly decodes and checks one request body.
+func decodeRequest(b []byte) (request, cid.Cid, error) {
+	var req request
+	if err := decodeStrict(b, &req); err != nil {
+		return req, cid.Undef, err
+	}
+	if req.Type != msgList {
+		return req, cid.Undef, fmt.Errorf("%w: unknown type %.32q", ErrBadMessage, req.Type)
+	}
+	c, err := cid.Decode(req.CID)
+	if err != nil {
+		return req, cid.Undef, fmt.Errorf("%w: cid: %w", ErrBadMessage, err)
+	}
+	if req.Limit <= 0 || req.Limit > MaxListLimit {
+		req.Limit = MaxListLimit
+	}
+	return req, c, nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadMessage, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data", ErrBadMessage)
+	}
+	return nil
+}
+
+func writeMsg(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrBadMessage, len(b), MaxMessageSize)
+	}
+	return msgio.NewVarintWriter(w).WriteMsg(b)
+}
+
+func readMsg(r io.Reader) ([]byte, error) {
+	b, err := msgio.NewVarintReaderSize(r, MaxMessageSize).ReadMsg()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadMessage, err)
+	}
+	return b, nil
+}
+
+// handleStream serves one registry-protocol request.
+func (n *Node) handleStream(s network.Stream) {
+	log := n.log.With("peer", s.Conn().RemotePeer(), "protocol", n.proto)
+	if err := s.Scope().SetService(serviceName); err != nil {
+		log.Debug("registry stream refused by resource manager", "err", err)
+		s.Reset()
+		return
+	}
+	_ = s.SetDeadline(time.Now().Add(StreamTimeout))
+	b, err := readMsg(s)
+	if err != nil {
+		log.Info("registry stream reset", "err", err)
+		s.Reset()
+		return
+	}
+	req, c, err := decodeRequest(b)
+	if err != nil {
+		log.Info("registry stream reset", "err", err)
+		s.Reset()
+		return
+	}
+	resp := response{Records: n.held(c, req.Limit)}
+	if err := writeMsg(s, resp); err != nil {
+		log.Debug("registry response not sent", "err", err)
+		s.Reset()
+		return
+	}
+	s.Close()
+}
+
+// held returns up to limit unexpired records this node holds for service c.
+func (n *Node) held(c cid.Cid, limit int) [][]byte {
+	return n.store.list(c, n.now(), limit)
+}
+
+// list asks peer p for the records it holds for service c. The caller
+// verifies every record returned.
+func (n *Node) list(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([][]byte, error) {
+	s, err := n.host.NewStream(ctx, p, n.proto)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	deadline := time.Now().Add(StreamTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = s.SetDeadline(deadline)
+	if err := writeMsg(s, request{Type: msgList, CID: c.String(), Limit: limit}); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	_ = s.CloseWrite()
+	b, err := readMsg(s)
+	if err != nil {
+		s.Reset()
+		return nil, err
+	}
+	var resp response
+	if err := decodeStrict(b, &resp); err != nil {
+		return nil, err
+	}
+	if resp.Error != "" {
+		return nil, fmt.Errorf("%s: %s", p, resp.Error)
+	}
+	if len(resp.Records) > MaxListLimit {
+		return nil, fmt.Errorf("%w: %d records, limit %d", ErrBadMessage, len(resp.Records), MaxListLimit)
+	}
+	return resp.Records, nil
+}

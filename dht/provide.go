@@ -1,0 +1,226 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
+	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/netget/netget-peer/record"
+)
+
+// DefaultTTL is a provided record's lifetime when Spec.TTL is zero.
+const DefaultTTL = time.Hour
+
+// Spec describes a service this node provides.
+type Spec struct {
+	// Name is the service name, [A-Za-z0-9._-]{1,64}.
+	Name string
+	// Meta is free-form metadata (≤ 32 pairs) carried in the signed record.
+	Meta map[string]string
+	// TTL is the record's lifetime (default DefaultTTL, at most 24h). The
+	// record is republished at half its TTL.
+	TTL time.Duration
+	// Addrs overrides the addresses in the record; default: the host's.
+	Addrs []ma.Multiaddr
+}
+
+func (s Spec) ttl() time.Duration {
+	if s.TTL == 0 {
+		return DefaultTTL
+	}
+	return s.TTL
+}
+
+// Publish seals a fresh record for spec and publishes it once: the signed
+// record into the DHT value store and this node as a provider of the
+// service, concurrently. It waits for Ready first.
+func (n *Node) Publish(ctx context.Context, spec Spec) (*record.Service, error) {
+	if ttl := spec.ttl(); ttl <= 0 || ttl > record.MaxTTL {
+		return nil, fmt.Errorf("publish %s: %w: ttl %s, want (0, %s]", spec.Name, record.ErrBadTTL, ttl, record.MaxTTL)
+	}
+	c, err := record.ServiceCID(n.cfg.Network, spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	now := n.now()
+	svc := &record.Service{
+		Name:      spec.Name,
+		Meta:      spec.Meta,
+		Addrs:     n.recordAddrs(spec.Addrs),
+		IssuedAt:  now,
+		ExpiresAt: now.Add(spec.ttl()),
+	}
+	return n.publish(ctx, c, svc, true)
+}
+
+// Withdraw publishes a signed tombstone for name: a record with a higher seq
+// and Withdrawn set, which replaces this node's record wherever it lands.
+// The tombstone lives as long as the record it replaces, so it outlives it.
+func (n *Node) Withdraw(ctx context.Context, name string) (*record.Service, error) {
+	c, err := record.ServiceCID(n.cfg.Network, name)
+	if err != nil {
+		return nil, fmt.Errorf("withdraw: %w", err)
+	}
+	now := n.now()
+	svc := &record.Service{Name: name, Withdrawn: true, IssuedAt: now, ExpiresAt: now.Add(time.Minute)}
+	if prev, ok := n.ownFor(c); ok && prev.svc.ExpiresAt.After(svc.ExpiresAt) {
+		svc.ExpiresAt = prev.svc.ExpiresAt
+	}
+	return n.publish(ctx, c, svc, false)
+}
+
+// publish fills in the fields every record shares, seals svc, keeps it as
+// this node's record for c and pushes it to the DHT.
+func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, provide bool) (*record.Service, error) {
+	if err := n.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
+	}
+	svc.Version = record.Version
+	svc.Network = n.cfg.Network
+	svc.Peer = n.host.ID()
+	env, err := n.sealOwn(c, svc)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.putValue(gctx, c, svc, env) })
+	if provide {
+		g.Go(func() error {
+			if err := n.kad.Provide(gctx, c, true); err != nil {
+				return fmt.Errorf("provide: %w", err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
+	}
+	n.log.Debug("published", "service", svc.Name, "seq", svc.Seq, "withdrawn", svc.Withdrawn)
+	return svc, nil
+}
+
+// sealOwn assigns svc the next seq, seals it and stores it as this node's
+// latest record for c, all under one lock so seqs never go backwards.
+func (n *Node) sealOwn(c cid.Cid, svc *record.Service) ([]byte, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	// Seqs are microseconds since the epoch (below 2^53, so JavaScript
+	// reads them exactly) and strictly increase within this process; a
+	// restarted node continues above what it published before.
+	seq := uint64(svc.IssuedAt.UnixMicro())
+	if seq <= n.lastSeq {
+		seq = n.lastSeq + 1
+	}
+	svc.Seq = seq
+	env, err := record.Seal(svc, n.key)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.store.put(c, svc, env); err != nil {
+		return nil, err
+	}
+	n.lastSeq = seq
+	return env, nil
+}
+
+// Put verifies a record sealed by any peer, stores it in this node's index
+// and puts it in the DHT. A record whose seq is not above the one held for
+// its peer is refused with record.ErrOlderSeq.
+func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
+	svc, err := n.validator.Open(env)
+	if err != nil {
+		n.rejected.add(err)
+		return nil, fmt.Errorf("put: %w", err)
+	}
+	c, err := record.ServiceCID(svc.Network, svc.Name)
+	if err != nil {
+		return nil, fmt.Errorf("put: %w", err)
+	}
+	if err := n.store.put(c, svc, env); err != nil {
+		n.rejected.add(err)
+		return nil, fmt.Errorf("put %s: %w", svc.Name, err)
+	}
+	if err := n.putValue(ctx, c, svc, env); err != nil {
+		return nil, fmt.Errorf("put %s: %w", svc.Name, err)
+	}
+	return svc, nil
+}
+
+// putValue puts a verified record into the DHT value store.
+func (n *Node) putValue(ctx context.Context, c cid.Cid, svc *record.Service, env []byte) error {
+	err := n.kad.PutValue(ctx, record.Key(c, svc.Peer), env)
+	if errors.Is(err, records.ErrOldRecord) {
+		err = record.ErrOlderSeq
+	}
+	if err != nil {
+		return fmt.Errorf("put record: %w", err)
+	}
+	return nil
+}
+
+// recordAddrs returns the addresses to put in a record: override, or the
+// host's listen addresses, capped at record.MaxAddrs.
+func (n *Node) recordAddrs(override []ma.Multiaddr) []string {
+	addrs := override
+	if len(addrs) == 0 {
+		addrs = n.host.Addrs()
+	}
+	out := make([]string, 0, min(len(addrs), record.MaxAddrs))
+	for _, a := range addrs {
+		if len(out) == record.MaxAddrs {
+			break
+		}
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// Provide publishes spec and republishes it at half its TTL until ctx ends.
+// published, if not nil, is called after every attempt. A failed first
+// publish is returned; later failures are retried with backoff, since the
+// record already out there is valid until it expires. Provide returns nil
+// when ctx ends; withdrawing is the caller's choice (Withdraw).
+func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Service, error)) error {
+	report := func(s *record.Service, err error) {
+		if published != nil {
+			published(s, err)
+		}
+	}
+	svc, err := n.Publish(ctx, spec)
+	report(svc, err)
+	if err != nil {
+		return err
+	}
+	every := spec.ttl() / 2
+	wait, retry := every, time.Duration(0)
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-n.ctx.Done():
+			t.Stop()
+			return ErrClosed
+		case <-t.C:
+		}
+		svc, err := n.Publish(ctx, spec)
+		if ctx.Err() != nil {
+			return nil
+		}
+		report(svc, err)
+		if err != nil {
+			n.log.Warn("republish failed; retrying", "service", spec.Name, "err", err)
+			retry = min(max(2*retry, time.Second), every)
+			wait = retry
+			continue
+		}
+		wait, retry = every, 0
+	}
+}

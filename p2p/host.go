@@ -1,0 +1,122 @@
+package p2p
+
+import (
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Config describes a host. Build one with DefaultConfig and adjust it.
+type Config struct {
+	// IdentityPath is the private key file; "" means an ephemeral identity.
+	IdentityPath string
+	// Identity, when set, is used instead of IdentityPath (tests, embedders).
+	Identity crypto.PrivKey
+	// ListenAddrs are the multiaddrs to listen on. Default: TCP and QUIC on
+	// all IPv4 interfaces, port 0. Nothing listens when it is empty.
+	ListenAddrs []string
+	// ConnLow and ConnHigh are the connection manager's water marks
+	// (default 100 / 200): above High, connections are trimmed to Low.
+	// Protected connections (registries) are never trimmed.
+	ConnLow, ConnHigh int
+	// ConnGrace is how long a new connection is safe from trimming (default 20s).
+	ConnGrace time.Duration
+	// PrivateNetwork, when set, restricts the host to peers holding the same
+	// pre-shared key. QUIC does not support it, so only TCP listens then.
+	PrivateNetwork pnet.PSK
+	// UserAgent is announced through identify (default "netget-peer").
+	UserAgent string
+	// NATPortMap asks the gateway for a port mapping (default off).
+	NATPortMap bool
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddrs: []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
+		ConnLow:     100,
+		ConnHigh:    200,
+		ConnGrace:   20 * time.Second,
+		UserAgent:   "netget-peer",
+	}
+}
+
+// Validate checks the config without side effects.
+func (c Config) Validate() error {
+	if c.ConnLow < 0 || c.ConnHigh <= 0 || c.ConnLow > c.ConnHigh {
+		return fmt.Errorf("%w: connection water marks low=%d high=%d", ErrBadConfig, c.ConnLow, c.ConnHigh)
+	}
+	for _, a := range c.ListenAddrs {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("%w: listen address %q: %w", ErrBadConfig, a, err)
+		}
+	}
+	return nil
+}
+
+// NewHost builds and starts a libp2p host from cfg.
+func NewHost(cfg Config) (host.Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	key := cfg.Identity
+	if key == nil {
+		var err error
+		if cfg.IdentityPath == "" {
+			key, _, err = crypto.GenerateEd25519Key(rand.Reader)
+		} else {
+			key, err = LoadOrCreateIdentity(cfg.IdentityPath)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	cm, err := connmgr.NewConnManager(cfg.ConnLow, cfg.ConnHigh, connmgr.WithGracePeriod(cfg.ConnGrace))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()))
+	if err != nil {
+		cm.Close()
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Security(tls.ID, tls.New),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.UserAgent(cfg.UserAgent),
+	}
+	if cfg.PrivateNetwork != nil {
+		opts = append(opts, libp2p.PrivateNetwork(cfg.PrivateNetwork))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.NATPortMap {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		// libp2p.New closes what it built on failure, including cm and rm.
+		return nil, fmt.Errorf("start host: %w", err)
+	}
+	return h, nil
+}

@@ -1,0 +1,142 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	kadrecord "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/peer"
+	lprecord "github.com/libp2p/go-libp2p/core/record"
+)
+
+// Validator verifies records for one network. It is the single code path
+// every record passes through, on write and on read, and it implements
+// go-libp2p-record's Validator so kad-dht runs it on every value put.
+// The zero value is not usable: Network must be set.
+type Validator struct {
+	// Network is the only network whose records are accepted.
+	Network string
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+var _ kadrecord.Validator = Validator{}
+
+func (v Validator) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+// Open verifies a sealed envelope and returns its record: size, signature,
+// signer = peer, network, syntax, expiry and issued-at. It does not check
+// which key the record was stored under; OpenKey does.
+func (v Validator) Open(data []byte) (*Service, error) {
+	if len(data) > MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxEnvelopeSize)
+	}
+	var s Service
+	env, err := lprecord.ConsumeTypedEnvelope(data, &s)
+	switch {
+	case errors.Is(err, lprecord.ErrInvalidSignature):
+		return nil, ErrBadSignature
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	case !bytes.Equal(env.PayloadType, payloadType):
+		return nil, fmt.Errorf("%w: payload type %q", ErrMalformed, env.PayloadType)
+	}
+	if err := checkSyntax(&s); err != nil {
+		return nil, err
+	}
+	if s.Network != v.Network {
+		return nil, fmt.Errorf("%w: %q, this node is on %q", ErrWrongNetwork, s.Network, v.Network)
+	}
+	signer, err := peer.IDFromPublicKey(env.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signer key: %w", ErrMalformed, err)
+	}
+	if signer != s.Peer {
+		return nil, fmt.Errorf("%w: signed by %s, record says %s", ErrSignerMismatch, signer, s.Peer)
+	}
+	now := v.now()
+	if !now.Before(s.ExpiresAt) {
+		return nil, fmt.Errorf("%w: at %s", ErrExpired, s.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if s.IssuedAt.After(now.Add(MaxClockSkew)) {
+		return nil, fmt.Errorf("%w: %s", ErrIssuedInFuture, s.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	return &s, nil
+}
+
+// OpenKey is Open plus the key binding: the key must be
+// /netget/<CID of the record's service>/<record's peer>.
+func (v Validator) OpenKey(key string, data []byte) (*Service, error) {
+	c, p, err := ParseKey(key)
+	if err != nil {
+		return nil, err
+	}
+	s, err := v.OpenFor(c, data)
+	if err != nil {
+		return nil, err
+	}
+	if p != s.Peer {
+		return nil, fmt.Errorf("%w: key has %s, record says %s", ErrPeerMismatch, p, s.Peer)
+	}
+	return s, nil
+}
+
+// OpenFor is Open plus a check that the record is for service c, for
+// records that arrive without a DHT key (a registry's list, a provider).
+func (v Validator) OpenFor(c cid.Cid, data []byte) (*Service, error) {
+	s, err := v.Open(data)
+	if err != nil {
+		return nil, err
+	}
+	want, err := ServiceCID(s.Network, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Equals(want) {
+		return nil, fmt.Errorf("%w: want %s, record's service is %s", ErrWrongCID, c, want)
+	}
+	return s, nil
+}
+
+// Validate implements go-libp2p-record's Validator.
+func (v Validator) Validate(key string, value []byte) error {
+	_, err := v.OpenKey(key, value)
+	return err
+}
+
+// Select implements go-libp2p-record's Validator: the valid record with the
+// highest seq wins; on a tie, the earliest in values.
+func (v Validator) Select(key string, values [][]byte) (int, error) {
+	best, bestSeq := -1, uint64(0)
+	for i, val := range values {
+		s, err := v.OpenKey(key, val)
+		if err != nil {
+			continue
+		}
+		if best < 0 || s.Seq > bestSeq {
+			best, bestSeq = i, s.Seq
+		}
+	}
+	if best < 0 {
+		return 0, fmt.Errorf("select %s: no valid record among %d", key, len(values))
+	}
+	return best, nil
+}
+
+// Newer returns nil when incoming may replace held, two records for the
+// same key: incoming must have a strictly higher seq. Otherwise it returns ErrOlderSeq.
+func Newer(held, incoming *Service) error {
+	if held == nil || incoming.Seq > held.Seq {
+		return nil
+	}
+	return fmt.Errorf("%w: have seq %d, got %d", ErrOlderSeq, held.Seq, incoming.Seq)
+}
