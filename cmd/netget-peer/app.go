@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	logging "github.com/ipfs/go-log/v2"
+	"github.com/urfave/cli/v2"
+
+	"github.com/netget/netget-peer/record"
+)
+
+// run executes the command line args and returns the process exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, normalizeArgs(app, args))
+	if err != nil {
+		fmt.Fprintf(stderr, "netget-peer: %v\n", err)
+	}
+	return exitCode(err)
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	onUsageError := func(_ *cli.Context, err error, _ bool) error {
+		return usageError("%w (see --help)", err)
+	}
+	commands := []*cli.Command{registryCommand(), provideCommand(), findCommand(), idCommand(), versionCommand()}
+	for _, c := range commands {
+		c.OnUsageError = onUsageError
+	}
+	return &cli.App{
+		Name:  "netget-peer",
+		Usage: "peer-to-peer service discovery on a Kademlia DHT",
+		UsageText: "netget-peer [global options] --bootstrap ADDR          run a node until interrupted\n" +
+			"netget-peer [global options] command [options] [args]",
+		Description: "A service node runs `netget-peer provide NAME` and becomes discoverable; anyone runs\n" +
+			"`netget-peer find NAME` and gets its peer ID, addresses and metadata, signed by the\n" +
+			"provider and verified by the finder. Start a network with `netget-peer registry`.\n" +
+			"Flags may come before or after the command and its arguments.",
+		Flags:           globalFlags(),
+		Commands:        commands,
+		Action:          daemonAction,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		// Errors are printed and mapped to exit statuses by run, never here.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Before: func(c *cli.Context) error {
+			configureLibp2pLogging(c.String("log-level"))
+			return nil
+		},
+	}
+}
+
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "network", Value: record.DefaultNetwork, EnvVars: []string{"NETGET_NETWORK"},
+			Usage: "network to join, [a-z0-9-]{1,32}; networks never see each other's records"},
+		&cli.StringSliceFlag{Name: "bootstrap", Aliases: []string{"b"},
+			Usage: "registry multiaddr with /p2p/ID to join through (repeatable, or comma-separated in $NETGET_BOOTSTRAP)"},
+		&cli.StringFlag{Name: "identity",
+			Usage: "identity key file, created 0600 on first run (default: $NETGET_HOME/identity.key, or registry.key for registries; find uses a fresh key)"},
+		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"},
+			Usage: "multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port 4001 for registries, any port otherwise)"},
+		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
+	}
+}
+
+// netgetHome is $NETGET_HOME, or ~/.netget.
+func netgetHome() (string, error) {
+	if h := os.Getenv("NETGET_HOME"); h != "" {
+		return h, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find home directory (set NETGET_HOME): %w", err)
+	}
+	return filepath.Join(home, ".netget"), nil
+}
+
+// newLogger returns the process logger: text on stderr at --log-level.
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, usageError("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})), nil
+}
+
+// configureLibp2pLogging quiets go-libp2p's own logger, which reports
+// routine events (a listener closing at shutdown) as errors, unless the
+// user asked for debug output or set GOLOG_LOG_LEVEL themselves.
+func configureLibp2pLogging(level string) {
+	if os.Getenv("GOLOG_LOG_LEVEL") != "" {
+		return
+	}
+	if strings.EqualFold(level, "debug") {
+		logging.SetAllLoggers(logging.LevelWarn)
+		return
+	}
+	logging.SetAllLoggers(logging.LevelFatal)
+}

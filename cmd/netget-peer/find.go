@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netget/netget-peer/dht"
+)
+
+func findCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "find",
+		Usage:     "find the providers of a service",
+		ArgsUsage: "NAME",
+		Description: "Joins the network as a short-lived client with a fresh identity, looks NAME up and\n" +
+			"prints each provider as soon as its signed record is verified: peer ID, addresses,\n" +
+			"metadata and expiry, or one JSON object per line with --json. Exits 1 with a message\n" +
+			"on stderr when no provider is found within --timeout.",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
+			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "give up after this long, joining included"},
+			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Usage: "stop after this many providers (0: all found within the timeout)"},
+		},
+		Action: findAction,
+	}
+}
+
+func findAction(c *cli.Context) error {
+	name, err := serviceArg(c)
+	if err != nil {
+		return err
+	}
+	timeout, limit := c.Duration("timeout"), c.Int("limit")
+	if timeout <= 0 {
+		return usageError("--timeout %s: must be positive", timeout)
+	}
+	if limit < 0 {
+		return usageError("--limit %d: must not be negative", limit)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(c.Context, timeout)
+	defer cancel()
+	n, err := startNode(ctx, c, role{needBootstrap: true, mode: dht.ModeClient})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	results, err := n.dht.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)})
+	if err != nil {
+		return err
+	}
+	found := 0
+	for r := range results {
+		found++
+		printResult(c.App.Writer, c.Bool("json"), r)
+	}
+	if found == 0 {
+		if c.Context.Err() != nil {
+			return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
+		}
+		return fmt.Errorf("no provider of %s found on network %q within %s", name, n.dht.Network(), timeout)
+	}
+	return nil
+}
+
+// findResult is find's --json output line; fields are only added.
+type findResult struct {
+	Peer      string            `json:"peer"`
+	Service   string            `json:"service"`
+	Network   string            `json:"network"`
+	Addrs     []string          `json:"addrs"`
+	Meta      map[string]string `json:"meta"`
+	Seq       uint64            `json:"seq"`
+	IssuedAt  time.Time         `json:"issued_at"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	Source    string            `json:"source"`
+	ElapsedMS float64           `json:"elapsed_ms"`
+}
+
+func printResult(w io.Writer, asJSON bool, r dht.Result) {
+	s := r.Record
+	if asJSON {
+		meta := s.Meta
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		b, _ := json.Marshal(findResult{Peer: s.Peer.String(), Service: s.Name, Network: s.Network,
+			Addrs: s.Addrs, Meta: meta, Seq: s.Seq, IssuedAt: s.IssuedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
+			Source: string(r.Source), ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	var meta []string
+	for _, k := range slices.Sorted(maps.Keys(s.Meta)) {
+		meta = append(meta, k+"="+s.Meta[k])
+	}
+	fmt.Fprintf(w, "%s %s addrs=%s meta=%s expires=%s\n", s.Peer, s.Name, strings.Join(s.Addrs, ","),
+		strings.Join(meta, ","), s.ExpiresAt.UTC().Format(time.RFC3339))
+}

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/record"
+)
+
+// withdrawTimeout bounds publishing the tombstone after an interrupt.
+const withdrawTimeout = 10 * time.Second
+
+func provideCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "provide",
+		Usage:     "publish a service and keep it published until interrupted",
+		ArgsUsage: "NAME",
+		Description: "Signs a record for NAME ([A-Za-z0-9._-]{1,64}) carrying this node's addresses and\n" +
+			"metadata, publishes it to the DHT, and republishes at half the TTL. On SIGINT or\n" +
+			"SIGTERM it publishes a signed withdrawal, so finds stop returning it, then exits.\n" +
+			"Prints one line (or JSON object with --json) per publication on stdout.",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "meta", Aliases: []string{"m"}, Usage: "metadata `key=value` (repeatable, up to 32)"},
+			&cli.DurationFlag{Name: "ttl", Value: dht.DefaultTTL, Usage: "record lifetime, at most 24h; republished at half of it"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
+		},
+		Action: provideAction,
+	}
+}
+
+func provideAction(c *cli.Context) error {
+	name, err := serviceArg(c)
+	if err != nil {
+		return err
+	}
+	meta, err := parseMeta(c.StringSlice("meta"))
+	if err != nil {
+		return err
+	}
+	ttl := c.Duration("ttl")
+	if ttl <= 0 || ttl > record.MaxTTL {
+		return usageError("--ttl %s: want between 1s and %s", ttl, record.MaxTTL)
+	}
+	ctx := c.Context
+	n, err := startNode(ctx, c, serviceRole())
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	out := c.App.Writer
+	asJSON := c.Bool("json")
+	err = n.dht.Provide(ctx, dht.Spec{Name: name, Meta: meta, TTL: ttl}, func(s *record.Service, err error) {
+		if err != nil {
+			n.log.Warn("publish failed", "service", name, "err", err)
+			return
+		}
+		printEvent(out, asJSON, "published", s)
+	})
+	if err != nil {
+		return err
+	}
+	// Interrupted: withdraw on a fresh context, since ctx is already done.
+	wctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+	defer cancel()
+	tomb, err := n.dht.Withdraw(wctx, name)
+	if err != nil {
+		return fmt.Errorf("withdraw %s: %w", name, err)
+	}
+	printEvent(out, asJSON, "withdrawn", tomb)
+	return nil
+}
+
+// serviceArg returns the single NAME argument, validated.
+func serviceArg(c *cli.Context) (string, error) {
+	if c.Args().Len() != 1 {
+		return "", usageError("%s needs exactly one service NAME, got %d arguments", c.Command.Name, c.Args().Len())
+	}
+	name := c.Args().First()
+	if err := record.ValidateName(name); err != nil {
+		return "", usageError("%w", err)
+	}
+	return name, nil
+}
+
+// parseMeta parses key=value pairs.
+func parseMeta(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	meta := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, usageError("--meta %q: want key=value", p)
+		}
+		meta[k] = v
+	}
+	if len(meta) > record.MaxMetaPairs {
+		return nil, usageError("--meta: %d pairs, at most %d", len(meta), record.MaxMetaPairs)
+	}
+	for k, v := range meta {
+		if len(k) > record.MaxMetaKeyLen || len(v) > record.MaxMetaValueLen {
+			return nil, usageError("--meta %q: keys up to %d bytes, values up to %d", k, record.MaxMetaKeyLen, record.MaxMetaValueLen)
+		}
+	}
+	return meta, nil
+}
+
+// providerEvent is provide's --json output line; fields are only added.
+type providerEvent struct {
+	Event     string    `json:"event"`
+	Service   string    `json:"service"`
+	Network   string    `json:"network"`
+	Peer      string    `json:"peer"`
+	Seq       uint64    `json:"seq"`
+	Addrs     []string  `json:"addrs"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func printEvent(w io.Writer, asJSON bool, event string, s *record.Service) {
+	if asJSON {
+		b, _ := json.Marshal(providerEvent{Event: event, Service: s.Name, Network: s.Network,
+			Peer: s.Peer.String(), Seq: s.Seq, Addrs: s.Addrs, ExpiresAt: s.ExpiresAt.UTC()})
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	fmt.Fprintf(w, "%s %s on %s as %s seq=%d expires=%s\n", event, s.Name, s.Network, s.Peer, s.Seq,
+		s.ExpiresAt.UTC().Format(time.RFC3339))
+}

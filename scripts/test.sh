@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, and every test with the race
+# detector. This is the README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null 2>&1; then
+	echo "test.sh: Go is not installed or not on PATH (https://go.dev/doc/install)" >&2
+	exit 1
+fi
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt: these files need formatting:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+# -count=1: always run for real; the timeout is far above the suite's few minutes.
+go test -race -count=1 -timeout 20m ./... "$@"
+
+echo "== fuzz seeds (each fuzz target's corpus runs above; a short live fuzz of the record decoder)"
+go test -run '^$' -fuzz '^FuzzOpen$' -fuzztime 10s ./record/
