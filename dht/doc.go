@@ -15,21 +15,30 @@
 // # Provide
 //
 // Publish seals a record (seq = issue time in microseconds, strictly
-// increasing per node) and, concurrently, puts it in the DHT value store
-// under /netget/<cid>/<peer> and announces the node as a provider of the
-// service CID. Provide republishes at half the TTL until its context ends:
-// kad-dht republishes nothing by itself. Withdraw publishes a signed
-// tombstone that outlives the record it replaces.
+// increasing per node) and walks the DHT once to the peers closest to the
+// service CID. Each of them gets, concurrently, a kad-dht provider record
+// (ADD_PROVIDER) and the signed record (registry-protocol put, verified and
+// indexed by the receiver). This is kad-dht's classic provide assembled from
+// its exported parts (GetClosestPeers, ProtocolMessenger), so one walk places
+// both records on the same peers. The record also goes into the DHT value
+// store under /netget/<cid>/<peer>, in the background, as a fallback.
+// Provide republishes at half the TTL until its context ends: kad-dht
+// republishes nothing by itself. Withdraw publishes a signed tombstone the
+// same way (and waits for every copy) that outlives the record it replaces.
 //
 // # Find
 //
-// Find walks the DHT for providers of the service CID and, for each new
-// provider, fetches the provider's own record over the registry protocol
-// (one round trip, usually on a connection the walk already opened),
-// falling back to the DHT value store. Every record is verified with
-// record.Validator whatever path it came by; a valid tombstone stops the
-// search for that provider. Results stream as soon as they verify, at most
-// one per peer, and the whole search is bounded by a timeout.
+// Find runs kad-dht's provider walk and, as the walk queries each peer,
+// asks that same peer over the registry protocol for the records it holds
+// (one round trip on the connection the walk opens). The peers closest to
+// the service hold the signed records, so a finder usually has a verified
+// record when the walk reaches its first provider, without dialling the
+// provider. A provider whose record none of them held is asked directly,
+// then the DHT value store. This node's own index is checked first. Every
+// record is verified with record.Validator whatever path it came by
+// (identical envelopes once per search); per peer the highest seq wins and
+// a valid tombstone stops that peer. Results stream as soon as they verify,
+// at most one per peer, and the search is bounded by a timeout.
 //
 // # Readiness
 //
@@ -39,5 +48,7 @@
 //
 // # Registry protocol
 //
-// See proto.go for /netget/<network>/registry/1.0.0 and an example exchange.
+// See proto.go for /netget/<network>/registry/1.0.0 (list, put) and an
+// example exchange. Every node serves it from its index of verified
+// records (store.go), bounded per service and in total.
 package dht

@@ -10,6 +10,9 @@ var (
 	ErrNotReady = errors.New("not connected to the network: routing table is empty")
 	// ErrClosed is returned by operations on a closed Node.
 	ErrClosed = errors.New("dht node closed")
+	// ErrStoreFull is returned when a node's record index is at its bounds
+	// (MaxRecordsPerService, MaxStoredRecords).
+	ErrStoreFull = errors.New("record store full")
 	// ErrBadMessage is returned when a registry-protocol message cannot be
 	// decoded or breaks the protocol's limits.
 	ErrBadMessage = errors.New("bad registry protocol message")

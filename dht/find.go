@@ -2,14 +2,15 @@ package dht
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -18,11 +19,14 @@ import (
 type Source string
 
 const (
+	// SourceWalk: held by a peer the DHT provider walk queried (the peers
+	// closest to the service, which providers give their records to).
+	SourceWalk Source = "walk"
 	// SourceProvider: fetched from the provider itself over the registry protocol.
 	SourceProvider Source = "provider"
 	// SourceDHT: fetched from the DHT value store.
 	SourceDHT Source = "dht"
-	// SourceLocal: this node's own record.
+	// SourceLocal: held by this node (its own, or given to it).
 	SourceLocal Source = "local"
 )
 
@@ -50,6 +54,14 @@ type FindOptions struct {
 // Limit was reached, the timeout passed or ctx ended. An empty, closed
 // channel means nothing was found in time. Cancel ctx to stop early; the
 // Node owns the search goroutines and Close waits for them.
+//
+// Records come by three paths at once, and each is verified whatever its
+// path: this node's own index; every peer the provider walk queries, asked
+// over the registry protocol on the connection the walk opens; and, for a
+// provider whose record none of those held, the provider itself, then the
+// DHT value store. Per peer, the highest seq seen wins; a valid tombstone
+// means the provider withdrew and it is not returned. A result already
+// streamed is not taken back by a later tombstone.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan Result, error) {
 	c, err := record.ServiceCID(n.cfg.Network, name)
 	if err != nil {
@@ -70,7 +82,8 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan 
 		return nil, fmt.Errorf("find %s: %w", name, err)
 	}
 	f := &search{n: n, c: c, limit: opts.Limit, start: time.Now(), cancel: cancel,
-		out: make(chan Result), seen: make(map[peer.ID]bool)}
+		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
+		offered: make(map[[32]byte]bool)}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -103,108 +116,172 @@ type search struct {
 	start  time.Time
 	cancel context.CancelFunc
 	out    chan Result
+	wg     sync.WaitGroup // list and fetch goroutines
 
 	mu      sync.Mutex
-	seen    map[peer.ID]bool // peers fetched or being fetched
+	peers   map[peer.ID]*peerState // providers heard of, by any path
+	asked   map[peer.ID]bool       // peers sent a list request
+	offered map[[32]byte]bool      // envelopes already verified (or refused)
 	emitted int
 }
 
+// peerState is what a search knows about one provider.
+type peerState struct {
+	seq      uint64 // highest verified seq
+	verified bool   // a verified record (live or tombstone) arrived
+	fetching bool   // a provider / value-store fetch started
+	done     bool   // streamed, or withdrawn: nothing more to do
+}
+
 func (f *search) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, f.n.cfg.FetchConcurrency)
-	for ai := range f.n.kad.FindProvidersAsync(ctx, f.c, 0) {
-		if !f.claim(ai.ID) {
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if s, src := f.fetch(ctx, ai); s != nil {
-				f.emit(ctx, s, src)
+	for _, env := range f.n.store.all(f.c, f.n.now()) {
+		f.offer(ctx, env, SourceLocal)
+	}
+	// Ask every peer the walk queries, as it queries it. The event channel
+	// closes only when its context ends, so the walk gets its own.
+	walkCtx, endWalk := context.WithCancel(ctx)
+	defer endWalk()
+	wctx, events := routing.RegisterForQueryEvents(walkCtx)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		for ev := range events {
+			if ev.Type == routing.SendingQuery {
+				f.ask(ctx, ev.ID)
 			}
-		}()
-	}
-	wg.Wait()
-}
-
-// claim marks p as being fetched; false if it already was.
-func (f *search) claim(p peer.ID) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.seen[p] {
-		return false
-	}
-	f.seen[p] = true
-	return true
-}
-
-// fetch returns provider ai's verified record for the service: its own
-// copy over the registry protocol first, the DHT value store if that fails.
-// Withdrawn records and failures return nil.
-func (f *search) fetch(ctx context.Context, ai peer.AddrInfo) (*record.Service, Source) {
-	n := f.n
-	log := n.log.With("service", f.c, "provider", ai.ID)
-	if ai.ID == n.host.ID() {
-		if r, ok := n.ownFor(f.c); ok {
-			return f.accept(log, r.env, ai.ID, SourceLocal)
 		}
-		return nil, ""
+	}()
+	for ai := range f.n.kad.FindProvidersAsync(wctx, f.c, 0) {
+		f.fetchLater(ctx, ai)
 	}
+	endWalk()
+	f.wg.Wait()
+}
+
+// ask sends peer p a list request for the service, once per search.
+func (f *search) ask(ctx context.Context, p peer.ID) {
+	f.mu.Lock()
+	if f.asked[p] || p == f.n.host.ID() {
+		f.mu.Unlock()
+		return
+	}
+	f.asked[p] = true
+	f.mu.Unlock()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		lctx, cancel := context.WithTimeout(ctx, f.n.cfg.FetchTimeout)
+		defer cancel()
+		envs, err := f.n.list(lctx, p, f.c, MaxListLimit)
+		if err != nil {
+			f.n.log.Debug("walk peer list failed", "peer", p, "err", err)
+			return
+		}
+		for _, env := range envs {
+			f.offer(ctx, env, SourceWalk)
+		}
+	}()
+}
+
+// fetchLater starts fetching provider ai's record from ai itself (then the
+// value store) unless a record for ai has arrived by another path.
+func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
+	f.mu.Lock()
+	st := f.state(ai.ID)
+	if st.verified || st.fetching || st.done {
+		f.mu.Unlock()
+		return
+	}
+	st.fetching = true
+	f.mu.Unlock()
 	if len(ai.Addrs) > 0 {
-		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+		f.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.fetch(ctx, ai.ID)
+	}()
+}
+
+// fetch asks provider p for its record, then the DHT value store.
+func (f *search) fetch(ctx context.Context, p peer.ID) {
+	n := f.n
 	fctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
 	defer cancel()
-	envs, err := n.list(fctx, ai.ID, f.c, 1)
+	envs, err := n.list(fctx, p, f.c, MaxListLimit)
 	if err != nil {
-		log.Debug("provider fetch failed; trying the DHT", "err", err)
+		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
 	}
 	for _, env := range envs {
-		if s, src := f.accept(log, env, ai.ID, SourceProvider); s != nil || src != "" {
-			return s, src
-		}
+		f.offer(ctx, env, SourceProvider)
 	}
-	env, err := n.kad.GetValue(fctx, record.Key(f.c, ai.ID))
+	if f.known(p) {
+		return
+	}
+	env, err := n.kad.GetValue(fctx, record.Key(f.c, p))
 	if err != nil {
-		log.Debug("no record in the DHT", "err", err)
-		return nil, ""
+		n.log.Debug("no record in the DHT", "provider", p, "err", err)
+		return
 	}
-	return f.accept(log, env, ai.ID, SourceDHT)
+	f.offer(ctx, env, SourceDHT)
 }
 
-// accept verifies env as p's record for the service. It returns the record
-// and src when it is live, nil and src when it is a valid tombstone (the
-// provider withdrew: stop looking), and nil, "" when it is invalid.
-func (f *search) accept(log *slog.Logger, env []byte, p peer.ID, src Source) (*record.Service, Source) {
-	s, err := f.n.validator.OpenKey(record.Key(f.c, p), env)
-	if err != nil {
-		f.n.rejected.add(err)
-		log.Info("rejected record", "source", src, "err", err)
-		return nil, ""
-	}
-	if s.Withdrawn {
-		return nil, src
-	}
-	return s, src
-}
-
-// emit streams one result, stopping the search once Limit is reached.
-func (f *search) emit(ctx context.Context, s *record.Service, src Source) {
+// known reports whether a verified record for p has arrived.
+func (f *search) known(p peer.ID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.state(p).verified
+}
+
+// state returns p's state, creating it. f.mu must be held.
+func (f *search) state(p peer.ID) *peerState {
+	st := f.peers[p]
+	if st == nil {
+		st = &peerState{}
+		f.peers[p] = st
+	}
+	return st
+}
+
+// offer verifies env as a record for the service and streams it if it is
+// the first live record for its peer; tombstones close the peer.
+func (f *search) offer(ctx context.Context, env []byte, src Source) {
+	// Every holder returns the same bytes: verify each envelope once.
+	sum := sha256.Sum256(env)
+	f.mu.Lock()
+	seen := f.offered[sum]
+	f.offered[sum] = true
+	f.mu.Unlock()
+	if seen {
+		return
+	}
+	s, err := f.n.validator.OpenFor(f.c, env)
+	if err != nil {
+		f.n.rejected.add(err)
+		f.n.log.Info("rejected record", "service", f.c, "source", src, "err", err)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.state(s.Peer)
+	if st.verified && s.Seq <= st.seq {
+		return
+	}
+	st.verified, st.seq = true, s.Seq
+	if st.done {
+		return
+	}
+	if s.Withdrawn {
+		st.done = true
+		return
+	}
 	if f.limit > 0 && f.emitted >= f.limit {
 		return
 	}
 	select {
 	case f.out <- Result{Record: s, Source: src, Elapsed: time.Since(f.start)}:
+		st.done = true
 		f.emitted++
 		if f.limit > 0 && f.emitted >= f.limit {
 			f.cancel()

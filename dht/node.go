@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	kadpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -25,6 +26,7 @@ type Node struct {
 	host      host.Host
 	key       crypto.PrivKey
 	kad       *kaddht.IpfsDHT
+	messenger *kadpb.ProtocolMessenger
 	validator record.Validator
 	log       *slog.Logger
 	proto     protocol.ID
@@ -68,7 +70,13 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start dht: %w", err)
 	}
+	messenger, err := kadpb.NewProtocolMessenger(kad.MessageSender())
+	if err != nil {
+		kad.Close()
+		return nil, fmt.Errorf("start dht: %w", err)
+	}
 	n := &Node{
+		messenger: messenger,
 		cfg:       cfg,
 		host:      h,
 		key:       key,

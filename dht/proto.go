@@ -25,6 +25,13 @@ import (
 //	→ {"type":"list","cid":"bafkrei…","limit":16}
 //	← {"records":["CiQIARIg…"]}
 //
+//	→ {"type":"put","record":"CiQIARIg…"}
+//	← {}                                        (or {"error":"record expired: at …"})
+//
+// list returns the unexpired records the node holds for a service,
+// tombstones included. put offers one signed record or tombstone; the node
+// verifies it exactly as a DHT write (record.Validator), refuses one whose
+// seq is not above the one it holds for that peer, and indexes it for list.
 // A malformed, oversized or unknown request resets the stream.
 const (
 	// MaxMessageSize bounds one registry-protocol message.
@@ -38,6 +45,8 @@ const (
 	serviceName = "netget.registry"
 	// msgList asks for the records a node holds for one service.
 	msgList = "list"
+	// msgPut offers a node one signed record.
+	msgPut = "put"
 )
 
 // RegistryProtocol returns the registry protocol ID of network.
@@ -47,9 +56,10 @@ func RegistryProtocol(network string) protocol.ID {
 
 // request is a registry-protocol request. Fields not used by Type are empty.
 type request struct {
-	Type  string `json:"type"`
-	CID   string `json:"cid,omitempty"`
-	Limit int    `json:"limit,omitempty"`
+	Type   string `json:"type"`
+	CID    string `json:"cid,omitempty"`
+	Limit  int    `json:"limit,omitempty"`
+	Record []byte `json:"record,omitempty"`
 }
 
 // response answers a request: the records held, or why not.
@@ -58,23 +68,33 @@ type response struct {
 	Error   string   `json:"error,omitempty"`
 }
 
-// decodeRequest strictly decodes and checks one request body.
+// decodeRequest strictly decodes and checks one request body. For a list
+// it returns the service CID; for a put, cid.Undef.
 func decodeRequest(b []byte) (request, cid.Cid, error) {
 	var req request
 	if err := decodeStrict(b, &req); err != nil {
 		return req, cid.Undef, err
 	}
-	if req.Type != msgList {
-		return req, cid.Undef, fmt.Errorf("%w: unknown type %.32q", ErrBadMessage, req.Type)
+	switch req.Type {
+	case msgPut:
+		if len(req.Record) == 0 || req.CID != "" || req.Limit != 0 {
+			return req, cid.Undef, fmt.Errorf("%w: put takes exactly one record", ErrBadMessage)
+		}
+		return req, cid.Undef, nil
+	case msgList:
+		c, err := cid.Decode(req.CID)
+		if err != nil {
+			return req, cid.Undef, fmt.Errorf("%w: cid: %w", ErrBadMessage, err)
+		}
+		if len(req.Record) != 0 {
+			return req, cid.Undef, fmt.Errorf("%w: list takes no record", ErrBadMessage)
+		}
+		if req.Limit <= 0 || req.Limit > MaxListLimit {
+			req.Limit = MaxListLimit
+		}
+		return req, c, nil
 	}
-	c, err := cid.Decode(req.CID)
-	if err != nil {
-		return req, cid.Undef, fmt.Errorf("%w: cid: %w", ErrBadMessage, err)
-	}
-	if req.Limit <= 0 || req.Limit > MaxListLimit {
-		req.Limit = MaxListLimit
-	}
-	return req, c, nil
+	return req, cid.Undef, fmt.Errorf("%w: unknown type %.32q", ErrBadMessage, req.Type)
 }
 
 func decodeStrict(b []byte, v any) error {
@@ -129,7 +149,16 @@ func (n *Node) handleStream(s network.Stream) {
 		s.Reset()
 		return
 	}
-	resp := response{Records: n.held(c, req.Limit)}
+	var resp response
+	switch req.Type {
+	case msgList:
+		resp.Records = n.store.list(c, n.now(), req.Limit)
+	case msgPut:
+		if _, _, err := n.accept(req.Record); err != nil {
+			log.Debug("put refused", "err", err)
+			resp.Error = err.Error()
+		}
+	}
 	if err := writeMsg(s, resp); err != nil {
 		log.Debug("registry response not sent", "err", err)
 		s.Reset()
@@ -138,17 +167,37 @@ func (n *Node) handleStream(s network.Stream) {
 	s.Close()
 }
 
-// held returns up to limit unexpired records this node holds for service c.
-func (n *Node) held(c cid.Cid, limit int) [][]byte {
-	return n.store.list(c, n.now(), limit)
-}
-
 // list asks peer p for the records it holds for service c. The caller
 // verifies every record returned.
 func (n *Node) list(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([][]byte, error) {
-	s, err := n.host.NewStream(ctx, p, n.proto)
+	resp, err := n.exchange(ctx, p, request{Type: msgList, CID: c.String(), Limit: limit})
 	if err != nil {
 		return nil, err
+	}
+	if len(resp.Records) > MaxListLimit {
+		return nil, fmt.Errorf("%w: %d records, limit %d", ErrBadMessage, len(resp.Records), MaxListLimit)
+	}
+	return resp.Records, nil
+}
+
+// push offers peer p one signed record; p's refusal comes back as an error.
+func (n *Node) push(ctx context.Context, p peer.ID, env []byte) error {
+	resp, err := n.exchange(ctx, p, request{Type: msgPut, Record: env})
+	if err != nil {
+		return err
+	}
+	if resp.Error != "" {
+		return fmt.Errorf("%s refused the record: %s", p, resp.Error)
+	}
+	return nil
+}
+
+// exchange sends one request to p and reads its response.
+func (n *Node) exchange(ctx context.Context, p peer.ID, req request) (response, error) {
+	var resp response
+	s, err := n.host.NewStream(ctx, p, n.proto)
+	if err != nil {
+		return resp, err
 	}
 	defer s.Close()
 	deadline := time.Now().Add(StreamTimeout)
@@ -156,25 +205,18 @@ func (n *Node) list(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([][]b
 		deadline = d
 	}
 	_ = s.SetDeadline(deadline)
-	if err := writeMsg(s, request{Type: msgList, CID: c.String(), Limit: limit}); err != nil {
+	if err := writeMsg(s, req); err != nil {
 		s.Reset()
-		return nil, err
+		return resp, err
 	}
 	_ = s.CloseWrite()
 	b, err := readMsg(s)
 	if err != nil {
 		s.Reset()
-		return nil, err
+		return resp, err
 	}
-	var resp response
 	if err := decodeStrict(b, &resp); err != nil {
-		return nil, err
+		return resp, err
 	}
-	if resp.Error != "" {
-		return nil, fmt.Errorf("%s: %s", p, resp.Error)
-	}
-	if len(resp.Records) > MaxListLimit {
-		return nil, fmt.Errorf("%w: %d records, limit %d", ErrBadMessage, len(resp.Records), MaxListLimit)
-	}
-	return resp.Records, nil
+	return resp, nil
 }

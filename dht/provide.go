@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/errgroup"
 
@@ -16,6 +18,10 @@ import (
 
 // DefaultTTL is a provided record's lifetime when Spec.TTL is zero.
 const DefaultTTL = time.Hour
+
+// ValuePutTimeout bounds the background put of a published record into the
+// DHT value store.
+const ValuePutTimeout = 30 * time.Second
 
 // Spec describes a service this node provides.
 type Spec struct {
@@ -37,9 +43,10 @@ func (s Spec) ttl() time.Duration {
 	return s.TTL
 }
 
-// Publish seals a fresh record for spec and publishes it once: the signed
-// record into the DHT value store and this node as a provider of the
-// service, concurrently. It waits for Ready first.
+// Publish seals a fresh record for spec and publishes it once. It returns
+// when the peers closest to the service hold the signed record and this node
+// as a provider (one DHT walk); the copy in the DHT value store, a fallback
+// for finders, is put in the background. It waits for Ready first.
 func (n *Node) Publish(ctx context.Context, spec Spec) (*record.Service, error) {
 	if ttl := spec.ttl(); ttl <= 0 || ttl > record.MaxTTL {
 		return nil, fmt.Errorf("publish %s: %w: ttl %s, want (0, %s]", spec.Name, record.ErrBadTTL, ttl, record.MaxTTL)
@@ -76,7 +83,9 @@ func (n *Node) Withdraw(ctx context.Context, name string) (*record.Service, erro
 }
 
 // publish fills in the fields every record shares, seals svc, keeps it as
-// this node's record for c and pushes it to the DHT.
+// this node's record for c and sends it out: to the service CID's closest
+// peers (with the provider record when provide is set) and to the DHT
+// value store, concurrently.
 func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, provide bool) (*record.Service, error) {
 	if err := n.Ready(ctx); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
@@ -88,21 +97,73 @@ func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, prov
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.putValue(gctx, c, svc, env) })
-	if provide {
-		g.Go(func() error {
-			if err := n.kad.Provide(gctx, c, true); err != nil {
-				return fmt.Errorf("provide: %w", err)
-			}
-			return nil
-		})
+	if !provide {
+		// A tombstone is often the last thing a node sends before it
+		// exits: wait for every copy.
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return n.putValue(gctx, c, svc, env) })
+		g.Go(func() error { return n.announce(gctx, c, env, false) })
+		if err := g.Wait(); err != nil {
+			return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
+		}
+		return svc, nil
 	}
-	if err := g.Wait(); err != nil {
+	// The record is findable once the service's closest peers hold it
+	// (announce); the DHT value-store copy, a fallback, follows in the
+	// background, owned by the node and bounded by ValuePutTimeout.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		vctx, cancel := context.WithTimeout(n.ctx, ValuePutTimeout)
+		defer cancel()
+		if err := n.putValue(vctx, c, svc, env); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("value-store copy not published", "service", svc.Name, "seq", svc.Seq, "err", err)
+		}
+	}()
+	if err := n.announce(ctx, c, env, true); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
 	}
 	n.log.Debug("published", "service", svc.Name, "seq", svc.Seq, "withdrawn", svc.Withdrawn)
 	return svc, nil
+}
+
+// announce walks the DHT once to the peers closest to service c and gives
+// each, concurrently, this node's signed record (registry-protocol put) and,
+// when provide is set, a provider record (kad ADD_PROVIDER). This is
+// kad-dht's classic provide built from its exported parts, so that one walk
+// places both: a finder's provider walk meets the same peers and gets the
+// signed record from them without dialling the provider.
+func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool) error {
+	mh := c.Hash()
+	self := peer.AddrInfo{ID: n.host.ID(), Addrs: n.kad.FilteredAddrs()}
+	if provide {
+		if err := n.kad.ProviderStore().AddProvider(ctx, mh, self); err != nil {
+			return fmt.Errorf("provide locally: %w", err)
+		}
+	}
+	peers, err := n.kad.GetClosestPeers(ctx, string(mh))
+	if err != nil {
+		return fmt.Errorf("provide: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
+			defer cancel()
+			if provide {
+				if err := n.messenger.PutProviderAddrs(pctx, p, mh, self); err != nil {
+					n.log.Debug("provider record not stored", "peer", p, "err", err)
+				}
+			}
+			if err := n.push(pctx, p, env); err != nil {
+				n.log.Debug("signed record not stored", "peer", p, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
 }
 
 // sealOwn assigns svc the next seq, seals it and stores it as this node's
@@ -130,26 +191,37 @@ func (n *Node) sealOwn(c cid.Cid, svc *record.Service) ([]byte, error) {
 }
 
 // Put verifies a record sealed by any peer, stores it in this node's index
-// and puts it in the DHT. A record whose seq is not above the one held for
-// its peer is refused with record.ErrOlderSeq.
+// and puts it in the DHT value store. A record whose seq is not above the
+// one held for its peer is refused with record.ErrOlderSeq.
 func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
-	svc, err := n.validator.Open(env)
-	if err != nil {
-		n.rejected.add(err)
-		return nil, fmt.Errorf("put: %w", err)
-	}
-	c, err := record.ServiceCID(svc.Network, svc.Name)
+	svc, c, err := n.accept(env)
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
-	}
-	if err := n.store.put(c, svc, env); err != nil {
-		n.rejected.add(err)
-		return nil, fmt.Errorf("put %s: %w", svc.Name, err)
 	}
 	if err := n.putValue(ctx, c, svc, env); err != nil {
 		return nil, fmt.Errorf("put %s: %w", svc.Name, err)
 	}
 	return svc, nil
+}
+
+// accept is the one write path of the index, for Put and the registry
+// protocol's put alike: verify as a DHT write does, then store. Refusals
+// are counted by reason.
+func (n *Node) accept(env []byte) (*record.Service, cid.Cid, error) {
+	svc, err := n.validator.Open(env)
+	if err != nil {
+		n.rejected.add(err)
+		return nil, cid.Undef, err
+	}
+	c, err := record.ServiceCID(svc.Network, svc.Name)
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	if err := n.store.put(c, svc, env); err != nil {
+		n.rejected.add(err)
+		return nil, cid.Undef, err
+	}
+	return svc, c, nil
 }
 
 // putValue puts a verified record into the DHT value store.

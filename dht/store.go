@@ -17,7 +17,16 @@ import (
 type store struct {
 	mu    sync.Mutex
 	bySvc map[cid.Cid]map[peer.ID]held
+	count int // records held, all services
 }
+
+// Store bounds: a put beyond them is refused with ErrStoreFull.
+const (
+	// MaxRecordsPerService is the most providers one service is indexed for.
+	MaxRecordsPerService = 1024
+	// MaxStoredRecords is the most records one node indexes.
+	MaxStoredRecords = 1 << 17
+)
 
 // held is one record in the store: parsed and as sealed.
 type held struct {
@@ -26,6 +35,9 @@ type held struct {
 }
 
 func newStore() *store { return &store{bySvc: make(map[cid.Cid]map[peer.ID]held)} }
+
+// all returns every unexpired record held for service c.
+func (s *store) all(c cid.Cid, now time.Time) [][]byte { return s.list(c, now, MaxRecordsPerService) }
 
 // put stores a verified record for service c, refusing one whose seq is
 // not above the record held for the same peer (record.ErrOlderSeq).
@@ -37,10 +49,16 @@ func (s *store) put(c cid.Cid, svc *record.Service, env []byte) error {
 		peers = make(map[peer.ID]held)
 		s.bySvc[c] = peers
 	}
-	if cur, ok := peers[svc.Peer]; ok {
+	cur, ok := peers[svc.Peer]
+	switch {
+	case ok:
 		if err := record.Newer(cur.svc, svc); err != nil {
 			return err
 		}
+	case len(peers) >= MaxRecordsPerService || s.count >= MaxStoredRecords:
+		return ErrStoreFull
+	default:
+		s.count++
 	}
 	peers[svc.Peer] = held{svc: svc, env: env}
 	return nil
@@ -64,6 +82,7 @@ func (s *store) list(c cid.Cid, now time.Time, limit int) [][]byte {
 	for p, h := range s.bySvc[c] {
 		if !now.Before(h.svc.ExpiresAt) {
 			delete(s.bySvc[c], p)
+			s.count--
 			continue
 		}
 		if len(out) < limit {

@@ -10,7 +10,7 @@ if ! command -v go >/dev/null 2>&1; then
 fi
 
 echo "== gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
 	echo "gofmt: these files need formatting:" >&2
 	echo "$unformatted" >&2

@@ -268,6 +268,9 @@ func TestCLIBadInput(t *testing.T) {
 		{"open identity key", []string{"provide", "DatabaseService", "--identity", openKey, "-b", dead}, exitFailure, openKey},
 		{"bad dht mode", []string{"find", "DatabaseService", "-b", dead, "--dht-mode", "fast"}, exitUsage, "dht mode"},
 	}
+	// A registry whose fellow registries are down still starts.
+	reg := start(t, "registry", "--listen", loopback, "--bootstrap", dead)
+	reg.line(t, "registry address despite an unreachable peer registry", func(l string) bool { return strings.HasPrefix(l, "/ip4/127.0.0.1/") })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, stderr, code := runCLI(t, tt.args...)

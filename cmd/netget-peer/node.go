@@ -24,6 +24,7 @@ type role struct {
 	listen        []string // default listen addrs
 	mode          dht.Mode // default DHT mode
 	needBootstrap bool     // refuse to start without bootstrap peers
+	joinOptional  bool     // start even when no bootstrap peer is reachable
 }
 
 // serviceRole is the long-running node that provides services: stable
@@ -98,7 +99,13 @@ func startNode(ctx context.Context, c *cli.Context, r role) (*node, error) {
 	if len(boot) > 0 {
 		bcfg := bootstrap.DefaultConfig()
 		bcfg.Logger = log
-		if n.joined, err = bootstrap.Join(ctx, h, boot, bcfg); err != nil {
+		n.joined, err = bootstrap.Join(ctx, h, boot, bcfg)
+		switch {
+		case err != nil && r.joinOptional && ctx.Err() == nil:
+			// Registries often list each other; the first to start finds
+			// the rest down, and they will connect to it instead.
+			n.log.Warn("starting without the other bootstrap peers", "err", err)
+		case err != nil:
 			n.Close()
 			return nil, err
 		}

@@ -28,6 +28,7 @@ func registryAction(c *cli.Context) error {
 		identityFile: "registry.key",
 		listen:       []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
 		mode:         dht.ModeServer,
+		joinOptional: true,
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,9 @@ type Options struct {
 	Registries, Nodes int
 	// Configure, if set, adjusts each node's config before it starts.
 	Configure func(cfg *dht.Config)
+	// RefreshConcurrency bounds how many nodes refresh their routing tables
+	// at once after joining (default 16): big networks on two cores.
+	RefreshConcurrency int
 }
 
 // NewNode starts one DHT node on a fresh loopback host.
@@ -62,8 +65,12 @@ func New(tb testing.TB, o Options) *Network {
 		o.Network = "development"
 	}
 	net := &Network{}
+	// Registries keep a connection to every node, as real ones would.
+	regHost := p2ptest.Config()
+	regHost.ConnLow, regHost.ConnHigh = o.Nodes+o.Registries+10, o.Nodes+o.Registries+20
 	for range o.Registries {
-		net.Registries = append(net.Registries, NewNode(tb, o.Network, dht.ModeServer, o.Configure))
+		h := p2ptest.NewHostFrom(tb, regHost)
+		net.Registries = append(net.Registries, NewNodeOn(tb, h, o.Network, dht.ModeServer, o.Configure))
 	}
 	for range o.Nodes {
 		n := NewNode(tb, o.Network, dht.ModeServer, o.Configure)
@@ -81,10 +88,16 @@ func New(tb testing.TB, o Options) *Network {
 		}
 	}
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(o.RefreshConcurrency, 16))
+	if o.RefreshConcurrency > 0 {
+		sem = make(chan struct{}, o.RefreshConcurrency)
+	}
 	for _, n := range all {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			_ = n.Refresh(ctx) // best effort: a partial table still routes
 		}()
 	}

@@ -1,0 +1,200 @@
+package dht_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/dht/dhttest"
+	"github.com/netget/netget-peer/record"
+	"github.com/netget/netget-peer/record/recordtest"
+)
+
+// rawExchange writes frame (already length-prefixed) to n's registry
+// protocol from h and returns the decoded response, or the stream's error.
+func rawExchange(t *testing.T, h host.Host, n *dht.Node, frame []byte) (map[string]json.RawMessage, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := h.NewStream(ctx, n.Host().ID(), dht.RegistryProtocol(n.Network()))
+	if err != nil {
+		t.Fatalf("open stream: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.Write(frame); err != nil {
+		return nil, err
+	}
+	s.CloseWrite()
+	r := bufio.NewReader(s)
+	size, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	var resp map[string]json.RawMessage
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatalf("response %q: %v", body, err)
+	}
+	return resp, nil
+}
+
+func frame(body []byte) []byte { return append(binary.AppendUvarint(nil, uint64(len(body))), body...) }
+
+func jsonFrame(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return frame(b)
+}
+
+// TestPutRefusesLikeTheDHT: every record the DHT refuses on write is refused
+// over the registry protocol's put with the same error, and counted.
+func TestPutRefusesLikeTheDHT(t *testing.T) {
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 1})
+	sender, reg := net.Nodes[0], net.Registries[0]
+	key := sender.Host().Peerstore().PrivKey(sender.Host().ID())
+	dhtKey := recordtest.Key(t, "development", recordtest.Service, sender.Host().ID())
+	for _, tc := range recordtest.Bad(t, key, time.Now()) {
+		if tc.Want == record.ErrPeerMismatch || tc.Want == record.ErrWrongCID {
+			continue // key-binding checks: a put carries no key
+		}
+		t.Run(tc.Name, func(t *testing.T) {
+			dhtErr := sender.Kad().PutValue(context.Background(), dhtKey, tc.Data)
+			before := reg.Rejections()[tc.Want]
+			resp, err := rawExchange(t, sender.Host(), reg, jsonFrame(t, map[string]any{"type": "put", "record": tc.Data}))
+			if err != nil {
+				t.Fatalf("put: stream error %v, want an error response", err)
+			}
+			var msg string
+			json.Unmarshal(resp["error"], &msg)
+			if !errors.Is(dhtErr, tc.Want) || !strings.Contains(msg, tc.Want.Error()) {
+				t.Fatalf("put error %q, DHT error %v; want both to be %q", msg, dhtErr, tc.Want)
+			}
+			if reg.Rejections()[tc.Want] != before+1 {
+				t.Fatalf("rejection %v not counted", tc.Want)
+			}
+		})
+	}
+}
+
+// TestRegistryProtocolBadMessages: garbage, oversized and unknown requests
+// reset the stream, and the node's records are unchanged.
+func TestRegistryProtocolBadMessages(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2})
+	prov, client, reg := net.Nodes[0], net.Nodes[1], net.Registries[0]
+	if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := record.ServiceCID("development", "DatabaseService")
+	list := jsonFrame(t, map[string]any{"type": "list", "cid": c.String()})
+	held := func() int {
+		resp, err := rawExchange(t, client.Host(), reg, list)
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		var recs [][]byte
+		json.Unmarshal(resp["records"], &recs)
+		return len(recs)
+	}
+	if got := held(); got != 1 {
+		t.Fatalf("registry holds %d records for the service, want 1 (pushed by provide)", got)
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+	}{
+		{"garbage", frame([]byte("\x00\xffnot json"))},
+		{"oversized", binary.AppendUvarint(nil, dht.MaxMessageSize+1)},
+		{"unknown type", jsonFrame(t, map[string]any{"type": "delete", "cid": c.String()})},
+		{"unknown field", jsonFrame(t, map[string]any{"type": "list", "cid": c.String(), "all": true})},
+		{"bad cid", jsonFrame(t, map[string]any{"type": "list", "cid": "bafy-nope"})},
+		{"put without record", jsonFrame(t, map[string]any{"type": "put"})},
+		{"truncated", frame([]byte(`{"type":"li`))[:5]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if resp, err := rawExchange(t, client.Host(), reg, tt.frame); err == nil {
+				t.Fatalf("got a response %v, want the stream reset", resp)
+			}
+			if got := held(); got != 1 {
+				t.Fatalf("after %s the registry holds %d records, want 1", tt.name, got)
+			}
+		})
+	}
+}
+
+// TestFindFirstResultWithoutDialling: the first result comes from a peer
+// the walk met (or this node's own index), not by dialling the provider.
+func TestFindFirstResultWithoutDialling(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 2, Nodes: 12})
+	prov := net.Nodes[0]
+	if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, finder := range net.Nodes[1:6] {
+		ch, err := finder.Find(ctx, "DatabaseService", dht.FindOptions{Limit: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := <-ch
+		for range ch {
+		}
+		if !ok {
+			t.Fatalf("finder %s found nothing", finder.Host().ID())
+		}
+		if r.Source != dht.SourceWalk && r.Source != dht.SourceLocal {
+			t.Fatalf("first result came by %q, want %q or %q", r.Source, dht.SourceWalk, dht.SourceLocal)
+		}
+		if r.Record.Peer != prov.Host().ID() {
+			t.Fatalf("found %s, want %s", r.Record.Peer, prov.Host().ID())
+		}
+	}
+}
+
+// TestWithdrawReachesHolders: after Withdraw, the peers that held the
+// record serve the tombstone at once, and finds skip the provider.
+func TestWithdrawReachesHolders(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 4})
+	prov := net.Nodes[0]
+	if _, err := prov.Publish(ctx, dht.Spec{Name: "CacheService"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.Withdraw(ctx, "CacheService"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := record.ServiceCID("development", "CacheService")
+	resp, err := rawExchange(t, net.Nodes[1].Host(), net.Registries[0],
+		jsonFrame(t, map[string]any{"type": "list", "cid": c.String()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	json.Unmarshal(resp["records"], &recs)
+	if len(recs) != 1 {
+		t.Fatalf("registry holds %d records, want the tombstone", len(recs))
+	}
+	s, err := record.Validator{Network: "development"}.OpenFor(c, recs[0])
+	if err != nil || !s.Withdrawn || s.Peer != prov.Host().ID() {
+		t.Fatalf("registry serves %+v (%v), want %s's tombstone", s, err, prov.Host().ID())
+	}
+	got, err := net.Nodes[2].FindAll(ctx, "CacheService", dht.FindOptions{})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("find after withdraw: %d results, %v", len(got), err)
+	}
+}
