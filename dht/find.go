@@ -161,7 +161,7 @@ func (f *search) run(ctx context.Context) {
 // ask sends peer p a list request for the service, once per search.
 func (f *search) ask(ctx context.Context, p peer.ID) {
 	f.mu.Lock()
-	if f.asked[p] || p == f.n.host.ID() {
+	if f.asked[p] || p == f.n.host.ID() || (f.n.askWalk != nil && !f.n.askWalk(p, f.c)) {
 		f.mu.Unlock()
 		return
 	}

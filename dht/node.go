@@ -13,6 +13,7 @@ import (
 	kadpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/netget/netget-peer/record"
@@ -34,7 +35,8 @@ type Node struct {
 	// ctx ends when the node closes; background work derives from it.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     sync.WaitGroup // every goroutine the node owns
+	bg     sync.WaitGroup // background value-store puts (Settle)
 	once   sync.Once
 
 	store    *store // verified records held, this node's own included
@@ -42,6 +44,10 @@ type Node struct {
 
 	mu      sync.Mutex // serialises sealing, so seqs only grow
 	lastSeq uint64
+
+	// askWalk decides which peers met in a find's provider walk are asked
+	// for records; nil asks every one. A test seam (export_test.go).
+	askWalk func(p peer.ID, c cid.Cid) bool
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and
@@ -138,6 +144,22 @@ func (n *Node) Ready(ctx context.Context) error {
 				return nil
 			}
 		}
+	}
+}
+
+// Settle waits until the background work Publish started (the DHT
+// value-store copies of published records) has finished, or ctx ends.
+func (n *Node) Settle(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		n.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -110,10 +110,13 @@ func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, prov
 	}
 	// The record is findable once the service's closest peers hold it
 	// (announce); the DHT value-store copy, a fallback, follows in the
-	// background, owned by the node and bounded by ValuePutTimeout.
+	// background, owned by the node, bounded by ValuePutTimeout (Settle
+	// waits for it).
 	n.wg.Add(1)
+	n.bg.Add(1)
 	go func() {
 		defer n.wg.Done()
+		defer n.bg.Done()
 		vctx, cancel := context.WithTimeout(n.ctx, ValuePutTimeout)
 		defer cancel()
 		if err := n.putValue(vctx, c, svc, env); err != nil && n.ctx.Err() == nil {
