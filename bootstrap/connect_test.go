@@ -3,7 +3,6 @@ package bootstrap_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,21 +20,11 @@ import (
 
 	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/p2p/p2ptest"
+	"github.com/netget/netget-peer/record/recordtest"
 )
 
 // newKey makes a fresh identity.
-func newKey(t *testing.T) (crypto.PrivKey, peer.ID) {
-	t.Helper()
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, id
-}
+func newKey(t *testing.T) (crypto.PrivKey, peer.ID) { return recordtest.NewKey(t) }
 
 // closedPort returns a 127.0.0.1 TCP port that was listened on and closed,
 // so dialling it is refused.

@@ -79,6 +79,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for record times; nil means time.Now.
 	Now func() time.Time
+	// DisableFastPath turns off the registry fast path: finds then ask no
+	// registry directly and provides push to none (benchmarks, comparing
+	// paths). The DHT path is unaffected.
+	DisableFastPath bool
+	// RequestRate and RequestBurst bound registry-protocol requests per
+	// remote peer (default 200/s, burst 400); excess streams are reset.
+	RequestRate  float64
+	RequestBurst int
 	// KadOptions are appended to netget's kad-dht options (datastores,
 	// bucket size, test seams). They cannot change the protocol prefix or
 	// the validator.
@@ -96,6 +104,8 @@ func DefaultConfig(network string) Config {
 		FindTimeout:      10 * time.Second,
 		FetchTimeout:     5 * time.Second,
 		FetchConcurrency: 16,
+		RequestRate:      200,
+		RequestBurst:     400,
 	}
 }
 
@@ -107,7 +117,7 @@ func (c Config) Validate() error {
 	if c.Mode < ModeServer || c.Mode > ModeAuto {
 		return fmt.Errorf("%w: mode %d", ErrBadConfig, c.Mode)
 	}
-	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.FetchConcurrency <= 0 {
+	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.FetchConcurrency <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
 		return fmt.Errorf("%w: timeouts and concurrency must be positive", ErrBadConfig)
 	}
 	return nil

@@ -19,6 +19,9 @@ import (
 type Source string
 
 const (
+	// SourceRegistry: held by one of this node's registries, asked directly
+	// (the fast path).
+	SourceRegistry Source = "registry"
 	// SourceWalk: held by a peer the DHT provider walk queried (the peers
 	// closest to the service, which providers give their records to).
 	SourceWalk Source = "walk"
@@ -55,11 +58,12 @@ type FindOptions struct {
 // channel means nothing was found in time. Cancel ctx to stop early; the
 // Node owns the search goroutines and Close waits for them.
 //
-// Records come by three paths at once, and each is verified whatever its
-// path: this node's own index; every peer the provider walk queries, asked
-// over the registry protocol on the connection the walk opens; and, for a
-// provider whose record none of those held, the provider itself, then the
-// DHT value store. Per peer, the highest seq seen wins; a valid tombstone
+// Records come by several paths at once, and each is verified whatever its
+// path: the node's connected registries, asked directly (the fast path, one
+// round trip); this node's own index; every peer the provider walk queries,
+// asked over the registry protocol on the connection the walk opens; and,
+// for a provider whose record none of those held, the provider itself, then
+// the DHT value store. Per peer, the highest seq seen wins; a valid tombstone
 // means the provider withdrew and it is not returned. A result already
 // streamed is not taken back by a later tombstone.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan Result, error) {
@@ -134,6 +138,9 @@ type peerState struct {
 }
 
 func (f *search) run(ctx context.Context) {
+	for _, p := range f.n.fastPath() {
+		f.ask(ctx, p, SourceRegistry)
+	}
 	for _, env := range f.n.store.all(f.c, f.n.now()) {
 		f.offer(ctx, env, SourceLocal)
 	}
@@ -147,7 +154,7 @@ func (f *search) run(ctx context.Context) {
 		defer f.wg.Done()
 		for ev := range events {
 			if ev.Type == routing.SendingQuery {
-				f.ask(ctx, ev.ID)
+				f.ask(ctx, ev.ID, SourceWalk)
 			}
 		}
 	}()
@@ -158,10 +165,11 @@ func (f *search) run(ctx context.Context) {
 	f.wg.Wait()
 }
 
-// ask sends peer p a list request for the service, once per search.
-func (f *search) ask(ctx context.Context, p peer.ID) {
+// ask sends peer p a list request for the service, once per search, and
+// offers what it returns as coming from src.
+func (f *search) ask(ctx context.Context, p peer.ID, src Source) {
 	f.mu.Lock()
-	if f.asked[p] || p == f.n.host.ID() || (f.n.askWalk != nil && !f.n.askWalk(p, f.c)) {
+	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.n.askWalk != nil && !f.n.askWalk(p, f.c)) {
 		f.mu.Unlock()
 		return
 	}
@@ -174,11 +182,11 @@ func (f *search) ask(ctx context.Context, p peer.ID) {
 		defer cancel()
 		envs, err := f.n.list(lctx, p, f.c, MaxListLimit)
 		if err != nil {
-			f.n.log.Debug("walk peer list failed", "peer", p, "err", err)
+			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
 		}
 		for _, env := range envs {
-			f.offer(ctx, env, SourceWalk)
+			f.offer(ctx, env, src)
 		}
 	}()
 }

@@ -13,6 +13,7 @@ import (
 	kadpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
@@ -44,6 +45,10 @@ type Node struct {
 
 	mu      sync.Mutex // serialises sealing, so seqs only grow
 	lastSeq uint64
+
+	regMu      sync.Mutex
+	registries map[peer.ID]bool // registries this node uses for the fast path
+	limiter    *peerLimiter     // registry-protocol requests per remote peer
 
 	// askWalk decides which peers met in a find's provider walk are asked
 	// for records; nil asks every one. A test seam (export_test.go).
@@ -82,16 +87,18 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start dht: %w", err)
 	}
 	n := &Node{
-		messenger: messenger,
-		cfg:       cfg,
-		host:      h,
-		key:       key,
-		kad:       kad,
-		validator: v,
-		log:       log.With("network", cfg.Network),
-		proto:     RegistryProtocol(cfg.Network),
-		store:     newStore(),
-		rejected:  rej,
+		messenger:  messenger,
+		cfg:        cfg,
+		host:       h,
+		key:        key,
+		kad:        kad,
+		validator:  v,
+		log:        log.With("network", cfg.Network),
+		proto:      RegistryProtocol(cfg.Network),
+		store:      newStore(),
+		registries: make(map[peer.ID]bool),
+		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
+		rejected:   rej,
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(n.proto, n.handleStream)
@@ -145,6 +152,45 @@ func (n *Node) Ready(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// registryTag protects registry connections in the connection manager.
+const registryTag = "netget-registry"
+
+// AddRegistry makes p one of this node's registries: finds ask it directly
+// (one round trip) and publishes push to it, while it is connected. Its
+// connection is protected from trimming. Registries are usually the
+// bootstrap peers the node joined through.
+func (n *Node) AddRegistry(p peer.ID) {
+	if p == n.host.ID() {
+		return
+	}
+	n.host.ConnManager().Protect(p, registryTag)
+	n.regMu.Lock()
+	n.registries[p] = true
+	n.regMu.Unlock()
+}
+
+// Registries returns the registries this node is connected to now.
+func (n *Node) Registries() []peer.ID {
+	n.regMu.Lock()
+	defer n.regMu.Unlock()
+	var out []peer.ID
+	for p := range n.registries {
+		if n.host.Network().Connectedness(p) == network.Connected {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// fastPath returns the registries to use for the fast path, or none when
+// it is disabled.
+func (n *Node) fastPath() []peer.ID {
+	if n.cfg.DisableFastPath {
+		return nil
+	}
+	return n.Registries()
 }
 
 // Settle waits until the background work Publish started (the DHT

@@ -32,7 +32,8 @@ import (
 // tombstones included. put offers one signed record or tombstone; the node
 // verifies it exactly as a DHT write (record.Validator), refuses one whose
 // seq is not above the one it holds for that peer, and indexes it for list.
-// A malformed, oversized or unknown request resets the stream.
+// A malformed, oversized or unknown request resets the stream, and so does
+// a peer over its request rate (Config.RequestRate).
 const (
 	// MaxMessageSize bounds one registry-protocol message.
 	MaxMessageSize = 256 << 10
@@ -133,6 +134,11 @@ func (n *Node) handleStream(s network.Stream) {
 	log := n.log.With("peer", s.Conn().RemotePeer(), "protocol", n.proto)
 	if err := s.Scope().SetService(serviceName); err != nil {
 		log.Debug("registry stream refused by resource manager", "err", err)
+		s.Reset()
+		return
+	}
+	if !n.limiter.allow(s.Conn().RemotePeer()) {
+		log.Info("registry stream reset: rate limited")
 		s.Reset()
 		return
 	}

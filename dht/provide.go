@@ -130,8 +130,9 @@ func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, prov
 	return svc, nil
 }
 
-// announce walks the DHT once to the peers closest to service c and gives
-// each, concurrently, this node's signed record (registry-protocol put) and,
+// announce pushes this node's signed record to its connected registries
+// (the fast path) and, concurrently, walks the DHT once to the peers closest
+// to service c and gives each the signed record (registry-protocol put) and,
 // when provide is set, a provider record (kad ADD_PROVIDER). This is
 // kad-dht's classic provide built from its exported parts, so that one walk
 // places both: a finder's provider walk meets the same peers and gets the
@@ -144,11 +145,25 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 			return fmt.Errorf("provide locally: %w", err)
 		}
 	}
+	var wg sync.WaitGroup
+	// Registries first and concurrently with the walk: one round trip
+	// each, and the fast path's finds ask them.
+	for _, p := range n.fastPath() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
+			defer cancel()
+			if err := n.push(pctx, p, env); err != nil {
+				n.log.Warn("registry did not take the record", "registry", p, "err", err)
+			}
+		}()
+	}
+	defer wg.Wait()
 	peers, err := n.kad.GetClosestPeers(ctx, string(mh))
 	if err != nil {
 		return fmt.Errorf("provide: %w", err)
 	}
-	var wg sync.WaitGroup
 	for _, p := range peers {
 		wg.Add(1)
 		go func() {
