@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -87,6 +89,14 @@ type Config struct {
 	// remote peer (default 200/s, burst 400); excess streams are reset.
 	RequestRate  float64
 	RequestBurst int
+	// Datastore keeps the records the node holds (its netget records and
+	// kad-dht's provider records); nil keeps them in memory. Give a
+	// persistent one (OpenDatastore) to keep them across restarts.
+	Datastore ds.Batching
+	// Health turns on the registry's health monitor (zero: off).
+	Health Health
+	// Registerer, if set, receives the node's Prometheus metrics.
+	Registerer prometheus.Registerer
 	// KadOptions are appended to netget's kad-dht options (datastores,
 	// bucket size, test seams). They cannot change the protocol prefix or
 	// the validator.
@@ -120,5 +130,5 @@ func (c Config) Validate() error {
 	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.FetchConcurrency <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
 		return fmt.Errorf("%w: timeouts and concurrency must be positive", ErrBadConfig)
 	}
-	return nil
+	return c.Health.validate()
 }

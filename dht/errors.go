@@ -16,4 +16,7 @@ var (
 	// ErrBadMessage is returned when a registry-protocol message cannot be
 	// decoded or breaks the protocol's limits.
 	ErrBadMessage = errors.New("bad registry protocol message")
+	// ErrDatastore is returned by OpenDatastore when the directory cannot be
+	// opened as a datastore: not a directory, corrupt, or unreadable.
+	ErrDatastore = errors.New("cannot open datastore")
 )

@@ -95,6 +95,7 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan 
 		defer cancel()
 		defer close(f.out)
 		f.run(ctx)
+		f.n.metrics.find(f.emitted, nil)
 	}()
 	return f.out, nil
 }
@@ -141,7 +142,7 @@ func (f *search) run(ctx context.Context) {
 	for _, p := range f.n.fastPath() {
 		f.ask(ctx, p, SourceRegistry)
 	}
-	for _, env := range f.n.store.all(f.c, f.n.now()) {
+	for _, env := range f.n.store.list(f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
 		f.offer(ctx, env, SourceLocal)
 	}
 	// Ask every peer the walk queries, as it queries it. The event channel
@@ -266,7 +267,7 @@ func (f *search) offer(ctx context.Context, env []byte, src Source) {
 	}
 	s, err := f.n.validator.OpenFor(f.c, env)
 	if err != nil {
-		f.n.rejected.add(err)
+		f.n.metrics.record(err)
 		f.n.log.Info("rejected record", "service", f.c, "source", src, "err", err)
 		return
 	}
@@ -289,6 +290,7 @@ func (f *search) offer(ctx context.Context, env []byte, src Source) {
 	}
 	select {
 	case f.out <- Result{Record: s, Source: src, Elapsed: time.Since(f.start)}:
+		f.n.metrics.result(src, time.Since(f.start), f.emitted == 0)
 		st.done = true
 		f.emitted++
 		if f.limit > 0 && f.emitted >= f.limit {

@@ -3,12 +3,13 @@ package dht
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	kadpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -40,8 +41,8 @@ type Node struct {
 	bg     sync.WaitGroup // background value-store puts (Settle)
 	once   sync.Once
 
-	store    *store // verified records held, this node's own included
-	rejected *rejections
+	store   *store // verified records held, this node's own included
+	metrics *metrics
 
 	mu      sync.Mutex // serialises sealing, so seqs only grow
 	lastSeq uint64
@@ -56,7 +57,9 @@ type Node struct {
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and
-// closes it after the Node.
+// cfg.Datastore, and closes them after the Node (host first). With a
+// persistent datastore, the records it holds from an earlier run are
+// verified and served again before New returns.
 func New(h host.Host, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -67,42 +70,83 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
-	v := record.Validator{Network: cfg.Network, Now: cfg.Now}
-	rej := newRejections()
-	opts := append([]kaddht.Option{}, cfg.KadOptions...)
-	opts = append(opts,
-		kaddht.ProtocolPrefix(protocol.ID("/netget/"+cfg.Network)),
-		kaddht.Validator(kadValidator(v, rej)),
-		kaddht.Mode(cfg.Mode.kad()),
-	)
-	kad, err := kaddht.New(h, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("start dht: %w", err)
-	}
-	messenger, err := kadpb.NewProtocolMessenger(kad.MessageSender())
-	if err != nil {
-		kad.Close()
-		return nil, fmt.Errorf("start dht: %w", err)
+	backing := cfg.Datastore
+	if backing == nil {
+		backing = dssync.MutexWrap(ds.NewMapDatastore())
 	}
 	n := &Node{
-		messenger:  messenger,
 		cfg:        cfg,
 		host:       h,
 		key:        key,
-		kad:        kad,
-		validator:  v,
+		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now},
 		log:        log.With("network", cfg.Network),
 		proto:      RegistryProtocol(cfg.Network),
-		store:      newStore(),
+		store:      newStore(backing),
 		registries: make(map[peer.ID]bool),
 		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
-		rejected:   rej,
+	}
+	n.metrics = newMetrics(n.store)
+	if cfg.Registerer != nil {
+		if err := n.metrics.register(cfg.Registerer); err != nil {
+			return nil, err
+		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	loaded, err := n.store.load(n.ctx, n.validator)
+	if err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("%w: %w", ErrDatastore, err)
+	}
+	opts := append([]kaddht.Option{}, cfg.KadOptions...)
+	opts = append(opts,
+		kaddht.ProtocolPrefix(protocol.ID("/netget/"+cfg.Network)),
+		kaddht.Validator(kadValidator(n.validator, n.metrics)),
+		kaddht.Datastore(kadView{Batching: backing, n: n}),
+		kaddht.Mode(cfg.Mode.kad()),
+	)
+	if n.kad, err = kaddht.New(h, opts...); err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("start dht: %w", err)
+	}
+	if n.messenger, err = kadpb.NewProtocolMessenger(n.kad.MessageSender()); err != nil {
+		n.cancel()
+		n.kad.Close()
+		return nil, fmt.Errorf("start dht: %w", err)
+	}
+	if loaded > 0 {
+		n.log.Info("records loaded from the datastore", "records", loaded)
+	}
 	h.SetStreamHandler(n.proto, n.handleStream)
+	n.startSweeper()
+	if cfg.Health.Interval > 0 {
+		n.startMonitor()
+	}
 	return n, nil
+}
+
+// SweepInterval is how often a node deletes expired records.
+const SweepInterval = time.Minute
+
+// startSweeper deletes expired records every SweepInterval until Close.
+func (n *Node) startSweeper() {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-t.C:
+				if _, err := n.store.sweep(n.ctx, n.now(), nil); err != nil && n.ctx.Err() == nil {
+					n.log.Error("deleting expired records", "err", err)
+				}
+			}
+		}
+	}()
 }
 
 // Close stops background work and the DHT. It is idempotent and does not
@@ -232,4 +276,8 @@ func (n *Node) ownFor(c cid.Cid) (held, bool) { return n.store.get(c, n.host.ID(
 // Rejections returns how many records this node refused, by reason (a
 // record sentinel error such as record.ErrExpired), on every path: DHT
 // writes to it, DHT reads, registry-protocol fetches and Put.
-func (n *Node) Rejections() map[error]uint64 { return n.rejected.snapshot() }
+func (n *Node) Rejections() map[error]uint64 { return n.metrics.rejections() }
+
+// StoredRecords returns how many signed records the node holds (its own
+// included, tombstones and records not yet swept included).
+func (n *Node) StoredRecords() int { return n.store.size() }

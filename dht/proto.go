@@ -158,9 +158,9 @@ func (n *Node) handleStream(s network.Stream) {
 	var resp response
 	switch req.Type {
 	case msgList:
-		resp.Records = n.store.list(c, n.now(), req.Limit)
+		resp.Records = n.store.list(c, n.now(), listOpts{limit: req.Limit})
 	case msgPut:
-		if _, _, err := n.accept(req.Record); err != nil {
+		if _, _, err := n.accept(n.ctx, req.Record); err != nil {
 			log.Debug("put refused", "err", err)
 			resp.Error = err.Error()
 		}

@@ -166,32 +166,43 @@ func TestFindFirstResultWithoutDialling(t *testing.T) {
 	}
 }
 
-// TestWithdrawReachesHolders: after Withdraw, the peers that held the
-// record serve the tombstone at once, and finds skip the provider.
+// TestWithdrawReachesHolders: after Withdraw, a list on the peers that got
+// the tombstone omits the provider at once, they hold the tombstone in
+// their store, and finds skip the provider.
 func TestWithdrawReachesHolders(t *testing.T) {
 	ctx := testCtx(t)
 	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 4})
-	prov := net.Nodes[0]
+	prov, reg := net.Nodes[0], net.Registries[0]
 	if _, err := prov.Publish(ctx, dht.Spec{Name: "CacheService"}); err != nil {
 		t.Fatal(err)
+	}
+	c, _ := record.ServiceCID("development", "CacheService")
+	list := func() [][]byte {
+		resp, err := rawExchange(t, net.Nodes[1].Host(), reg, jsonFrame(t, map[string]any{"type": "list", "cid": c.String()}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs [][]byte
+		json.Unmarshal(resp["records"], &recs)
+		return recs
+	}
+	if got := len(list()); got != 1 {
+		t.Fatalf("before withdraw the registry lists %d records, want 1", got)
 	}
 	if _, err := prov.Withdraw(ctx, "CacheService"); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := record.ServiceCID("development", "CacheService")
-	resp, err := rawExchange(t, net.Nodes[1].Host(), net.Registries[0],
-		jsonFrame(t, map[string]any{"type": "list", "cid": c.String()}))
-	if err != nil {
-		t.Fatal(err)
+	if got := list(); len(got) != 0 {
+		t.Fatalf("after withdraw the registry lists %d records, want none", len(got))
 	}
-	var recs [][]byte
-	json.Unmarshal(resp["records"], &recs)
-	if len(recs) != 1 {
-		t.Fatalf("registry holds %d records, want the tombstone", len(recs))
+	// The tombstone is what the registry holds now, in its DHT value store too.
+	rec, _, err := messenger(t, net.Nodes[1]).GetValue(ctx, reg.Host().ID(), record.Key(c, prov.Host().ID()))
+	if err != nil || rec == nil {
+		t.Fatalf("registry GET_VALUE: %v", err)
 	}
-	s, err := record.Validator{Network: "development"}.OpenFor(c, recs[0])
+	s, err := record.Validator{Network: "development"}.OpenFor(c, rec.GetValue())
 	if err != nil || !s.Withdrawn || s.Peer != prov.Host().ID() {
-		t.Fatalf("registry serves %+v (%v), want %s's tombstone", s, err, prov.Host().ID())
+		t.Fatalf("registry holds %+v (%v), want %s's tombstone", s, err, prov.Host().ID())
 	}
 	got, err := net.Nodes[2].FindAll(ctx, "CacheService", dht.FindOptions{})
 	if err != nil || len(got) != 0 {

@@ -93,7 +93,7 @@ func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, prov
 	svc.Version = record.Version
 	svc.Network = n.cfg.Network
 	svc.Peer = n.host.ID()
-	env, err := n.sealOwn(c, svc)
+	env, err := n.sealOwn(ctx, c, svc)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
 	}
@@ -186,7 +186,7 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 
 // sealOwn assigns svc the next seq, seals it and stores it as this node's
 // latest record for c, all under one lock so seqs never go backwards.
-func (n *Node) sealOwn(c cid.Cid, svc *record.Service) ([]byte, error) {
+func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]byte, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	// Seqs are microseconds since the epoch (below 2^53, so JavaScript
@@ -201,7 +201,7 @@ func (n *Node) sealOwn(c cid.Cid, svc *record.Service) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.store.put(c, svc, env); err != nil {
+	if err := n.store.put(ctx, c, svc, env); err != nil {
 		return nil, err
 	}
 	n.lastSeq = seq
@@ -212,7 +212,7 @@ func (n *Node) sealOwn(c cid.Cid, svc *record.Service) ([]byte, error) {
 // and puts it in the DHT value store. A record whose seq is not above the
 // one held for its peer is refused with record.ErrOlderSeq.
 func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
-	svc, c, err := n.accept(env)
+	svc, c, err := n.accept(ctx, env)
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
 	}
@@ -222,21 +222,21 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 	return svc, nil
 }
 
-// accept is the one write path of the index, for Put and the registry
-// protocol's put alike: verify as a DHT write does, then store. Refusals
-// are counted by reason.
-func (n *Node) accept(env []byte) (*record.Service, cid.Cid, error) {
+// accept is the write path of records that arrive without a DHT key, for
+// Put and the registry protocol's put alike: verify as a DHT write does,
+// then store (store.put, which a DHT PUT_VALUE reaches too). Every offer is
+// counted, by reason when refused.
+func (n *Node) accept(ctx context.Context, env []byte) (*record.Service, cid.Cid, error) {
 	svc, err := n.validator.Open(env)
-	if err != nil {
-		n.rejected.add(err)
-		return nil, cid.Undef, err
+	var c cid.Cid
+	if err == nil {
+		c, err = record.ServiceCID(svc.Network, svc.Name)
 	}
-	c, err := record.ServiceCID(svc.Network, svc.Name)
-	if err != nil {
-		return nil, cid.Undef, err
+	if err == nil {
+		err = n.store.put(ctx, c, svc, env)
 	}
-	if err := n.store.put(c, svc, env); err != nil {
-		n.rejected.add(err)
+	n.metrics.record(err)
+	if err != nil {
 		return nil, cid.Undef, err
 	}
 	return svc, c, nil

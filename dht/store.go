@@ -1,32 +1,57 @@
 package dht
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-base32"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/netget/netget-peer/record"
 )
-
-// store indexes the verified records a node holds, per service and peer:
-// its own, and those put to it. kad-dht's value store cannot list one
-// service's records, so the registry protocol serves from here. Only
-// verified records enter; expired ones are dropped as they are met.
-type store struct {
-	mu    sync.Mutex
-	bySvc map[cid.Cid]map[peer.ID]held
-	count int // records held, all services
-}
 
 // Store bounds: a put beyond them is refused with ErrStoreFull.
 const (
 	// MaxRecordsPerService is the most providers one service is indexed for.
 	MaxRecordsPerService = 1024
-	// MaxStoredRecords is the most records one node indexes.
+	// MaxStoredRecords is the most records one node holds.
 	MaxStoredRecords = 1 << 17
 )
+
+// store is a node's record store: the verified netget records it holds,
+// kept in the datastore kad-dht's value store uses, under the same keys, so
+// a DHT GET_VALUE and a registry-protocol list serve the same bytes and a
+// persistent datastore keeps both across restarts. Beside it, in memory, an
+// index per service and peer: kad-dht's value store cannot list one
+// service's records. Every write, whatever path brought the record
+// (registry put, DHT PUT_VALUE, this node's own publish), goes through put,
+// which decides by seq under one lock; only verified records enter.
+type store struct {
+	ds ds.Datastore // the backing datastore, not the kad-facing view
+
+	mu        sync.Mutex
+	bySvc     map[cid.Cid]map[peer.ID]held
+	count     int              // records held, all services
+	byPeer    map[peer.ID]int          // records held per provider
+	health    map[peer.ID]*peerHealth // providers that failed a check
+}
+
+// peerHealth is what health checks have found of one provider.
+type peerHealth struct {
+	failures int       // consecutive failed checks
+	since    time.Time // when it turned unhealthy; zero while healthy
+}
+
+func (h *peerHealth) unhealthy() bool { return h != nil && !h.since.IsZero() }
 
 // held is one record in the store: parsed and as sealed.
 type held struct {
@@ -34,31 +59,155 @@ type held struct {
 	env []byte
 }
 
-func newStore() *store { return &store{bySvc: make(map[cid.Cid]map[peer.ID]held)} }
+func newStore(d ds.Datastore) *store {
+	return &store{
+		ds:        d,
+		bySvc:     make(map[cid.Cid]map[peer.ID]held),
+		byPeer:    make(map[peer.ID]int),
+		health:    make(map[peer.ID]*peerHealth),
+	}
+}
 
-// all returns every unexpired record held for service c.
-func (s *store) all(c cid.Cid, now time.Time) [][]byte { return s.list(c, now, MaxRecordsPerService) }
+// dsKey is where kad-dht's value store files the record under DHT key k:
+// "/<namespace>/" + base32 of the whole key (go-libp2p-kad-dht/records).
+func dsKey(k string) ds.Key {
+	return ds.NewKey("/" + record.Namespace + "/" + base32.RawStdEncoding.EncodeToString([]byte(k)))
+}
 
-// put stores a verified record for service c, refusing one whose seq is
-// not above the record held for the same peer (record.ErrOlderSeq).
-func (s *store) put(c cid.Cid, svc *record.Service, env []byte) error {
+// dhtKey is the DHT key a datastore key files, if it is a netget record's.
+func dhtKey(k ds.Key) (string, bool) {
+	rest, ok := strings.CutPrefix(k.String(), "/"+record.Namespace+"/")
+	if !ok || strings.Contains(rest, "/") {
+		return "", false
+	}
+	b, err := base32.RawStdEncoding.DecodeString(rest)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
+}
+
+// load indexes the records the datastore holds, as at start-up after a
+// restart: each is verified again; expired, invalid and misfiled ones are
+// deleted. It returns how many it kept.
+func (s *store) load(ctx context.Context, v record.Validator) (int, error) {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: "/" + record.Namespace})
+	if err != nil {
+		return 0, fmt.Errorf("read datastore: %w", err)
+	}
+	defer res.Close()
+	var drop []ds.Key
+	kept := 0
+	for e := range res.Next() {
+		if e.Error != nil {
+			return kept, fmt.Errorf("read datastore: %w", e.Error)
+		}
+		k := ds.NewKey(e.Key)
+		svc, c, err := openStored(v, k, e.Value)
+		if err == nil {
+			err = s.index(c, svc, envOf(e.Value))
+		}
+		if err != nil {
+			drop = append(drop, k)
+			continue
+		}
+		kept++
+	}
+	for _, k := range drop {
+		if err := s.ds.Delete(ctx, k); err != nil {
+			return kept, fmt.Errorf("delete stale record: %w", err)
+		}
+	}
+	return kept, nil
+}
+
+// openStored verifies a datastore entry: a kad record protobuf whose key
+// is the one it is filed under and whose value is a valid envelope for it.
+func openStored(v record.Validator, k ds.Key, b []byte) (*record.Service, cid.Cid, error) {
+	key, ok := dhtKey(k)
+	var rec recpb.Record
+	if !ok || proto.Unmarshal(b, &rec) != nil || string(rec.GetKey()) != key {
+		return nil, cid.Undef, record.ErrMalformed
+	}
+	svc, err := v.OpenKey(key, rec.GetValue())
+	if err != nil {
+		return nil, cid.Undef, err
+	}
+	c, _, err := record.ParseKey(key)
+	return svc, c, err
+}
+
+// envOf returns the envelope inside a stored kad record.
+func envOf(b []byte) []byte {
+	var rec recpb.Record
+	if proto.Unmarshal(b, &rec) != nil {
+		return nil
+	}
+	return rec.GetValue()
+}
+
+// put stores a verified record for service c: in the datastore, then the
+// index. It refuses one whose seq is not above the record held for the same
+// peer (record.ErrOlderSeq), unless it is the very same envelope (a no-op).
+func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if cur, ok := s.bySvc[c][svc.Peer]; ok {
+		if bytes.Equal(cur.env, env) {
+			return nil
+		}
+		if err := record.Newer(cur.svc, svc); err != nil {
+			return err
+		}
+	} else if err := s.roomFor(c); err != nil {
+		return err
+	}
+	key := record.Key(c, svc.Peer)
+	b, err := proto.Marshal(&recpb.Record{Key: []byte(key), Value: env,
+		TimeReceived: time.Now().UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		return fmt.Errorf("store record: %w", err)
+	}
+	if err := s.ds.Put(ctx, dsKey(key), b); err != nil {
+		return fmt.Errorf("store record: %w", err)
+	}
+	// A provider that signs a new record is alive: serve it again.
+	delete(s.health, svc.Peer)
+	return s.indexLocked(c, svc, env)
+}
+
+// roomFor reports ErrStoreFull when a new peer's record for c would break
+// the bounds. s.mu must be held.
+func (s *store) roomFor(c cid.Cid) error {
+	if len(s.bySvc[c]) >= MaxRecordsPerService || s.count >= MaxStoredRecords {
+		return ErrStoreFull
+	}
+	return nil
+}
+
+// index adds a record already in the datastore to the index.
+func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.bySvc[c][svc.Peer]; ok {
+		if err := record.Newer(cur.svc, svc); err != nil {
+			return err
+		}
+	} else if err := s.roomFor(c); err != nil {
+		return err
+	}
+	return s.indexLocked(c, svc, env)
+}
+
+func (s *store) indexLocked(c cid.Cid, svc *record.Service, env []byte) error {
 	peers := s.bySvc[c]
 	if peers == nil {
 		peers = make(map[peer.ID]held)
 		s.bySvc[c] = peers
 	}
-	cur, ok := peers[svc.Peer]
-	switch {
-	case ok:
-		if err := record.Newer(cur.svc, svc); err != nil {
-			return err
-		}
-	case len(peers) >= MaxRecordsPerService || s.count >= MaxStoredRecords:
-		return ErrStoreFull
-	default:
+	if _, ok := peers[svc.Peer]; !ok {
 		s.count++
+		s.byPeer[svc.Peer]++
 	}
 	peers[svc.Peer] = held{svc: svc, env: env}
 	return nil
@@ -72,25 +221,190 @@ func (s *store) get(c cid.Cid, p peer.ID) (held, bool) {
 	return h, ok
 }
 
-// list returns up to limit unexpired records for service c, tombstones
-// included (a finder must learn that a provider withdrew), dropping
-// expired ones as it goes.
-func (s *store) list(c cid.Cid, now time.Time, limit int) [][]byte {
+// hidden reports whether DHT key k files a record the store does not serve
+// now: an unhealthy provider's.
+func (s *store) hidden(k ds.Key) bool {
+	key, ok := dhtKey(k)
+	if !ok {
+		return false
+	}
+	_, p, err := record.ParseKey(key)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.health[p].unhealthy()
+}
+
+// listOpts selects what list returns.
+type listOpts struct {
+	limit      int
+	tombstones bool // include withdrawn records (a finder's own index)
+	unhealthy  bool // include unhealthy providers' records
+}
+
+// list returns up to o.limit unexpired records for service c. Withdrawn
+// records and unhealthy providers' are left out unless o asks for them.
+func (s *store) list(c cid.Cid, now time.Time, o listOpts) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out [][]byte
 	for p, h := range s.bySvc[c] {
-		if !now.Before(h.svc.ExpiresAt) {
-			delete(s.bySvc[c], p)
-			s.count--
-			continue
-		}
-		if len(out) < limit {
+		switch {
+		case !now.Before(h.svc.ExpiresAt): // the sweep deletes it
+		case len(out) >= o.limit:
+		case h.svc.Withdrawn && !o.tombstones:
+		case s.health[p].unhealthy() && !o.unhealthy:
+		default:
 			out = append(out, h.env)
 		}
 	}
-	if len(s.bySvc[c]) == 0 {
+	return out
+}
+
+// unindexLocked removes p's record for c from the index. s.mu must be held.
+func (s *store) unindexLocked(c cid.Cid, p peer.ID) {
+	peers := s.bySvc[c]
+	if _, ok := peers[p]; !ok {
+		return
+	}
+	delete(peers, p)
+	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
+	s.count--
+	if s.byPeer[p]--; s.byPeer[p] <= 0 {
+		delete(s.byPeer, p)
+		delete(s.health, p)
+	}
+}
+
+// drop removes the record filed under datastore key k from the index, as
+// kad-dht deletes it from the datastore.
+func (s *store) drop(k ds.Key) {
+	key, ok := dhtKey(k)
+	if !ok {
+		return
+	}
+	c, p, err := record.ParseKey(key)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.unindexLocked(c, p)
+	s.mu.Unlock()
+}
+
+// sweep deletes expired records, and every record of the providers in
+// gone, from the datastore and the index. It returns how many it deleted.
+func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool) (int, error) {
+	type victim struct {
+		c cid.Cid
+		p peer.ID
+	}
+	var vs []victim
+	s.mu.Lock()
+	for c, peers := range s.bySvc {
+		for p, h := range peers {
+			if gone[p] || !now.Before(h.svc.ExpiresAt) {
+				vs = append(vs, victim{c, p})
+			}
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, v := range vs {
+		s.mu.Lock()
+		h, ok := s.bySvc[v.c][v.p]
+		if ok && (gone[v.p] || !now.Before(h.svc.ExpiresAt)) {
+			if err := s.ds.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
+				s.mu.Unlock()
+				return n, fmt.Errorf("delete record: %w", err)
+			}
+			s.unindexLocked(v.c, v.p)
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n, nil
+}
+
+// providers returns every provider the store holds a live (unexpired, not
+// withdrawn) record for, with the addresses of its newest one, except self.
+func (s *store) providers(self peer.ID, now time.Time) map[peer.ID][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[peer.ID][]string)
+	seq := make(map[peer.ID]uint64)
+	for _, peers := range s.bySvc {
+		for p, h := range peers {
+			if p == self || h.svc.Withdrawn || !now.Before(h.svc.ExpiresAt) || h.svc.Seq < seq[p] {
+				continue
+			}
+			out[p], seq[p] = h.svc.Addrs, h.svc.Seq
+		}
+	}
 	return out
+}
+
+// checked records the outcome of a health check of provider p at now: a
+// success makes it healthy; the failures-th consecutive failure makes it
+// unhealthy, which hides its records. It returns whether p's state
+// changed, and to what.
+func (s *store) checked(p peer.ID, ok bool, now time.Time, failures int) (changed, healthy bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.health[p]
+	if ok {
+		delete(s.health, p)
+		return h.unhealthy(), true
+	}
+	if s.byPeer[p] == 0 {
+		return false, true // its records went while the check ran
+	}
+	if h == nil {
+		h = &peerHealth{}
+		s.health[p] = h
+	}
+	h.failures++
+	if h.failures >= failures && !h.unhealthy() {
+		h.since = now
+		return true, false
+	}
+	return false, !h.unhealthy()
+}
+
+// unhealthyFor returns the providers unhealthy since before cutoff.
+func (s *store) unhealthyFor(cutoff time.Time) map[peer.ID]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[peer.ID]bool)
+	for p, h := range s.health {
+		if h.unhealthy() && !h.since.After(cutoff) {
+			out[p] = true
+		}
+	}
+	return out
+}
+
+// healthCounts returns how many providers are held healthy and unhealthy.
+func (s *store) healthCounts() (healthy, unhealthy int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.byPeer {
+		if s.health[p].unhealthy() {
+			unhealthy++
+		} else {
+			healthy++
+		}
+	}
+	return healthy, unhealthy
+}
+
+// size returns how many records the store holds.
+func (s *store) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
 }

@@ -16,6 +16,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config describes a host. Build one with DefaultConfig and adjust it.
@@ -40,6 +41,9 @@ type Config struct {
 	UserAgent string
 	// NATPortMap asks the gateway for a port mapping (default off).
 	NATPortMap bool
+	// Registerer, if set, receives go-libp2p's own Prometheus metrics
+	// (swarm, identify, resource manager…); nil turns them off.
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -106,6 +110,11 @@ func NewHost(cfg Config) (host.Host, error) {
 		opts = append(opts, libp2p.PrivateNetwork(cfg.PrivateNetwork))
 	} else {
 		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if cfg.Registerer != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Registerer))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
 	}
 	if cfg.NATPortMap {
 		opts = append(opts, libp2p.NATPortMap())

@@ -64,12 +64,15 @@ func globalFlags() []cli.Flag {
 			Usage: "network to join, [a-z0-9-]{1,32}; networks never see each other's records"},
 		&cli.StringSliceFlag{Name: "bootstrap", Aliases: []string{"b"},
 			Usage: "registry multiaddr with /p2p/ID to join through (repeatable, or comma-separated in $NETGET_BOOTSTRAP)"},
+		&cli.StringFlag{Name: "data-dir", EnvVars: []string{"NETGET_DATA_DIR"},
+			Usage: "directory for the identity key, the record datastore and the daemon's socket (default: $NETGET_HOME, or $NETGET_HOME/registry for registries)"},
 		&cli.StringFlag{Name: "identity",
-			Usage: "identity key file, created 0600 on first run (default: $NETGET_HOME/identity.key, or registry.key for registries; find uses a fresh key)"},
+			Usage: "identity key file, created 0600 on first run (default: identity.key in the data dir; find uses a fresh key)"},
 		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"},
 			Usage: "multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port 4001 for registries, any port otherwise)"},
 		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
 	}
 }
 
@@ -85,13 +88,22 @@ func netgetHome() (string, error) {
 	return filepath.Join(home, ".netget"), nil
 }
 
-// newLogger returns the process logger: text on stderr at --log-level.
+// newLogger returns the process logger on stderr, at --log-level, in
+// --log-format.
 func newLogger(c *cli.Context) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return nil, usageError("--log-level %q: want debug, info, warn or error", c.String("log-level"))
 	}
-	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})), nil
+	opts := &slog.HandlerOptions{Level: level}
+	switch f := c.String("log-format"); f {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.App.ErrWriter, opts)), nil
+	default:
+		return nil, usageError("--log-format %q: want text or json", f)
+	}
 }
 
 // configureLibp2pLogging quiets go-libp2p's own logger, which reports

@@ -48,7 +48,7 @@ func findAction(c *cli.Context) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
-	n, err := startNode(ctx, c, role{needBootstrap: true, mode: dht.ModeClient})
+	n, err := startNode(ctx, c, role{ephemeral: true, needBootstrap: true, mode: dht.ModeClient})
 	if err != nil {
 		return err
 	}

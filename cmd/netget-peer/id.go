@@ -15,18 +15,19 @@ func idCommand() *cli.Command {
 		Name:  "id",
 		Usage: "print this node's peer ID (creating its identity key on first use)",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "registry", Usage: "the registry identity (registry.key) instead of the node's"},
+			&cli.BoolFlag{Name: "registry", Usage: "the registry's identity (in $NETGET_HOME/registry) instead of the node's"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON object"},
 		},
 		Action: func(c *cli.Context) error {
 			r := serviceRole()
 			if c.Bool("registry") {
-				r.identityFile = "registry.key"
+				r = registryRole()
 			}
-			path, err := identityPath(c, r)
+			dir, err := dataDir(c, r)
 			if err != nil {
 				return err
 			}
+			path := identityPath(c, dir)
 			key, err := p2p.LoadOrCreateIdentity(path)
 			if err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/urfave/cli/v2"
 
 	"github.com/netget/netget-peer/bootstrap"
@@ -20,18 +21,20 @@ import (
 
 // role selects a command's defaults.
 type role struct {
-	identityFile  string   // default key file name under $NETGET_HOME; "" = ephemeral
+	dataDir       string   // default data dir under $NETGET_HOME ("" = $NETGET_HOME itself)
+	ephemeral     bool     // a fresh identity each run, not the data dir's key
+	persist       bool     // keep records in a datastore in the data dir, and lock it
 	listen        []string // default listen addrs
 	mode          dht.Mode // default DHT mode
-	needBootstrap bool     // refuse to start without bootstrap peers
-	joinOptional  bool     // start even when no bootstrap peer is reachable
+	health        dht.Health
+	needBootstrap bool // refuse to start without bootstrap peers
+	joinOptional  bool // start even when no bootstrap peer is reachable
 }
 
-// serviceRole is the long-running node that provides services: stable
-// identity, listening on any port, a DHT server, joined through bootstrap.
+// serviceRole is the node that provides services: stable identity,
+// listening on any port, a DHT server, joined through bootstrap.
 func serviceRole() role {
 	return role{
-		identityFile:  "identity.key",
 		listen:        []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
 		mode:          dht.ModeServer,
 		needBootstrap: true,
@@ -40,11 +43,13 @@ func serviceRole() role {
 
 // node is a running host + DHT node, joined to its bootstrap peers.
 type node struct {
-	host   host.Host
-	dht    *dht.Node
-	log    *slog.Logger
-	mode   dht.Mode
-	joined []peer.ID
+	host    host.Host
+	dht     *dht.Node
+	log     *slog.Logger
+	mode    dht.Mode
+	dataDir string
+	joined  []peer.ID
+	closers []func() // run in reverse by Close
 }
 
 // startNode builds the host and DHT from the global flags and joins the
@@ -72,67 +77,104 @@ func startNode(ctx context.Context, c *cli.Context, r role) (*node, error) {
 			return nil, usageError("--dht-mode: %w", err)
 		}
 	}
+	dir, err := dataDir(c, r)
+	if err != nil {
+		return nil, err
+	}
+	n := &node{log: log, mode: mode, dataDir: dir}
+	if err := n.start(ctx, c, r, network, boot); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// start builds what startNode promised, recording how to undo each step.
+func (n *node) start(ctx context.Context, c *cli.Context, r role, network string, boot []ma.Multiaddr) error {
 	hcfg := p2p.DefaultConfig()
 	hcfg.ListenAddrs = r.listen
 	if c.IsSet("listen") {
 		hcfg.ListenAddrs = c.StringSlice("listen")
 	}
-	if hcfg.IdentityPath, err = identityPath(c, r); err != nil {
-		return nil, err
+	if !r.ephemeral || c.IsSet("identity") {
+		hcfg.IdentityPath = identityPath(c, n.dataDir)
+	}
+	dcfg := dht.DefaultConfig(network)
+	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
+	if r.persist || c.IsSet("data-dir") {
+		unlock, err := lockDataDir(n.dataDir)
+		if err != nil {
+			return err
+		}
+		n.closers = append(n.closers, unlock)
+		store, err := dht.OpenDatastore(filepath.Join(n.dataDir, "datastore"))
+		if err != nil {
+			return err
+		}
+		n.closers = append(n.closers, func() { store.Close() })
+		dcfg.Datastore = store
 	}
 	h, err := p2p.NewHost(hcfg)
 	if err != nil {
 		if errors.Is(err, p2p.ErrBadConfig) {
-			return nil, usageError("%w", err)
+			return usageError("%w", err)
 		}
-		return nil, err
+		return err
 	}
-	dcfg := dht.DefaultConfig(network)
-	dcfg.Mode = mode
-	dcfg.Logger = log
-	d, err := dht.New(h, dcfg)
-	if err != nil {
-		h.Close()
-		return nil, err
+	n.host = h
+	n.closers = append(n.closers, func() { h.Close() })
+	if n.dht, err = dht.New(h, dcfg); err != nil {
+		return err
 	}
-	n := &node{host: h, dht: d, log: log.With("peer", h.ID()), mode: mode}
-	if len(boot) > 0 {
-		bcfg := bootstrap.DefaultConfig()
-		bcfg.Logger = log
-		n.joined, err = bootstrap.Join(ctx, h, boot, bcfg)
-		switch {
-		case err != nil && r.joinOptional && ctx.Err() == nil:
-			// Registries often list each other; the first to start finds
-			// the rest down, and they will connect to it instead.
-			n.log.Warn("starting without the other bootstrap peers", "err", err)
-		case err != nil:
-			n.Close()
-			return nil, err
-		}
+	n.closers = append(n.closers, func() { n.dht.Close() })
+	n.log = n.log.With("peer", h.ID())
+	if len(boot) == 0 {
+		return nil
 	}
-	return n, nil
+	bcfg := bootstrap.DefaultConfig()
+	bcfg.Logger = n.log
+	n.joined, err = bootstrap.Join(ctx, h, boot, bcfg)
+	switch {
+	case err != nil && r.joinOptional && ctx.Err() == nil:
+		// Registries often list each other; the first to start finds
+		// the rest down, and they will connect to it instead.
+		n.log.Warn("starting without the other bootstrap peers", "err", err)
+	case err != nil:
+		return err
+	}
+	for _, p := range n.joined {
+		n.dht.AddRegistry(p)
+	}
+	return nil
 }
 
-// identityPath is --identity, or the role's default under $NETGET_HOME, or
-// "" (ephemeral) for roles without one.
-func identityPath(c *cli.Context, r role) (string, error) {
-	if c.IsSet("identity") {
-		return c.String("identity"), nil
-	}
-	if r.identityFile == "" {
-		return "", nil
+// dataDir is --data-dir, or the role's default under $NETGET_HOME.
+func dataDir(c *cli.Context, r role) (string, error) {
+	if c.IsSet("data-dir") {
+		return c.String("data-dir"), nil
 	}
 	home, err := netgetHome()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(home, r.identityFile), nil
+	return filepath.Join(home, r.dataDir), nil
 }
 
-// Close shuts the node down: DHT, then host.
+// identityPath is --identity, or identity.key in the data dir.
+func identityPath(c *cli.Context, dir string) string {
+	if c.IsSet("identity") {
+		return c.String("identity")
+	}
+	return filepath.Join(dir, "identity.key")
+}
+
+// Close shuts the node down in reverse order of start: DHT, host,
+// datastore, data-dir lock.
 func (n *node) Close() {
-	n.dht.Close()
-	n.host.Close()
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+	n.closers = nil
 }
 
 // fullAddrs returns the host's listen addrs with /p2p/<id> appended: what

@@ -1,0 +1,137 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+
+	ds "github.com/ipfs/go-datastore"
+	pebbleds "github.com/ipfs/go-ds-pebble"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/netget/netget-peer/record"
+)
+
+// OpenDatastore opens (creating it if need be) the on-disk datastore in
+// dir that a persistent node gives Config.Datastore: a Pebble database.
+// Pebble over LevelDB because it is maintained (CockroachDB's storage
+// engine; goleveldb is not), recovers its write-ahead log after a crash or
+// SIGKILL, and is what go-datastore's family recommends today. The caller
+// closes it after the Node and the host. A directory that is not a
+// datastore, or one another process has open, fails with ErrDatastore and
+// the path.
+func OpenDatastore(dir string) (ds.Batching, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("%w %s: not a directory", ErrDatastore, dir)
+	}
+	d, err := openPebble(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrDatastore, dir, err)
+	}
+	return d, nil
+}
+
+// openPebble opens a Pebble datastore, turning a panic inside Pebble on a
+// damaged directory into an error.
+func openPebble(dir string) (d ds.Batching, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("corrupt: %v", r)
+		}
+	}()
+	return pebbleds.NewDatastore(dir)
+}
+
+// kadView is the datastore kad-dht is given: the node's datastore, with
+// netget records routed through the store, so every write, a DHT
+// PUT_VALUE included, is indexed and decided by seq in one place, and an
+// unhealthy provider's records are not served by GET_VALUE either.
+// Provider records and anything else pass through untouched.
+type kadView struct {
+	ds.Batching
+	n *Node
+}
+
+var _ ds.Batching = kadView{}
+
+// Put implements ds.Write. kad-dht has already validated a netget record
+// it puts; the store verifies it again unless it holds these very bytes.
+func (k kadView) Put(ctx context.Context, key ds.Key, value []byte) error {
+	dk, ok := dhtKey(key)
+	if !ok {
+		return k.Batching.Put(ctx, key, value)
+	}
+	var rec recpb.Record
+	if proto.Unmarshal(value, &rec) != nil || string(rec.GetKey()) != dk {
+		return fmt.Errorf("store record: %w", record.ErrMalformed)
+	}
+	c, p, err := record.ParseKey(dk)
+	if err != nil {
+		return err
+	}
+	if h, ok := k.n.store.get(c, p); ok && bytes.Equal(h.env, rec.GetValue()) {
+		return nil
+	}
+	svc, err := k.n.validator.OpenKey(dk, rec.GetValue())
+	if err == nil {
+		err = k.n.store.put(ctx, c, svc, rec.GetValue())
+	}
+	k.n.metrics.record(err)
+	return err
+}
+
+// Delete implements ds.Write.
+func (k kadView) Delete(ctx context.Context, key ds.Key) error {
+	if err := k.Batching.Delete(ctx, key); err != nil {
+		return err
+	}
+	k.n.store.drop(key)
+	return nil
+}
+
+// Get implements ds.Read, hiding unhealthy providers' records.
+func (k kadView) Get(ctx context.Context, key ds.Key) ([]byte, error) {
+	if k.n.store.hidden(key) {
+		return nil, ds.ErrNotFound
+	}
+	return k.Batching.Get(ctx, key)
+}
+
+// Has implements ds.Read, hiding unhealthy providers' records.
+func (k kadView) Has(ctx context.Context, key ds.Key) (bool, error) {
+	if k.n.store.hidden(key) {
+		return false, nil
+	}
+	return k.Batching.Has(ctx, key)
+}
+
+// Batch implements ds.Batching: netget records in a batch are written
+// through the store at once; the rest is batched as usual.
+func (k kadView) Batch(ctx context.Context) (ds.Batch, error) {
+	b, err := k.Batching.Batch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return kadBatch{Batch: b, view: k}, nil
+}
+
+type kadBatch struct {
+	ds.Batch
+	view kadView
+}
+
+func (b kadBatch) Put(ctx context.Context, key ds.Key, value []byte) error {
+	if _, ok := dhtKey(key); ok {
+		return b.view.Put(ctx, key, value)
+	}
+	return b.Batch.Put(ctx, key, value)
+}
+
+func (b kadBatch) Delete(ctx context.Context, key ds.Key) error {
+	if _, ok := dhtKey(key); ok {
+		return b.view.Delete(ctx, key)
+	}
+	return b.Batch.Delete(ctx, key)
+}
