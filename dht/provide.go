@@ -68,16 +68,22 @@ func (n *Node) Publish(ctx context.Context, spec Spec) (*record.Service, error) 
 
 // Withdraw publishes a signed tombstone for name: a record with a higher seq
 // and Withdrawn set, which replaces this node's record wherever it lands.
-// The tombstone lives as long as the record it replaces, so it outlives it.
+// The tombstone lives as long as the record it replaces (record.MaxTTL when
+// this process never published one, as for `netget-peer unprovide`).
 func (n *Node) Withdraw(ctx context.Context, name string) (*record.Service, error) {
 	c, err := record.ServiceCID(n.cfg.Network, name)
 	if err != nil {
 		return nil, fmt.Errorf("withdraw: %w", err)
 	}
+	// The tombstone must outlive the record it replaces: that record's
+	// expiry when this node published it, else the longest a record lives.
 	now := n.now()
-	svc := &record.Service{Name: name, Withdrawn: true, IssuedAt: now, ExpiresAt: now.Add(time.Minute)}
-	if prev, ok := n.ownFor(c); ok && prev.svc.ExpiresAt.After(svc.ExpiresAt) {
-		svc.ExpiresAt = prev.svc.ExpiresAt
+	svc := &record.Service{Name: name, Withdrawn: true, IssuedAt: now, ExpiresAt: now.Add(record.MaxTTL)}
+	if prev, ok := n.ownFor(c); ok {
+		svc.ExpiresAt = now.Add(time.Minute)
+		if prev.svc.ExpiresAt.After(svc.ExpiresAt) {
+			svc.ExpiresAt = prev.svc.ExpiresAt
+		}
 	}
 	return n.publish(ctx, c, svc, false)
 }
