@@ -3,6 +3,8 @@ package dht_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
@@ -21,21 +24,26 @@ import (
 )
 
 // BenchmarkNetwork builds networks of 25, 100 and 200 nodes in this process
-// on TCP loopback and measures, for the same keys in the same run:
+// on TCP loopback (2 registries, every node connected to both) and
+// measures, for the same keys in the same run:
 //
-//   - find: time to the first verified result of netget's Find, against
-//     time to the first provider of raw kad-dht FindProvidersAsync;
-//   - provide: netget's Publish (signed record put + provider record,
-//     concurrently) against raw kad-dht Provide of the same CID;
+//   - find: time to the first verified result of netget's Find with the
+//     fast path (registries asked directly, DHT walk alongside), of Find on
+//     the DHT path alone (FindOptions.DHTOnly), and time to the first
+//     provider of raw kad-dht FindProvidersAsync;
+//   - the floor: one stream round trip on an open connection (open a
+//     stream, one byte each way) plus one envelope verification;
+//   - provide: netget's Publish (registries pushed, then one DHT walk
+//     placing provider and signed records) against raw kad-dht Provide of
+//     the same CID;
 //   - memory (heap in use) and goroutines per node.
 //
-// Each lookup uses a fresh service key, a random provider and two distinct
-// random finders that swap roles (netget / raw) every lookup, so neither
-// finder has the key cached from an earlier lookup. Provide alternates which
-// of netget / raw goes first, and find which runs first. All nodes share two
-// cores, so a publish's background value-store put is settled (Node.Settle)
-// before anything else is timed; it is not part of the provide figure,
-// which is the time until the record is findable. The sample is fixed (30 lookups, or
+// Each lookup uses a fresh service key, a random provider and three distinct
+// random finders (fast, DHT-only, raw), so no finder has the key cached from
+// an earlier lookup; the order of the three finds rotates, and provide
+// alternates which of netget / raw goes first. All nodes share two cores,
+// so a publish's background value-store put is settled (Node.Settle) before
+// anything else is timed. The sample is fixed (30 lookups, or
 // $NETGET_BENCH_LOOKUPS), so run it with -benchtime=1x (scripts/bench.sh).
 func BenchmarkNetwork(b *testing.B) {
 	lookups := 30
@@ -47,6 +55,20 @@ func BenchmarkNetwork(b *testing.B) {
 	b.Logf("open-file limit %d; node hosts keep 40-60 connections, registries all; %d lookups per size", lim.Cur, lookups)
 	for _, n := range []int{25, 100, 200} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) { benchNetwork(b, n, lookups) })
+	}
+}
+
+// sample collects one kind of timing, in milliseconds, and its misses.
+type sample struct {
+	ms     []float64
+	misses int
+}
+
+func (s *sample) add(d float64, ok bool) {
+	if ok {
+		s.ms = append(s.ms, d)
+	} else {
+		s.misses++
 	}
 }
 
@@ -65,10 +87,9 @@ func benchNetwork(b *testing.B, size, lookups int) {
 
 	rng := rand.New(rand.NewPCG(uint64(size), 1))
 	nodes := net.Nodes
-	var find, rawFind, prov, rawProv []float64
-	misses, rawMisses := 0, 0
+	floor := measureFloor(b, nodes[0], net.Registries[0], lookups)
+	var fast, dhtOnly, raw, prov, rawProv sample
 	sources := map[dht.Source]int{}
-	ctx := context.Background()
 	for i := range lookups {
 		name := fmt.Sprintf("Svc%03d", i)
 		c, err := record.ServiceCID("bench", name)
@@ -77,100 +98,146 @@ func benchNetwork(b *testing.B, size, lookups int) {
 		}
 		p := rng.IntN(len(nodes))
 		provider := nodes[p]
-		netgetProvide := func() {
-			t0 := time.Now()
-			if _, err := provider.Publish(ctx, dht.Spec{Name: name}); err != nil {
-				b.Fatalf("Publish %s: %v", name, err)
-			}
-			prov = append(prov, ms(time.Since(t0)))
-		}
-		rawProvide := func() {
-			t0 := time.Now()
-			if err := provider.Kad().Provide(ctx, c, true); err != nil {
-				b.Fatalf("raw Provide %s: %v", name, err)
-			}
-			rawProv = append(rawProv, ms(time.Since(t0)))
-		}
-		// Publish leaves its value-store copy to the background; settle it
-		// so its CPU (all nodes share two cores) lands in no other timing.
-		settle := func() {
-			sctx, cancel := context.WithTimeout(ctx, dht.ValuePutTimeout)
-			defer cancel()
-			if err := provider.Settle(sctx); err != nil {
-				b.Fatalf("settle %s: %v", name, err)
-			}
-		}
-		if i%2 == 0 {
-			netgetProvide()
-			settle()
-			rawProvide()
-		} else {
-			rawProvide()
-			netgetProvide()
-			settle()
-		}
-
-		f1, f2 := pickTwo(rng, len(nodes), p)
-		netgetFinder, rawFinder := nodes[f1], nodes[f2]
-		if i%2 == 1 {
-			netgetFinder, rawFinder = rawFinder, netgetFinder
-		}
-		netgetFind := func() {
-			if d, src, err := firstNetget(netgetFinder, name); err == nil {
-				find = append(find, d)
+		benchProvide(b, provider, name, c, i%2 == 0, &prov, &rawProv)
+		finders := pickDistinct(rng, len(nodes), 3, p)
+		runs := []func(){
+			func() {
+				d, src, err := firstNetget(nodes[finders[0]], name, false)
+				fast.add(d, err == nil)
 				sources[src]++
-			} else {
-				misses++
-				again, err2 := netgetFinder.FindAll(ctx, name, dht.FindOptions{})
-				b.Logf("miss: %s from %s (rt %d): %v; a second find got %d results (%v); rejections %v",
-					name, netgetFinder.Host().ID(), netgetFinder.RoutingTableSize(), err, len(again), err2, netgetFinder.Rejections())
-			}
+			},
+			func() {
+				d, _, err := firstNetget(nodes[finders[1]], name, true)
+				dhtOnly.add(d, err == nil)
+			},
+			func() {
+				d, ok := firstRaw(nodes[finders[2]], c)
+				raw.add(d, ok)
+			},
 		}
-		rawFindOnce := func() {
-			if d, ok := firstRaw(rawFinder, c); ok {
-				rawFind = append(rawFind, d)
-			} else {
-				rawMisses++
-			}
-		}
-		if i%4 < 2 {
-			netgetFind()
-			rawFindOnce()
-		} else {
-			rawFindOnce()
-			netgetFind()
+		for j := range runs {
+			runs[(i+j)%len(runs)]()
 		}
 	}
+	report(b, map[string]float64{
+		"fast-p50-ms": pct(fast.ms, 50), "fast-p95-ms": pct(fast.ms, 95),
+		"dht-p50-ms": pct(dhtOnly.ms, 50), "dht-p95-ms": pct(dhtOnly.ms, 95),
+		"raw-p50-ms": pct(raw.ms, 50), "raw-p95-ms": pct(raw.ms, 95),
+		"floor-ms":       floor,
+		"fast/floor":     pct(fast.ms, 50) / floor,
+		"dht/raw":        pct(dhtOnly.ms, 50) / pct(raw.ms, 50),
+		"provide-p50-ms": pct(prov.ms, 50), "provide-p95-ms": pct(prov.ms, 95),
+		"rawprov-p50-ms": pct(rawProv.ms, 50), "rawprov-p95-ms": pct(rawProv.ms, 95),
+		"provide/raw":     pct(prov.ms, 50) / pct(rawProv.ms, 50),
+		"MiB/node":        mibPerNode,
+		"goroutines/node": goroutinesPerNode,
+		"fast-misses":     float64(fast.misses), "dht-misses": float64(dhtOnly.misses), "raw-misses": float64(raw.misses),
+		"setup-s": setup.Seconds(),
+	})
+	b.Logf("N=%d setup %.1fs | floor %.3f ms | find p50/p95 fast %.2f/%.2f, dht-only %.2f/%.2f, raw %.2f/%.2f ms | provide %.2f/%.2f vs raw %.2f/%.2f ms | %.2f MiB, %.0f goroutines per node | misses fast %d dht %d raw %d | first-result sources %v",
+		size, setup.Seconds(), floor, pct(fast.ms, 50), pct(fast.ms, 95), pct(dhtOnly.ms, 50), pct(dhtOnly.ms, 95),
+		pct(raw.ms, 50), pct(raw.ms, 95), pct(prov.ms, 50), pct(prov.ms, 95), pct(rawProv.ms, 50), pct(rawProv.ms, 95),
+		mibPerNode, goroutinesPerNode, fast.misses, dhtOnly.misses, raw.misses, sources)
+}
 
-	fp50, fp95 := pct(find, 50), pct(find, 95)
-	rp50, rp95 := pct(rawFind, 50), pct(rawFind, 95)
-	pp50, pp95 := pct(prov, 50), pct(prov, 95)
-	qp50, qp95 := pct(rawProv, 50), pct(rawProv, 95)
-	b.ReportMetric(fp50, "find-p50-ms")
-	b.ReportMetric(fp95, "find-p95-ms")
-	b.ReportMetric(rp50, "rawfind-p50-ms")
-	b.ReportMetric(rp95, "rawfind-p95-ms")
-	b.ReportMetric(fp50/rp50, "find-ratio-p50")
-	b.ReportMetric(pp50, "provide-p50-ms")
-	b.ReportMetric(pp95, "provide-p95-ms")
-	b.ReportMetric(qp50, "rawprovide-p50-ms")
-	b.ReportMetric(qp95, "rawprovide-p95-ms")
-	b.ReportMetric(pp50/qp50, "provide-ratio-p50")
-	b.ReportMetric(mibPerNode, "MiB/node")
-	b.ReportMetric(goroutinesPerNode, "goroutines/node")
-	b.ReportMetric(float64(misses), "misses")
-	b.ReportMetric(float64(rawMisses), "rawmisses")
-	b.Logf("N=%d setup %.1fs | find p50/p95 %.2f/%.2f ms vs raw %.2f/%.2f ms (x%.2f) | provide %.2f/%.2f ms vs raw %.2f/%.2f ms (x%.2f) | %.2f MiB, %.0f goroutines per node | misses %d (raw %d) | first-result sources %v",
-		size, setup.Seconds(), fp50, fp95, rp50, rp95, fp50/rp50, pp50, pp95, qp50, qp95, pp50/qp50,
-		mibPerNode, goroutinesPerNode, misses, rawMisses, sources)
+// report reports every metric, in a stable order.
+func report(b *testing.B, m map[string]float64) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		b.ReportMetric(m[k], k)
+	}
+}
+
+// benchProvide publishes name from provider with netget and announces c
+// with raw kad-dht Provide, netget first when netgetFirst is set.
+func benchProvide(b *testing.B, provider *dht.Node, name string, c cid.Cid, netgetFirst bool, prov, rawProv *sample) {
+	ctx := context.Background()
+	netget := func() {
+		t0 := time.Now()
+		if _, err := provider.Publish(ctx, dht.Spec{Name: name}); err != nil {
+			b.Fatalf("Publish %s: %v", name, err)
+		}
+		prov.add(ms(time.Since(t0)), true)
+		// The value-store copy goes on in the background; settle it so
+		// its CPU (all nodes share two cores) lands in no other timing.
+		sctx, cancel := context.WithTimeout(ctx, dht.ValuePutTimeout)
+		defer cancel()
+		if err := provider.Settle(sctx); err != nil {
+			b.Fatalf("settle %s: %v", name, err)
+		}
+	}
+	raw := func() {
+		t0 := time.Now()
+		if err := provider.Kad().Provide(ctx, c, true); err != nil {
+			b.Fatalf("raw Provide %s: %v", name, err)
+		}
+		rawProv.add(ms(time.Since(t0)), true)
+	}
+	if netgetFirst {
+		netget()
+		raw()
+	} else {
+		raw()
+		netget()
+	}
+}
+
+// echoProtocol is the floor's round trip: one byte each way on a fresh
+// stream over an open connection.
+const echoProtocol = "/netget/bench/echo/1.0.0"
+
+// measureFloor returns the p50 of one stream round trip from a to reg on
+// their open connection plus the p50 of one envelope verification, in ms.
+func measureFloor(b *testing.B, a, reg *dht.Node, n int) float64 {
+	reg.Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(s, buf); err == nil {
+			s.Write(buf)
+		}
+		s.Close()
+	})
+	defer reg.Host().RemoveStreamHandler(echoProtocol)
+	ctx := context.Background()
+	var rtt, verify []float64
+	key := a.Host().Peerstore().PrivKey(a.Host().ID())
+	v := record.Validator{Network: "bench"}
+	for range n {
+		t0 := time.Now()
+		s, err := a.Host().NewStream(ctx, reg.Host().ID(), echoProtocol)
+		if err != nil {
+			b.Fatalf("floor: open stream: %v", err)
+		}
+		buf := []byte{1}
+		if _, err := s.Write(buf); err != nil {
+			b.Fatalf("floor: write: %v", err)
+		}
+		if _, err := io.ReadFull(s, buf); err != nil {
+			b.Fatalf("floor: read: %v", err)
+		}
+		rtt = append(rtt, ms(time.Since(t0)))
+		s.Close()
+
+		now := time.Now()
+		env, err := record.Seal(&record.Service{Version: record.Version, Network: "bench", Name: "Floor",
+			Peer: a.Host().ID(), Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Meta: map[string]string{"k": "v"},
+			Seq: 1, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 = time.Now()
+		if _, err := v.Open(env); err != nil {
+			b.Fatal(err)
+		}
+		verify = append(verify, ms(time.Since(t0)))
+	}
+	return pct(rtt, 50) + pct(verify, 50)
 }
 
 // firstNetget times netget's Find to its first verified result.
-func firstNetget(n *dht.Node, name string) (float64, dht.Source, error) {
+func firstNetget(n *dht.Node, name string, dhtOnly bool) (float64, dht.Source, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	ch, err := n.Find(ctx, name, dht.FindOptions{Limit: 1})
+	ch, err := n.Find(ctx, name, dht.FindOptions{Limit: 1, DHTOnly: dhtOnly})
 	if err != nil {
 		return 0, "", err
 	}
@@ -199,16 +266,16 @@ func firstRaw(n *dht.Node, c cid.Cid) (float64, bool) {
 	return ms(d), ok
 }
 
-func pickTwo(rng *rand.Rand, n, not int) (int, int) {
-	a := rng.IntN(n)
-	for a == not {
-		a = rng.IntN(n)
+// pickDistinct returns k distinct indexes below n, none equal to not.
+func pickDistinct(rng *rand.Rand, n, k, not int) []int {
+	out := make([]int, 0, k)
+	for len(out) < k {
+		i := rng.IntN(n)
+		if i != not && !slices.Contains(out, i) {
+			out = append(out, i)
+		}
 	}
-	c := rng.IntN(n)
-	for c == not || c == a {
-		c = rng.IntN(n)
-	}
-	return a, c
+	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

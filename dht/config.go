@@ -85,6 +85,11 @@ type Config struct {
 	// registry directly and provides push to none (benchmarks, comparing
 	// paths). The DHT path is unaffected.
 	DisableFastPath bool
+	// WalkHedge is how long a find holds its DHT walk back while the
+	// registries it asked directly have not all answered (default 50ms):
+	// the fast path needs one round trip, and a walk started at once only
+	// competes with it. 0 starts the walk at once.
+	WalkHedge time.Duration
 	// RequestRate and RequestBurst bound registry-protocol requests per
 	// remote peer (default 200/s, burst 400); excess streams are reset.
 	RequestRate  float64
@@ -114,6 +119,7 @@ func DefaultConfig(network string) Config {
 		FindTimeout:      10 * time.Second,
 		FetchTimeout:     5 * time.Second,
 		FetchConcurrency: 16,
+		WalkHedge:        50 * time.Millisecond,
 		RequestRate:      200,
 		RequestBurst:     400,
 	}

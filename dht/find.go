@@ -49,6 +49,10 @@ type FindOptions struct {
 	Limit int
 	// Timeout bounds the whole search; 0 means Config.FindTimeout.
 	Timeout time.Duration
+	// DHTOnly skips the fast path for this find: no registry is asked
+	// directly (benchmarks, comparing paths). Config.DisableFastPath does
+	// the same for every find and provide of a node.
+	DHTOnly bool
 }
 
 // Find looks up the providers of service name and streams each verified
@@ -85,7 +89,7 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan 
 		cancel()
 		return nil, fmt.Errorf("find %s: %w", name, err)
 	}
-	f := &search{n: n, c: c, limit: opts.Limit, start: time.Now(), cancel: cancel,
+	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
 		offered: make(map[[32]byte]bool)}
 	n.wg.Add(1)
@@ -115,13 +119,14 @@ func (n *Node) FindAll(ctx context.Context, name string, opts FindOptions) ([]Re
 
 // search is one Find in flight.
 type search struct {
-	n      *Node
-	c      cid.Cid
-	limit  int
-	start  time.Time
-	cancel context.CancelFunc
-	out    chan Result
-	wg     sync.WaitGroup // list and fetch goroutines
+	n       *Node
+	c       cid.Cid
+	limit   int
+	dhtOnly bool
+	start   time.Time
+	cancel  context.CancelFunc
+	out     chan Result
+	wg      sync.WaitGroup // list and fetch goroutines
 
 	mu      sync.Mutex
 	peers   map[peer.ID]*peerState // providers heard of, by any path
@@ -139,26 +144,32 @@ type peerState struct {
 }
 
 func (f *search) run(ctx context.Context) {
-	for _, p := range f.n.fastPath() {
-		f.ask(ctx, p, SourceRegistry)
+	var regs sync.WaitGroup
+	if !f.dhtOnly {
+		for _, p := range f.n.fastPath() {
+			f.ask(ctx, p, SourceRegistry, &regs)
+		}
 	}
 	for _, env := range f.n.store.list(f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
 		f.offer(ctx, env, SourceLocal)
+	}
+	f.hedge(ctx, &regs)
+	if ctx.Err() != nil {
+		f.wg.Wait()
+		return // the registries gave all that was asked for
 	}
 	// Ask every peer the walk queries, as it queries it. The event channel
 	// closes only when its context ends, so the walk gets its own.
 	walkCtx, endWalk := context.WithCancel(ctx)
 	defer endWalk()
 	wctx, events := routing.RegisterForQueryEvents(walkCtx)
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
+	f.wg.Go(func() {
 		for ev := range events {
 			if ev.Type == routing.SendingQuery {
-				f.ask(ctx, ev.ID, SourceWalk)
+				f.ask(ctx, ev.ID, SourceWalk, nil)
 			}
 		}
-	}()
+	})
 	for ai := range f.n.kad.FindProvidersAsync(wctx, f.c, 0) {
 		f.fetchLater(ctx, ai)
 	}
@@ -166,9 +177,33 @@ func (f *search) run(ctx context.Context) {
 	f.wg.Wait()
 }
 
+// hedge holds the DHT walk back until the registries asked have all
+// answered, for at most Config.WalkHedge: on the fast path the first
+// result needs one round trip, and a walk started at the same moment would
+// only compete with it; a slow or silent registry delays the walk by the
+// hedge at most.
+func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
+	if f.n.cfg.WalkHedge <= 0 {
+		return
+	}
+	answered := make(chan struct{})
+	f.wg.Go(func() {
+		regs.Wait()
+		close(answered)
+	})
+	t := time.NewTimer(f.n.cfg.WalkHedge)
+	defer t.Stop()
+	select {
+	case <-answered:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // ask sends peer p a list request for the service, once per search, and
-// offers what it returns as coming from src.
-func (f *search) ask(ctx context.Context, p peer.ID, src Source) {
+// offers what it returns as coming from src. done, if set, is marked when
+// the answer has been offered.
+func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.WaitGroup) {
 	f.mu.Lock()
 	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.n.askWalk != nil && !f.n.askWalk(p, f.c)) {
 		f.mu.Unlock()
@@ -176,9 +211,13 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source) {
 	}
 	f.asked[p] = true
 	f.mu.Unlock()
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
+	if done != nil {
+		done.Add(1)
+	}
+	f.wg.Go(func() {
+		if done != nil {
+			defer done.Done()
+		}
 		lctx, cancel := context.WithTimeout(ctx, f.n.cfg.FetchTimeout)
 		defer cancel()
 		envs, err := f.n.list(lctx, p, f.c, MaxListLimit)
@@ -189,7 +228,7 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source) {
 		for _, env := range envs {
 			f.offer(ctx, env, src)
 		}
-	}()
+	})
 }
 
 // fetchLater starts fetching provider ai's record from ai itself (then the

@@ -16,12 +16,12 @@ import (
 // Config.Registerer decides whether anyone scrapes them. The reason label of
 // rejections is the record sentinel's text ("record expired").
 type metrics struct {
-	records      *prometheus.CounterVec   // outcome=accepted|rejected, reason
-	finds        *prometheus.CounterVec   // outcome=found|none|error
-	findFirst    prometheus.Histogram     // time to the first verified result
-	findResults  *prometheus.CounterVec   // source
-	healthChecks *prometheus.CounterVec   // outcome=ok|fail
-	collectors   []prometheus.Collector   // everything to register
+	records      *prometheus.CounterVec // outcome=accepted|rejected, reason
+	finds        *prometheus.CounterVec // outcome=found|none|error
+	findFirst    prometheus.Histogram   // time to the first verified result
+	findResults  *prometheus.CounterVec // source
+	healthChecks *prometheus.CounterVec // outcome=ok|fail
+	collectors   []prometheus.Collector // everything to register
 
 	mu       sync.Mutex
 	rejected map[error]uint64 // by record reason, for Node.Rejections

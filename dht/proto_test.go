@@ -15,6 +15,7 @@ import (
 
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
+	"github.com/netget/netget-peer/p2p/p2ptest"
 	"github.com/netget/netget-peer/record"
 	"github.com/netget/netget-peer/record/recordtest"
 )
@@ -137,32 +138,104 @@ func TestRegistryProtocolBadMessages(t *testing.T) {
 	}
 }
 
-// TestFindFirstResultWithoutDialling: the first result comes from a peer
-// the walk met (or this node's own index), not by dialling the provider.
-func TestFindFirstResultWithoutDialling(t *testing.T) {
+// firstResult runs a Find with Limit 1 and returns its result.
+func firstResult(t *testing.T, finder *dht.Node, name string, opts dht.FindOptions) dht.Result {
+	t.Helper()
+	opts.Limit = 1
+	ch, err := finder.Find(testCtx(t), name, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := <-ch
+	for range ch {
+	}
+	if !ok {
+		t.Fatalf("finder %s found no %s", finder.Host().ID(), name)
+	}
+	return r
+}
+
+// TestFindFastPath: with registries connected, a find's first result comes
+// by the registry path, which the provider pushed to.
+func TestFindFastPath(t *testing.T) {
 	ctx := testCtx(t)
 	net := dhttest.New(t, dhttest.Options{Registries: 2, Nodes: 12})
 	prov := net.Nodes[0]
 	if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
 		t.Fatal(err)
 	}
+	// Clients that joined after the publish: they hold nothing themselves.
+	for range 3 {
+		finder := dhttest.NewNode(t, "development", dht.ModeClient, nil)
+		for _, reg := range net.Registries {
+			p2ptest.Connect(t, finder.Host(), reg.Host())
+			finder.AddRegistry(reg.Host().ID())
+		}
+		if got := len(finder.Registries()); got != 2 {
+			t.Fatalf("finder %s has %d registries, want 2", finder.Host().ID(), got)
+		}
+		r := firstResult(t, finder, "DatabaseService", dht.FindOptions{})
+		if r.Source != dht.SourceRegistry || r.Record.Peer != prov.Host().ID() {
+			t.Fatalf("first result: %s by %q, want %s by %q", r.Record.Peer, r.Source, prov.Host().ID(), dht.SourceRegistry)
+		}
+	}
+}
+
+// TestFindDHTPathWithoutDialling: on the DHT path alone, the first result
+// comes from a peer the walk met (or this node's own index), not by
+// dialling the provider.
+func TestFindDHTPathWithoutDialling(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 2, Nodes: 12})
+	prov := net.Nodes[0]
+	if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, prov)
 	for _, finder := range net.Nodes[1:6] {
-		ch, err := finder.Find(ctx, "DatabaseService", dht.FindOptions{Limit: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, ok := <-ch
-		for range ch {
-		}
-		if !ok {
-			t.Fatalf("finder %s found nothing", finder.Host().ID())
-		}
+		r := firstResult(t, finder, "DatabaseService", dht.FindOptions{DHTOnly: true})
 		if r.Source != dht.SourceWalk && r.Source != dht.SourceLocal {
 			t.Fatalf("first result came by %q, want %q or %q", r.Source, dht.SourceWalk, dht.SourceLocal)
 		}
 		if r.Record.Peer != prov.Host().ID() {
 			t.Fatalf("found %s, want %s", r.Record.Peer, prov.Host().ID())
 		}
+	}
+}
+
+// TestFindRegistryNeverSawService: a finder whose only registry never saw
+// the service still finds it, through the DHT path.
+func TestFindRegistryNeverSawService(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 6})
+	prov := net.Nodes[0]
+	if _, err := prov.Publish(ctx, dht.Spec{Name: "CacheService"}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, prov)
+	// A registry only the finder knows: it joined after the publish.
+	blank := dhttest.NewNode(t, "development", dht.ModeServer, nil)
+	finder := dhttest.NewNode(t, "development", dht.ModeClient, nil)
+	p2ptest.Connect(t, finder.Host(), blank.Host())
+	p2ptest.Connect(t, finder.Host(), net.Nodes[3].Host())
+	finder.AddRegistry(blank.Host().ID())
+	if err := finder.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := firstResult(t, finder, "CacheService", dht.FindOptions{})
+	if r.Source == dht.SourceRegistry || r.Record.Peer != prov.Host().ID() {
+		t.Fatalf("first result: %s by %q, want %s by the DHT path", r.Record.Peer, r.Source, prov.Host().ID())
+	}
+	if n := blank.StoredRecords(); n != 0 {
+		t.Fatalf("the blank registry holds %d records, want none", n)
+	}
+}
+
+// settle waits for n's background publishing to finish.
+func settle(t *testing.T, n *dht.Node) {
+	t.Helper()
+	if err := n.Settle(testCtx(t)); err != nil {
+		t.Fatalf("settle: %v", err)
 	}
 }
 

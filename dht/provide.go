@@ -11,7 +11,6 @@ import (
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -89,9 +88,11 @@ func (n *Node) Withdraw(ctx context.Context, name string) (*record.Service, erro
 }
 
 // publish fills in the fields every record shares, seals svc, keeps it as
-// this node's record for c and sends it out: to the service CID's closest
-// peers (with the provider record when provide is set) and to the DHT
-// value store, concurrently.
+// this node's record for c and spreads it. A live record is published once
+// it is findable: as soon as one registry holds it (the fast path), else
+// once the DHT walk has placed it; the rest goes on in the background
+// (Settle waits for it). A tombstone, often the last thing a node sends
+// before it exits, waits for every copy.
 func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, provide bool) (*record.Service, error) {
 	if err := n.Ready(ctx); err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
@@ -103,46 +104,108 @@ func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, prov
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
 	}
-	if !provide {
-		// A tombstone is often the last thing a node sends before it
-		// exits: wait for every copy.
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return n.putValue(gctx, c, svc, env) })
-		g.Go(func() error { return n.announce(gctx, c, env, false) })
-		if err := g.Wait(); err != nil {
-			return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
-		}
-		return svc, nil
+	sp := n.spread(c, svc, env, provide)
+	if provide {
+		err = sp.findable(ctx)
+	} else {
+		err = sp.wait(ctx)
 	}
-	// The record is findable once the service's closest peers hold it
-	// (announce); the DHT value-store copy, a fallback, follows in the
-	// background, owned by the node, bounded by ValuePutTimeout (Settle
-	// waits for it).
-	n.wg.Add(1)
-	n.bg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer n.bg.Done()
-		vctx, cancel := context.WithTimeout(n.ctx, ValuePutTimeout)
-		defer cancel()
-		if err := n.putValue(vctx, c, svc, env); err != nil && n.ctx.Err() == nil {
-			n.log.Warn("value-store copy not published", "service", svc.Name, "seq", svc.Seq, "err", err)
-		}
-	}()
-	if err := n.announce(ctx, c, env, true); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
 	}
 	n.log.Debug("published", "service", svc.Name, "seq", svc.Seq, "withdrawn", svc.Withdrawn)
 	return svc, nil
 }
 
-// announce pushes this node's signed record to its connected registries
-// (the fast path) and, concurrently, walks the DHT once to the peers closest
-// to service c and gives each the signed record (registry-protocol put) and,
-// when provide is set, a provider record (kad ADD_PROVIDER). This is
-// kad-dht's classic provide built from its exported parts, so that one walk
-// places both: a finder's provider walk meets the same peers and gets the
-// signed record from them without dialling the provider.
+// spreading is one record on its way out.
+type spreading struct {
+	registries int
+	accepted   chan bool  // one value per registry push: did it take the record
+	dht        chan error // the DHT walk's outcome, once
+	done       chan struct{}
+}
+
+// findable waits until one registry accepted the record, or, if none
+// did, for the DHT walk.
+func (sp *spreading) findable(ctx context.Context) error {
+	for range sp.registries {
+		select {
+		case ok := <-sp.accepted:
+			if ok {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case err := <-sp.dht:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wait waits for every copy: registries, DHT walk and value store.
+func (sp *spreading) wait(ctx context.Context) error {
+	select {
+	case <-sp.done:
+		return <-sp.dht
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// spread sends a sealed record out, as the node's background work (Settle
+// waits for it), bounded by ValuePutTimeout: pushed to every connected
+// registry (the fast path); on the DHT path, one walk to the peers closest
+// to c, each given the signed record and, when provide is set, a provider
+// record (announce); and the DHT value-store copy.
+func (n *Node) spread(c cid.Cid, svc *record.Service, env []byte, provide bool) *spreading {
+	regs := n.fastPath()
+	sp := &spreading{registries: len(regs), accepted: make(chan bool, len(regs)),
+		dht: make(chan error, 1), done: make(chan struct{})}
+	bctx, cancel := context.WithTimeout(n.ctx, ValuePutTimeout)
+	var wg sync.WaitGroup
+	for _, p := range regs {
+		wg.Go(func() {
+			pctx, cancel := context.WithTimeout(bctx, n.cfg.FetchTimeout)
+			defer cancel()
+			err := n.push(pctx, p, env)
+			if err != nil && n.ctx.Err() == nil {
+				n.log.Warn("registry did not take the record", "registry", p, "err", err)
+			}
+			sp.accepted <- err == nil
+		})
+	}
+	var valueErr error
+	wg.Go(func() { valueErr = n.putValue(bctx, c, svc, env) })
+	n.wg.Add(1)
+	n.bg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.bg.Done()
+		defer cancel()
+		err := n.announce(bctx, c, env, provide)
+		wg.Wait()
+		if valueErr != nil && n.ctx.Err() == nil {
+			n.log.Warn("value-store copy not published", "service", svc.Name, "seq", svc.Seq, "err", valueErr)
+			if !provide && err == nil {
+				err = valueErr
+			}
+		}
+		sp.dht <- err
+		close(sp.done)
+	}()
+	return sp
+}
+
+// announce walks the DHT once to the peers closest to service c and gives
+// each, concurrently, the signed record (registry-protocol put) and, when
+// provide is set, a provider record (kad ADD_PROVIDER). This is kad-dht's
+// classic provide built from its exported parts, so that one walk places
+// both: a finder's provider walk meets the same peers and gets the signed
+// record from them without dialling the provider.
 func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool) error {
 	mh := c.Hash()
 	self := peer.AddrInfo{ID: n.host.ID(), Addrs: n.kad.FilteredAddrs()}
@@ -151,29 +214,13 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 			return fmt.Errorf("provide locally: %w", err)
 		}
 	}
-	var wg sync.WaitGroup
-	// Registries first and concurrently with the walk: one round trip
-	// each, and the fast path's finds ask them.
-	for _, p := range n.fastPath() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
-			defer cancel()
-			if err := n.push(pctx, p, env); err != nil {
-				n.log.Warn("registry did not take the record", "registry", p, "err", err)
-			}
-		}()
-	}
-	defer wg.Wait()
 	peers, err := n.kad.GetClosestPeers(ctx, string(mh))
 	if err != nil {
 		return fmt.Errorf("provide: %w", err)
 	}
+	var wg sync.WaitGroup
 	for _, p := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
 			defer cancel()
 			if provide {
@@ -184,7 +231,7 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 			if err := n.push(pctx, p, env); err != nil {
 				n.log.Debug("signed record not stored", "peer", p, "err", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return nil

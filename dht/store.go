@@ -38,11 +38,11 @@ const (
 type store struct {
 	ds ds.Datastore // the backing datastore, not the kad-facing view
 
-	mu        sync.Mutex
-	bySvc     map[cid.Cid]map[peer.ID]held
-	count     int              // records held, all services
-	byPeer    map[peer.ID]int          // records held per provider
-	health    map[peer.ID]*peerHealth // providers that failed a check
+	mu     sync.Mutex
+	bySvc  map[cid.Cid]map[peer.ID]held
+	count  int                     // records held, all services
+	byPeer map[peer.ID]int         // records held per provider
+	health map[peer.ID]*peerHealth // providers that failed a check
 }
 
 // peerHealth is what health checks have found of one provider.
@@ -61,10 +61,10 @@ type held struct {
 
 func newStore(d ds.Datastore) *store {
 	return &store{
-		ds:        d,
-		bySvc:     make(map[cid.Cid]map[peer.ID]held),
-		byPeer:    make(map[peer.ID]int),
-		health:    make(map[peer.ID]*peerHealth),
+		ds:     d,
+		bySvc:  make(map[cid.Cid]map[peer.ID]held),
+		byPeer: make(map[peer.ID]int),
+		health: make(map[peer.ID]*peerHealth),
 	}
 }
 

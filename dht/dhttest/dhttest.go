@@ -57,7 +57,7 @@ func NewNodeOn(tb testing.TB, h host.Host, network string, mode dht.Mode, config
 }
 
 // New starts a network: registries first, then nodes that each connect to
-// every registry; it returns once every node has a non-empty routing table
+// every registry and use them for the fast path; it returns once every node has a non-empty routing table
 // and has refreshed it.
 func New(tb testing.TB, o Options) *Network {
 	tb.Helper()
@@ -76,6 +76,7 @@ func New(tb testing.TB, o Options) *Network {
 		n := NewNode(tb, o.Network, dht.ModeServer, o.Configure)
 		for _, r := range net.Registries {
 			p2ptest.Connect(tb, n.Host(), r.Host())
+			n.AddRegistry(r.Host().ID())
 		}
 		net.Nodes = append(net.Nodes, n)
 	}
