@@ -7,6 +7,7 @@ import (
 	"os"
 
 	ds "github.com/ipfs/go-datastore"
+	"github.com/cockroachdb/pebble/v2"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"google.golang.org/protobuf/proto"
@@ -15,10 +16,11 @@ import (
 )
 
 // OpenDatastore opens (creating it if need be) the on-disk datastore in
-// dir that a persistent node gives Config.Datastore: a Pebble database.
-// Pebble over LevelDB because it is maintained (CockroachDB's storage
-// engine; goleveldb is not), recovers its write-ahead log after a crash or
-// SIGKILL, and is what go-datastore's family recommends today. The caller
+// dir that a persistent node gives Config.Datastore: a Pebble database
+// whose writes are synced to disk before they return. Pebble over LevelDB
+// because it is maintained (CockroachDB's storage engine; goleveldb is
+// not), recovers its write-ahead log after a crash or SIGKILL, and commits
+// concurrent writes with one fsync. The caller
 // closes it after the Node and the host. A directory that is not a
 // datastore, or one another process has open, fails with ErrDatastore and
 // the path.
@@ -41,7 +43,10 @@ func openPebble(dir string) (d ds.Batching, err error) {
 			err = fmt.Errorf("corrupt: %v", r)
 		}
 	}()
-	return pebbleds.NewDatastore(dir)
+	// Sync: a record is acknowledged only once its write-ahead log entry
+	// is on disk, so a registry killed right after a put still has it.
+	// Concurrent puts share one fsync (Pebble's group commit).
+	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
 }
 
 // kadView is the datastore kad-dht is given: the node's datastore, with

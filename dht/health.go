@@ -141,10 +141,14 @@ func (m *monitor) check(ctx context.Context, p peer.ID, addrs []string) {
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
-	res := <-ping.Ping(cctx, n.host, p)
+	res, answered := <-ping.Ping(cctx, n.host, p)
 	cancel()
 	if ctx.Err() != nil {
 		return // shutting down: no verdict
+	}
+	if !answered {
+		// Ping closes its channel without a result when the deadline passes.
+		res.Error = fmt.Errorf("no ping answer within %s", m.cfg.Timeout)
 	}
 	ok := res.Error == nil
 	n.metrics.healthCheck(ok)

@@ -29,11 +29,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	onUsageError := func(_ *cli.Context, err error, _ bool) error {
 		return usageError("%w (see --help)", err)
 	}
-	commands := []*cli.Command{registryCommand(), provideCommand(), findCommand(), idCommand(), versionCommand()}
+	commands := []*cli.Command{registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), statusCommand(), idCommand(), versionCommand()}
 	for _, c := range commands {
 		c.OnUsageError = onUsageError
 	}
-	return &cli.App{
+	app := &cli.App{
 		Name:  "netget-peer",
 		Usage: "peer-to-peer service discovery on a Kademlia DHT",
 		UsageText: "netget-peer [global options] --bootstrap ADDR          run a node until interrupted\n" +
@@ -56,6 +56,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return nil
 		},
 	}
+	withConfig(app)
+	return app
 }
 
 func globalFlags() []cli.Flag {
@@ -73,6 +75,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
+		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus /metrics and /healthz on this `host:port` (e.g. 127.0.0.1:9464)"},
+		&cli.StringFlag{Name: "config", EnvVars: []string{"NETGET_CONFIG"},
+			Usage: "TOML `file` whose keys are flag names (network = \"production\", health-interval = \"30s\"); flags and environment win"},
 	}
 }
 

@@ -114,6 +114,15 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		n.closers = append(n.closers, func() { store.Close() })
 		dcfg.Datastore = store
 	}
+	var metrics *metricsServer
+	if addr := c.String("metrics"); addr != "" {
+		var err error
+		if metrics, err = listenMetrics(addr); err != nil {
+			return err
+		}
+		n.closers = append(n.closers, metrics.close)
+		hcfg.Registerer, dcfg.Registerer = metrics.reg, metrics.reg
+	}
 	h, err := p2p.NewHost(hcfg)
 	if err != nil {
 		if errors.Is(err, p2p.ErrBadConfig) {
@@ -128,6 +137,10 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 	}
 	n.closers = append(n.closers, func() { n.dht.Close() })
 	n.log = n.log.With("peer", h.ID())
+	if metrics != nil {
+		metrics.serve(n.healthz, n.log)
+		n.closers = append(n.closers, metrics.close) // stop serving first
+	}
 	if len(boot) == 0 {
 		return nil
 	}
@@ -146,6 +159,12 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		n.dht.AddRegistry(p)
 	}
 	return nil
+}
+
+// healthz describes the node for the metrics server's /healthz.
+func (n *node) healthz() healthz {
+	return healthz{Status: "ok", Peer: n.host.ID().String(), Network: n.dht.Network(),
+		RoutingTable: n.dht.RoutingTableSize(), Registries: len(n.dht.Registries())}
 }
 
 // dataDir is --data-dir, or the role's default under $NETGET_HOME.
