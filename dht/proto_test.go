@@ -219,6 +219,7 @@ func TestFindRegistryNeverSawService(t *testing.T) {
 	p2ptest.Connect(t, finder.Host(), blank.Host())
 	p2ptest.Connect(t, finder.Host(), net.Nodes[3].Host())
 	finder.AddRegistry(blank.Host().ID())
+	eventually(t, "the finder's routing table has both peers", func() bool { return finder.RoutingTableSize() >= 2 })
 	if err := finder.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}

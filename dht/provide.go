@@ -80,8 +80,8 @@ func (n *Node) Withdraw(ctx context.Context, name string) (*record.Service, erro
 	svc := &record.Service{Name: name, Withdrawn: true, IssuedAt: now, ExpiresAt: now.Add(record.MaxTTL)}
 	if prev, ok := n.ownFor(c); ok {
 		svc.ExpiresAt = now.Add(time.Minute)
-		if prev.svc.ExpiresAt.After(svc.ExpiresAt) {
-			svc.ExpiresAt = prev.svc.ExpiresAt
+		if prev.expires.After(svc.ExpiresAt) {
+			svc.ExpiresAt = prev.expires
 		}
 	}
 	return n.publish(ctx, c, svc, false)

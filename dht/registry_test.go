@@ -22,7 +22,7 @@ import (
 
 // openStore opens a Pebble datastore in dir, closed when t ends (after
 // the nodes and hosts started later, since cleanups run last-in first-out).
-func openStore(t *testing.T, dir string) ds.Batching {
+func openStore(t testing.TB, dir string) ds.Batching {
 	t.Helper()
 	d, err := dht.OpenDatastore(dir)
 	if err != nil {

@@ -53,11 +53,23 @@ type peerHealth struct {
 
 func (h *peerHealth) unhealthy() bool { return h != nil && !h.since.IsZero() }
 
-// held is one record in the store: parsed and as sealed.
+// held is one record in the store: as sealed, and the few fields the
+// store decides by (the rest stays in the envelope, to keep a big
+// registry's memory down).
 type held struct {
-	svc *record.Service
-	env []byte
+	env       []byte
+	seq       uint64
+	expires   time.Time
+	withdrawn bool
+	addrs     []string
 }
+
+func heldOf(svc *record.Service, env []byte) held {
+	return held{env: env, seq: svc.Seq, expires: svc.ExpiresAt, withdrawn: svc.Withdrawn, addrs: svc.Addrs}
+}
+
+// newer returns nil when svc may replace h (record.Newer).
+func (h held) newer(svc *record.Service) error { return record.Newer(h.seq, svc.Seq) }
 
 func newStore(d ds.Datastore) *store {
 	return &store{
@@ -156,7 +168,7 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 		if bytes.Equal(cur.env, env) {
 			return nil
 		}
-		if err := record.Newer(cur.svc, svc); err != nil {
+		if err := cur.newer(svc); err != nil {
 			return err
 		}
 	} else if err := s.roomFor(c); err != nil {
@@ -190,7 +202,7 @@ func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if cur, ok := s.bySvc[c][svc.Peer]; ok {
-		if err := record.Newer(cur.svc, svc); err != nil {
+		if err := cur.newer(svc); err != nil {
 			return err
 		}
 	} else if err := s.roomFor(c); err != nil {
@@ -209,7 +221,7 @@ func (s *store) indexLocked(c cid.Cid, svc *record.Service, env []byte) error {
 		s.count++
 		s.byPeer[svc.Peer]++
 	}
-	peers[svc.Peer] = held{svc: svc, env: env}
+	peers[svc.Peer] = heldOf(svc, env)
 	return nil
 }
 
@@ -252,9 +264,9 @@ func (s *store) list(c cid.Cid, now time.Time, o listOpts) [][]byte {
 	var out [][]byte
 	for p, h := range s.bySvc[c] {
 		switch {
-		case !now.Before(h.svc.ExpiresAt): // the sweep deletes it
+		case !now.Before(h.expires): // the sweep deletes it
 		case len(out) >= o.limit:
-		case h.svc.Withdrawn && !o.tombstones:
+		case h.withdrawn && !o.tombstones:
 		case s.health[p].unhealthy() && !o.unhealthy:
 		default:
 			out = append(out, h.env)
@@ -307,7 +319,7 @@ func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool)
 	s.mu.Lock()
 	for c, peers := range s.bySvc {
 		for p, h := range peers {
-			if gone[p] || !now.Before(h.svc.ExpiresAt) {
+			if gone[p] || !now.Before(h.expires) {
 				vs = append(vs, victim{c, p})
 			}
 		}
@@ -317,7 +329,7 @@ func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool)
 	for _, v := range vs {
 		s.mu.Lock()
 		h, ok := s.bySvc[v.c][v.p]
-		if ok && (gone[v.p] || !now.Before(h.svc.ExpiresAt)) {
+		if ok && (gone[v.p] || !now.Before(h.expires)) {
 			if err := s.ds.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
 				s.mu.Unlock()
 				return n, fmt.Errorf("delete record: %w", err)
@@ -339,10 +351,10 @@ func (s *store) providers(self peer.ID, now time.Time) map[peer.ID][]string {
 	seq := make(map[peer.ID]uint64)
 	for _, peers := range s.bySvc {
 		for p, h := range peers {
-			if p == self || h.svc.Withdrawn || !now.Before(h.svc.ExpiresAt) || h.svc.Seq < seq[p] {
+			if p == self || h.withdrawn || !now.Before(h.expires) || h.seq < seq[p] {
 				continue
 			}
-			out[p], seq[p] = h.svc.Addrs, h.svc.Seq
+			out[p], seq[p] = h.addrs, h.seq
 		}
 	}
 	return out

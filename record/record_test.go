@@ -107,13 +107,13 @@ func TestSelectAndNewer(t *testing.T) {
 	}
 	old, cur := goodService(id), goodService(id)
 	old.Seq, cur.Seq = 4, 5
-	if err := record.Newer(cur, old); !errors.Is(err, record.ErrOlderSeq) {
+	if err := record.Newer(cur.Seq, old.Seq); !errors.Is(err, record.ErrOlderSeq) {
 		t.Fatalf("Newer(older): got %v, want %v", err, record.ErrOlderSeq)
 	}
-	if err := record.Newer(cur, cur); !errors.Is(err, record.ErrOlderSeq) {
+	if err := record.Newer(cur.Seq, cur.Seq); !errors.Is(err, record.ErrOlderSeq) {
 		t.Fatalf("Newer(same): got %v, want %v", err, record.ErrOlderSeq)
 	}
-	if err := record.Newer(old, cur); err != nil {
+	if err := record.Newer(old.Seq, cur.Seq); err != nil {
 		t.Fatalf("Newer(newer): got %v", err)
 	}
 }

@@ -132,11 +132,12 @@ func (v Validator) Select(key string, values [][]byte) (int, error) {
 	return best, nil
 }
 
-// Newer returns nil when incoming may replace held, two records for the
-// same key: incoming must have a strictly higher seq. Otherwise it returns ErrOlderSeq.
-func Newer(held, incoming *Service) error {
-	if held == nil || incoming.Seq > held.Seq {
+// Newer returns nil when a record with seq incoming may replace one with
+// seq held, for the same key: incoming must be strictly higher. Otherwise it
+// returns ErrOlderSeq.
+func Newer(held, incoming uint64) error {
+	if incoming > held {
 		return nil
 	}
-	return fmt.Errorf("%w: have seq %d, got %d", ErrOlderSeq, held.Seq, incoming.Seq)
+	return fmt.Errorf("%w: have seq %d, got %d", ErrOlderSeq, held, incoming)
 }
