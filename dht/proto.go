@@ -16,24 +16,29 @@ import (
 )
 
 // The registry protocol, /netget/<network>/registry/1.0.0, is a one-shot
-// request/response over a libp2p stream. Each message is a uvarint length
-// prefix and a JSON object of at most MaxMessageSize bytes. The requester
-// writes one request and closes its write side; the responder writes one
-// response and closes. Records travel as base64 signed envelopes and are
-// verified by whoever receives them.
+// request/response over a libp2p stream, served by every node for the
+// records it holds (a registry holds every record pushed to it; any node
+// holds its own and those the DHT placed on it). Each message is a uvarint
+// length prefix and a JSON object of at most MaxMessageSize bytes. The
+// requester writes one request and closes its write side; the responder
+// writes one response and closes. Records travel as base64 signed
+// envelopes and are verified by whoever receives them. A whole exchange is
+// bounded by StreamTimeout.
 //
-//	→ {"type":"list","cid":"bafkrei…","limit":16}
-//	← {"records":["CiQIARIg…"]}
+//	→ {"type":"list","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","limit":16}
+//	← {"records":["CiQIARIg…","CiQIARIg…"]}
 //
 //	→ {"type":"put","record":"CiQIARIg…"}
 //	← {}                                        (or {"error":"record expired: at …"})
 //
-// list returns the unexpired records the node holds for a service,
-// tombstones included. put offers one signed record or tombstone; the node
-// verifies it exactly as a DHT write (record.Validator), refuses one whose
-// seq is not above the one it holds for that peer, and indexes it for list.
-// A malformed, oversized or unknown request resets the stream, and so does
-// a peer over its request rate (Config.RequestRate).
+// list returns up to limit (at most MaxListLimit) unexpired records the
+// node holds for a service CID, leaving out withdrawn ones and, on a
+// registry, those of providers its health checks found dead. put offers one
+// signed record or tombstone: the node verifies it exactly as a DHT write
+// (the same record.Validator, then the same store, which refuses a seq not
+// above the one held), so a tombstone replaces the record at once. A
+// malformed, oversized or unknown request resets the stream with a log line
+// saying why, and so does a peer over its request rate (Config.RequestRate).
 const (
 	// MaxMessageSize bounds one registry-protocol message.
 	MaxMessageSize = 256 << 10

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,11 +93,33 @@ func TestPutRefusesLikeTheDHT(t *testing.T) {
 	}
 }
 
+// logBuffer collects log lines, safe for concurrent writers.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // TestRegistryProtocolBadMessages: garbage, oversized and unknown requests
-// reset the stream, and the node's records are unchanged.
+// reset the stream with a log line saying why, and the node's records are
+// unchanged.
 func TestRegistryProtocolBadMessages(t *testing.T) {
 	ctx := testCtx(t)
-	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2})
+	logs := &logBuffer{}
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2, Configure: func(c *dht.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}})
 	prov, client, reg := net.Nodes[0], net.Nodes[1], net.Registries[0]
 	if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
 		t.Fatal(err)
@@ -115,16 +139,17 @@ func TestRegistryProtocolBadMessages(t *testing.T) {
 		t.Fatalf("registry holds %d records for the service, want 1 (pushed by provide)", got)
 	}
 	tests := []struct {
-		name  string
-		frame []byte
+		name    string
+		frame   []byte
+		wantLog string
 	}{
-		{"garbage", frame([]byte("\x00\xffnot json"))},
-		{"oversized", binary.AppendUvarint(nil, dht.MaxMessageSize+1)},
-		{"unknown type", jsonFrame(t, map[string]any{"type": "delete", "cid": c.String()})},
-		{"unknown field", jsonFrame(t, map[string]any{"type": "list", "cid": c.String(), "all": true})},
-		{"bad cid", jsonFrame(t, map[string]any{"type": "list", "cid": "bafy-nope"})},
-		{"put without record", jsonFrame(t, map[string]any{"type": "put"})},
-		{"truncated", frame([]byte(`{"type":"li`))[:5]},
+		{"garbage", frame([]byte("\x00\xffnot json")), "invalid character"},
+		{"oversized", binary.AppendUvarint(nil, dht.MaxMessageSize+1), "message too large"},
+		{"unknown type", jsonFrame(t, map[string]any{"type": "delete", "cid": c.String()}), `unknown type \"delete\"`},
+		{"unknown field", jsonFrame(t, map[string]any{"type": "list", "cid": c.String(), "all": true}), `unknown field \"all\"`},
+		{"bad cid", jsonFrame(t, map[string]any{"type": "list", "cid": "bafy-nope"}), "cid:"},
+		{"put without record", jsonFrame(t, map[string]any{"type": "put"}), "put takes exactly one record"},
+		{"truncated", frame([]byte(`{"type":"li`))[:5], "unexpected EOF"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,6 +159,15 @@ func TestRegistryProtocolBadMessages(t *testing.T) {
 			if got := held(); got != 1 {
 				t.Fatalf("after %s the registry holds %d records, want 1", tt.name, got)
 			}
+			eventually(t, "a log line saying why the stream was reset", func() bool {
+				for _, l := range strings.Split(logs.String(), "\n") {
+					if strings.Contains(l, "registry stream reset") && strings.Contains(l, client.Host().ID().String()) &&
+						strings.Contains(l, tt.wantLog) {
+						return true
+					}
+				}
+				return false
+			})
 		})
 	}
 }
