@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 
-	ds "github.com/ipfs/go-datastore"
 	"github.com/cockroachdb/pebble/v2"
+	ds "github.com/ipfs/go-datastore"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"google.golang.org/protobuf/proto"
