@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -287,5 +288,18 @@ func TestCLIConfigFile(t *testing.T) {
 	_, stderr, code = runCLI(t, "find", "X", "-b", addr, "--config", findConf, "--network", "development")
 	if code != 1 || !strings.Contains(stderr, "not connected to the network") {
 		t.Fatalf("flag over config: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// TestExampleConfig: the shipped systemd example config only uses flags
+// that exist.
+func TestExampleConfig(t *testing.T) {
+	path := filepath.Join("..", "..", "scripts", "systemd", "registry.toml")
+	cfg, err := loadConfig(path, flagNames(newApp(io.Discard, io.Discard)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg["network"] != "production" || cfg["health-interval"] != "30s" {
+		t.Fatalf("example config read as %v", cfg)
 	}
 }
