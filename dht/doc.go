@@ -1,7 +1,8 @@
 // Package dht owns netget's Kademlia DHT for one network: the protocol
 // prefix, the DHT mode, the record validator, provide / find / withdraw,
-// republishing, and the registry protocol every node serves for the
-// records it holds.
+// republishing, the registry protocol every node serves, the record store
+// (in memory or on disk) and a registry's health monitor, which owns the
+// records it checks.
 //
 // # One DHT per network
 //
@@ -12,43 +13,69 @@
 // inside every signed record, so a record carried across networks by other
 // means is still refused (record.ErrWrongNetwork).
 //
-// # Provide
+// # Two paths: the registries and the DHT
+//
+// A node's registries (AddRegistry; the CLI adds the bootstrap peers it
+// joined through) are the fast path: it is connected to them already, so
+// one round trip of the registry protocol (proto.go) stores or lists a
+// service's records. The DHT is the path that works without them and keeps
+// the network open to any kad-dht client.
 //
 // Publish seals a record (seq = issue time in microseconds, strictly
-// increasing per node) and walks the DHT once to the peers closest to the
-// service CID. Each of them gets, concurrently, a kad-dht provider record
-// (ADD_PROVIDER) and the signed record (registry-protocol put, verified and
-// indexed by the receiver). This is kad-dht's classic provide assembled from
-// its exported parts (GetClosestPeers, ProtocolMessenger), so one walk places
-// both records on the same peers. The record also goes into the DHT value
-// store under /netget/<cid>/<peer>, in the background, as a fallback.
-// Provide republishes at half the TTL until its context ends: kad-dht
-// republishes nothing by itself. Withdraw publishes a signed tombstone the
-// same way (and waits for every copy) that outlives the record it replaces.
+// increasing per node) and, at once, pushes it to every connected registry
+// and walks the DHT to the peers closest to the service CID, giving each a
+// kad-dht provider record (ADD_PROVIDER) and the signed record (registry
+// put): kad-dht's classic provide assembled from its exported parts
+// (GetClosestPeers, ProtocolMessenger), so one walk places both records on
+// the same peers. The record also goes into the DHT value store under
+// /netget/<cid>/<peer>. Publish returns as soon as the record is findable:
+// when one registry took it, or, without registries, when the walk is done;
+// the rest goes on in the background (Settle waits for it). Provide
+// republishes at half the TTL until its context ends: kad-dht republishes
+// nothing by itself. Withdraw publishes a signed tombstone and waits for
+// every copy; it outlives the record it replaces.
 //
-// # Find
+// Find asks each connected registry for the service's records and, once
+// they have answered (or after Config.WalkHedge), runs kad-dht's provider
+// walk, asking each peer the walk queries for the records it holds (the
+// peers closest to the service hold them) and, for a provider whose record
+// none of them had, the provider itself, then the DHT value store. Every
+// record is verified with record.Validator whatever path brought it;
+// identical envelopes are verified once per search; per peer the highest
+// seq wins and a valid tombstone stops that peer. Results stream as soon as
+// they verify, at most one per peer, each saying which path brought it
+// (Result.Source), and the search is bounded by a timeout. FindOptions
+// .DHTOnly and Config.DisableFastPath turn the fast path off.
 //
-// Find runs kad-dht's provider walk and, as the walk queries each peer,
-// asks that same peer over the registry protocol for the records it holds
-// (one round trip on the connection the walk opens). The peers closest to
-// the service hold the signed records, so a finder usually has a verified
-// record when the walk reaches its first provider, without dialling the
-// provider. A provider whose record none of them held is asked directly,
-// then the DHT value store. This node's own index is checked first. Every
-// record is verified with record.Validator whatever path it came by
-// (identical envelopes once per search); per peer the highest seq wins and
-// a valid tombstone stops that peer. Results stream as soon as they verify,
-// at most one per peer, and the search is bounded by a timeout.
+// # The record store
 //
-// # Readiness
+// A node keeps the verified records it holds in the datastore kad-dht's
+// value store uses, under kad-dht's own keys, so a DHT GET_VALUE and a
+// registry list serve the same bytes and nothing is stored twice. Every
+// write, whatever its path (registry put, DHT PUT_VALUE, the node's own
+// publish), goes through one store that decides by seq, and an index per
+// service and peer sits beside it in memory, since kad-dht's value store
+// cannot list one service's records. Config.Datastore makes it persistent:
+// OpenDatastore opens Pebble (maintained, crash-safe, group commit; chosen
+// over the unmaintained goleveldb) with synced writes, and a restarted node
+// verifies and serves every unexpired record it held before, with nothing
+// re-provided. Expired records are deleted every SweepInterval.
+//
+// # Health
+//
+// With Config.Health set (registries), the node pings each provider it
+// holds a live record for every Interval, at most Concurrency at a time and
+// never twice at once; after Failures consecutive failures it stops serving
+// the provider's records (list, GET_VALUE, its own finds), serves them again
+// when a check succeeds or the provider republishes, and deletes them after
+// DeregisterAfter, like Consul's deregister_critical_service_after.
+//
+// # Readiness and metrics
 //
 // Providing or finding with an empty routing table fails inside kad-dht
 // ("failed to find any peer in table"), so both wait on Ready, bounded by
 // their own deadline, and fail with ErrNotReady if the node never joined.
-//
-// # Registry protocol
-//
-// See proto.go for /netget/<network>/registry/1.0.0 (list, put) and an
-// example exchange. Every node serves it from its index of verified
-// records (store.go), bounded per service and in total.
+// Config.Registerer receives Prometheus metrics: records accepted and
+// rejected by reason, finds and time to first result, results by path,
+// health checks by outcome, providers healthy and unhealthy, records held.
 package dht
