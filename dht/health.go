@@ -64,6 +64,25 @@ func (h Health) withDefaults() Health {
 	return h
 }
 
+// ProviderState is what a node knows of one provider it holds records for.
+type ProviderState struct {
+	// Peer is the provider.
+	Peer peer.ID
+	// Records is how many of its records the node holds (tombstones too).
+	Records int
+	// Healthy is false while its health checks fail: its records are
+	// then hidden.
+	Healthy bool
+	// Failures is how many consecutive checks failed.
+	Failures int
+	// UnhealthySince is when it turned unhealthy; zero while healthy.
+	UnhealthySince time.Time
+}
+
+// Providers returns the providers the node holds records for, with what
+// its health checks found (all healthy when the monitor is off).
+func (n *Node) Providers() []ProviderState { return n.store.providerStates(n.host.ID()) }
+
 // monitor runs the health checks of one node until its context ends.
 type monitor struct {
 	n   *Node

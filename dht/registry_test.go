@@ -169,6 +169,9 @@ func TestHealthMonitor(t *testing.T) {
 	if reg.StoredRecords() == 0 {
 		t.Fatal("records deleted already; want them hidden until DeregisterAfter")
 	}
+	if ps := reg.Providers(); len(ps) != 1 || ps[0].Peer != provID || ps[0].Healthy || ps[0].UnhealthySince.IsZero() {
+		t.Fatalf("registry's provider states: %+v, want %s unhealthy", ps, provID)
+	}
 
 	kill = run()
 	eventually(t, "the provider is served again after it republished", served)

@@ -400,6 +400,29 @@ func (s *store) unhealthyFor(cutoff time.Time) map[peer.ID]bool {
 	return out
 }
 
+// provider is what the store knows of one provider: see Node.Providers.
+func (s *store) provider(p peer.ID) ProviderState {
+	st := ProviderState{Peer: p, Records: s.byPeer[p], Healthy: !s.health[p].unhealthy()}
+	if h := s.health[p]; h != nil {
+		st.Failures, st.UnhealthySince = h.failures, h.since
+	}
+	return st
+}
+
+// providerStates returns the state of every provider the store holds
+// records for, except self.
+func (s *store) providerStates(self peer.ID) []ProviderState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ProviderState, 0, len(s.byPeer))
+	for p := range s.byPeer {
+		if p != self {
+			out = append(out, s.provider(p))
+		}
+	}
+	return out
+}
+
 // healthCounts returns how many providers are held healthy and unhealthy.
 func (s *store) healthCounts() (healthy, unhealthy int) {
 	s.mu.Lock()
