@@ -91,7 +91,7 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan 
 	}
 	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
-		offered: make(map[[32]byte]bool)}
+		offered: make(map[[32]byte]bool), listed: make(chan struct{})}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -133,6 +133,8 @@ type search struct {
 	asked   map[peer.ID]bool       // peers sent a list request
 	offered map[[32]byte]bool      // envelopes already verified (or refused)
 	emitted int
+	lists   int           // list requests in flight
+	listed  chan struct{} // closed (and replaced) whenever one ends
 }
 
 // peerState is what a search knows about one provider.
@@ -210,11 +212,13 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 		return
 	}
 	f.asked[p] = true
+	f.lists++
 	f.mu.Unlock()
 	if done != nil {
 		done.Add(1)
 	}
 	f.wg.Go(func() {
+		defer f.listEnded()
 		if done != nil {
 			defer done.Done()
 		}
@@ -252,11 +256,44 @@ func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
 	}()
 }
 
-// fetch asks provider p for its record, then the DHT value store.
+// listEnded marks one list request done, after its records were offered.
+func (f *search) listEnded() {
+	f.mu.Lock()
+	f.lists--
+	close(f.listed)
+	f.listed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// awaitLists waits until p's record has arrived or no list request is in
+// flight: the peer that named p as a provider holds p's record too, and its
+// answer is usually on the way, so dialling p would only compete with it.
+// It reports whether p's record is still missing.
+func (f *search) awaitLists(ctx context.Context, p peer.ID) bool {
+	for {
+		f.mu.Lock()
+		missing, lists, listed := !f.state(p).verified, f.lists, f.listed
+		f.mu.Unlock()
+		if !missing || lists == 0 {
+			return missing
+		}
+		select {
+		case <-listed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// fetch asks provider p for its record, then the DHT value store, unless
+// a list request in flight brings it first.
 func (f *search) fetch(ctx context.Context, p peer.ID) {
 	n := f.n
 	fctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
 	defer cancel()
+	if !f.awaitLists(fctx, p) {
+		return
+	}
 	envs, err := n.list(fctx, p, f.c, MaxListLimit)
 	if err != nil {
 		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
