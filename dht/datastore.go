@@ -28,6 +28,9 @@ func OpenDatastore(dir string) (ds.Batching, error) {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("%w %s: not a directory", ErrDatastore, dir)
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w %s: %w", ErrDatastore, dir, err)
+	}
 	d, err := openPebble(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrDatastore, dir, err)

@@ -385,3 +385,42 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// TestFindReturnsLatestRecord: a finder that holds an older copy of a
+// provider's record (or its tombstone) still gets the provider's latest
+// record, which the registries have.
+func TestFindReturnsLatestRecord(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2})
+	prov, finder := net.Nodes[0], net.Nodes[1]
+	publish := func(region string) {
+		t.Helper()
+		if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService", Meta: map[string]string{"region": region}}); err != nil {
+			t.Fatal(err)
+		}
+		settle(t, prov)
+	}
+	find := func() string {
+		t.Helper()
+		got, err := finder.FindAll(ctx, "DatabaseService", dht.FindOptions{})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("find: %d results, %v; want 1", len(got), err)
+		}
+		return got[0].Record.Meta["region"]
+	}
+	publish("eu-west")
+	if got := find(); got != "eu-west" {
+		t.Fatalf("first find: region %q, want eu-west", got)
+	}
+	publish("us-east") // the finder's own copy is now stale
+	if got := find(); got != "us-east" {
+		t.Fatalf("after a re-publish: region %q, want us-east", got)
+	}
+	if _, err := prov.Withdraw(ctx, "DatabaseService"); err != nil {
+		t.Fatal(err)
+	}
+	publish("ap-south") // the finder may hold the tombstone; the live record is newer
+	if got := find(); got != "ap-south" {
+		t.Fatalf("after withdraw and re-publish: region %q, want ap-south", got)
+	}
+}

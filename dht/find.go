@@ -142,7 +142,7 @@ type peerState struct {
 	seq      uint64 // highest verified seq
 	verified bool   // a verified record (live or tombstone) arrived
 	fetching bool   // a provider / value-store fetch started
-	done     bool   // streamed, or withdrawn: nothing more to do
+	done     bool   // streamed: nothing more to do
 }
 
 func (f *search) run(ctx context.Context) {
@@ -152,10 +152,12 @@ func (f *search) run(ctx context.Context) {
 			f.ask(ctx, p, SourceRegistry, &regs)
 		}
 	}
+	// The registries have every provider's latest record (providers push to
+	// them); copies this node holds may be older, so they wait their turn.
+	f.hedge(ctx, &regs)
 	for _, env := range f.n.store.list(f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
 		f.offer(ctx, env, SourceLocal)
 	}
-	f.hedge(ctx, &regs)
 	if ctx.Err() != nil {
 		f.wg.Wait()
 		return // the registries gave all that was asked for
@@ -354,12 +356,8 @@ func (f *search) offer(ctx context.Context, env []byte, src Source) {
 		return
 	}
 	st.verified, st.seq = true, s.Seq
-	if st.done {
-		return
-	}
-	if s.Withdrawn {
-		st.done = true
-		return
+	if st.done || s.Withdrawn {
+		return // streamed already, or withdrawn (a newer live record may follow)
 	}
 	if f.limit > 0 && f.emitted >= f.limit {
 		return
