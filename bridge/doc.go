@@ -1,5 +1,69 @@
-// Package bridge will own the WebSocket endpoint that lets web pages find
-// services through a local peer: its JSON protocol, its filters (origin,
-// token, rate, size) and the embedded handshaker script. It depends on a
-// narrow finder interface, never on the DHT type. Not built yet (issue 4).
+// Package bridge owns the WebSocket bridge that lets web pages find
+// services on a netget network through one node: its HTTP endpoints, its
+// JSON protocol (v1, PROTOCOL.md), the checks every session and find pass
+// before reaching the node, and the embedded handshaker script pages load.
+// It depends on a narrow Finder interface, never on the DHT; the command
+// adapts a dht.Node to it, so a browser only ever sees records the node
+// verified.
+//
+// # Endpoints
+//
+// A Server is an http.Handler (and can Serve a listener itself, over TLS
+// when Config has a certificate):
+//
+//   - GET /netget-handshaker.js: the classic script; <script src> on it
+//     sets window.netget, connected to the bridge it came from.
+//   - GET /netget-handshaker.mjs: the same client as an ES module
+//     (import netget, { connect } from ".../netget-handshaker.mjs").
+//     Both are embedded, served as application/javascript with
+//     Cache-Control max-age 300, an ETag (304 on revalidation) and
+//     Access-Control-Allow-Origin *: the script is public.
+//   - GET /ws: the WebSocket, subprotocol netget.v1, JSON text frames.
+//   - GET /healthz: 200 {"status":"ok",…}, 503 once shutting down.
+//   - anything else: Config.Extra (a devnet page at /, say), else 404.
+//
+// # Checks, in order
+//
+// Before the upgrade: at most MaxConns sessions (else HTTP 503 with
+// Retry-After). After it, so that the page can read why, each refusal is
+// an error frame without id followed by a close (1008 policy violation,
+// 1002 protocol error, 1009 too big): the subprotocol must be netget.v1;
+// the Host header must be an IP literal, localhost, a name in Hosts, or,
+// with Hosts empty, any name over TLS (DNS rebinding); the Origin must be
+// absent (not a browser), the same origin as Host, or match Origins,
+// and never "null"; Filters at StageConnect; the first frame must be a
+// hello within HelloTimeout, on this network, with the Token if one is
+// set; Filters at StageHello. Then per frame: MaxFrameSize (too_large
+// closes the session), FramesPerSecond / FrameBurst (rate_limited; the
+// frame is dropped), and per find: the Services allowlist (forbidden), a
+// unique id (bad_request), MaxInFlight (rate_limited), Filters at
+// StageFind. Only then does a find reach the Finder. Every refusal is
+// counted by Reason in Stats.
+//
+// # Finds
+//
+// A find streams one result frame per verified provider as the Finder
+// yields it, at most its limit (MaxResults by default and at most), within
+// its timeout (FindTimeout by default, at most MaxFindTimeout). It ends
+// with done {count} when it found at least one provider; with error
+// not_found when the search ended empty, or timeout when its timeout
+// passed empty; with done {cancelled: true} after the client's cancel.
+// Several finds run at once on one connection, each in its own goroutine;
+// the session waits for them when it ends.
+//
+// # Errors
+//
+// Error frames carry a stable Code and a message for humans. Messages
+// echo only the client's own input or fixed text; internal causes (a
+// Finder's error, a Filter's reason) go to the Logger, and the client
+// sees "find failed" or "refused". A Filter chooses what the client sees
+// by returning an *Error.
+//
+// # Lifecycle
+//
+// Shutdown stops the listeners, closes every WebSocket with 1001 (going
+// away), cancels their finds and waits for them, bounded by its context;
+// Close does the same at once. Both are idempotent. Goroutines: one per
+// session (the HTTP server's), one per find, and one pinger per session
+// when PingInterval is set; all end with their session.
 package bridge

@@ -20,6 +20,9 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== chromium (the browser tests drive Debian's headless chromium)"
+scripts/chromium.sh
+
 echo "== go test -race"
 # -count=1: always run for real; the timeout is far above the suite's few minutes.
 go test -race -count=1 -timeout 20m ./... "$@"

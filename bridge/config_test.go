@@ -1,0 +1,59 @@
+package bridge_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/netget/netget-peer/bridge"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		change  func(*bridge.Config)
+		wantErr string // "" = valid
+	}{
+		{"default", func(*bridge.Config) {}, ""},
+		{"no peer", func(c *bridge.Config) { c.PeerID = "" }, "peer ID"},
+		{"bad network", func(c *bridge.Config) { c.Network = "Prod" }, "invalid network name"},
+		{"bad origin", func(c *bridge.Config) { c.Origins = []string{"app.example"} }, `origin "app.example"`},
+		{"origin with path", func(c *bridge.Config) { c.Origins = []string{"https://app.example/x"} }, "no path"},
+		{"bad host", func(c *bridge.Config) { c.Hosts = []string{"bridge.example:8080"} }, "without port"},
+		{"bad service", func(c *bridge.Config) { c.Services = []string{"no spaces"} }, "service allowlist"},
+		{"tiny frames", func(c *bridge.Config) { c.MaxFrameSize = 10 }, "max frame size"},
+		{"no conns", func(c *bridge.Config) { c.MaxConns = 0 }, "max connections"},
+		{"no rate", func(c *bridge.Config) { c.FramesPerSecond = 0 }, "frame rate"},
+		{"no burst", func(c *bridge.Config) { c.FrameBurst = 0 }, "frame rate"},
+		{"no in-flight", func(c *bridge.Config) { c.MaxInFlight = 0 }, "in-flight"},
+		{"no results", func(c *bridge.Config) { c.MaxResults = 0 }, "max results"},
+		{"timeout over max", func(c *bridge.Config) { c.FindTimeout = 2 * c.MaxFindTimeout }, "find timeout"},
+		{"no hello timeout", func(c *bridge.Config) { c.HelloTimeout = 0 }, "hello timeout"},
+		{"negative ping", func(c *bridge.Config) { c.PingInterval = -1 }, "ping interval"},
+		{"huge token", func(c *bridge.Config) { c.Token = strings.Repeat("t", c.MaxFrameSize) }, "token"},
+		{"cert without key", func(c *bridge.Config) { c.CertFile = "cert.pem" }, "key file"},
+		{"pings off", func(c *bridge.Config) { c.PingInterval = 0 }, ""},
+		{"allowlists", func(c *bridge.Config) {
+			c.Origins, c.Hosts, c.Services = []string{"*"}, []string{"*.example"}, []string{"DatabaseService"}
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := bridge.DefaultConfig("12D3KooWPeer", "development")
+			tt.change(&cfg)
+			err := cfg.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.wantErr != "" && (!errors.Is(err, bridge.ErrBadConfig) || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Validate: got %v, want ErrBadConfig mentioning %q", err, tt.wantErr)
+			}
+			if _, err := bridge.New(newFakeFinder(t), cfg); (err == nil) != (tt.wantErr == "") {
+				t.Fatalf("New: %v", err)
+			}
+		})
+	}
+	if _, err := bridge.New(nil, bridge.DefaultConfig("p", "development")); !errors.Is(err, bridge.ErrBadConfig) {
+		t.Fatalf("New without a finder: %v, want ErrBadConfig", err)
+	}
+}

@@ -1,0 +1,140 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// find checks a find frame and, if it passes, starts it. Checks, in
+// order: service allowlist, duplicate id, in-flight limit, Filters.
+func (s *session) find(ctx context.Context, f *FindFrame) {
+	cfg := &s.srv.cfg
+	limit, timeout := s.srv.bounds(f)
+	if s.srv.services != nil && !s.srv.services[strings.ToLower(f.Service)] {
+		s.srv.stats.refuse(ReasonService)
+		s.sendErr(ctx, f.ID, &Error{Code: CodeForbidden, Message: "service not allowed on this bridge"})
+		return
+	}
+	s.mu.Lock()
+	_, dup := s.finds[f.ID]
+	n := len(s.finds)
+	s.mu.Unlock()
+	switch {
+	case dup:
+		s.srv.stats.refuse(ReasonBadFrame)
+		s.sendErr(ctx, f.ID, &Error{Code: CodeBadRequest, Message: "a find with this id is in flight"})
+		return
+	case n >= cfg.MaxInFlight:
+		s.srv.stats.refuse(ReasonInFlight)
+		s.sendErr(ctx, f.ID, &Error{Code: CodeRateLimited,
+			Message: fmt.Sprintf("%d finds in flight; wait for one to end", n)})
+		return
+	}
+	s.req.Stage, s.req.Service, s.req.Limit, s.req.Timeout = StageFind, f.Service, limit, timeout
+	if e := s.filter(ctx); e != nil {
+		s.srv.stats.refuse(ReasonFilter)
+		s.log.Debug("bridge filter refused find", "service", f.Service, "err", e)
+		s.sendErr(ctx, f.ID, e)
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	st := &inflight{cancel: cancel}
+	// Only this goroutine adds finds, so the checks above still hold.
+	s.mu.Lock()
+	s.finds[f.ID] = st
+	s.mu.Unlock()
+	s.wg.Go(func() { s.runFind(ctx, fctx, st, f, limit, timeout) })
+}
+
+// bounds returns a find's limit and timeout after defaults and caps.
+func (s *Server) bounds(f *FindFrame) (int, time.Duration) {
+	limit := f.Limit
+	if limit == 0 || limit > s.cfg.MaxResults {
+		limit = s.cfg.MaxResults
+	}
+	timeout := time.Duration(f.TimeoutMS) * time.Millisecond
+	if f.TimeoutMS == 0 {
+		timeout = s.cfg.FindTimeout
+	}
+	if f.TimeoutMS > s.cfg.MaxFindTimeout.Milliseconds() {
+		timeout = s.cfg.MaxFindTimeout
+	}
+	return limit, timeout
+}
+
+// runFind runs one find to its end and answers it: results as they come,
+// then done, or an error when nothing was found.
+func (s *session) runFind(ctx, fctx context.Context, st *inflight, f *FindFrame, limit int, timeout time.Duration) {
+	s.srv.stats.finds.Add(1)
+	results, err := s.srv.finder.Find(fctx, f.Service, FindOptions{Limit: limit, Timeout: timeout})
+	count := 0
+	if err == nil {
+		count = s.stream(ctx, fctx, f.ID, results, limit)
+	}
+	timedOut := errors.Is(fctx.Err(), context.DeadlineExceeded)
+	st.cancel()
+	// Forget the find before answering: once the client reads the end,
+	// the id and the slot are free again.
+	s.mu.Lock()
+	cancelled := st.cancelled
+	delete(s.finds, f.ID)
+	s.mu.Unlock()
+	switch {
+	case ctx.Err() != nil:
+		// The session is ending: nobody to answer.
+	case cancelled:
+		s.send(ctx, &DoneFrame{ID: f.ID, Count: count, Cancelled: true})
+	case count > 0:
+		s.send(ctx, &DoneFrame{ID: f.ID, Count: count})
+	case timedOut:
+		s.sendErr(ctx, f.ID, &Error{Code: CodeTimeout,
+			Message: fmt.Sprintf("no provider of %s found within %s", f.Service, timeout), Err: err})
+	case err != nil:
+		s.sendErr(ctx, f.ID, &Error{Code: CodeInternal, Message: "find failed", Err: err})
+	default:
+		s.sendErr(ctx, f.ID, &Error{Code: CodeNotFound, Message: "no provider of " + f.Service + " found"})
+	}
+}
+
+// stream sends each result as a frame until the finder closes the channel,
+// the limit is reached, or fctx ends. It returns how many it sent.
+func (s *session) stream(ctx, fctx context.Context, id string, results <-chan Result, limit int) int {
+	count := 0
+	for count < limit {
+		var r Result
+		var ok bool
+		select {
+		case r, ok = <-results:
+		case <-fctx.Done():
+			return count
+		}
+		if !ok {
+			return count
+		}
+		if r.Record == nil || fctx.Err() != nil {
+			continue
+		}
+		err := s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
+			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+		if err != nil {
+			s.cancel() // the connection is gone or stuck: end the session
+			return count
+		}
+		count++
+		s.srv.stats.results.Add(1)
+	}
+	return count
+}
+
+// cancelFind stops the find id, if it is in flight.
+func (s *session) cancelFind(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.finds[id]; st != nil {
+		st.cancelled = true
+		st.cancel()
+	}
+}

@@ -1,0 +1,317 @@
+package bridge
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+)
+
+// errFrameTooLarge is how session.read reports a frame over MaxFrameSize.
+var errFrameTooLarge = errors.New("frame too large")
+
+// session is one WebSocket connection: its checks, its hello, its finds.
+// The goroutine that runs run owns it; finds and the pinger are its
+// goroutines, and run waits for them.
+type session struct {
+	srv     *Server
+	conn    *websocket.Conn
+	req     Request // what Filters see; Token and Client set by hello
+	tls     bool
+	limiter *rate.Limiter
+	log     *slog.Logger
+	cancel  context.CancelFunc // ends the session; set by run
+
+	mu    sync.Mutex
+	finds map[string]*inflight
+	wg    sync.WaitGroup // finds and the pinger
+}
+
+// inflight is one find in progress.
+type inflight struct {
+	cancel    context.CancelFunc
+	cancelled bool // by the client; guarded by session.mu
+}
+
+func newSession(s *Server, conn *websocket.Conn, r *http.Request) *session {
+	// The library's own limit sits above ours, so that session.read sees
+	// an oversized frame first and can say so before closing.
+	conn.SetReadLimit(int64(s.cfg.MaxFrameSize) + 1)
+	return &session{
+		srv:  s,
+		conn: conn,
+		req: Request{RemoteAddr: r.RemoteAddr, Origin: r.Header.Get("Origin"), Host: r.Host,
+			Header: r.Header.Clone()},
+		tls:     r.TLS != nil,
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.FramesPerSecond), s.cfg.FrameBurst),
+		log:     s.log.With("remote", r.RemoteAddr, "origin", r.Header.Get("Origin")),
+		finds:   make(map[string]*inflight),
+	}
+}
+
+// run serves the session until the client leaves, a fatal refusal, or
+// the server closes it; then it stops its finds and waits for them.
+func (s *session) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	defer s.conn.CloseNow()
+	defer s.wg.Wait()
+	defer cancel()
+	if !s.admit(ctx) || !s.hello(ctx) {
+		return
+	}
+	if iv := s.srv.cfg.PingInterval; iv > 0 {
+		s.wg.Go(func() { s.pinger(ctx, iv) })
+	}
+	s.loop(ctx)
+}
+
+// admit runs the connection checks: subprotocol, Host, Origin, Filters.
+func (s *session) admit(ctx context.Context) bool {
+	cfg := &s.srv.cfg
+	if s.conn.Subprotocol() != Subprotocol {
+		return s.refuse(ctx, ReasonSubprotocol, &Error{Code: CodeBadRequest,
+			Message: "the WebSocket subprotocol " + Subprotocol + " is required"}, websocket.StatusProtocolError)
+	}
+	if !hostAllowed(cfg.Hosts, s.req.Host, s.tls) {
+		return s.refuse(ctx, ReasonHost, &Error{Code: CodeForbidden, Message: "host not allowed",
+			Err: fmt.Errorf("host %q", s.req.Host)}, websocket.StatusPolicyViolation)
+	}
+	if err := s.checkOrigin(); err != nil {
+		return s.refuse(ctx, ReasonOrigin, &Error{Code: CodeForbidden, Message: "origin not allowed",
+			Err: err}, websocket.StatusPolicyViolation)
+	}
+	s.req.Stage = StageConnect
+	if e := s.filter(ctx); e != nil {
+		return s.refuse(ctx, ReasonFilter, e, websocket.StatusPolicyViolation)
+	}
+	return true
+}
+
+// checkOrigin allows no Origin (not a browser), the same origin, and the
+// configured ones; never "null".
+func (s *session) checkOrigin() error {
+	if s.req.Origin == "" {
+		return nil
+	}
+	o, err := parseOriginHeader(s.req.Origin)
+	if err != nil {
+		return err
+	}
+	if sameOrigin(o, s.req.Host, s.tls) {
+		return nil
+	}
+	for _, p := range s.srv.origins {
+		if p.match(o) {
+			return nil
+		}
+	}
+	return fmt.Errorf("origin %q not in the allowlist", s.req.Origin)
+}
+
+// hello waits for the client's hello and answers it with a welcome.
+func (s *session) hello(ctx context.Context) bool {
+	cfg := &s.srv.cfg
+	hctx, cancel := context.WithTimeout(ctx, cfg.HelloTimeout)
+	b, err := s.read(hctx)
+	cancel()
+	if err != nil {
+		return s.readFailed(ctx, err, ReasonHello)
+	}
+	f, err := ParseClientFrame(b)
+	h, ok := f.(*HelloFrame)
+	switch {
+	case err != nil:
+		return s.refuse(ctx, ReasonHello, publicError(err), websocket.StatusProtocolError)
+	case !ok:
+		return s.refuse(ctx, ReasonHello, &Error{Code: CodeBadRequest, Message: "the first frame must be hello"},
+			websocket.StatusProtocolError)
+	case h.Network != "" && h.Network != cfg.Network:
+		return s.refuse(ctx, ReasonNetwork, &Error{Code: CodeBadRequest,
+			Message: fmt.Sprintf("this bridge finds on network %q, not %q", cfg.Network, h.Network)},
+			websocket.StatusPolicyViolation)
+	case cfg.Token != "" && h.Token == "":
+		return s.refuse(ctx, ReasonToken, &Error{Code: CodeForbidden, Message: "token required"},
+			websocket.StatusPolicyViolation)
+	case cfg.Token != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(cfg.Token)) != 1:
+		return s.refuse(ctx, ReasonToken, &Error{Code: CodeForbidden, Message: "invalid token"},
+			websocket.StatusPolicyViolation)
+	}
+	s.req.Stage, s.req.Token, s.req.Client = StageHello, h.Token, truncate(h.Client, 64)
+	if e := s.filter(ctx); e != nil {
+		return s.refuse(ctx, ReasonFilter, e, websocket.StatusPolicyViolation)
+	}
+	s.log.Debug("bridge session open", "client", s.req.Client)
+	return s.send(ctx, &WelcomeFrame{Version: min(h.Version, Version), Peer: cfg.PeerID,
+		Network: cfg.Network, Limits: s.srv.limits()}) == nil
+}
+
+// limits is what the welcome tells clients.
+func (s *Server) limits() Limits {
+	c := &s.cfg
+	return Limits{FrameBytes: c.MaxFrameSize, InFlight: c.MaxInFlight, MaxResults: c.MaxResults,
+		FramesPerSecond: c.FramesPerSecond, FindTimeoutMS: c.FindTimeout.Milliseconds(),
+		MaxFindTimeoutMS: c.MaxFindTimeout.Milliseconds()}
+}
+
+// loop reads and handles frames until the connection ends.
+func (s *session) loop(ctx context.Context) {
+	for {
+		b, err := s.read(ctx)
+		if err != nil {
+			s.readFailed(ctx, err, "")
+			return
+		}
+		f, perr := ParseClientFrame(b)
+		if !s.limiter.Allow() {
+			s.srv.stats.refuse(ReasonRate)
+			s.sendErr(ctx, peekID(b), &Error{Code: CodeRateLimited, Message: "too many frames; slow down"})
+			continue
+		}
+		if perr != nil {
+			s.srv.stats.refuse(ReasonBadFrame)
+			s.sendErr(ctx, peekID(b), publicError(perr))
+			continue
+		}
+		switch f := f.(type) {
+		case *HelloFrame:
+			s.srv.stats.refuse(ReasonBadFrame)
+			s.sendErr(ctx, "", &Error{Code: CodeBadRequest, Message: "hello already received"})
+		case *FindFrame:
+			s.find(ctx, f)
+		case *CancelFrame:
+			s.cancelFind(f.ID)
+		case *PingFrame:
+			s.send(ctx, &PongFrame{ID: f.ID})
+		}
+	}
+}
+
+// read returns the next text frame, at most MaxFrameSize bytes.
+func (s *session) read(ctx context.Context) ([]byte, error) {
+	typ, r, err := s.conn.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	max := s.srv.cfg.MaxFrameSize
+	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > max {
+		return nil, errFrameTooLarge
+	}
+	if typ != websocket.MessageText {
+		return []byte{}, nil // fails to parse: "want a JSON object"
+	}
+	return b, nil
+}
+
+// readFailed ends the session after a failed read: it answers an
+// oversized frame, and counts a failed hello as reason (if set).
+func (s *session) readFailed(ctx context.Context, err error, reason Reason) bool {
+	if errors.Is(err, errFrameTooLarge) {
+		return s.refuse(ctx, ReasonTooLarge, &Error{Code: CodeTooLarge,
+			Message: fmt.Sprintf("frame over %d bytes", s.srv.cfg.MaxFrameSize)}, websocket.StatusMessageTooBig)
+	}
+	if reason != "" {
+		s.srv.stats.refuse(reason)
+	}
+	s.log.Debug("bridge session closed", "err", err)
+	return false
+}
+
+// refuse counts a fatal refusal, tells the client why and closes.
+func (s *session) refuse(ctx context.Context, reason Reason, e *Error, status websocket.StatusCode) bool {
+	s.srv.stats.refuse(reason)
+	s.log.Debug("bridge refused session", "reason", reason, "code", e.Code, "err", e)
+	if s.sendErr(ctx, "", e) == nil {
+		s.conn.Close(status, string(e.Code))
+	}
+	return false
+}
+
+// filter runs the Filters on s.req; the first refusal wins.
+func (s *session) filter(ctx context.Context) *Error {
+	for _, f := range s.srv.cfg.Filters {
+		req := s.req // a copy: filters cannot change the session's view
+		if err := f.Check(ctx, &req); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return e
+			}
+			return &Error{Code: CodeForbidden, Message: "refused", Err: err}
+		}
+	}
+	return nil
+}
+
+// send writes one frame within WriteTimeout; a failed write closes the
+// connection, which ends the session.
+func (s *session) send(ctx context.Context, f any) error {
+	b, err := Marshal(f)
+	if err != nil {
+		s.log.Error("bridge cannot encode frame", "err", err)
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
+	defer cancel()
+	return s.conn.Write(wctx, websocket.MessageText, b)
+}
+
+// sendErr sends an error frame; internal detail goes to the log only.
+func (s *session) sendErr(ctx context.Context, id string, e *Error) error {
+	if e.Code == CodeInternal {
+		s.log.Warn("bridge internal error", "id", id, "err", e)
+	}
+	return s.send(ctx, &ErrorFrame{ID: id, Code: e.Code, Message: e.Message})
+}
+
+// pinger pings the client every iv; a client that does not answer within
+// WriteTimeout is disconnected.
+func (s *session) pinger(ctx context.Context, iv time.Duration) {
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
+		err := s.conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			s.log.Debug("bridge client did not answer ping", "err", err)
+			s.cancel()
+			return
+		}
+	}
+}
+
+// goAway closes the connection with 1001 (going away): server shutdown.
+func (s *session) goAway() { s.conn.Close(websocket.StatusGoingAway, "bridge shutting down") }
+
+// closeNow drops the connection.
+func (s *session) closeNow() { s.conn.CloseNow() }
+
+// peekID returns the id of a frame that may not parse, so that its error
+// frame reaches the right find; "" when there is no valid id.
+func peekID(b []byte) string {
+	var f struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(b, &f) != nil || checkID(f.ID) != nil {
+		return ""
+	}
+	return f.ID
+}

@@ -1,0 +1,73 @@
+package bridge
+
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+)
+
+// Reason names why the bridge refused a connection, session, frame or
+// find. Stats counts refusals by reason; the list only grows.
+type Reason string
+
+// Refusal reasons.
+const (
+	ReasonMaxConns    Reason = "max_conns"   // HTTP 503: MaxConns sessions open
+	ReasonSubprotocol Reason = "subprotocol" // the client did not offer netget.v1
+	ReasonHost        Reason = "host"        // Host header not allowed (DNS rebinding)
+	ReasonOrigin      Reason = "origin"      // Origin not allowed, or null
+	ReasonHello       Reason = "hello"       // no valid hello first, or none in time
+	ReasonNetwork     Reason = "network"     // hello named another network
+	ReasonToken       Reason = "token"       // token missing or wrong
+	ReasonFilter      Reason = "filter"      // a Filter refused
+	ReasonTooLarge    Reason = "too_large"   // frame over MaxFrameSize
+	ReasonBadFrame    Reason = "bad_frame"   // malformed frame, unknown type, duplicate id
+	ReasonRate        Reason = "rate"        // over FramesPerSecond
+	ReasonInFlight    Reason = "in_flight"   // over MaxInFlight
+	ReasonService     Reason = "service"     // service not in the allowlist
+)
+
+// Stats is a snapshot of a Server's counters.
+type Stats struct {
+	Sessions      int               // WebSocket sessions open now
+	SessionsTotal uint64            // sessions accepted since start
+	Finds         uint64            // finds that reached the Finder
+	Results       uint64            // result frames sent
+	Refusals      map[Reason]uint64 // refusals by reason
+}
+
+// counters are a Server's live Stats.
+type counters struct {
+	sessions      atomic.Int64
+	sessionsTotal atomic.Uint64
+	finds         atomic.Uint64
+	results       atomic.Uint64
+
+	mu       sync.Mutex
+	refusals map[Reason]uint64
+}
+
+func (c *counters) refuse(r Reason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refusals == nil {
+		c.refusals = make(map[Reason]uint64)
+	}
+	c.refusals[r]++
+}
+
+func (c *counters) snapshot() Stats {
+	c.mu.Lock()
+	ref := maps.Clone(c.refusals)
+	c.mu.Unlock()
+	if ref == nil {
+		ref = map[Reason]uint64{}
+	}
+	return Stats{
+		Sessions:      int(c.sessions.Load()),
+		SessionsTotal: c.sessionsTotal.Load(),
+		Finds:         c.finds.Load(),
+		Results:       c.results.Load(),
+		Refusals:      ref,
+	}
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netget/netget-peer/bridge"
+	"github.com/netget/netget-peer/dht"
+)
+
+// bridgeFlags are the flags of the commands that can serve the WebSocket
+// bridge (registry, the plain node): --bridge ADDR turns it on.
+func bridgeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "bridge", EnvVars: []string{"NETGET_BRIDGE"},
+			Usage: "serve the WebSocket bridge for web pages on `ADDR` (e.g. 127.0.0.1:8080): " +
+				"/netget-handshaker.js, /ws, /healthz"},
+		&cli.StringSliceFlag{Name: "bridge-origin",
+			Usage: "page `ORIGIN` allowed to use the bridge, e.g. https://app.example, https://*.example, " +
+				"http://localhost:* or * (repeatable; replaces the default: same-origin plus http(s) localhost, " +
+				"127.0.0.1 and [::1] on any port)"},
+		&cli.StringSliceFlag{Name: "bridge-host",
+			Usage: "Host `NAME` the bridge answers besides IPs and localhost, against DNS rebinding " +
+				"(repeatable; needed behind a TLS-terminating proxy; over --bridge-tls-cert any name is allowed)"},
+		&cli.StringFlag{Name: "bridge-token", EnvVars: []string{"NETGET_BRIDGE_TOKEN"},
+			Usage: "`TOKEN` pages must send (the script's data-token) before finding"},
+		&cli.StringSliceFlag{Name: "bridge-service",
+			Usage: "only this service `NAME` may be found through the bridge (repeatable; default: any)"},
+		&cli.StringFlag{Name: "bridge-tls-cert", Usage: "PEM certificate `FILE`: serve the bridge over TLS (wss://)"},
+		&cli.StringFlag{Name: "bridge-tls-key", Usage: "PEM private key `FILE` of --bridge-tls-cert"},
+	}
+}
+
+// bridgeConfig builds the bridge config of node n from the flags, or
+// returns a usage error. It does not check whether --bridge is set.
+func bridgeConfig(c *cli.Context, n *dht.Node, log *slog.Logger) (bridge.Config, error) {
+	cfg := bridge.DefaultConfig(n.Host().ID().String(), n.Network())
+	if c.IsSet("bridge-origin") {
+		cfg.Origins = c.StringSlice("bridge-origin")
+	}
+	cfg.Hosts = c.StringSlice("bridge-host")
+	cfg.Token = c.String("bridge-token")
+	cfg.Services = c.StringSlice("bridge-service")
+	cfg.CertFile, cfg.KeyFile = c.String("bridge-tls-cert"), c.String("bridge-tls-key")
+	cfg.Logger = log.With("component", "bridge")
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError("--bridge: %w", err)
+	}
+	return cfg, nil
+}
+
+// startBridge serves the bridge for node n when --bridge is set: it
+// listens, serves in the background and returns stop, which shuts the
+// bridge down (closing its WebSockets, bounded by stop's ctx) and waits for
+// it, and the bridge's base URL (the script is at URL + "/netget-handshaker.js").
+// Without --bridge, stop does nothing and the URL is "". Call stop before
+// closing n.
+func startBridge(ctx context.Context, c *cli.Context, n *dht.Node, log *slog.Logger) (stop func(context.Context) error, baseURL string, err error) {
+	noop := func(context.Context) error { return nil }
+	addr := c.String("bridge")
+	if addr == "" {
+		for _, f := range []string{"bridge-origin", "bridge-host", "bridge-token", "bridge-service", "bridge-tls-cert", "bridge-tls-key"} {
+			if c.IsSet(f) {
+				return noop, "", usageError("--%s needs --bridge ADDR", f)
+			}
+		}
+		return noop, "", nil
+	}
+	cfg, err := bridgeConfig(c, n, log)
+	if err != nil {
+		return noop, "", err
+	}
+	return serveBridge(ctx, dhtFinder{n}, cfg, addr)
+}
+
+// serveBridge listens on addr and serves a bridge built from cfg until
+// stop, which is idempotent. A devnet can set cfg.Extra (a page at /)
+// between bridgeConfig and serveBridge.
+func serveBridge(ctx context.Context, f bridge.Finder, cfg bridge.Config, addr string) (stop func(context.Context) error, baseURL string, err error) {
+	srv, err := bridge.New(f, cfg)
+	if err != nil {
+		return nil, "", usageError("--bridge: %w", err)
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--bridge %s: %w", addr, err)
+	}
+	baseURL = bridgeURL(l.Addr(), srv.TLS())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	cfg.Logger.Info("bridge serving", "url", baseURL, "script", baseURL+bridge.PathScript)
+	var once sync.Once
+	var stopErr error
+	stop = func(ctx context.Context) error {
+		once.Do(func() {
+			stopErr = srv.Shutdown(ctx)
+			if serr := <-served; !errors.Is(serr, bridge.ErrClosed) && stopErr == nil {
+				stopErr = serr
+			}
+		})
+		return stopErr
+	}
+	return stop, baseURL, nil
+}
+
+// bridgeShutdownTimeout bounds closing the bridge's WebSockets at exit.
+const bridgeShutdownTimeout = 5 * time.Second
+
+// shutdownBridge runs a bridge's stop, bounded by bridgeShutdownTimeout.
+func shutdownBridge(stop func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), bridgeShutdownTimeout)
+	defer cancel()
+	stop(ctx)
+}
+
+// bridgeURL is the base URL pages load the bridge from; an unspecified
+// listen address (all interfaces) is shown as localhost.
+func bridgeURL(a net.Addr, tls bool) string {
+	u := url.URL{Scheme: "http", Host: a.String()}
+	if tls {
+		u.Scheme = "https"
+	}
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		u.Host = net.JoinHostPort("localhost", fmt.Sprint(ta.Port))
+	}
+	return u.String()
+}
+
+// dhtFinder adapts a DHT node to the bridge: finds from the bridge take
+// the node's verified-record path, so a browser only sees records whose
+// signatures the node checked.
+type dhtFinder struct{ n *dht.Node }
+
+// Find implements bridge.Finder. Its goroutine forwards the node's results
+// and ends when the node closes its channel, which Find does once ctx ends.
+func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOptions) (<-chan bridge.Result, error) {
+	in, err := f.n.Find(ctx, service, dht.FindOptions{Limit: opts.Limit, Timeout: opts.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan bridge.Result)
+	go func() {
+		defer close(out)
+		for r := range in {
+			select {
+			case out <- bridge.Result{Record: r.Record, Source: string(r.Source), Elapsed: r.Elapsed}:
+			case <-ctx.Done():
+				for range in { // let the node finish its search; drop the rest
+				}
+				return
+			}
+		}
+	}()
+	return out, nil
+}
