@@ -1,27 +1,176 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/netget/netget-peer/cmd/netget-peer/control"
+	"github.com/netget/netget-peer/dht"
 )
 
-// daemonAction runs a plain node until interrupted: `netget-peer --bootstrap ADDR`.
+func daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "daemon",
+		Usage: "run a long-lived node with a local control API (the same as `netget-peer --bootstrap ADDR`)",
+		Description: "Joins the network with this node's identity (identity.key in the data dir, $NETGET_HOME by\n" +
+			"default), keeps its records in the data dir's datastore, and serves a control API (HTTP +\n" +
+			"JSON) on <data-dir>/control.sock, mode 0600. `provide`, `unprovide`, `find` and `status`\n" +
+			"use it whenever it runs. Services provided through it are republished until unprovided,\n" +
+			"kept in <data-dir>/services.json and provided again when the daemon restarts. On SIGINT or\n" +
+			"SIGTERM it withdraws them (they stay in services.json) and exits.\n" +
+			"Prints its full multiaddrs on stdout once the control socket is up. One daemon per data\n" +
+			"dir: a second one exits with an \"already running\" error.",
+		Flags:  bridgeFlags(),
+		Action: daemonAction,
+	}
+}
+
+// daemonRole is the daemon: the service role, with its records in the
+// data dir and the data dir locked.
+func daemonRole() role {
+	r := serviceRole()
+	r.persist = true
+	return r
+}
+
+// daemonAction runs the daemon until interrupted: `netget-peer daemon`, or
+// bare `netget-peer --bootstrap ADDR`.
 func daemonAction(c *cli.Context) error {
 	if c.Args().Present() {
+		if c.Command.Name == "daemon" {
+			return usageError("daemon takes no arguments, got %q", c.Args().Slice())
+		}
 		return usageError("unknown command %q (see --help)", c.Args().First())
 	}
 	ctx := c.Context
-	n, err := startNode(ctx, c, serviceRole())
+	n, err := startNode(ctx, c, daemonRole())
 	if err != nil {
 		return err
 	}
 	defer n.Close()
+	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log)
+	if err != nil {
+		return err
+	}
+	defer shutdownBridge(stopBridge) // before the node closes: top-down
+	cfg := control.DefaultConfig(n.dataDir)
+	cfg.Logger, cfg.DHTMode, cfg.Version = n.log, n.mode.String(), versionString()
+	srv, err := control.NewServer(n.dht, cfg)
+	if err != nil {
+		return err
+	}
+	// The data-dir lock startNode took proves any socket there is stale.
+	ln, err := control.Listen(n.dataDir)
+	if err != nil {
+		return err
+	}
 	for _, a := range n.fullAddrs() {
 		fmt.Fprintln(c.App.Writer, a)
 	}
-	n.log.Info("node running", "node", n.describe(), "bootstrap_peers", len(n.joined))
-	<-ctx.Done()
-	n.log.Info("node shutting down")
+	n.log.Info("daemon running", "node", n.describe(), "control", control.SocketPath(n.dataDir),
+		"bootstrap_peers", len(n.joined))
+	err = srv.Serve(ctx, ln)
+	n.log.Info("daemon stopped")
+	return err
+}
+
+// daemonClient returns a client for the daemon serving this command's data
+// dir (--data-dir, or $NETGET_HOME) and that dir, or a nil client when no
+// daemon answers there or --no-daemon is set.
+func daemonClient(c *cli.Context) (*control.Client, string, error) {
+	if c.Bool("no-daemon") {
+		return nil, "", nil
+	}
+	dir, err := dataDir(c, serviceRole())
+	if err != nil {
+		return nil, "", err
+	}
+	cl, err := control.Dial(c.Context, dir)
+	switch {
+	case errors.Is(err, control.ErrNoDaemon):
+		return nil, dir, nil
+	case err != nil:
+		return nil, dir, fmt.Errorf("%w (pass --no-daemon to run a node of its own)", err)
+	}
+	if log, err := newLogger(c); err == nil {
+		var ignored []string
+		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode"} {
+			if c.IsSet(f) {
+				ignored = append(ignored, "--"+f)
+			}
+		}
+		if len(ignored) > 0 {
+			log.Info("using the daemon; flags for a node of its own are ignored (--no-daemon runs one)",
+				"data_dir", dir, "ignored", ignored)
+		}
+	}
+	return cl, dir, nil
+}
+
+// daemonNetwork is the network a request to the daemon names: the one the
+// user chose, if they did, so a daemon on another network refuses it.
+func daemonNetwork(c *cli.Context) string {
+	if c.IsSet("network") {
+		return c.String("network")
+	}
+	return ""
+}
+
+// daemonError reports a failed control API call: the daemon's refusal of
+// bad input is a usage error.
+func daemonError(dir string, err error) error {
+	err = fmt.Errorf("daemon in %s: %w", dir, err)
+	var e *control.Error
+	switch {
+	case errors.As(err, &e) && e.Code == control.CodeWrongNetwork:
+		return &exitError{code: exitUsage, err: fmt.Errorf("%w (pass --no-daemon to use a node of its own)", err)}
+	case errors.As(err, &e) && e.Status == 400:
+		return &exitError{code: exitUsage, err: err}
+	}
+	return err
+}
+
+// provideViaDaemon has the daemon provide spec and prints its first
+// publication; the daemon republishes it from then on.
+func provideViaDaemon(c *cli.Context, cl *control.Client, dir string, spec dht.Spec) error {
+	resp, err := cl.Provide(c.Context, control.ProvideRequest{Name: spec.Name, Meta: spec.Meta,
+		TTL: control.Duration(spec.TTL), Network: daemonNetwork(c)})
+	if err != nil {
+		return daemonError(dir, err)
+	}
+	printEvent(c.App.Writer, c.Bool("json"), "published", resp.Service)
 	return nil
+}
+
+// findViaDaemon has the daemon find name and prints each result as it
+// streams in.
+func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit int, timeout time.Duration) error {
+	// The daemon bounds the search; the slack covers a daemon that hangs.
+	ctx, cancel := context.WithTimeout(c.Context, timeout+5*time.Second)
+	defer cancel()
+	found := 0
+	req := control.FindRequest{Name: name, Limit: limit, Timeout: control.Duration(timeout), Network: daemonNetwork(c)}
+	for r, err := range cl.Find(ctx, req) {
+		if err != nil {
+			if c.Context.Err() != nil {
+				return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
+			}
+			return daemonError(dir, err)
+		}
+		found++
+		printResult(c.App.Writer, c.Bool("json"), r)
+	}
+	if found == 0 {
+		return fmt.Errorf("no provider of %s found within %s (asked the daemon in %s)", name, timeout, dir)
+	}
+	return nil
+}
+
+// noDaemonFlag forces a command to run a node of its own.
+func noDaemonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "no-daemon", Usage: "run a node of its own even when a daemon serves the data dir"}
 }

@@ -23,11 +23,14 @@ func findCommand() *cli.Command {
 		Description: "Joins the network as a short-lived client with a fresh identity, looks NAME up and\n" +
 			"prints each provider as soon as its signed record is verified: peer ID, addresses,\n" +
 			"metadata and expiry, or one JSON object per line with --json. Exits 1 with a message\n" +
-			"on stderr when no provider is found within --timeout.",
+			"on stderr when no provider is found within --timeout.\n\n" +
+			"When a daemon serves the data dir (`netget-peer daemon`), the daemon's node does the\n" +
+			"finding, already joined; the output is the same.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
 			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "give up after this long, joining included"},
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Usage: "stop after this many providers (0: all found within the timeout)"},
+			noDaemonFlag(),
 		},
 		Action: findAction,
 	}
@@ -44,6 +47,14 @@ func findAction(c *cli.Context) error {
 	}
 	if limit < 0 {
 		return usageError("--limit %d: must not be negative", limit)
+	}
+	cl, dir, err := daemonClient(c)
+	if err != nil {
+		return err
+	}
+	if cl != nil {
+		defer cl.Close()
+		return findViaDaemon(c, cl, dir, name, limit, timeout)
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.Context, timeout)

@@ -25,11 +25,15 @@ func provideCommand() *cli.Command {
 		Description: "Signs a record for NAME ([A-Za-z0-9._-]{1,64}) carrying this node's addresses and\n" +
 			"metadata, publishes it to the DHT, and republishes at half the TTL. On SIGINT or\n" +
 			"SIGTERM it publishes a signed withdrawal, so finds stop returning it, then exits.\n" +
-			"Prints one line (or JSON object with --json) per publication on stdout.",
+			"Prints one line (or JSON object with --json) per publication on stdout.\n\n" +
+			"When a daemon serves the data dir (`netget-peer daemon`), the daemon provides NAME\n" +
+			"instead, keeps it published (across its restarts too) until `netget-peer unprovide\n" +
+			"NAME`, and provide prints the first publication and exits.",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "meta", Aliases: []string{"m"}, Usage: "metadata `key=value` (repeatable, up to 32)"},
 			&cli.DurationFlag{Name: "ttl", Value: dht.DefaultTTL, Usage: "record lifetime, at most 24h; republished at half of it"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
+			noDaemonFlag(),
 		},
 		Action: provideAction,
 	}
@@ -47,6 +51,14 @@ func provideAction(c *cli.Context) error {
 	ttl := c.Duration("ttl")
 	if ttl <= 0 || ttl > record.MaxTTL {
 		return usageError("--ttl %s: want between 1s and %s", ttl, record.MaxTTL)
+	}
+	cl, dir, err := daemonClient(c)
+	if err != nil {
+		return err
+	}
+	if cl != nil {
+		defer cl.Close()
+		return provideViaDaemon(c, cl, dir, dht.Spec{Name: name, Meta: meta, TTL: ttl})
 	}
 	ctx := c.Context
 	n, err := startNode(ctx, c, serviceRole())

@@ -1,0 +1,68 @@
+// Package control owns the daemon's local control API: the Unix socket it
+// listens on, its versioned HTTP + JSON routes, the set of services the
+// daemon provides (one republish loop each, saved in services.json and
+// restored on the next start), and the Client the CLI talks to it with.
+//
+// # Socket
+//
+// The socket is <data-dir>/control.sock, mode 0600: only the data dir's
+// owner reaches it, and that is the API's only access control. Listen
+// binds it in a fresh 0700 directory, chmods it and renames it into place,
+// so it is never reachable with looser permissions, and replaces a stale
+// socket a killed daemon left (the caller holds the data dir's lock, so
+// nobody else serves it). A Client finds no daemon (ErrNoDaemon) when the
+// socket is absent or refuses connections; the CLI then falls back to a
+// node of its own.
+//
+// # Routes
+//
+// Bodies are JSON objects of at most MaxBodySize bytes; unknown fields are
+// refused. Durations are Go duration strings ("10m"). Records are the
+// signed record's payload (record.Service's JSON). Fields are only added;
+// anything else gets new /v2 routes.
+//
+//	GET  /v1/status
+//	  200 {"peer":"12D3Koo…","network":"development","dht_mode":"server",
+//	       "addrs":["/ip4/127.0.0.1/tcp/4001/p2p/12D3Koo…"],"routing_table":3,
+//	       "registries":["12D3Koo…"],"stored_records":4,
+//	       "services":[{"name":"DatabaseService","meta":{"region":"eu"},"ttl":"1h0m0s",
+//	                    "seq":1718000000000000,"published_at":"…","expires_at":"…"}],
+//	       "data_dir":"/home/u/.netget","version":"…","started_at":"…"}
+//
+//	POST /v1/provide {"name":"DatabaseService","meta":{"region":"eu"},"ttl":"1h"}
+//	  200 {"service":{"v":1,"network":"development","name":"DatabaseService","peer":"12D3Koo…",
+//	       "addrs":[…],"meta":{"region":"eu"},"seq":…,"issued_at":"…","expires_at":"…"}}
+//
+//	POST /v1/unprovide {"name":"DatabaseService"}
+//	  200 {"service":{…,"withdrawn":true},"was_provided":true}
+//
+//	POST /v1/find {"name":"DatabaseService","limit":0,"timeout":"10s"}
+//	  200 application/x-ndjson, one line per verified provider as it
+//	      verifies, then "done"; a stream without "done" broke off:
+//	  {"type":"result","record":{…},"source":"registry","elapsed_ms":0.42}
+//	  {"type":"done","found":1}
+//
+// Provide returns once the first publication has landed (or failed, or
+// not landed within Config.PublishTimeout: then the service is not
+// provided) and the daemon republishes at half the TTL from then on.
+// Providing a name again (names compare case-insensitively) replaces the
+// running loop with the new metadata and TTL. Unprovide stops the loop and
+// publishes the signed tombstone, also for a name this daemon does not
+// provide (a record from an earlier run). Provides and unprovides change
+// the set one at a time, so the last one wins. Any request may carry
+// "network"; a daemon on another network answers 409 wrong_network.
+//
+// # Errors
+//
+// Every failure is {"code":"…","message":"…"} with an HTTP status; the
+// codes (CodeBadRequest …) are stable, the messages are for people:
+//
+//	400 {"code":"invalid_name","message":"invalid service name: \"a b\": only A-Z, …"}
+//
+// # Shutdown
+//
+// When Serve's context ends, in-flight requests end (a find stream without
+// "done"), the provide loops stop, and each service that published is
+// withdrawn, as Consul's agent deregisters its services when it leaves.
+// services.json keeps them: the next start provides them again.
+package control

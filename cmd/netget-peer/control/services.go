@@ -1,0 +1,142 @@
+package control
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/record"
+)
+
+// servicesVersion is the format version of services.json.
+const servicesVersion = 1
+
+// servicesFile is services.json: the set of services the daemon provides,
+// restored when it starts again. Example:
+//
+//	{"version":1,"services":[{"name":"DatabaseService","meta":{"region":"eu"},"ttl":"1h0m0s"}]}
+type servicesFile struct {
+	Version  int            `json:"version"`
+	Services []savedService `json:"services"`
+}
+
+type savedService struct {
+	Name string            `json:"name"`
+	Meta map[string]string `json:"meta,omitempty"`
+	TTL  Duration          `json:"ttl"`
+}
+
+// loadServices reads the service set at path; a missing file is an empty
+// set. Every entry is validated as a provide request would be.
+func loadServices(path string) ([]dht.Spec, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrServicesFile, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var f servicesFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrServicesFile, path, err)
+	}
+	if f.Version != servicesVersion {
+		return nil, fmt.Errorf("%w: %s: version %d, want %d", ErrServicesFile, path, f.Version, servicesVersion)
+	}
+	specs := make([]dht.Spec, 0, len(f.Services))
+	seen := make(map[string]bool)
+	for _, s := range f.Services {
+		spec, e := checkSpec(s.Name, s.Meta, s.TTL)
+		if e != nil {
+			return nil, fmt.Errorf("%w: %s: service %q: %s", ErrServicesFile, path, s.Name, e.Message)
+		}
+		if key := strings.ToLower(s.Name); !seen[key] {
+			seen[key] = true
+			specs = append(specs, spec)
+		}
+	}
+	return specs, nil
+}
+
+// saveServices writes the service set to path, sorted by name, atomically
+// (a temp file in the same directory, synced, then renamed over it), mode
+// 0600.
+func saveServices(path string, specs []dht.Spec) error {
+	f := servicesFile{Version: servicesVersion, Services: make([]savedService, 0, len(specs))}
+	for _, s := range specs {
+		f.Services = append(f.Services, savedService{Name: s.Name, Meta: s.Meta, TTL: Duration(s.TTL)})
+	}
+	slices.SortFunc(f.Services, func(a, b savedService) int { return strings.Compare(key(a.Name), key(b.Name)) })
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save services: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".services-*.json") // 0600
+	if err != nil {
+		return fmt.Errorf("save services: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	_, err = tmp.Write(append(b, '\n'))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("save services %s: %w", path, err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync() // make the rename durable; best effort
+		d.Close()
+	}
+	return nil
+}
+
+// checkSpec validates a service as provide takes it, with the API error a
+// bad one gets. A zero ttl is dht.DefaultTTL.
+func checkSpec(name string, meta map[string]string, ttl Duration) (dht.Spec, *Error) {
+	if err := record.ValidateName(name); err != nil {
+		return dht.Spec{}, badRequest(CodeInvalidName, err.Error())
+	}
+	if len(meta) > record.MaxMetaPairs {
+		return dht.Spec{}, badRequest(CodeInvalidMeta, fmt.Sprintf("%d metadata pairs, at most %d", len(meta), record.MaxMetaPairs))
+	}
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		if k == "" || len(k) > record.MaxMetaKeyLen || len(meta[k]) > record.MaxMetaValueLen {
+			return dht.Spec{}, badRequest(CodeInvalidMeta, fmt.Sprintf("metadata %q: keys are 1-%d bytes, values up to %d",
+				k, record.MaxMetaKeyLen, record.MaxMetaValueLen))
+		}
+	}
+	d := time.Duration(ttl)
+	if d == 0 {
+		d = dht.DefaultTTL
+	}
+	if d < time.Second || d > record.MaxTTL {
+		return dht.Spec{}, badRequest(CodeInvalidTTL, fmt.Sprintf("ttl %s: want between 1s and %s", d, record.MaxTTL))
+	}
+	if len(meta) == 0 {
+		meta = nil
+	}
+	return dht.Spec{Name: name, Meta: meta, TTL: d}, nil
+}
+
+// badRequest is a 400 with code.
+func badRequest(code, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
+}
