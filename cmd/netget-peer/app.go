@@ -29,7 +29,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	onUsageError := func(_ *cli.Context, err error, _ bool) error {
 		return usageError("%w (see --help)", err)
 	}
-	commands := []*cli.Command{registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), statusCommand(), idCommand(), versionCommand()}
+	commands := []*cli.Command{devnetCommand(), registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), statusCommand(), idCommand(), versionCommand()}
 	for _, c := range commands {
 		c.OnUsageError = onUsageError
 	}
@@ -42,7 +42,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"`netget-peer find NAME` and gets its peer ID, addresses and metadata, signed by the\n" +
 			"provider and verified by the finder. Start a network with `netget-peer registry`.\n" +
 			"Flags may come before or after the command and its arguments.",
-		Flags:           globalFlags(),
+		Flags:           append(globalFlags(), bridgeFlags()...), // the bare form runs the daemon
 		Commands:        commands,
 		Action:          daemonAction,
 		Writer:          stdout,

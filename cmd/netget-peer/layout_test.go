@@ -24,12 +24,14 @@ func TestLayout(t *testing.T) {
 	}
 	// Which netget packages each layer may import (tests excluded).
 	allowed := map[string][]string{
-		"record":          {},
-		"p2p":             {},
-		"bootstrap":       {},
-		"dht":             {"record"},
-		"bridge":          {"record"},
-		"cmd/netget-peer": {"record", "p2p", "dht", "bootstrap", "bridge"},
+		"record":                  {},
+		"p2p":                     {},
+		"bootstrap":               {},
+		"dht":                     {"record"},
+		"bridge":                  {"record"},
+		"cmd/netget-peer":         {"record", "p2p", "dht", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
+		"cmd/netget-peer/control": {"record", "dht"},
+		"cmd/netget-peer/devnet":  {"record", "p2p", "dht", "bootstrap"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for {

@@ -101,7 +101,8 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 	}
 	dcfg := dht.DefaultConfig(network)
 	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
-	if r.persist || c.IsSet("data-dir") {
+	// A find's node is throwaway: it never locks a data dir a daemon may hold.
+	if r.persist || (c.IsSet("data-dir") && !r.ephemeral) {
 		unlock, err := lockDataDir(n.dataDir)
 		if err != nil {
 			return err

@@ -21,11 +21,11 @@ func registryCommand() *cli.Command {
 			"default), so a restart serves them again, and checks every provider it holds records\n" +
 			"for: after --health-failures failed checks it stops serving its records, and after\n" +
 			"--deregister-after it deletes them.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "health-interval", Value: def.Interval, Usage: "how often each provider is checked (libp2p ping); 0 turns checks off"},
 			&cli.IntFlag{Name: "health-failures", Value: def.Failures, Usage: "consecutive failed checks that make a provider unhealthy"},
 			&cli.DurationFlag{Name: "deregister-after", Value: def.DeregisterAfter, Usage: "how long a provider stays unhealthy before its records are deleted"},
-		},
+		}, bridgeFlags()...),
 		Action: registryAction,
 	}
 }
@@ -59,6 +59,11 @@ func registryAction(c *cli.Context) error {
 		return err
 	}
 	defer n.Close()
+	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log)
+	if err != nil {
+		return err
+	}
+	defer shutdownBridge(stopBridge) // before the node closes: top-down
 	for _, a := range n.fullAddrs() {
 		fmt.Fprintln(c.App.Writer, a)
 	}

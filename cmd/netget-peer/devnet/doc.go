@@ -1,0 +1,8 @@
+// Package devnet runs a whole netget network in one process on 127.0.0.1,
+// for `netget-peer devnet`: registries (with quick health checks), service
+// nodes providing sample services with realistic metadata, a gateway node
+// for the WebSocket bridge, optional churn (service nodes stopped, cleanly
+// or by crashing, and restarted on a schedule), and the page the bridge
+// serves at / with the devnet's state at /devnet.json. The command wires
+// it to the bridge; nothing here listens on a public interface.
+package devnet

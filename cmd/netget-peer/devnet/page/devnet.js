@@ -1,0 +1,127 @@
+// The devnet page: finds through the handshaker (window.netget, loaded by
+// its own <script> tag as a user's page would) and shows the devnet's state
+// from /devnet.json. Plain JavaScript, no build step.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const short = (id) => (id ? id.slice(0, 8) + "…" + id.slice(-6) : "?");
+let state = null; // latest /devnet.json
+let search = null; // AbortController of the find in flight
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) if (k != null) e.append(k);
+  return e;
+}
+
+function setConn(kind, text) {
+  const b = $("#conn");
+  b.className = "badge " + kind;
+  b.textContent = text;
+}
+
+// health says what the registries think of a provider: healthy while every
+// registry that holds its records is happy with it.
+function health(peer) {
+  if (!state) return ["checking", "…"];
+  const node = state.nodes.find((n) => n.peer === peer);
+  if (node && node.state !== "running") return [node.state === "withdrawn" ? "withdrawn" : "crashed", node.state];
+  const views = state.registries.flatMap((r) => r.providers.filter((p) => p.peer === peer));
+  if (views.length === 0) return ["checking", "unknown"];
+  if (views.every((v) => v.healthy)) return ["healthy", "healthy"];
+  return ["unhealthy", "unhealthy"];
+}
+
+function meta(m) {
+  return el("div", {}, ...Object.keys(m || {}).sort().map((k) => el("span", { class: "kv", text: k + "=" + m[k] })));
+}
+
+function addResult(rec, ms) {
+  const [cls, text] = health(rec.peer);
+  const row = el("tr", { "data-peer": rec.peer },
+    el("td", {}, el("code", { text: short(rec.peer), title: rec.peer })),
+    el("td", {}, ...rec.addrs.map((a) => el("div", {}, el("code", { text: a })))),
+    el("td", {}, meta(rec.meta)),
+    el("td", {}, el("span", { class: "badge " + cls, text })),
+    el("td", { text: ms.toFixed(1) + " ms" }));
+  $("#results tbody").append(row);
+  $("#results").hidden = false;
+}
+
+async function find(name) {
+  if (search) search.abort();
+  search = new AbortController();
+  $("#results tbody").replaceChildren();
+  $("#results").hidden = true;
+  $("#status").textContent = "Finding " + name + "…";
+  const t0 = performance.now();
+  try {
+    const n = await netget.findStream(name, (rec) => addResult(rec, performance.now() - t0), { signal: search.signal, timeout: 5000 });
+    $("#status").textContent = n + " verified provider" + (n === 1 ? "" : "s") + " of " + name + " in " +
+      (performance.now() - t0).toFixed(1) + " ms";
+  } catch (err) {
+    if (err.code === "cancelled") return;
+    $("#status").textContent = err.code === "not_found" || err.code === "timeout"
+      ? "No provider of " + name + " right now (" + err.code + ")."
+      : "Find failed: " + (err.code || "") + " " + err.message;
+  }
+}
+
+function renderState() {
+  $("#netname").textContent = state.network + (state.churn ? " · churn on" : "");
+  $("#registries").replaceChildren(...state.registries.map((r) => el("li", {},
+    el("div", { class: "row" }, el("code", { text: short(r.peer), title: r.peer }), el("span", { class: "muted", text: r.records + " records" })),
+    el("div", {}, el("code", { class: "muted", text: (r.addrs[0] || "") + "/p2p/" + short(r.peer) })),
+    el("div", { class: "muted", text: r.providers.filter((p) => p.healthy).length + " healthy, " +
+      r.providers.filter((p) => !p.healthy).length + " unhealthy providers" }))));
+  $("#nodes").replaceChildren(...state.nodes.map((n) => {
+    const [cls, text] = health(n.peer);
+    return el("li", {},
+      el("div", { class: "row" }, el("strong", { text: n.service }), el("span", { class: "badge " + cls, text })),
+      el("div", {}, el("code", { class: "muted", text: short(n.peer), title: n.peer })),
+      meta(n.meta));
+  }));
+  const services = [...new Set(state.nodes.map((n) => n.service))].sort();
+  $("#chips").replaceChildren(...services.map((s) => {
+    const b = el("button", { class: "chip", type: "button", text: s });
+    b.onclick = () => { $("#name").value = s; find(s); };
+    return b;
+  }));
+  // Keep the health column of shown results current.
+  for (const row of document.querySelectorAll("#results tbody tr")) {
+    const [cls, text] = health(row.dataset.peer);
+    const badge = row.querySelector(".badge");
+    badge.className = "badge " + cls;
+    badge.textContent = text;
+  }
+}
+
+async function poll() {
+  try {
+    const r = await fetch("/devnet.json", { cache: "no-store" });
+    if (r.ok) {
+      state = await r.json();
+      renderState();
+    }
+  } catch (_) { /* the devnet is stopping; the connection badge says so */ }
+}
+
+netget.on("open", () => setConn("open", "connected"));
+netget.on("close", (e) => setConn(e.reconnecting ? "connecting" : "closed", e.reconnecting ? "reconnecting…" : "disconnected"));
+netget.on("error", (e) => setConn("closed", "error: " + e.code));
+$("#search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = $("#name").value.trim();
+  if (name) find(name);
+});
+netget.ready.then(() => {
+  setConn("open", "connected");
+  find($("#name").value.trim()); // show something at once
+}, (e) => setConn("closed", "refused: " + e.code));
+poll();
+setInterval(poll, 2000);
