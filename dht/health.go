@@ -64,11 +64,12 @@ func (h Health) withDefaults() Health {
 	return h
 }
 
-// ProviderState is what a node knows of one provider it holds records for.
+// ProviderState is what a node knows of one provider it holds live
+// records for.
 type ProviderState struct {
 	// Peer is the provider.
 	Peer peer.ID
-	// Records is how many of its records the node holds (tombstones too).
+	// Records is how many of its live records the node holds.
 	Records int
 	// Healthy is false while its health checks fail: its records are
 	// then hidden.
@@ -79,9 +80,10 @@ type ProviderState struct {
 	UnhealthySince time.Time
 }
 
-// Providers returns the providers the node holds records for, with what
-// its health checks found (all healthy when the monitor is off).
-func (n *Node) Providers() []ProviderState { return n.store.providerStates(n.host.ID()) }
+// Providers returns the providers the node holds live (unexpired, not
+// withdrawn) records for, with what its health checks found (all healthy
+// when the monitor is off).
+func (n *Node) Providers() []ProviderState { return n.store.providerStates(n.host.ID(), n.now()) }
 
 // monitor runs the health checks of one node until its context ends.
 type monitor struct {

@@ -27,7 +27,7 @@ type metrics struct {
 	rejected map[error]uint64 // by record reason, for Node.Rejections
 }
 
-func newMetrics(s *store) *metrics {
+func newMetrics(s *store, providers func() []ProviderState) *metrics {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netget_records_total",
 			Help: "Signed records offered to this node, by outcome and, for rejections, reason."},
@@ -43,16 +43,26 @@ func newMetrics(s *store) *metrics {
 			Help: "Provider health checks, by outcome."}, []string{"outcome"}),
 		rejected: make(map[error]uint64),
 	}
-	providers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_providers",
-		Help: "Providers this node holds records for that are healthy.", ConstLabels: prometheus.Labels{"state": "healthy"}},
-		func() float64 { h, _ := s.healthCounts(); return float64(h) })
-	unhealthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_providers",
-		Help: "Providers this node holds records for that are healthy.", ConstLabels: prometheus.Labels{"state": "unhealthy"}},
-		func() float64 { _, u := s.healthCounts(); return float64(u) })
+	count := func(healthy bool) func() float64 {
+		return func() float64 {
+			n := 0
+			for _, p := range providers() {
+				if p.Healthy == healthy {
+					n++
+				}
+			}
+			return float64(n)
+		}
+	}
+	const providersHelp = "Providers this node holds live records for, by what its health checks found."
+	healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_providers", Help: providersHelp,
+		ConstLabels: prometheus.Labels{"state": "healthy"}}, count(true))
+	unhealthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_providers", Help: providersHelp,
+		ConstLabels: prometheus.Labels{"state": "unhealthy"}}, count(false))
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_records_stored",
 		Help: "Signed records this node holds."}, func() float64 { return float64(s.size()) })
 	m.collectors = []prometheus.Collector{m.records, m.finds, m.findFirst, m.findResults, m.healthChecks,
-		providers, unhealthy, stored}
+		healthy, unhealthy, stored}
 	return m
 }
 

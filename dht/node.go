@@ -87,7 +87,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		registries: make(map[peer.ID]bool),
 		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
 	}
-	n.metrics = newMetrics(n.store)
+	n.metrics = newMetrics(n.store, n.Providers)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {
 			return nil, err

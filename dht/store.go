@@ -400,41 +400,28 @@ func (s *store) unhealthyFor(cutoff time.Time) map[peer.ID]bool {
 	return out
 }
 
-// provider is what the store knows of one provider: see Node.Providers.
-func (s *store) provider(p peer.ID) ProviderState {
-	st := ProviderState{Peer: p, Records: s.byPeer[p], Healthy: !s.health[p].unhealthy()}
-	if h := s.health[p]; h != nil {
-		st.Failures, st.UnhealthySince = h.failures, h.since
-	}
-	return st
-}
-
-// providerStates returns the state of every provider the store holds
-// records for, except self.
-func (s *store) providerStates(self peer.ID) []ProviderState {
+// providerStates returns the state of every provider the store holds a
+// live (unexpired, not withdrawn) record for, except self.
+func (s *store) providerStates(self peer.ID, now time.Time) []ProviderState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]ProviderState, 0, len(s.byPeer))
-	for p := range s.byPeer {
-		if p != self {
-			out = append(out, s.provider(p))
+	live := make(map[peer.ID]int)
+	for _, peers := range s.bySvc {
+		for p, h := range peers {
+			if p != self && !h.withdrawn && now.Before(h.expires) {
+				live[p]++
+			}
 		}
+	}
+	out := make([]ProviderState, 0, len(live))
+	for p, n := range live {
+		st := ProviderState{Peer: p, Records: n, Healthy: true}
+		if h := s.health[p]; h != nil {
+			st.Healthy, st.Failures, st.UnhealthySince = !h.unhealthy(), h.failures, h.since
+		}
+		out = append(out, st)
 	}
 	return out
-}
-
-// healthCounts returns how many providers are held healthy and unhealthy.
-func (s *store) healthCounts() (healthy, unhealthy int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p := range s.byPeer {
-		if s.health[p].unhealthy() {
-			unhealthy++
-		} else {
-			healthy++
-		}
-	}
-	return healthy, unhealthy
 }
 
 // size returns how many records the store holds.

@@ -78,21 +78,31 @@ func startBridge(ctx context.Context, c *cli.Context, n *dht.Node, log *slog.Log
 	if err != nil {
 		return noop, "", err
 	}
-	return serveBridge(ctx, dhtFinder{n}, cfg, addr)
+	l, err := listenBridge(ctx, addr)
+	if err != nil {
+		return noop, "", err
+	}
+	return serveBridge(dhtFinder{n}, cfg, l)
 }
 
-// serveBridge listens on addr and serves a bridge built from cfg until
-// stop, which is idempotent. A devnet can set cfg.Extra (a page at /)
-// between bridgeConfig and serveBridge.
-func serveBridge(ctx context.Context, f bridge.Finder, cfg bridge.Config, addr string) (stop func(context.Context) error, baseURL string, err error) {
-	srv, err := bridge.New(f, cfg)
-	if err != nil {
-		return nil, "", usageError("--bridge: %w", err)
-	}
+// listenBridge listens on the bridge's address, so a port in use fails
+// before anything else starts.
+func listenBridge(ctx context.Context, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("--bridge %s: %w", addr, err)
+		return nil, fmt.Errorf("--bridge %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// serveBridge serves a bridge built from cfg on l until stop, which is
+// idempotent. A devnet sets cfg.Extra (a page at /). On error l is closed.
+func serveBridge(f bridge.Finder, cfg bridge.Config, l net.Listener) (stop func(context.Context) error, baseURL string, err error) {
+	srv, err := bridge.New(f, cfg)
+	if err != nil {
+		l.Close()
+		return nil, "", usageError("--bridge: %w", err)
 	}
 	baseURL = bridgeURL(l.Addr(), srv.TLS())
 	served := make(chan error, 1)

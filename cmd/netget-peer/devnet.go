@@ -66,15 +66,20 @@ func devnetAction(c *cli.Context) error {
 		return err
 	}
 	ctx := c.Context
+	l, err := listenBridge(ctx, addr)
+	if err != nil {
+		return err
+	}
 	d, err := devnet.Start(ctx, cfg)
 	if err != nil {
+		l.Close()
 		return fmt.Errorf("devnet: %w", err)
 	}
 	defer d.Close()
 	gw := d.Gateway()
 	bcfg := bridge.DefaultConfig(gw.Host().ID().String(), d.Network())
 	bcfg.Extra, bcfg.Logger = d.Handler(), log.With("component", "bridge")
-	stop, url, err := serveBridge(ctx, dhtFinder{gw}, bcfg, addr)
+	stop, url, err := serveBridge(dhtFinder{gw}, bcfg, l)
 	if err != nil {
 		return err
 	}

@@ -294,7 +294,8 @@ func (d *Devnet) Run(ctx context.Context) {
 		running := m.state == "running"
 		d.mu.Unlock()
 		if running {
-			d.stop(m, (step/len(d.nodes))%2 == 0)
+			// Stopping rounds alternate: withdraw cleanly, then crash.
+			d.stop(m, (step/len(d.nodes)/2)%2 == 0)
 			continue
 		}
 		if err := d.run(ctx, m); err != nil && ctx.Err() == nil {

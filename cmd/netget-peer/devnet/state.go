@@ -57,7 +57,7 @@ func (d *Devnet) State() State {
 		st.Gateway = d.gateway.host.ID().String()
 	}
 	for _, r := range d.registries {
-		rs := RegistryState{Peer: r.host.ID().String(), Records: r.dht.StoredRecords()}
+		rs := RegistryState{Peer: r.host.ID().String(), Records: r.dht.StoredRecords(), Providers: []ProviderHealth{}}
 		for _, a := range r.host.Addrs() {
 			rs.Addrs = append(rs.Addrs, a.String())
 		}
