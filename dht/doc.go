@@ -22,15 +22,17 @@
 // the network open to any kad-dht client.
 //
 // Publish seals a record (seq = issue time in microseconds, strictly
-// increasing per node) and, at once, pushes it to every connected registry
-// and walks the DHT to the peers closest to the service CID, giving each a
-// kad-dht provider record (ADD_PROVIDER) and the signed record (registry
-// put): kad-dht's classic provide assembled from its exported parts
-// (GetClosestPeers, ProtocolMessenger), so one walk places both records on
-// the same peers. The record also goes into the DHT value store under
-// /netget/<cid>/<peer>. Publish returns as soon as the record is findable:
-// when one registry took it, or, without registries, when the walk is done;
-// the rest goes on in the background (Settle waits for it). Provide
+// increasing per node), pushes it to every connected registry and, once
+// they have answered, walks the DHT to the peers closest to the service
+// CID, giving each a kad-dht provider record (ADD_PROVIDER) and the signed
+// record (registry put, or kad PUT_VALUE to a peer that does not speak the
+// registry protocol): kad-dht's classic provide assembled from its exported
+// parts (GetClosestPeers, ProtocolMessenger), so one walk places both
+// records on the same peers, and the signed record lands in their DHT
+// value store under /netget/<cid>/<peer>. Publish returns as soon as the
+// record is findable: when one registry took it, or, without registries,
+// when the walk is done; the rest goes on in the background (Settle waits
+// for it). Provide
 // republishes at half the TTL until its context ends: kad-dht republishes
 // nothing by itself. Withdraw publishes a signed tombstone and waits for
 // every copy; it outlives the record it replaces.

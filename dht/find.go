@@ -187,21 +187,7 @@ func (f *search) run(ctx context.Context) {
 // only compete with it; a slow or silent registry delays the walk by the
 // hedge at most.
 func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
-	if f.n.cfg.WalkHedge <= 0 {
-		return
-	}
-	answered := make(chan struct{})
-	f.wg.Go(func() {
-		regs.Wait()
-		close(answered)
-	})
-	t := time.NewTimer(f.n.cfg.WalkHedge)
-	defer t.Stop()
-	select {
-	case <-answered:
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	waitHedged(ctx, regs, f.n.cfg.WalkHedge)
 }
 
 // ask sends peer p a list request for the service, once per search, and
@@ -209,7 +195,7 @@ func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
 // the answer has been offered.
 func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.WaitGroup) {
 	f.mu.Lock()
-	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.n.askWalk != nil && !f.n.askWalk(p, f.c)) {
+	if f.asked[p] || p == f.n.host.ID() {
 		f.mu.Unlock()
 		return
 	}

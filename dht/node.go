@@ -50,10 +50,7 @@ type Node struct {
 	regMu      sync.Mutex
 	registries map[peer.ID]bool // registries this node uses for the fast path
 	limiter    *peerLimiter     // registry-protocol requests per remote peer
-
-	// askWalk decides which peers met in a find's provider walk are asked
-	// for records; nil asks every one. A test seam (export_test.go).
-	askWalk func(p peer.ID, c cid.Cid) bool
+	streams    *streamPool      // idle registry-protocol streams, for reuse
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and
@@ -86,6 +83,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		store:      newStore(backing),
 		registries: make(map[peer.ID]bool),
 		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
+		streams:    newStreamPool(),
 	}
 	n.metrics = newMetrics(n.store, n.Providers)
 	if cfg.Registerer != nil {
@@ -157,6 +155,7 @@ func (n *Node) Close() error {
 		n.host.RemoveStreamHandler(n.proto)
 		n.cancel()
 		n.wg.Wait()
+		n.streams.close()
 		err = n.kad.Close()
 	})
 	return err
@@ -237,8 +236,9 @@ func (n *Node) fastPath() []peer.ID {
 	return n.Registries()
 }
 
-// Settle waits until the background work Publish started (the DHT
-// value-store copies of published records) has finished, or ctx ends.
+// Settle waits until the background work Publish started (the DHT walk
+// that places published records on the peers closest to them) has
+// finished, or ctx ends.
 func (n *Node) Settle(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {

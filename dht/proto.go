@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -15,15 +17,18 @@ import (
 	"github.com/libp2p/go-msgio"
 )
 
-// The registry protocol, /netget/<network>/registry/1.0.0, is a one-shot
-// request/response over a libp2p stream, served by every node for the
-// records it holds (a registry holds every record pushed to it; any node
-// holds its own and those the DHT placed on it). Each message is a uvarint
-// length prefix and a JSON object of at most MaxMessageSize bytes. The
-// requester writes one request and closes its write side; the responder
-// writes one response and closes. Records travel as base64 signed
-// envelopes and are verified by whoever receives them. A whole exchange is
-// bounded by StreamTimeout.
+// The registry protocol, /netget/<network>/registry/1.0.0, is request and
+// response over a libp2p stream, served by every node for the records it
+// holds (a registry holds every record pushed to it; any node holds its own
+// and those the DHT placed on it). Each message is a uvarint length prefix
+// and a JSON object of at most MaxMessageSize bytes. The requester writes a
+// request and reads one response, and may send further requests on the same
+// stream, one at a time, as kad-dht does with its own streams: opening a
+// stream costs about as much as the exchange. The responder closes a
+// stream when the requester closes its side or after StreamIdleTimeout
+// without a request. Records travel as base64 signed envelopes and are
+// verified by whoever receives them. Each exchange is bounded by
+// StreamTimeout.
 //
 //	→ {"type":"list","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","limit":16}
 //	← {"records":["CiQIARIg…","CiQIARIg…"]}
@@ -44,8 +49,11 @@ const (
 	MaxMessageSize = 256 << 10
 	// MaxListLimit is the most records one list returns.
 	MaxListLimit = 32
-	// StreamTimeout bounds a whole request/response exchange.
+	// StreamTimeout bounds one request/response exchange.
 	StreamTimeout = 10 * time.Second
+	// StreamIdleTimeout is how long a responder keeps a stream open for
+	// the requester's next request.
+	StreamIdleTimeout = 30 * time.Second
 
 	// serviceName is the resource-manager service of the registry protocol.
 	serviceName = "netget.registry"
@@ -134,48 +142,71 @@ func readMsg(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
-// handleStream serves one registry-protocol request.
+// handleStream serves registry-protocol requests on s, one after another,
+// until the requester closes its side or leaves the stream idle for
+// StreamIdleTimeout. A bad request resets the stream.
 func (n *Node) handleStream(s network.Stream) {
-	log := n.log.With("peer", s.Conn().RemotePeer(), "protocol", n.proto)
+	remote := s.Conn().RemotePeer()
+	log := n.log.With("peer", remote, "protocol", n.proto)
 	if err := s.Scope().SetService(serviceName); err != nil {
 		log.Debug("registry stream refused by resource manager", "err", err)
 		s.Reset()
 		return
 	}
-	if !n.limiter.allow(s.Conn().RemotePeer()) {
-		log.Info("registry stream reset: rate limited")
-		s.Reset()
-		return
+	r := msgio.NewVarintReaderSize(s, MaxMessageSize)
+	for {
+		_ = s.SetDeadline(time.Now().Add(StreamIdleTimeout))
+		b, err := r.ReadMsg()
+		switch {
+		case errors.Is(err, io.EOF):
+			s.Close() // the requester is done
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			log.Debug("idle registry stream closed")
+			s.Reset()
+			return
+		case err != nil:
+			log.Info("registry stream reset", "err", fmt.Errorf("%w: %w", ErrBadMessage, err))
+			s.Reset()
+			return
+		case !n.limiter.allow(remote):
+			log.Info("registry stream reset: rate limited")
+			s.Reset()
+			return
+		}
+		_ = s.SetDeadline(time.Now().Add(StreamTimeout))
+		resp, err := n.serve(b)
+		r.ReleaseMsg(b)
+		if err != nil {
+			log.Info("registry stream reset", "err", err)
+			s.Reset()
+			return
+		}
+		if err := writeMsg(s, resp); err != nil {
+			log.Debug("registry response not sent", "err", err)
+			s.Reset()
+			return
+		}
 	}
-	_ = s.SetDeadline(time.Now().Add(StreamTimeout))
-	b, err := readMsg(s)
-	if err != nil {
-		log.Info("registry stream reset", "err", err)
-		s.Reset()
-		return
-	}
+}
+
+// serve answers one request, or says why it is bad.
+func (n *Node) serve(b []byte) (response, error) {
+	var resp response
 	req, c, err := decodeRequest(b)
 	if err != nil {
-		log.Info("registry stream reset", "err", err)
-		s.Reset()
-		return
+		return resp, err
 	}
-	var resp response
 	switch req.Type {
 	case msgList:
 		resp.Records = n.store.list(c, n.now(), listOpts{limit: req.Limit})
 	case msgPut:
 		if _, _, err := n.accept(n.ctx, req.Record); err != nil {
-			log.Debug("put refused", "err", err)
+			n.log.Debug("put refused", "err", err)
 			resp.Error = err.Error()
 		}
 	}
-	if err := writeMsg(s, resp); err != nil {
-		log.Debug("registry response not sent", "err", err)
-		s.Reset()
-		return
-	}
-	s.Close()
+	return resp, nil
 }
 
 // list asks peer p for the records it holds for service c. The caller
@@ -203,31 +234,53 @@ func (n *Node) push(ctx context.Context, p peer.ID, env []byte) error {
 	return nil
 }
 
-// exchange sends one request to p and reads its response.
+// exchange sends one request to p and reads its response, on an idle
+// stream to p when there is one, else on a new stream, which it keeps for
+// the next request. A kept stream the peer has since closed costs one
+// retry on a fresh stream (requests are idempotent).
 func (n *Node) exchange(ctx context.Context, p peer.ID, req request) (response, error) {
-	var resp response
-	s, err := n.host.NewStream(ctx, p, n.proto)
-	if err != nil {
-		return resp, err
-	}
-	defer s.Close()
 	deadline := time.Now().Add(StreamTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	_ = s.SetDeadline(deadline)
-	if err := writeMsg(s, req); err != nil {
+	if s := n.streams.take(p); s != nil {
+		resp, err := roundTrip(s, req, deadline)
+		if err == nil {
+			n.streams.give(p, s)
+			return resp, nil
+		}
+		s.Reset()
+		if ctx.Err() != nil {
+			return resp, err
+		}
+	}
+	s, err := n.host.NewStream(ctx, p, n.proto)
+	if err != nil {
+		return response{}, err
+	}
+	resp, err := roundTrip(s, req, deadline)
+	if err != nil {
 		s.Reset()
 		return resp, err
 	}
-	_ = s.CloseWrite()
+	n.streams.give(p, s)
+	return resp, nil
+}
+
+// roundTrip writes req on s and reads the response, by deadline.
+func roundTrip(s network.Stream, req request, deadline time.Time) (response, error) {
+	var resp response
+	_ = s.SetDeadline(deadline)
+	if err := writeMsg(s, req); err != nil {
+		return resp, err
+	}
 	b, err := readMsg(s)
 	if err != nil {
-		s.Reset()
 		return resp, err
 	}
 	if err := decodeStrict(b, &resp); err != nil {
 		return resp, err
 	}
+	_ = s.SetDeadline(time.Time{})
 	return resp, nil
 }

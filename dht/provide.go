@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
+	kadrecord "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -18,9 +19,9 @@ import (
 // DefaultTTL is a provided record's lifetime when Spec.TTL is zero.
 const DefaultTTL = time.Hour
 
-// ValuePutTimeout bounds the background put of a published record into the
-// DHT value store.
-const ValuePutTimeout = 30 * time.Second
+// SpreadTimeout bounds a publication's background work: registry pushes and
+// the DHT walk that places the provider record and the signed record.
+const SpreadTimeout = 30 * time.Second
 
 // Spec describes a service this node provides.
 type Spec struct {
@@ -104,7 +105,7 @@ func (n *Node) publish(ctx context.Context, c cid.Cid, svc *record.Service, prov
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", svc.Name, err)
 	}
-	sp := n.spread(c, svc, env, provide)
+	sp := n.spread(c, env, provide)
 	if provide {
 		err = sp.findable(ctx)
 	} else {
@@ -157,18 +158,20 @@ func (sp *spreading) wait(ctx context.Context) error {
 }
 
 // spread sends a sealed record out, as the node's background work (Settle
-// waits for it), bounded by ValuePutTimeout: pushed to every connected
-// registry (the fast path); on the DHT path, one walk to the peers closest
-// to c, each given the signed record and, when provide is set, a provider
-// record (announce); and the DHT value-store copy.
-func (n *Node) spread(c cid.Cid, svc *record.Service, env []byte, provide bool) *spreading {
+// waits for it), bounded by SpreadTimeout: pushed to every connected
+// registry (the fast path), and, once they have answered (or after
+// Config.WalkHedge), one DHT walk to the peers closest to c, each given the
+// signed record and, when provide is set, a provider record (announce).
+// The signed record lands in each peer's DHT value store, so GET_VALUE
+// finds it there too: no second walk is needed to put it.
+func (n *Node) spread(c cid.Cid, env []byte, provide bool) *spreading {
 	regs := n.fastPath()
 	sp := &spreading{registries: len(regs), accepted: make(chan bool, len(regs)),
 		dht: make(chan error, 1), done: make(chan struct{})}
-	bctx, cancel := context.WithTimeout(n.ctx, ValuePutTimeout)
-	var wg sync.WaitGroup
+	bctx, cancel := context.WithTimeout(n.ctx, SpreadTimeout)
+	var pushes sync.WaitGroup
 	for _, p := range regs {
-		wg.Go(func() {
+		pushes.Go(func() {
 			pctx, cancel := context.WithTimeout(bctx, n.cfg.FetchTimeout)
 			defer cancel()
 			err := n.push(pctx, p, env)
@@ -178,34 +181,49 @@ func (n *Node) spread(c cid.Cid, svc *record.Service, env []byte, provide bool) 
 			sp.accepted <- err == nil
 		})
 	}
-	var valueErr error
-	wg.Go(func() { valueErr = n.putValue(bctx, c, svc, env) })
 	n.wg.Add(1)
 	n.bg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		defer n.bg.Done()
 		defer cancel()
+		// The walk would only compete with the registries' round trip.
+		waitHedged(bctx, &pushes, n.cfg.WalkHedge)
 		err := n.announce(bctx, c, env, provide)
-		wg.Wait()
-		if valueErr != nil && n.ctx.Err() == nil {
-			n.log.Warn("value-store copy not published", "service", svc.Name, "seq", svc.Seq, "err", valueErr)
-			if !provide && err == nil {
-				err = valueErr
-			}
-		}
+		pushes.Wait()
 		sp.dht <- err
 		close(sp.done)
 	}()
 	return sp
 }
 
+// waitHedged waits until wg is done, at most d, or until ctx ends. The
+// waiting goroutine ends with wg's work, which its owner bounds.
+func waitHedged(ctx context.Context, wg *sync.WaitGroup, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // announce walks the DHT once to the peers closest to service c and gives
-// each, concurrently, the signed record (registry-protocol put) and, when
-// provide is set, a provider record (kad ADD_PROVIDER). This is kad-dht's
-// classic provide built from its exported parts, so that one walk places
-// both: a finder's provider walk meets the same peers and gets the signed
-// record from them without dialling the provider.
+// each, concurrently, the signed record and, when provide is set, a
+// provider record (kad ADD_PROVIDER). This is kad-dht's classic provide
+// built from its exported parts, so that one walk places both: a finder's
+// provider walk meets the same peers and gets the signed record from them
+// without dialling the provider. Peers that speak the registry protocol
+// get the record by put (verified once, indexed); others by kad PUT_VALUE.
 func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool) error {
 	mh := c.Hash()
 	self := peer.AddrInfo{ID: n.host.ID(), Addrs: n.kad.FilteredAddrs()}
@@ -218,6 +236,7 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 	if err != nil {
 		return fmt.Errorf("provide: %w", err)
 	}
+	key := record.Key(c, self.ID)
 	var wg sync.WaitGroup
 	for _, p := range peers {
 		wg.Go(func() {
@@ -228,7 +247,13 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 					n.log.Debug("provider record not stored", "peer", p, "err", err)
 				}
 			}
-			if err := n.push(pctx, p, env); err != nil {
+			var err error
+			if ok, _ := n.host.Peerstore().SupportsProtocols(p, n.proto); len(ok) > 0 {
+				err = n.push(pctx, p, env)
+			} else {
+				err = n.messenger.PutValue(pctx, p, kadrecord.MakePutRecord(key, env))
+			}
+			if err != nil {
 				n.log.Debug("signed record not stored", "peer", p, "err", err)
 			}
 		})

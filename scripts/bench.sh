@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# Network benchmark: builds in-process networks of 25, 100 and 200 nodes on
-# TCP loopback and compares netget's Find / Publish with raw kad-dht on the
-# same keys (see BenchmarkNetwork in dht/bench_test.go). Takes a few minutes.
+# Benchmarks, with figures (not timed tests). Prints Markdown tables, the
+# ones in the README, after the raw `go test -bench` output.
 #
-#   scripts/bench.sh                                    # all sizes
-#   scripts/bench.sh -bench 'BenchmarkNetwork/N=(25|100)$'   # later -bench wins
-#   NETGET_BENCH_LOOKUPS=100 scripts/bench.sh           # bigger sample
+#   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
+#   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
+#   scripts/bench.sh registry bridge # only those
+#   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
 #
-# Extra arguments go to `go test`. The raw output is kept under
-# bench-results/ (gitignored); a summary table follows it.
+# network:  in-process networks of 25, 100 and 200 nodes on TCP loopback:
+#           find (fast path, DHT path alone, raw kad-dht FindProvidersAsync)
+#           and provide (netget vs raw kad-dht Provide), the floor (one stream
+#           round trip + one envelope verify), memory and goroutines per node.
+# registry: signed records accepted per second by one registry, and memory
+#           per 10,000 records (dht/registry_bench_test.go).
+# bridge:   1,000 concurrent WebSocket clients through one bridge
+#           (bridge/bench_test.go).
+#
+# Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,30 +24,51 @@ if ! command -v go >/dev/null 2>&1; then
 	echo "bench.sh: Go is not installed or not on PATH (https://go.dev/doc/install)" >&2
 	exit 1
 fi
+what=("$@")
+[ ${#what[@]} -eq 0 ] && what=(network registry bridge)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
 echo "bench.sh: writing $out (open-file limit $(ulimit -n), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 
-# -benchtime 1x: each size is built once and runs its fixed sample of
-# lookups; -timeout covers building and tearing down 325 nodes.
-go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 30m ./dht/ "$@" | tee "$out"
+for w in "${what[@]}"; do
+	case "$w" in
+	network) go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 60m ./dht/ ;;
+	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
+	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry or bridge)" >&2; exit 2 ;;
+	esac
+done | tee "$out"
 
-# One row per size from the benchmark lines: "BenchmarkNetwork/N=200-2 1 <ns> ns/op <v> <unit> ...".
+# Tables from the benchmark lines: "BenchmarkX/sub-2  1  <ns> ns/op  <v> <unit> ...".
 awk '
-/^BenchmarkNetwork\/N=/ {
-	size = $1; sub(/^BenchmarkNetwork\//, "", size); sub(/-[0-9]+$/, "", size)
-	for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
-	if (!header++) {
-		printf "\n%-7s | %-23s | %-23s | %-6s | %-23s | %-23s | %-6s | %-8s | %-10s | %-6s | %-7s\n",
-			"size", "find p50/p95 ms", "raw find p50/p95 ms", "ratio",
-			"provide p50/p95 ms", "raw provide p50/p95 ms", "ratio",
-			"MiB/node", "goroutines", "misses", "setup s"
+function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); return s }
+/^BenchmarkNetwork\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!net++) {
+		print "\n| nodes | find, fast path p50 / p95 | find, DHT path p50 / p95 | raw kad-dht find p50 / p95 | floor | fast / floor | DHT / raw | provide p50 / p95 | raw Provide p50 / p95 | provide / raw | misses fast / DHT / raw | MiB per node | goroutines per node |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	}
-	printf "%-7s | %10.2f / %10.2f | %10.2f / %10.2f | %6.2f | %10.2f / %10.2f | %10.2f / %10.2f | %6.2f | %8.2f | %10.1f | %2d/%-3d | %7.1f\n",
-		size, m["find-p50-ms"], m["find-p95-ms"], m["rawfind-p50-ms"], m["rawfind-p95-ms"], m["find-ratio-p50"],
-		m["provide-p50-ms"], m["provide-p95-ms"], m["rawprovide-p50-ms"], m["rawprovide-p95-ms"], m["provide-ratio-p50"],
-		m["MiB/node"], m["goroutines/node"], m["misses"], m["rawmisses"], m["setup-s"]
-	delete m
+	printf "| %s | %.2f / %.2f ms | %.2f / %.2f ms | %.2f / %.2f ms | %.3f ms | %.2f× | %.2f× | %.2f / %.2f ms | %.2f / %.2f ms | %.2f× | %d / %d / %d | %.2f | %.0f |\n",
+		name($1), m["fast-p50-ms"], m["fast-p95-ms"], m["dht-p50-ms"], m["dht-p95-ms"], m["raw-p50-ms"], m["raw-p95-ms"],
+		m["floor-ms"], m["fast/floor"], m["dht/raw"], m["provide-p50-ms"], m["provide-p95-ms"],
+		m["rawprov-p50-ms"], m["rawprov-p95-ms"], m["provide/raw"], m["fast-misses"], m["dht-misses"], m["raw-misses"],
+		m["MiB/node"], m["goroutines/node"]
+}
+/^BenchmarkRegistryWrite\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!reg++) { print "\n| registry store | records accepted per second | MiB per 10,000 records |"; print "| --- | --- | --- |" }
+	mem = ("MiB/10k-records" in m) ? sprintf("%.1f", m["MiB/10k-records"]) : "(on disk)"
+	printf "| %s | %.0f | %s |\n", name($1), m["records/s"], mem
+}
+/^BenchmarkBridge/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!br++) { print "\n| bridge | finds per second | p50 | p99 | KiB per connection |"; print "| --- | --- | --- | --- | --- |" }
+	printf "| %s |", $1
+	for (k in m) if (k ~ /finds\/s/) printf " %.0f |", m[k]
+	for (k in m) if (k ~ /p50/) printf " %.1f ms |", m[k]
+	for (k in m) if (k ~ /p99/) printf " %.1f ms |", m[k]
+	for (k in m) if (k ~ /KiB/) printf " %.1f |", m[k]
+	printf "\n"
 }' "$out"
-echo "(misses: netget/raw lookups with no result in 10 s; full log: $out)"
+echo "(misses: lookups with no result within 10 s; full log: $out)"

@@ -73,6 +73,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"},
 			Usage: "multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port 4001 for registries, any port otherwise)"},
 		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},
+		&cli.BoolFlag{Name: "no-fast-path", Usage: "ask no registry directly: find and provide use the DHT path alone (for comparing paths)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
 		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus /metrics and /healthz on this `host:port` (e.g. 127.0.0.1:9464)"},

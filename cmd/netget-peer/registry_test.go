@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -301,5 +302,30 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if cfg["network"] != "production" || cfg["health-interval"] != "30s" {
 		t.Fatalf("example config read as %v", cfg)
+	}
+}
+
+// TestCLIFindPaths: find reports which path brought each result: the
+// registry it joined through, or, with --no-fast-path, the DHT.
+func TestCLIFindPaths(t *testing.T) {
+	boot := startRegistry(t)
+	prov := start(t, "provide", "CacheService", "--bootstrap", boot, "--listen", loopback, "--json")
+	prov.line(t, "published event", func(l string) bool { return strings.Contains(l, `"published"`) })
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"registry"}},
+		{[]string{"--no-fast-path"}, []string{"walk", "provider", "dht"}},
+	} {
+		args := append([]string{"find", "CacheService", "--bootstrap", boot, "--json", "--limit", "1"}, tt.args...)
+		out, stderr, code := runCLI(t, args...)
+		var r findResult
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("netget-peer %v: exit %d, out %q, stderr:\n%s", args, code, out, stderr)
+		}
+		if !slices.Contains(tt.want, r.Source) {
+			t.Fatalf("netget-peer %v: source %q, want one of %v", args, r.Source, tt.want)
+		}
 	}
 }

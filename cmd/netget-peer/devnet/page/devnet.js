@@ -41,14 +41,17 @@ function meta(m) {
   return el("div", {}, ...Object.keys(m || {}).sort().map((k) => el("span", { class: "kv", text: k + "=" + m[k] })));
 }
 
-function addResult(rec, ms) {
+// addResult shows one verified provider: ms is the page's own latency, the
+// frame says which path found it and when, at the peer.
+function addResult(rec, frame, ms) {
   const [cls, text] = health(rec.peer);
   const row = el("tr", { "data-peer": rec.peer },
     el("td", {}, el("code", { text: short(rec.peer), title: rec.peer })),
     el("td", {}, ...rec.addrs.map((a) => el("div", {}, el("code", { text: a })))),
     el("td", {}, meta(rec.meta)),
     el("td", {}, el("span", { class: "badge " + cls, text })),
-    el("td", { text: ms.toFixed(1) + " ms" }));
+    el("td", {}, el("div", { text: ms.toFixed(1) + " ms" }),
+      el("div", { class: "muted small", text: "via " + (frame.source || "?") + ", " + (frame.elapsed_ms || 0).toFixed(2) + " ms at the peer" })));
   $("#results tbody").append(row);
   $("#results").hidden = false;
 }
@@ -61,7 +64,7 @@ async function find(name) {
   $("#status").textContent = "Finding " + name + "…";
   const t0 = performance.now();
   try {
-    const n = await netget.findStream(name, (rec) => addResult(rec, performance.now() - t0), { signal: search.signal, timeout: 5000 });
+    const n = await netget.findStream(name, (rec, frame) => addResult(rec, frame, performance.now() - t0), { signal: search.signal, timeout: 5000 });
     $("#status").textContent = n + " verified provider" + (n === 1 ? "" : "s") + " of " + name + " in " +
       (performance.now() - t0).toFixed(1) + " ms";
   } catch (err) {
