@@ -3,8 +3,14 @@ package dht
 import (
 	"context"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Push offers peer p one signed record over the registry protocol.
 func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error { return n.push(ctx, p, env) }
+
+// List asks peer p for the records it holds for service c.
+func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) {
+	return n.list(ctx, p, c, MaxListLimit)
+}

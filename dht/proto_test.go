@@ -317,3 +317,51 @@ func TestWithdrawReachesHolders(t *testing.T) {
 		t.Fatalf("find after withdraw: %d results, %v", len(got), err)
 	}
 }
+
+// registryStreams counts a's open registry-protocol streams to b.
+func registryStreams(a, b *dht.Node) int {
+	n := 0
+	for _, c := range a.Host().Network().ConnsToPeer(b.Host().ID()) {
+		for _, s := range c.GetStreams() {
+			if s.Protocol() == dht.RegistryProtocol(a.Network()) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// TestRegistryStreamReuse: requests to a peer reuse one stream, and a
+// kept stream the peer has since dropped costs a retry, not an error.
+func TestRegistryStreamReuse(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2})
+	prov, client, reg := net.Nodes[0], net.Nodes[1], net.Registries[0]
+	if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := record.ServiceCID("development", "DatabaseService")
+	list := func() {
+		t.Helper()
+		envs, err := dht.List(ctx, client, reg.Host().ID(), c)
+		if err != nil || len(envs) != 1 {
+			t.Fatalf("list: %d records, %v", len(envs), err)
+		}
+	}
+	for range 5 {
+		list()
+	}
+	if got := registryStreams(client, reg); got != 1 {
+		t.Fatalf("after 5 lists the client has %d registry streams to the registry, want 1 kept", got)
+	}
+	// The registry drops every stream (as its idle timeout would).
+	for _, conn := range reg.Host().Network().ConnsToPeer(client.Host().ID()) {
+		for _, s := range conn.GetStreams() {
+			if s.Protocol() == dht.RegistryProtocol(reg.Network()) {
+				s.Reset()
+			}
+		}
+	}
+	list()
+	eventually(t, "one live stream again", func() bool { return registryStreams(client, reg) == 1 })
+}
