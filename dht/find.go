@@ -128,13 +128,14 @@ type search struct {
 	out     chan Result
 	wg      sync.WaitGroup // list and fetch goroutines
 
-	mu      sync.Mutex
-	peers   map[peer.ID]*peerState // providers heard of, by any path
-	asked   map[peer.ID]bool       // peers sent a list request
-	offered map[[32]byte]bool      // envelopes already verified (or refused)
-	emitted int
-	lists   int           // list requests in flight
-	listed  chan struct{} // closed (and replaced) whenever one ends
+	mu        sync.Mutex
+	peers     map[peer.ID]*peerState // providers heard of, by any path
+	asked     map[peer.ID]bool       // peers sent a list request
+	offered   map[[32]byte]bool      // envelopes already verified (or refused)
+	emitted   int
+	lists     int           // list requests in flight
+	walkLists int           // of which to peers the walk queries
+	listed    chan struct{} // closed (and replaced) whenever one ends
 }
 
 // peerState is what a search knows about one provider.
@@ -190,23 +191,34 @@ func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
 	waitHedged(ctx, regs, f.n.cfg.WalkHedge)
 }
 
+// MaxWalkLists bounds the list requests a find has in flight to peers its
+// DHT walk queries: kad-dht's own concurrency (alpha), so a find asks the
+// first round of the walk, whichever of them answers first wins, and
+// later rounds are asked as earlier lists end. (Fewer, 3, cut traffic but
+// lost the fastest responder: the DHT path got slower in the benchmark.)
+const MaxWalkLists = 10
+
 // ask sends peer p a list request for the service, once per search, and
-// offers what it returns as coming from src. done, if set, is marked when
+// offers what it returns as coming from src. A walk peer is skipped while
+// MaxWalkLists are in flight. done, if set, is marked when
 // the answer has been offered.
 func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.WaitGroup) {
 	f.mu.Lock()
-	if f.asked[p] || p == f.n.host.ID() {
+	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.walkLists >= MaxWalkLists) {
 		f.mu.Unlock()
 		return
 	}
 	f.asked[p] = true
 	f.lists++
+	if src == SourceWalk {
+		f.walkLists++
+	}
 	f.mu.Unlock()
 	if done != nil {
 		done.Add(1)
 	}
 	f.wg.Go(func() {
-		defer f.listEnded()
+		defer f.listEnded(src)
 		if done != nil {
 			defer done.Done()
 		}
@@ -245,9 +257,12 @@ func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
 }
 
 // listEnded marks one list request done, after its records were offered.
-func (f *search) listEnded() {
+func (f *search) listEnded(src Source) {
 	f.mu.Lock()
 	f.lists--
+	if src == SourceWalk {
+		f.walkLists--
+	}
 	close(f.listed)
 	f.listed = make(chan struct{})
 	f.mu.Unlock()
