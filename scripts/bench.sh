@@ -63,8 +63,8 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 }
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
-	if (!br++) { print "\n| bridge | finds per second | p50 | p99 | KiB per connection |"; print "| --- | --- | --- | --- | --- |" }
-	printf "| %s |", $1
+	if (!br++) { print "\n| bridge, concurrent WebSocket clients | finds per second | p50 | p99 | KiB per connection |"; print "| --- | --- | --- | --- | --- |" }
+	printf "| %d clients |", m["clients"]
 	for (k in m) if (k ~ /finds\/s/) printf " %.0f |", m[k]
 	for (k in m) if (k ~ /p50/) printf " %.1f ms |", m[k]
 	for (k in m) if (k ~ /p99/) printf " %.1f ms |", m[k]
