@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -13,11 +12,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/netget/netget-peer/bridge"
 	"github.com/netget/netget-peer/record"
+	"github.com/netget/netget-peer/record/recordtest"
 )
 
 // wait is how long a test waits for any one frame or condition.
@@ -100,14 +98,7 @@ func (f *fakeFinder) endedErrs() []error {
 // newRecord returns a valid-looking record for service by a fresh peer.
 func newRecord(tb testing.TB, service string, meta map[string]string) *record.Service {
 	tb.Helper()
-	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	id, err := peer.IDFromPrivateKey(k)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	_, id := recordtest.NewKey(tb)
 	now := time.Now().UTC().Truncate(time.Second)
 	return &record.Service{Version: record.Version, Network: "development", Name: service, Peer: id,
 		Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Meta: meta, Seq: 1,

@@ -188,7 +188,9 @@ func (f *search) run(ctx context.Context) {
 // only compete with it; a slow or silent registry delays the walk by the
 // hedge at most.
 func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
-	waitHedged(ctx, regs, f.n.cfg.WalkHedge)
+	if f.n.cfg.WalkHedge > 0 {
+		waitFor(ctx, regs, f.n.cfg.WalkHedge)
+	}
 }
 
 // MaxWalkLists bounds the list requests a find has in flight to peers its

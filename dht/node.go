@@ -239,14 +239,27 @@ func (n *Node) fastPath() []peer.ID {
 // Settle waits until the background work Publish started (the DHT walk
 // that places published records on the peers closest to them) has
 // finished, or ctx ends.
-func (n *Node) Settle(ctx context.Context) error {
+func (n *Node) Settle(ctx context.Context) error { return waitFor(ctx, &n.bg, 0) }
+
+// waitFor waits until wg is done, ctx ends (its error) or, when limit is
+// positive, limit has passed (nil). The waiting goroutine ends with wg's
+// work, which its owner bounds.
+func waitFor(ctx context.Context, wg *sync.WaitGroup, limit time.Duration) error {
 	done := make(chan struct{})
 	go func() {
-		n.bg.Wait()
+		wg.Wait()
 		close(done)
 	}()
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
 	select {
 	case <-done:
+		return nil
+	case <-expired:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -188,33 +188,15 @@ func (n *Node) spread(c cid.Cid, env []byte, provide bool) *spreading {
 		defer n.bg.Done()
 		defer cancel()
 		// The walk would only compete with the registries' round trip.
-		waitHedged(bctx, &pushes, n.cfg.WalkHedge)
+		if n.cfg.WalkHedge > 0 {
+			waitFor(bctx, &pushes, n.cfg.WalkHedge)
+		}
 		err := n.announce(bctx, c, env, provide)
 		pushes.Wait()
 		sp.dht <- err
 		close(sp.done)
 	}()
 	return sp
-}
-
-// waitHedged waits until wg is done, at most d, or until ctx ends. The
-// waiting goroutine ends with wg's work, which its owner bounds.
-func waitHedged(ctx context.Context, wg *sync.WaitGroup, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // announce walks the DHT once to the peers closest to service c and gives
