@@ -91,6 +91,29 @@ func TestPutRefusesLikeTheDHT(t *testing.T) {
 			}
 		})
 	}
+	t.Run("replayed older record", func(t *testing.T) {
+		ctx := testCtx(t)
+		old, err := sender.Publish(ctx, dht.Spec{Name: "ReplayService", Meta: map[string]string{"v": "1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldEnv := sealAs(t, sender, old)
+		if _, err := sender.Publish(ctx, dht.Spec{Name: "ReplayService", Meta: map[string]string{"v": "2"}}); err != nil {
+			t.Fatal(err)
+		}
+		settle(t, sender)
+		c, _ := record.ServiceCID("development", "ReplayService")
+		dhtErr := sender.Kad().PutValue(ctx, record.Key(c, sender.Host().ID()), oldEnv)
+		resp, err := rawExchange(t, sender.Host(), reg, jsonFrame(t, map[string]any{"type": "put", "record": oldEnv}))
+		if err != nil {
+			t.Fatalf("put: stream error %v, want an error response", err)
+		}
+		var msg string
+		json.Unmarshal(resp["error"], &msg)
+		if dhtErr == nil || !strings.Contains(msg, record.ErrOlderSeq.Error()) {
+			t.Fatalf("replay over put: %q, over the DHT: %v; want both refused as %q", msg, dhtErr, record.ErrOlderSeq)
+		}
+	})
 }
 
 // logBuffer collects log lines, safe for concurrent writers.

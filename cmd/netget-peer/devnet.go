@@ -68,7 +68,7 @@ func devnetAction(c *cli.Context) error {
 	ctx := c.Context
 	l, err := listenBridge(ctx, addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (pass --bridge :0 to pick a free port)", err)
 	}
 	d, err := devnet.Start(ctx, cfg)
 	if err != nil {
