@@ -164,14 +164,10 @@ func envOf(b []byte) []byte {
 func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.bySvc[c][svc.Peer]; ok {
-		if bytes.Equal(cur.env, env) {
-			return nil
-		}
-		if err := cur.newer(svc); err != nil {
-			return err
-		}
-	} else if err := s.roomFor(c); err != nil {
+	if cur, ok := s.bySvc[c][svc.Peer]; ok && bytes.Equal(cur.env, env) {
+		return nil
+	}
+	if err := s.admitLocked(c, svc); err != nil {
 		return err
 	}
 	key := record.Key(c, svc.Peer)
@@ -185,12 +181,17 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	}
 	// A provider that signs a new record is alive: serve it again.
 	delete(s.health, svc.Peer)
-	return s.indexLocked(c, svc, env)
+	s.indexLocked(c, svc, env)
+	return nil
 }
 
-// roomFor reports ErrStoreFull when a new peer's record for c would break
-// the bounds. s.mu must be held.
-func (s *store) roomFor(c cid.Cid) error {
+// admitLocked reports whether svc may enter the store as the record of its
+// peer for c: a higher seq than the one held (record.ErrOlderSeq), or room
+// for a new one (ErrStoreFull). s.mu must be held.
+func (s *store) admitLocked(c cid.Cid, svc *record.Service) error {
+	if cur, ok := s.bySvc[c][svc.Peer]; ok {
+		return cur.newer(svc)
+	}
 	if len(s.bySvc[c]) >= MaxRecordsPerService || s.count >= MaxStoredRecords {
 		return ErrStoreFull
 	}
@@ -201,17 +202,15 @@ func (s *store) roomFor(c cid.Cid) error {
 func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.bySvc[c][svc.Peer]; ok {
-		if err := cur.newer(svc); err != nil {
-			return err
-		}
-	} else if err := s.roomFor(c); err != nil {
+	if err := s.admitLocked(c, svc); err != nil {
 		return err
 	}
-	return s.indexLocked(c, svc, env)
+	s.indexLocked(c, svc, env)
+	return nil
 }
 
-func (s *store) indexLocked(c cid.Cid, svc *record.Service, env []byte) error {
+// indexLocked files svc in the index. s.mu must be held.
+func (s *store) indexLocked(c cid.Cid, svc *record.Service, env []byte) {
 	peers := s.bySvc[c]
 	if peers == nil {
 		peers = make(map[peer.ID]held)
@@ -222,7 +221,6 @@ func (s *store) indexLocked(c cid.Cid, svc *record.Service, env []byte) error {
 		s.byPeer[svc.Peer]++
 	}
 	peers[svc.Peer] = heldOf(svc, env)
-	return nil
 }
 
 // get returns p's record for service c.

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,30 +13,28 @@ import (
 	"github.com/netget/netget-peer/dht"
 )
 
+// call is the handler of a JSON request/response route: decode the body
+// into Req, run op, reply with its response or error.
+func call[Req, Resp any](s *Server, op func(context.Context, Req) (Resp, *Error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if e := decode(w, r, &req); e != nil {
+			s.fail(w, r, e)
+			return
+		}
+		resp, e := op(r.Context(), req)
+		s.reply(w, r, resp, e)
+	}
+}
+
 // routes is the control API. Every response is JSON, errors included.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.status())
 	})
-	mux.HandleFunc("POST /v1/provide", func(w http.ResponseWriter, r *http.Request) {
-		var req ProvideRequest
-		if e := decode(w, r, &req); e != nil {
-			s.fail(w, r, e)
-			return
-		}
-		resp, e := s.provide(r.Context(), req)
-		s.reply(w, r, resp, e)
-	})
-	mux.HandleFunc("POST /v1/unprovide", func(w http.ResponseWriter, r *http.Request) {
-		var req UnprovideRequest
-		if e := decode(w, r, &req); e != nil {
-			s.fail(w, r, e)
-			return
-		}
-		resp, e := s.unprovide(r.Context(), req)
-		s.reply(w, r, resp, e)
-	})
+	mux.HandleFunc("POST /v1/provide", call(s, s.provide))
+	mux.HandleFunc("POST /v1/unprovide", call(s, s.unprovide))
 	mux.HandleFunc("POST /v1/find", s.handleFind)
 	for path, method := range map[string]string{"/v1/status": "GET", "/v1/provide": "POST", "/v1/unprovide": "POST", "/v1/find": "POST"} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
