@@ -92,7 +92,7 @@ func benchNetwork(b *testing.B, size, lookups int) {
 	nodes := net.Nodes
 	serveEcho(net.Registries)
 	var fast, dhtOnly, raw, prov, rawProv, rtt, verify sample
-	sources := map[dht.Source]int{}
+	sources, dhtSources := map[dht.Source]int{}, map[dht.Source]int{}
 	for i := range lookups {
 		name := fmt.Sprintf("Svc%03d", i)
 		c, err := record.ServiceCID("bench", name)
@@ -113,15 +113,13 @@ func benchNetwork(b *testing.B, size, lookups int) {
 				sources[src]++
 			},
 			func() {
-				d, _, err := firstNetget(nodes[finders[1]], name, true)
+				d, src, err := firstNetget(nodes[finders[1]], name, true)
 				dhtOnly.add(d, err == nil)
+				dhtSources[src]++
 			},
 			func() {
 				d, ok := firstRaw(nodes[finders[1]], c)
 				raw.add(d, ok)
-				if os.Getenv("TMP_TRACE") != "" {
-					fmt.Fprintf(os.Stderr, "RAW %.0f\n", d*1000)
-				}
 			},
 		}
 		runs[0]()
@@ -154,10 +152,10 @@ func benchNetwork(b *testing.B, size, lookups int) {
 		"fast-misses":     float64(fast.misses), "dht-misses": float64(dhtOnly.misses), "raw-misses": float64(raw.misses),
 		"setup-s": setup.Seconds(),
 	})
-	b.Logf("N=%d setup %.1fs | floor %.3f ms | find p50/p95 fast %.2f/%.2f, dht-only %.2f/%.2f, raw %.2f/%.2f ms | provide %.2f/%.2f vs raw %.2f/%.2f ms | %.2f MiB, %.0f goroutines per node | misses fast %d dht %d raw %d | first-result sources %v",
+	b.Logf("N=%d setup %.1fs | floor %.3f ms | find p50/p95 fast %.2f/%.2f, dht-only %.2f/%.2f, raw %.2f/%.2f ms | provide %.2f/%.2f vs raw %.2f/%.2f ms | %.2f MiB, %.0f goroutines per node | misses fast %d dht %d raw %d | first-result sources: fast %v, dht-only %v",
 		size, setup.Seconds(), floor, pct(fast.ms, 50), pct(fast.ms, 95), pct(dhtOnly.ms, 50), pct(dhtOnly.ms, 95),
 		pct(raw.ms, 50), pct(raw.ms, 95), pct(prov.ms, 50), pct(prov.ms, 95), pct(rawProv.ms, 50), pct(rawProv.ms, 95),
-		mibPerNode, goroutinesPerNode, fast.misses, dhtOnly.misses, raw.misses, sources)
+		mibPerNode, goroutinesPerNode, fast.misses, dhtOnly.misses, raw.misses, sources, dhtSources)
 }
 
 // report reports every metric, in a stable order.

@@ -38,10 +38,14 @@
 // every copy; it outlives the record it replaces.
 //
 // Find asks each connected registry for the service's records and, once
-// they have answered (or after Config.WalkHedge), runs kad-dht's provider
-// walk, asking each peer the walk queries for the records it holds (the
-// peers closest to the service hold them) and, for a provider whose record
-// none of them had, the provider itself, then the DHT value store. Every
+// they have answered (or after Config.WalkHedge), takes the DHT path. The
+// peers closest to the service hold its records, so it first asks the
+// NearAsks connected DHT servers nearest the service in its routing table
+// (one round trip, no dial, no walk: most finds end here); once they have
+// answered (or after the same hedge) it runs kad-dht's provider walk,
+// asking each peer the walk queries for the records it holds and, for a
+// provider whose record none of them had, the provider itself, then the
+// DHT value store. Every
 // record is verified with record.Validator whatever path brought it;
 // identical envelopes are verified once per search; per peer the highest
 // seq wins and a valid tombstone stops that peer. Results stream as soon as

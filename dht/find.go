@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -22,6 +24,10 @@ const (
 	// SourceRegistry: held by one of this node's registries, asked directly
 	// (the fast path).
 	SourceRegistry Source = "registry"
+	// SourceNear: held by one of the connected DHT servers nearest the
+	// service, asked before the walk (providers give their records to the
+	// peers closest to it).
+	SourceNear Source = "near"
 	// SourceWalk: held by a peer the DHT provider walk queried (the peers
 	// closest to the service, which providers give their records to).
 	SourceWalk Source = "walk"
@@ -62,12 +68,14 @@ type FindOptions struct {
 // channel means nothing was found in time. Cancel ctx to stop early; the
 // Node owns the search goroutines and Close waits for them.
 //
-// Records come by several paths at once, and each is verified whatever its
-// path: the node's connected registries, asked directly (the fast path, one
-// round trip); this node's own index; every peer the provider walk queries,
-// asked over the registry protocol on the connection the walk opens; and,
-// for a provider whose record none of those held, the provider itself, then
-// the DHT value store. Per peer, the highest seq seen wins; a valid tombstone
+// Records come by several paths, in this order, and each is verified
+// whatever its path: the node's connected registries, asked directly (the
+// fast path, one round trip); this node's own index; the connected DHT
+// servers nearest the service, which providers give their records to; every
+// peer the provider walk queries, asked over the registry protocol on the
+// connection the walk opens; and, for a provider whose record none of those
+// held, the provider itself, then the DHT value store. Each step waits for
+// the asks before it, for at most Config.WalkHedge. Per peer, the highest seq seen wins; a valid tombstone
 // means the provider withdrew and it is not returned. A result already
 // streamed is not taken back by a later tombstone.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan Result, error) {
@@ -89,7 +97,7 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan 
 		cancel()
 		return nil, fmt.Errorf("find %s: %w", name, err)
 	}
-	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly, start: time.Now(), cancel: cancel,
+	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
 		offered: make(map[[32]byte]bool), listed: make(chan struct{})}
 	n.wg.Add(1)
@@ -149,7 +157,7 @@ type peerState struct {
 func (f *search) run(ctx context.Context) {
 	var regs sync.WaitGroup
 	if !f.dhtOnly {
-		for _, p := range f.n.fastPath() {
+		for _, p := range f.n.Registries() {
 			f.ask(ctx, p, SourceRegistry, &regs)
 		}
 	}
@@ -162,6 +170,18 @@ func (f *search) run(ctx context.Context) {
 	if ctx.Err() != nil {
 		f.wg.Wait()
 		return // the registries gave all that was asked for
+	}
+	// Providers give their records to the peers closest to the service:
+	// the connected ones nearest it usually hold it, and asking them
+	// costs one round trip, no dial and no walk.
+	var near sync.WaitGroup
+	for _, p := range f.nearest(NearAsks) {
+		f.ask(ctx, p, SourceNear, &near)
+	}
+	f.hedge(ctx, &near)
+	if ctx.Err() != nil {
+		f.wg.Wait()
+		return
 	}
 	// Ask every peer the walk queries, as it queries it. The event channel
 	// closes only when its context ends, so the walk gets its own.
@@ -191,6 +211,35 @@ func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
 	if f.n.cfg.WalkHedge > 0 {
 		waitFor(ctx, regs, f.n.cfg.WalkHedge)
 	}
+}
+
+// NearAsks is how many of the connected DHT servers nearest a service a
+// find asks for its records before the DHT walk starts.
+const NearAsks = 3
+
+// nearest returns up to k of the peers in the routing table that this node
+// is connected to, nearest the service in the DHT's key space first. On
+// the DHT path alone (FindOptions.DHTOnly, Config.DisableFastPath) the
+// node's registries are left out: they hold every record wherever they sit
+// in the key space.
+func (f *search) nearest(k int) []peer.ID {
+	rt := f.n.kad.RoutingTable()
+	skip := map[peer.ID]bool{}
+	if f.dhtOnly {
+		for _, p := range f.n.Registries() {
+			skip[p] = true
+		}
+	}
+	var out []peer.ID
+	for _, p := range rt.NearestPeers(kb.ConvertKey(string(f.c.Hash())), rt.Size()) {
+		if len(out) == k {
+			break
+		}
+		if !skip[p] && f.n.host.Network().Connectedness(p) == network.Connected {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // MaxWalkLists bounds the list requests a find has in flight to peers its

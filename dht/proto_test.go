@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -239,8 +240,8 @@ func TestFindFastPath(t *testing.T) {
 }
 
 // TestFindDHTPathWithoutDialling: on the DHT path alone, the first result
-// comes from a peer the walk met (or this node's own index), not by
-// dialling the provider.
+// comes from a connected peer near the service, a peer the walk met or this
+// node's own index, not by dialling the provider.
 func TestFindDHTPathWithoutDialling(t *testing.T) {
 	ctx := testCtx(t)
 	net := dhttest.New(t, dhttest.Options{Registries: 2, Nodes: 12})
@@ -251,12 +252,56 @@ func TestFindDHTPathWithoutDialling(t *testing.T) {
 	settle(t, prov)
 	for _, finder := range net.Nodes[1:6] {
 		r := firstResult(t, finder, "DatabaseService", dht.FindOptions{DHTOnly: true})
-		if r.Source != dht.SourceWalk && r.Source != dht.SourceLocal {
-			t.Fatalf("first result came by %q, want %q or %q", r.Source, dht.SourceWalk, dht.SourceLocal)
+		if want := []dht.Source{dht.SourceNear, dht.SourceWalk, dht.SourceLocal}; !slices.Contains(want, r.Source) {
+			t.Fatalf("first result came by %q, want one of %q", r.Source, want)
 		}
 		if r.Record.Peer != prov.Host().ID() {
 			t.Fatalf("found %s, want %s", r.Record.Peer, prov.Host().ID())
 		}
+	}
+}
+
+// TestFindAsksNearestFirst: on the DHT path, a find first asks the
+// connected DHT servers nearest the service, which the provider gave its
+// record to; when they hold nothing, the walk still finds it.
+func TestFindAsksNearestFirst(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 6})
+	prov := net.Nodes[0]
+	if _, err := prov.Publish(ctx, dht.Spec{Name: "QueueService"}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, prov)
+	holder := net.Nodes[2]
+	if holder.StoredRecords() == 0 {
+		t.Fatalf("%s, one of the 7 servers, holds no record after the publish", holder.Host().ID())
+	}
+	// A client connected to the holder alone: the holder is its nearest.
+	finder := dhttest.NewNode(t, "development", dht.ModeClient, nil)
+	p2ptest.Connect(t, finder.Host(), holder.Host())
+	eventually(t, "the finder's routing table has the holder", func() bool { return finder.RoutingTableSize() >= 1 })
+	r := firstResult(t, finder, "QueueService", dht.FindOptions{DHTOnly: true})
+	if r.Source != dht.SourceNear || r.Record.Peer != prov.Host().ID() {
+		t.Fatalf("first result: %s by %q, want %s by %q", r.Record.Peer, r.Source, prov.Host().ID(), dht.SourceNear)
+	}
+
+	// A server that joined after the publish holds nothing: a client
+	// connected to it alone finds the record through the walk.
+	blank := dhttest.NewNode(t, "development", dht.ModeServer, nil)
+	p2ptest.Connect(t, blank.Host(), net.Nodes[3].Host())
+	eventually(t, "the blank server's routing table has a peer", func() bool { return blank.RoutingTableSize() >= 1 })
+	if err := blank.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	late := dhttest.NewNode(t, "development", dht.ModeClient, nil)
+	p2ptest.Connect(t, late.Host(), blank.Host())
+	eventually(t, "the late client's routing table has the blank server", func() bool { return late.RoutingTableSize() >= 1 })
+	r = firstResult(t, late, "QueueService", dht.FindOptions{DHTOnly: true})
+	if want := []dht.Source{dht.SourceWalk, dht.SourceProvider, dht.SourceDHT}; !slices.Contains(want, r.Source) || r.Record.Peer != prov.Host().ID() {
+		t.Fatalf("first result: %s by %q, want %s by one of %q", r.Record.Peer, r.Source, prov.Host().ID(), want)
+	}
+	if n := blank.StoredRecords(); n != 0 {
+		t.Fatalf("the blank server holds %d records, want none", n)
 	}
 }
 

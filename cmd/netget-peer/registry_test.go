@@ -316,7 +316,7 @@ func TestCLIFindPaths(t *testing.T) {
 		want []string
 	}{
 		{nil, []string{"registry"}},
-		{[]string{"--no-fast-path"}, []string{"walk", "provider", "dht"}},
+		{[]string{"--no-fast-path"}, []string{"near", "walk", "provider", "dht"}},
 	} {
 		args := append([]string{"find", "CacheService", "--bootstrap", boot, "--json", "--limit", "1"}, tt.args...)
 		out, stderr, code := runCLI(t, args...)
