@@ -5,6 +5,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/netget/netget-peer/record"
 )
 
 // Push offers peer p one signed record over the registry protocol.
@@ -14,3 +16,6 @@ func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error { return n.
 func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) {
 	return n.list(ctx, p, c, MaxListLimit)
 }
+
+// NewVerifiedCache exposes the node's verified-record cache to tests.
+func NewVerifiedCache(size int) record.Cache { return newVerifiedCache(size) }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -56,6 +58,14 @@ type Service struct {
 }
 
 var _ lprecord.Record = (*Service)(nil)
+
+// clone returns a copy of s that shares nothing with it.
+func (s *Service) clone() *Service {
+	c := *s
+	c.Addrs = slices.Clone(s.Addrs)
+	c.Meta = maps.Clone(s.Meta)
+	return &c
+}
 
 // Domain implements lprecord.Record.
 func (s *Service) Domain() string { return EnvelopeDomain }

@@ -2,9 +2,11 @@ package record_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,29 +27,89 @@ func keyFor(t testing.TB, network, name string, id peer.ID) string {
 	return recordtest.Key(t, network, name, id)
 }
 
+// TestOpenKeyRejects: every bad record is refused with its own error, the
+// same with a verified-record cache as without, and the second time too.
 func TestOpenKeyRejects(t *testing.T) {
 	key, id := newKey(t)
-	v := record.Validator{Network: "development", Now: func() time.Time { return now }}
 	goodKey := keyFor(t, "development", recordtest.Service, id)
 	cases := append(recordtest.Bad(t, key, now),
 		recordtest.Case{Name: "bad key", Data: recordtest.SealRaw(t, goodService(id), key), Want: record.ErrBadKey})
-	for _, tt := range cases {
-		t.Run(tt.Name, func(t *testing.T) {
-			k := goodKey
-			if tt.Want == record.ErrBadKey {
-				k = "/ipns/whatever"
-			}
-			_, err := v.OpenKey(k, tt.Data)
-			if !errors.Is(err, tt.Want) {
-				t.Fatalf("OpenKey: got %v, want %v", err, tt.Want)
-			}
-			if err := v.Validate(k, tt.Data); !errors.Is(err, tt.Want) {
-				t.Fatalf("Validate: got %v, want %v", err, tt.Want)
-			}
-			if got := record.Reason(err); got != tt.Want {
-				t.Fatalf("Reason: got %v, want %v", got, tt.Want)
-			}
-		})
+	for _, cache := range []record.Cache{nil, newMapCache()} {
+		v := record.Validator{Network: "development", Now: func() time.Time { return now }, Cache: cache}
+		for _, tt := range cases {
+			t.Run(fmt.Sprintf("%s/cache=%v", tt.Name, cache != nil), func(t *testing.T) {
+				k := goodKey
+				if tt.Want == record.ErrBadKey {
+					k = "/ipns/whatever"
+				}
+				_, err := v.OpenKey(k, tt.Data)
+				if !errors.Is(err, tt.Want) {
+					t.Fatalf("OpenKey: got %v, want %v", err, tt.Want)
+				}
+				if err := v.Validate(k, tt.Data); !errors.Is(err, tt.Want) {
+					t.Fatalf("Validate: got %v, want %v", err, tt.Want)
+				}
+				if got := record.Reason(err); got != tt.Want {
+					t.Fatalf("Reason: got %v, want %v", got, tt.Want)
+				}
+			})
+		}
+	}
+}
+
+// mapCache is a record.Cache that counts its hits.
+type mapCache struct {
+	mu   sync.Mutex
+	m    map[[32]byte]*record.Service
+	hits int
+}
+
+func newMapCache() *mapCache { return &mapCache{m: map[[32]byte]*record.Service{}} }
+
+func (c *mapCache) Get(sum [32]byte) (*record.Service, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.m[sum]
+	if ok {
+		c.hits++
+	}
+	return s, ok
+}
+
+func (c *mapCache) Add(sum [32]byte, s *record.Service) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[sum] = s
+}
+
+// TestOpenCached: a verified envelope is opened from the cache the second
+// time, still refused once expired or on another network, and the record
+// returned is the caller's own.
+func TestOpenCached(t *testing.T) {
+	key, id := newKey(t)
+	at := now
+	cache := newMapCache()
+	v := record.Validator{Network: "development", Now: func() time.Time { return at }, Cache: cache}
+	data := recordtest.SealRaw(t, goodService(id), key)
+	first, err := v.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Meta["region"] = "changed by the caller"
+	second, err := v.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cache.hits != 1 || second.Meta["region"] != "eu-west" {
+		t.Fatalf("second open: %d cache hits, region %q; want 1 hit, %q", cache.hits, second.Meta["region"], "eu-west")
+	}
+	other := record.Validator{Network: "production", Now: v.Now, Cache: cache}
+	if _, err := other.Open(data); !errors.Is(err, record.ErrWrongNetwork) {
+		t.Fatalf("open on another network, cached: got %v, want %v", err, record.ErrWrongNetwork)
+	}
+	at = second.ExpiresAt
+	if _, err := v.Open(data); !errors.Is(err, record.ErrExpired) {
+		t.Fatalf("open after expiry, cached: got %v, want %v", err, record.ErrExpired)
 	}
 }
 

@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -22,6 +23,20 @@ type Validator struct {
 	Network string
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Cache, if set, remembers envelopes that passed every check that does
+	// not depend on the time (size, signature, signer, syntax, network),
+	// by the SHA-256 of their bytes, so the same bytes are not verified
+	// twice; the time-bound checks (expiry, issued-at) run on every Open.
+	Cache Cache
+}
+
+// Cache holds verified records by the SHA-256 of their envelope. The
+// validator stores a record it has verified and never modifies one it
+// gets; it returns copies to its callers. Implementations must be safe for
+// concurrent use and may forget entries at any time.
+type Cache interface {
+	Get(sum [32]byte) (*Service, bool)
+	Add(sum [32]byte, s *Service)
 }
 
 var _ kadrecord.Validator = Validator{}
@@ -35,11 +50,38 @@ func (v Validator) now() time.Time {
 
 // Open verifies a sealed envelope and returns its record: size, signature,
 // signer = peer, network, syntax, expiry and issued-at. It does not check
-// which key the record was stored under; OpenKey does.
+// which key the record was stored under; OpenKey does. The record returned
+// is the caller's own.
 func (v Validator) Open(data []byte) (*Service, error) {
 	if len(data) > MaxEnvelopeSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxEnvelopeSize)
 	}
+	var sum [32]byte
+	if v.Cache != nil {
+		sum = sha256.Sum256(data)
+		// Verified for this network (a cache may serve several).
+		if s, ok := v.Cache.Get(sum); ok && s.Network == v.Network {
+			if err := v.checkTime(s); err != nil {
+				return nil, err
+			}
+			return s.clone(), nil
+		}
+	}
+	s, err := v.verify(data)
+	if err != nil {
+		return nil, err
+	}
+	if v.Cache != nil {
+		v.Cache.Add(sum, s.clone())
+	}
+	if err := v.checkTime(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// verify runs Open's checks that do not depend on the time.
+func (v Validator) verify(data []byte) (*Service, error) {
 	var s Service
 	env, err := lprecord.ConsumeTypedEnvelope(data, &s)
 	switch {
@@ -63,14 +105,20 @@ func (v Validator) Open(data []byte) (*Service, error) {
 	if signer != s.Peer {
 		return nil, fmt.Errorf("%w: signed by %s, record says %s", ErrSignerMismatch, signer, s.Peer)
 	}
+	return &s, nil
+}
+
+// checkTime runs Open's time-bound checks: not expired, issued-at not
+// more than MaxClockSkew ahead.
+func (v Validator) checkTime(s *Service) error {
 	now := v.now()
 	if !now.Before(s.ExpiresAt) {
-		return nil, fmt.Errorf("%w: at %s", ErrExpired, s.ExpiresAt.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: at %s", ErrExpired, s.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if s.IssuedAt.After(now.Add(MaxClockSkew)) {
-		return nil, fmt.Errorf("%w: %s", ErrIssuedInFuture, s.IssuedAt.UTC().Format(time.RFC3339))
+		return fmt.Errorf("%w: %s", ErrIssuedInFuture, s.IssuedAt.UTC().Format(time.RFC3339))
 	}
-	return &s, nil
+	return nil
 }
 
 // OpenKey is Open plus the key binding: the key must be
