@@ -24,7 +24,7 @@ type verifiedCache struct {
 }
 
 func newVerifiedCache(size int) *verifiedCache {
-	return &verifiedCache{m: make(map[[32]byte]*record.Service, size), ring: make([][32]byte, 0, size), size: size}
+	return &verifiedCache{m: make(map[[32]byte]*record.Service), size: size}
 }
 
 // Get implements record.Cache.
