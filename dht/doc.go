@@ -67,6 +67,13 @@
 // verifies and serves every unexpired record it held before, with nothing
 // re-provided. Expired records are deleted every SweepInterval.
 //
+// Beside the store, a verified-record cache (VerifiedCacheSize entries, by
+// the SHA-256 of the envelope; record.Validator.Cache) means the same bytes
+// are verified once per node, on write or read, whichever comes first: a
+// record a node holds answers its own finds without a second Ed25519
+// verification, and so does a record every holder returns. The time-bound
+// checks (expiry, issued-at) still run on every read.
+//
 // # Health
 //
 // With Config.Health set (registries), the node pings each provider it

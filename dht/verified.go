@@ -11,7 +11,7 @@ import (
 // a record a node was given (and verified) is served from its own index to
 // its own finds, every holder of a record returns the same bytes, and finds
 // repeat. The time-bound checks run on every use (record.Validator.Cache).
-const VerifiedCacheSize = 2048
+const VerifiedCacheSize = 1024
 
 // verifiedCache is the node's verified-record cache: a record.Cache that
 // forgets its oldest entry when full.

@@ -5,7 +5,10 @@
 // The package is pure: it never touches the network. Every node verifies a
 // record on every write to its store and again on every read, through the
 // same code path (Validator.Open), so a record that reached a finder by any
-// route has passed the same checks.
+// route has passed the same checks. A Validator may carry a Cache of
+// envelopes whose signature and syntax it has verified, keyed by the
+// SHA-256 of their bytes: the same bytes are not verified twice, and the
+// time-bound checks (expiry, issued-at) run on every Open all the same.
 //
 // # Keys
 //
