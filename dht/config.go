@@ -85,10 +85,11 @@ type Config struct {
 	// registry directly and provides push to none (benchmarks, comparing
 	// paths). The DHT path is unaffected.
 	DisableFastPath bool
-	// WalkHedge is how long a find holds its DHT walk back while the
-	// registries it asked directly have not all answered (default 50ms):
-	// the fast path needs one round trip, and a walk started at once only
-	// competes with it. 0 starts the walk at once.
+	// WalkHedge is how long each step of a find waits for the peers asked
+	// in the step before it (default 50ms): the asks of the nearest peers
+	// wait for the registries, the DHT walk for the nearest peers. Each
+	// step's answer needs one round trip, and the next step started at once
+	// only competes with it. 0 runs every step at once.
 	WalkHedge time.Duration
 	// RequestRate and RequestBurst bound registry-protocol requests per
 	// remote peer (default 200/s, burst 400); excess streams are reset.

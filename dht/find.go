@@ -202,14 +202,15 @@ func (f *search) run(ctx context.Context) {
 	f.wg.Wait()
 }
 
-// hedge holds the DHT walk back until the registries asked have all
-// answered, for at most Config.WalkHedge: on the fast path the first
-// result needs one round trip, and a walk started at the same moment would
-// only compete with it; a slow or silent registry delays the walk by the
-// hedge at most.
-func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
+// hedge holds the next step of a find back until the peers asked in this
+// one (the registries, then the nearest peers) have all answered, for at
+// most Config.WalkHedge: each step's first result needs one round trip,
+// and the next step started at the same moment would only compete with it
+// for the CPU; a slow or silent peer delays the next step by the hedge at
+// most.
+func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup) {
 	if f.n.cfg.WalkHedge > 0 {
-		waitFor(ctx, regs, f.n.cfg.WalkHedge)
+		waitFor(ctx, asked, f.n.cfg.WalkHedge)
 	}
 }
 
@@ -218,17 +219,16 @@ func (f *search) hedge(ctx context.Context, regs *sync.WaitGroup) {
 const NearAsks = 3
 
 // nearest returns up to k of the peers in the routing table that this node
-// is connected to, nearest the service in the DHT's key space first. On
-// the DHT path alone (FindOptions.DHTOnly, Config.DisableFastPath) the
-// node's registries are left out: they hold every record wherever they sit
-// in the key space.
+// is connected to, nearest the service in the DHT's key space first. The
+// node's registries are left out: the fast path asked them already, and on
+// the DHT path alone (FindOptions.DHTOnly, Config.DisableFastPath) they
+// must not answer, since they hold every record wherever they sit in the
+// key space.
 func (f *search) nearest(k int) []peer.ID {
 	rt := f.n.kad.RoutingTable()
 	skip := map[peer.ID]bool{}
-	if f.dhtOnly {
-		for _, p := range f.n.Registries() {
-			skip[p] = true
-		}
+	for _, p := range f.n.Registries() {
+		skip[p] = true
 	}
 	var out []peer.ID
 	for _, p := range rt.NearestPeers(kb.ConvertKey(string(f.c.Hash())), rt.Size()) {
