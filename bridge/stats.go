@@ -27,6 +27,13 @@ const (
 	ReasonService     Reason = "service"     // service not in the allowlist
 )
 
+// Reasons returns every refusal reason, in a stable order, for exporters
+// that report a count for each (zero included).
+func Reasons() []Reason {
+	return []Reason{ReasonMaxConns, ReasonSubprotocol, ReasonHost, ReasonOrigin, ReasonHello, ReasonNetwork,
+		ReasonToken, ReasonFilter, ReasonTooLarge, ReasonBadFrame, ReasonRate, ReasonInFlight, ReasonService}
+}
+
 // Stats is a snapshot of a Server's counters.
 type Stats struct {
 	Sessions      int               // WebSocket sessions open now

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/netget/netget-peer/bridge"
@@ -62,8 +63,8 @@ func bridgeConfig(c *cli.Context, n *dht.Node, log *slog.Logger) (bridge.Config,
 // bridge down (closing its WebSockets, bounded by stop's ctx) and waits for
 // it, and the bridge's base URL (the script is at URL + "/netget-handshaker.js").
 // Without --bridge, stop does nothing and the URL is "". Call stop before
-// closing n.
-func startBridge(ctx context.Context, c *cli.Context, n *dht.Node, log *slog.Logger) (stop func(context.Context) error, baseURL string, err error) {
+// closing n. With reg set (--metrics), the bridge's counters are exported.
+func startBridge(ctx context.Context, c *cli.Context, n *dht.Node, log *slog.Logger, reg prometheus.Registerer) (stop func(context.Context) error, baseURL string, err error) {
 	noop := func(context.Context) error { return nil }
 	addr := c.String("bridge")
 	if addr == "" {
@@ -82,7 +83,7 @@ func startBridge(ctx context.Context, c *cli.Context, n *dht.Node, log *slog.Log
 	if err != nil {
 		return noop, "", err
 	}
-	return serveBridge(dhtFinder{n}, cfg, l)
+	return serveBridge(dhtFinder{n}, cfg, l, reg)
 }
 
 // listenBridge listens on the bridge's address, so a port in use fails
@@ -97,12 +98,19 @@ func listenBridge(ctx context.Context, addr string) (net.Listener, error) {
 }
 
 // serveBridge serves a bridge built from cfg on l until stop, which is
-// idempotent. A devnet sets cfg.Extra (a page at /). On error l is closed.
-func serveBridge(f bridge.Finder, cfg bridge.Config, l net.Listener) (stop func(context.Context) error, baseURL string, err error) {
+// idempotent, and registers its counters on reg when reg is set. A devnet
+// sets cfg.Extra (a page at /). On error l is closed.
+func serveBridge(f bridge.Finder, cfg bridge.Config, l net.Listener, reg prometheus.Registerer) (stop func(context.Context) error, baseURL string, err error) {
 	srv, err := bridge.New(f, cfg)
 	if err != nil {
 		l.Close()
 		return nil, "", usageError("--bridge: %w", err)
+	}
+	if reg != nil {
+		if err := reg.Register(newBridgeCollector(srv)); err != nil {
+			l.Close()
+			return nil, "", fmt.Errorf("bridge metrics: %w", err)
+		}
 	}
 	baseURL = bridgeURL(l.Addr(), srv.TLS())
 	served := make(chan error, 1)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/netget/netget-peer/bridge"
@@ -80,7 +81,7 @@ func newBrowserFixture(t *testing.T) *browserFixture {
 	}
 	allowedL, deniedL := listen(t), listen(t)
 	fx.bridgeArgs = []string{"--bridge", "127.0.0.1:0", "--bridge-origin", "http://" + allowedL.Addr().String()}
-	fx.bridgeURL, fx.stopBridge = runBridge(t, fx.node, fx.bridgeArgs...)
+	fx.bridgeURL, fx.stopBridge = runBridge(t, fx.node, nil, fx.bridgeArgs...)
 	fx.allowed, fx.denied = servePages(t, allowedL, fx.bridgeURL), servePages(t, deniedL, fx.bridgeURL)
 	return fx
 }
@@ -144,7 +145,7 @@ func (fx *browserFixture) reconnect(t *testing.T) {
 	args := slices.Clone(fx.bridgeArgs)
 	args[1] = strings.TrimPrefix(fx.bridgeURL, "http://") // the same address
 	// The new bridge belongs to the parent test: the later subtests use it.
-	again, stop, err := bridgeApp(fx.t, fx.node, args...)
+	again, stop, err := bridgeApp(fx.t, fx.node, nil, args...)
 	if err != nil || again != fx.bridgeURL {
 		t.Fatalf("restarted bridge at %q (%v), want %s", again, err, fx.bridgeURL)
 	}
@@ -212,7 +213,7 @@ func TestBridgeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url, _, err := bridgeApp(t, node, tt.args...)
+			url, _, err := bridgeApp(t, node, nil, tt.args...)
 			if tt.wantErr == "" {
 				if err != nil || url != "" {
 					t.Fatalf("got url %q, err %v; want no bridge", url, err)
@@ -224,7 +225,8 @@ func TestBridgeFlags(t *testing.T) {
 			}
 		})
 	}
-	url, _ := runBridge(t, node, "--bridge", "127.0.0.1:0", "--bridge-service", "DatabaseService")
+	reg := prometheus.NewRegistry()
+	url, _ := runBridge(t, node, reg, "--bridge", "127.0.0.1:0", "--bridge-service", "DatabaseService")
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("bridge URL %q", url)
 	}
@@ -239,6 +241,60 @@ func TestBridgeFlags(t *testing.T) {
 			t.Fatalf("GET %s: %d %.100q", path, resp.StatusCode, body)
 		}
 	}
+	// A page from an origin not allowed gets an error frame and the close,
+	// and the bridge's metrics count the refusal by reason.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+bridge.PathWS, &websocket.DialOptions{
+		Subprotocols: []string{bridge.Subprotocol}, HTTPHeader: http.Header{"Origin": {"http://evil.example"}}})
+	if err != nil {
+		t.Fatalf("dial the bridge: %v", err)
+	}
+	defer ws.CloseNow()
+	_, frame, err := ws.Read(ctx)
+	if err != nil || !strings.Contains(string(frame), "origin not allowed") {
+		t.Fatalf("first frame from a foreign origin: %q, %v; want an origin error", frame, err)
+	}
+	waitFor(t, 10*time.Second, "the refused session ends", func() bool {
+		s := gathered(t, reg, "netget_bridge_sessions")
+		return len(s) == 1 && s[""] == 0
+	})
+	refusals := gathered(t, reg, "netget_bridge_refusals_total")
+	if len(refusals) != len(bridge.Reasons()) || refusals[string(bridge.ReasonOrigin)] != 1 || refusals[string(bridge.ReasonHost)] != 0 {
+		t.Fatalf("netget_bridge_refusals_total by reason: %v; want origin 1, every other reason 0", refusals)
+	}
+	if s := gathered(t, reg, "netget_bridge_sessions_total"); s[""] != 1 {
+		t.Fatalf("netget_bridge_sessions_total: %v, want 1", s)
+	}
+}
+
+// gathered returns metric name's values from reg, by their one label's
+// value ("" for an unlabelled metric).
+func gathered(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			label := ""
+			if len(m.GetLabel()) > 0 {
+				label = m.GetLabel()[0].GetValue()
+			}
+			switch {
+			case m.GetCounter() != nil:
+				out[label] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[label] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // requireChromium fails, never skips, when Chromium is missing.
@@ -252,8 +308,8 @@ func requireChromium(t *testing.T) {
 
 // bridgeApp runs the bridge flags through a cli app, as a command would,
 // and returns startBridge's URL, stop and error; a started bridge stops
-// when the test ends.
-func bridgeApp(t *testing.T, n *dht.Node, args ...string) (string, func(context.Context) error, error) {
+// when the test ends. reg, if set, receives the bridge's metrics.
+func bridgeApp(t *testing.T, n *dht.Node, reg prometheus.Registerer, args ...string) (string, func(context.Context) error, error) {
 	t.Helper()
 	var baseURL string
 	var stop func(context.Context) error
@@ -261,7 +317,7 @@ func bridgeApp(t *testing.T, n *dht.Node, args ...string) (string, func(context.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action: func(c *cli.Context) error {
 			var err error
-			stop, baseURL, err = startBridge(c.Context, c, n, slog.New(slog.DiscardHandler))
+			stop, baseURL, err = startBridge(c.Context, c, n, slog.New(slog.DiscardHandler), reg)
 			if err != nil {
 				return err
 			}
@@ -280,9 +336,9 @@ func bridgeApp(t *testing.T, n *dht.Node, args ...string) (string, func(context.
 
 // runBridge starts the bridge for n with args and returns its base URL
 // and stop.
-func runBridge(t *testing.T, n *dht.Node, args ...string) (string, func(context.Context) error) {
+func runBridge(t *testing.T, n *dht.Node, reg prometheus.Registerer, args ...string) (string, func(context.Context) error) {
 	t.Helper()
-	url, stop, err := bridgeApp(t, n, args...)
+	url, stop, err := bridgeApp(t, n, reg, args...)
 	if err != nil || url == "" {
 		t.Fatalf("start bridge %v: %q, %v", args, url, err)
 	}

@@ -52,7 +52,7 @@ func daemonAction(c *cli.Context) error {
 		return err
 	}
 	defer n.Close()
-	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log)
+	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log, n.metrics)
 	if err != nil {
 		return err
 	}

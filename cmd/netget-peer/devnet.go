@@ -79,7 +79,7 @@ func devnetAction(c *cli.Context) error {
 	gw := d.Gateway()
 	bcfg := bridge.DefaultConfig(gw.Host().ID().String(), d.Network())
 	bcfg.Extra, bcfg.Logger = d.Handler(), log.With("component", "bridge")
-	stop, url, err := serveBridge(dhtFinder{gw}, bcfg, l)
+	stop, url, err := serveBridge(dhtFinder{gw}, bcfg, l, nil)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/netget/netget-peer/bootstrap"
@@ -49,7 +50,8 @@ type node struct {
 	mode    dht.Mode
 	dataDir string
 	joined  []peer.ID
-	closers []func() // run in reverse by Close
+	metrics prometheus.Registerer // --metrics' registry; nil without it
+	closers []func()              // run in reverse by Close
 }
 
 // startNode builds the host and DHT from the global flags and joins the
@@ -123,7 +125,7 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 			return err
 		}
 		n.closers = append(n.closers, metrics.close)
-		hcfg.Registerer, dcfg.Registerer = metrics.reg, metrics.reg
+		hcfg.Registerer, dcfg.Registerer, n.metrics = metrics.reg, metrics.reg, metrics.reg
 	}
 	h, err := p2p.NewHost(hcfg)
 	if err != nil {

@@ -59,7 +59,7 @@ func registryAction(c *cli.Context) error {
 		return err
 	}
 	defer n.Close()
-	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log)
+	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log, n.metrics)
 	if err != nil {
 		return err
 	}
