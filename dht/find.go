@@ -75,9 +75,10 @@ type FindOptions struct {
 // peer the provider walk queries, asked over the registry protocol on the
 // connection the walk opens; and, for a provider whose record none of those
 // held, the provider itself, then the DHT value store. Each step waits for
-// the asks before it, for at most Config.WalkHedge. Per peer, the highest seq seen wins; a valid tombstone
-// means the provider withdrew and it is not returned. A result already
-// streamed is not taken back by a later tombstone.
+// the asks before it, for at most Config.WalkHedge. Per peer, the highest
+// seq seen wins; a valid tombstone means the provider withdrew and it is
+// not returned. A result already streamed is not taken back by a later
+// tombstone.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan Result, error) {
 	c, err := record.ServiceCID(n.cfg.Network, name)
 	if err != nil {
