@@ -24,6 +24,10 @@ func findCommand() *cli.Command {
 			"prints each provider as soon as its signed record is verified: peer ID, addresses,\n" +
 			"metadata and expiry, or one JSON object per line with --json. Exits 1 with a message\n" +
 			"on stderr when no provider is found within --timeout.\n\n" +
+			"Each result says which path brought it (\"source\" in JSON): registry (a registry it joined\n" +
+			"through, asked directly), local (its own store), near (a connected DHT server nearest the\n" +
+			"service), walk (a peer the DHT walk queried), provider (the provider itself) or dht (the\n" +
+			"DHT value store). The global --no-fast-path skips the registries.\n\n" +
 			"When a daemon serves the data dir (`netget-peer daemon`), the daemon's node does the\n" +
 			"finding, already joined; the output is the same.",
 		Flags: []cli.Flag{
