@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/netget/netget-peer/bridge"
@@ -61,9 +62,21 @@ func devnetAction(c *cli.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError("%w", err)
 	}
-	addr, err := loopbackAddr(c.String("bridge"))
+	addr, err := loopbackAddr("bridge", c.String("bridge"))
 	if err != nil {
 		return err
+	}
+	var metrics *metricsServer
+	if c.IsSet("metrics") {
+		maddr, err := loopbackAddr("metrics", c.String("metrics"))
+		if err != nil {
+			return err
+		}
+		if metrics, err = listenMetrics(maddr); err != nil {
+			return err
+		}
+		defer metrics.close()
+		cfg.Registerer = metrics.reg
 	}
 	ctx := c.Context
 	l, err := listenBridge(ctx, addr)
@@ -79,7 +92,12 @@ func devnetAction(c *cli.Context) error {
 	gw := d.Gateway()
 	bcfg := bridge.DefaultConfig(gw.Host().ID().String(), d.Network())
 	bcfg.Extra, bcfg.Logger = d.Handler(), log.With("component", "bridge")
-	stop, url, err := serveBridge(dhtFinder{gw}, bcfg, l, nil)
+	var reg prometheus.Registerer
+	if metrics != nil {
+		reg = metrics.reg
+		metrics.serve(func() healthz { return nodeHealthz(gw) }, log)
+	}
+	stop, url, err := serveBridge(dhtFinder{gw}, bcfg, l, reg)
 	if err != nil {
 		return err
 	}
@@ -90,18 +108,18 @@ func devnetAction(c *cli.Context) error {
 	return nil
 }
 
-// loopbackAddr checks a --bridge address for the devnet: a port, on a
-// loopback host; an empty host means 127.0.0.1, never all interfaces.
-func loopbackAddr(addr string) (string, error) {
+// loopbackAddr checks the devnet's --flag address: a port, on a loopback
+// host; an empty host means 127.0.0.1, never all interfaces.
+func loopbackAddr(flag, addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", usageError("--bridge %q: want host:port, e.g. 127.0.0.1:8787 or :0", addr)
+		return "", usageError("--%s %q: want host:port, e.g. 127.0.0.1:8787 or :0", flag, addr)
 	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", usageError("--bridge %q: the devnet listens on loopback only (127.0.0.1, [::1] or localhost)", addr)
+		return "", usageError("--%s %q: the devnet listens on loopback only (127.0.0.1, [::1] or localhost)", flag, addr)
 	}
 	return net.JoinHostPort(host, port), nil
 }

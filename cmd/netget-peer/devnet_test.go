@@ -57,7 +57,8 @@ func readDevnet(t *testing.T, dev *child) devnetOutput {
 // artifact), and which SIGINT shuts down leaving no port open.
 func TestDevnet(t *testing.T) {
 	requireChromium(t)
-	dev := start(t, "devnet", "--bridge", ":0")
+	metrics := freeAddr(t)
+	dev := start(t, "--metrics", metrics, "devnet", "--bridge", ":0")
 	out := readDevnet(t, dev)
 	if len(out.bootstrap) != 2 || len(out.services["DatabaseService"]) != 2 || out.find == "" || out.page == "" {
 		t.Fatalf("devnet printed %+v; stderr:\n%s", out, dev.stderr)
@@ -94,12 +95,18 @@ func TestDevnet(t *testing.T) {
 		t.Fatalf("search CacheService: %v", err)
 	}
 	checkPageResults(t, browser, out.services["CacheService"])
+	// --metrics serves the gateway's and the bridge's counters.
+	for _, m := range []string{"netget_find_first_result_seconds_count", "netget_bridge_finds_total", "netget_bridge_results_total"} {
+		if v, ok := scrape(t, "http://"+metrics+"/metrics", m); !ok || v < 2 {
+			t.Errorf("devnet metrics: %s = %v (found %v), want at least 2 after two searches", m, v, ok)
+		}
+	}
 
 	dev.cmd.Process.Signal(syscall.SIGINT)
 	if code := dev.wait(t); code != 0 {
 		t.Fatalf("devnet after SIGINT: exit %d, stderr:\n%s", code, dev.stderr)
 	}
-	checkClosed(t, out)
+	checkClosed(t, out, metrics)
 }
 
 // checkPageResults waits until the page's results table lists exactly
@@ -167,14 +174,14 @@ func saveScreenshot(t *testing.T, browser context.Context) {
 }
 
 // checkClosed checks that nothing listens any more on the devnet's page and
-// registry ports.
-func checkClosed(t *testing.T, out devnetOutput) {
+// registry ports, nor on more.
+func checkClosed(t *testing.T, out devnetOutput, more ...string) {
 	t.Helper()
 	u, err := url.Parse(out.page)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addrs := []string{u.Host}
+	addrs := append([]string{u.Host}, more...)
 	for _, b := range out.bootstrap {
 		port, err := ma.StringCast(b).ValueForProtocol(ma.P_TCP)
 		if err != nil {
@@ -190,8 +197,8 @@ func checkClosed(t *testing.T, out devnetOutput) {
 	}
 }
 
-// TestDevnetBadInput: a bridge port in use and a non-loopback bridge address
-// fail clearly, before anything runs.
+// TestDevnetBadInput: a bridge or metrics port in use and a non-loopback
+// address fail clearly, before anything runs.
 func TestDevnetBadInput(t *testing.T) {
 	busy := busyAddr(t).Addr().String()
 	tests := []struct {
@@ -202,6 +209,9 @@ func TestDevnetBadInput(t *testing.T) {
 		{"public address", "loopback only", []string{"devnet", "--bridge", "0.0.0.0:8787"}},
 		{"no port", "want host:port", []string{"devnet", "--bridge", "localhost"}},
 		{"too many nodes", "nodes 500", []string{"devnet", "--nodes", "500"}},
+		{"public metrics address", "--metrics \"0.0.0.0:9464\": the devnet listens on loopback only",
+			[]string{"--metrics", "0.0.0.0:9464", "devnet", "--bridge", ":0"}},
+		{"metrics port in use", "--metrics", []string{"--metrics", busy, "devnet", "--bridge", ":0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -166,9 +166,12 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 }
 
 // healthz describes the node for the metrics server's /healthz.
-func (n *node) healthz() healthz {
-	return healthz{Status: "ok", Peer: n.host.ID().String(), Network: n.dht.Network(),
-		RoutingTable: n.dht.RoutingTableSize(), Registries: len(n.dht.Registries())}
+func (n *node) healthz() healthz { return nodeHealthz(n.dht) }
+
+// nodeHealthz describes DHT node d for a metrics server's /healthz.
+func nodeHealthz(d *dht.Node) healthz {
+	return healthz{Status: "ok", Peer: d.Host().ID().String(), Network: d.Network(),
+		RoutingTable: d.RoutingTableSize(), Registries: len(d.Registries())}
 }
 
 // dataDir is --data-dir, or the role's default under $NETGET_HOME.

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/dht"
@@ -39,6 +40,9 @@ type Config struct {
 	TTL time.Duration
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
+	// Registerer, if set, receives the gateway's metrics (its host's and
+	// its DHT node's): the node the bridge finds through.
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -125,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 
 func (d *Devnet) start(ctx context.Context) error {
 	for i := range d.cfg.Registries {
-		r, err := d.newMember(ctx, "registry", nil, dht.ModeServer, d.cfg.Health)
+		r, err := d.newMember(ctx, "registry", nil, dht.ModeServer, d.cfg.Health, nil)
 		if err != nil {
 			return fmt.Errorf("registry %d: %w", i, err)
 		}
@@ -144,7 +148,7 @@ func (d *Devnet) start(ctx context.Context) error {
 			return fmt.Errorf("service node %d: %w", i, err)
 		}
 	}
-	gw, err := d.newMember(ctx, "gateway", nil, dht.ModeClient, dht.Health{})
+	gw, err := d.newMember(ctx, "gateway", nil, dht.ModeClient, dht.Health{}, d.cfg.Registerer)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -153,17 +157,18 @@ func (d *Devnet) start(ctx context.Context) error {
 }
 
 // newMember starts a host and DHT node on 127.0.0.1 that joins every
-// registry started so far and uses them as its registries.
-func (d *Devnet) newMember(ctx context.Context, role string, key crypto.PrivKey, mode dht.Mode, health dht.Health) (*member, error) {
+// registry started so far and uses them as its registries; reg, if set,
+// receives their metrics.
+func (d *Devnet) newMember(ctx context.Context, role string, key crypto.PrivKey, mode dht.Mode, health dht.Health, reg prometheus.Registerer) (*member, error) {
 	hcfg := p2p.DefaultConfig()
 	hcfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	hcfg.Identity = key
+	hcfg.Identity, hcfg.Registerer = key, reg
 	h, err := p2p.NewHost(hcfg)
 	if err != nil {
 		return nil, err
 	}
 	dcfg := dht.DefaultConfig(d.cfg.Network)
-	dcfg.Mode, dcfg.Health, dcfg.Logger = mode, health, d.log.With("role", role)
+	dcfg.Mode, dcfg.Health, dcfg.Logger, dcfg.Registerer = mode, health, d.log.With("role", role), reg
 	n, err := dht.New(h, dcfg)
 	if err != nil {
 		h.Close()
@@ -203,7 +208,7 @@ func (d *Devnet) join(ctx context.Context, m *member) error {
 // run starts service node m (again, after churn) and its provide loop,
 // and returns once its first publication is out.
 func (d *Devnet) run(ctx context.Context, m *member) error {
-	fresh, err := d.newMember(ctx, "service", m.key, dht.ModeServer, dht.Health{})
+	fresh, err := d.newMember(ctx, "service", m.key, dht.ModeServer, dht.Health{}, nil)
 	if err != nil {
 		return err
 	}
