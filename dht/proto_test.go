@@ -243,13 +243,7 @@ func TestFindFastPath(t *testing.T) {
 // comes from a connected peer near the service, a peer the walk met or this
 // node's own index, not by dialling the provider.
 func TestFindDHTPathWithoutDialling(t *testing.T) {
-	ctx := testCtx(t)
-	net := dhttest.New(t, dhttest.Options{Registries: 2, Nodes: 12})
-	prov := net.Nodes[0]
-	if _, err := prov.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, prov)
+	net, prov := publishedNetwork(t, dhttest.Options{Registries: 2, Nodes: 12}, "DatabaseService")
 	for _, finder := range net.Nodes[1:6] {
 		r := firstResult(t, finder, "DatabaseService", dht.FindOptions{DHTOnly: true})
 		if want := []dht.Source{dht.SourceNear, dht.SourceWalk, dht.SourceLocal}; !slices.Contains(want, r.Source) {
@@ -265,13 +259,7 @@ func TestFindDHTPathWithoutDialling(t *testing.T) {
 // connected DHT servers nearest the service, which the provider gave its
 // record to; when they hold nothing, the walk still finds it.
 func TestFindAsksNearestFirst(t *testing.T) {
-	ctx := testCtx(t)
-	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 6})
-	prov := net.Nodes[0]
-	if _, err := prov.Publish(ctx, dht.Spec{Name: "QueueService"}); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, prov)
+	net, prov := publishedNetwork(t, dhttest.Options{Registries: 1, Nodes: 6}, "QueueService")
 	holder := net.Nodes[2]
 	if holder.StoredRecords() == 0 {
 		t.Fatalf("%s, one of the 7 servers, holds no record after the publish", holder.Host().ID())
@@ -290,7 +278,7 @@ func TestFindAsksNearestFirst(t *testing.T) {
 	blank := dhttest.NewNode(t, "development", dht.ModeServer, nil)
 	p2ptest.Connect(t, blank.Host(), net.Nodes[3].Host())
 	eventually(t, "the blank server's routing table has a peer", func() bool { return blank.RoutingTableSize() >= 1 })
-	if err := blank.Refresh(ctx); err != nil {
+	if err := blank.Refresh(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	late := dhttest.NewNode(t, "development", dht.ModeClient, nil)
@@ -308,13 +296,7 @@ func TestFindAsksNearestFirst(t *testing.T) {
 // TestFindRegistryNeverSawService: a finder whose only registry never saw
 // the service still finds it, through the DHT path.
 func TestFindRegistryNeverSawService(t *testing.T) {
-	ctx := testCtx(t)
-	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 6})
-	prov := net.Nodes[0]
-	if _, err := prov.Publish(ctx, dht.Spec{Name: "CacheService"}); err != nil {
-		t.Fatal(err)
-	}
-	settle(t, prov)
+	net, prov := publishedNetwork(t, dhttest.Options{Registries: 1, Nodes: 6}, "CacheService")
 	// A registry only the finder knows: it joined after the publish.
 	blank := dhttest.NewNode(t, "development", dht.ModeServer, nil)
 	finder := dhttest.NewNode(t, "development", dht.ModeClient, nil)
@@ -322,7 +304,7 @@ func TestFindRegistryNeverSawService(t *testing.T) {
 	p2ptest.Connect(t, finder.Host(), net.Nodes[3].Host())
 	finder.AddRegistry(blank.Host().ID())
 	eventually(t, "the finder's routing table has both peers", func() bool { return finder.RoutingTableSize() >= 2 })
-	if err := finder.Refresh(ctx); err != nil {
+	if err := finder.Refresh(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	r := firstResult(t, finder, "CacheService", dht.FindOptions{})
@@ -332,6 +314,19 @@ func TestFindRegistryNeverSawService(t *testing.T) {
 	if n := blank.StoredRecords(); n != 0 {
 		t.Fatalf("the blank registry holds %d records, want none", n)
 	}
+}
+
+// publishedNetwork starts a network whose first node has published name
+// and whose background placement of the record has settled.
+func publishedNetwork(t *testing.T, o dhttest.Options, name string) (*dhttest.Network, *dht.Node) {
+	t.Helper()
+	net := dhttest.New(t, o)
+	prov := net.Nodes[0]
+	if _, err := prov.Publish(testCtx(t), dht.Spec{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, prov)
+	return net, prov
 }
 
 // settle waits for n's background publishing to finish.
