@@ -38,6 +38,9 @@ func BenchmarkBridge(b *testing.B) {
 	cfg := testConfig()
 	cfg.PingInterval = bridge.DefaultPingInterval // as deployed: one pinger per session
 	cfg.MaxConns = benchClients + 10
+	// Every client is on 127.0.0.1: lift the per-address caps.
+	cfg.MaxSessionsPerAddr, cfg.MaxOpenConns, cfg.MaxOpenConnsPerAddr = cfg.MaxConns, 2*cfg.MaxConns, 2*cfg.MaxConns
+	cfg.MaxFinds = benchClients
 	cfg.FramesPerSecond, cfg.FrameBurst = 1e6, 1e6
 	s := startServer(b, f, cfg)
 

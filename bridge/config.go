@@ -23,7 +23,22 @@ const (
 	DefaultHelloTimeout    = 10 * time.Second
 	DefaultWriteTimeout    = 10 * time.Second
 	DefaultPingInterval    = 30 * time.Second
+
+	DefaultMaxSessionsPerAddr  = 32
+	DefaultIdleTimeout         = 5 * time.Minute
+	DefaultMaxOpenConns        = 2048
+	DefaultMaxOpenConnsPerAddr = 64
+	DefaultReserveFDs          = 1024
+	DefaultHeaderTimeout       = 5 * time.Second
+	DefaultMaxFinds            = 256
+	DefaultTokenBackoff        = time.Second
+	DefaultMaxTokenBackoff     = 5 * time.Minute
+	DefaultMaxTrackedAddrs     = 16384
 )
+
+// MinTokenLen is the shortest Token a bridge accepts, in bytes: a shorter
+// one could be guessed. "openssl rand -hex 16" makes a good one.
+const MinTokenLen = 16
 
 // DefaultOrigins are the page origins a bridge allows by default, besides
 // its own: pages served from this machine, on any port.
@@ -57,7 +72,7 @@ type Config struct {
 	// name over plain HTTP.
 	Hosts []string
 	// Token, if set, must be sent in hello; compared in constant time.
-	// Default "" (no token).
+	// At least MinTokenLen bytes. Default "" (no token).
 	Token string
 	// Services, if set, are the only service names finds may ask for
 	// (case-insensitive). Default nil: any.
@@ -71,6 +86,14 @@ type Config struct {
 	// MaxConns is the most WebSocket sessions at once (DefaultMaxConns);
 	// beyond it the upgrade gets HTTP 503.
 	MaxConns int
+	// MaxSessionsPerAddr is the most WebSocket sessions one client
+	// address holds at once (DefaultMaxSessionsPerAddr); beyond it the
+	// upgrade gets HTTP 429. An address is an IPv4 address or an IPv6 /64.
+	// Behind a reverse proxy every client shares the proxy's address.
+	MaxSessionsPerAddr int
+	// IdleTimeout closes a session that sent no frame and ran no find for
+	// that long (DefaultIdleTimeout), with an idle error frame.
+	IdleTimeout time.Duration
 	// FramesPerSecond and FrameBurst rate-limit each connection's frames
 	// (DefaultFramesPerSecond, DefaultFrameBurst); over it, a frame gets a
 	// rate_limited error and is dropped.
@@ -93,6 +116,34 @@ type Config struct {
 	// PingInterval is how often the bridge pings each idle client at the
 	// WebSocket level to find dead ones (DefaultPingInterval); 0: never.
 	PingInterval time.Duration
+
+	// MaxOpenConns is the most TCP connections Serve holds open at once,
+	// upgraded or not (DefaultMaxOpenConns); MaxOpenConnsPerAddr the most
+	// from one address (DefaultMaxOpenConnsPerAddr). A connection beyond
+	// either is closed as soon as it is accepted, before any byte is read.
+	MaxOpenConns, MaxOpenConnsPerAddr int
+	// ReserveFDs is how many of the process's file descriptors Serve leaves
+	// to the rest of the node (libp2p): it holds at most RLIMIT_NOFILE -
+	// ReserveFDs connections, if that is below MaxOpenConns
+	// (DefaultReserveFDs). New fails when that leaves none.
+	ReserveFDs int
+	// HeaderTimeout bounds the TLS handshake and the reading of a request's
+	// headers (DefaultHeaderTimeout); a slower client is disconnected.
+	HeaderTimeout time.Duration
+	// MaxFinds is the most finds the whole bridge runs at once
+	// (DefaultMaxFinds); beyond it a find gets busy.
+	MaxFinds int
+	// TokenBackoff and MaxTokenBackoff slow down token guessing: the n-th
+	// wrong token in a row from one address bars that address from the
+	// bridge for TokenBackoff * 2^(n-1), at most MaxTokenBackoff
+	// (DefaultTokenBackoff, DefaultMaxTokenBackoff); a barred address gets
+	// HTTP 429 at the upgrade, or rate_limited at hello. A right token
+	// clears the count; so does MaxTokenBackoff without a wrong one.
+	TokenBackoff, MaxTokenBackoff time.Duration
+	// MaxTrackedAddrs is how many addresses the bridge remembers wrong
+	// tokens for (DefaultMaxTrackedAddrs); when full, it forgets the
+	// entries whose bar expired, then the oldest.
+	MaxTrackedAddrs int
 
 	// CertFile and KeyFile, if set, make Serve speak TLS (wss://) with
 	// that PEM certificate and key. TLSConfig, if set, is used instead.
@@ -123,6 +174,17 @@ func DefaultConfig(peerID, network string) Config {
 		HelloTimeout:    DefaultHelloTimeout,
 		WriteTimeout:    DefaultWriteTimeout,
 		PingInterval:    DefaultPingInterval,
+
+		MaxSessionsPerAddr:  DefaultMaxSessionsPerAddr,
+		IdleTimeout:         DefaultIdleTimeout,
+		MaxOpenConns:        DefaultMaxOpenConns,
+		MaxOpenConnsPerAddr: DefaultMaxOpenConnsPerAddr,
+		ReserveFDs:          DefaultReserveFDs,
+		HeaderTimeout:       DefaultHeaderTimeout,
+		MaxFinds:            DefaultMaxFinds,
+		TokenBackoff:        DefaultTokenBackoff,
+		MaxTokenBackoff:     DefaultMaxTokenBackoff,
+		MaxTrackedAddrs:     DefaultMaxTrackedAddrs,
 	}
 }
 
@@ -151,6 +213,9 @@ func (c *Config) Validate() error {
 	if err := c.checkLimits(); err != nil {
 		return bad("%w", err)
 	}
+	if c.Token != "" && len(c.Token) < MinTokenLen {
+		return bad("token is %d bytes; it must be at least %d (make one with: openssl rand -hex 16)", len(c.Token), MinTokenLen)
+	}
 	if len(c.Token) > c.MaxFrameSize/2 {
 		return bad("token is %d bytes; it must fit in a hello (at most %d)", len(c.Token), c.MaxFrameSize/2)
 	}
@@ -178,6 +243,30 @@ func (c *Config) checkLimits() error {
 		return fmt.Errorf("hello timeout %s, write timeout %s: want both positive", c.HelloTimeout, c.WriteTimeout)
 	case c.PingInterval < 0:
 		return fmt.Errorf("ping interval %s: want 0 (off) or positive", c.PingInterval)
+	}
+	return c.checkFairness()
+}
+
+// checkFairness checks the limits that keep one client from taking the
+// bridge: per address, idle sessions, descriptors, finds, token guesses.
+func (c *Config) checkFairness() error {
+	switch {
+	case c.MaxSessionsPerAddr < 1:
+		return fmt.Errorf("max sessions per address %d: want 1 or more", c.MaxSessionsPerAddr)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("idle timeout %s: want positive", c.IdleTimeout)
+	case c.MaxOpenConns < 1 || c.MaxOpenConnsPerAddr < 1:
+		return fmt.Errorf("max open connections %d, per address %d: want both 1 or more", c.MaxOpenConns, c.MaxOpenConnsPerAddr)
+	case c.ReserveFDs < 0:
+		return fmt.Errorf("reserved descriptors %d: want 0 or more", c.ReserveFDs)
+	case c.HeaderTimeout <= 0:
+		return fmt.Errorf("header timeout %s: want positive", c.HeaderTimeout)
+	case c.MaxFinds < 1:
+		return fmt.Errorf("max finds %d: want 1 or more", c.MaxFinds)
+	case c.TokenBackoff <= 0 || c.MaxTokenBackoff < c.TokenBackoff:
+		return fmt.Errorf("token backoff %s, max %s: want 0 < backoff <= max", c.TokenBackoff, c.MaxTokenBackoff)
+	case c.MaxTrackedAddrs < 1:
+		return fmt.Errorf("max tracked addresses %d: want 1 or more", c.MaxTrackedAddrs)
 	}
 	return nil
 }

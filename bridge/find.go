@@ -9,7 +9,8 @@ import (
 )
 
 // find checks a find frame and, if it passes, starts it. Checks, in
-// order: service allowlist, duplicate id, in-flight limit, Filters.
+// order: service allowlist, duplicate id, in-flight limit, Filters, the
+// bridge-wide MaxFinds.
 func (s *session) find(ctx context.Context, f *FindFrame) {
 	cfg := &s.srv.cfg
 	limit, timeout := s.srv.bounds(f)
@@ -38,6 +39,11 @@ func (s *session) find(ctx context.Context, f *FindFrame) {
 		s.srv.stats.refuse(ReasonFilter)
 		s.log.Debug("bridge filter refused find", "service", f.Service, "err", e)
 		s.sendErr(ctx, f.ID, e)
+		return
+	}
+	if !s.srv.startFind() {
+		s.srv.stats.refuse(ReasonFinds)
+		s.sendErr(ctx, f.ID, &Error{Code: CodeBusy, Message: "the bridge runs as many finds as it may; retry later"})
 		return
 	}
 	fctx, cancel := context.WithTimeout(ctx, timeout)
@@ -81,7 +87,9 @@ func (s *session) runFind(ctx, fctx context.Context, st *inflight, f *FindFrame,
 	s.mu.Lock()
 	cancelled := st.cancelled
 	delete(s.finds, f.ID)
+	s.active = time.Now()
 	s.mu.Unlock()
+	s.srv.endFind()
 	switch {
 	case ctx.Err() != nil:
 		// The session is ending: nobody to answer.

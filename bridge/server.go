@@ -56,10 +56,13 @@ type Server struct {
 	mux      *http.ServeMux
 	http     *http.Server
 	stats    counters
+	openCap  int           // connections Serve holds at most
+	backoff  *tokenBackoff // wrong tokens per address
 
 	mu       sync.Mutex
 	closed   bool
 	conns    int                   // sessions open or being accepted
+	byAddr   map[string]int        // conns by addrKey
 	sessions map[*session]struct{} // accepted sessions
 	wg       sync.WaitGroup        // one per conns
 }
@@ -79,8 +82,13 @@ func New(f Finder, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	openCap, err := openConnsCap(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	origins, _ := parseOrigins(cfg.Origins) // Validate parsed them
-	s := &Server{cfg: cfg, finder: f, origins: origins, tls: tlsCfg, log: cfg.Logger,
+	s := &Server{cfg: cfg, finder: f, origins: origins, tls: tlsCfg, log: cfg.Logger, openCap: openCap,
+		backoff: newTokenBackoff(&cfg, time.Now), byAddr: make(map[string]int),
 		sessions: make(map[*session]struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -100,7 +108,7 @@ func New(f Finder, cfg Config) (*Server, error) {
 		Handler:           s.mux,
 		Protocols:         protocols,
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.HeaderTimeout,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -143,8 +151,11 @@ func (s *Server) ListenAndServe(addr string) error {
 
 // Serve accepts connections on l, over TLS when the config has a
 // certificate, until Shutdown or Close; it then returns ErrClosed. It
-// closes l.
+// closes l. It holds at most MaxOpenConns connections (fewer to keep
+// ReserveFDs descriptors free), MaxOpenConnsPerAddr per address, and
+// closes any beyond at once.
 func (s *Server) Serve(l net.Listener) error {
+	l = newLimitListener(l, s.openCap, s.cfg.MaxOpenConnsPerAddr, &s.stats)
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
@@ -230,24 +241,47 @@ func (s *Server) wait(ctx context.Context) error {
 	}
 }
 
-// acquire reserves a session slot; false when closed or full.
-func (s *Server) acquire() bool {
+// acquire reserves a session slot for the address key; it returns the
+// refusal reason when closed or full.
+func (s *Server) acquire(key string) Reason {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.conns >= s.cfg.MaxConns {
-		return false
+	switch {
+	case s.closed || s.conns >= s.cfg.MaxConns:
+		return ReasonMaxConns
+	case s.byAddr[key] >= s.cfg.MaxSessionsPerAddr:
+		return ReasonAddrSessions
 	}
 	s.conns++
+	s.byAddr[key]++
 	s.wg.Add(1)
-	return true
+	return ""
 }
 
-func (s *Server) release() {
+func (s *Server) release(key string) {
 	s.mu.Lock()
 	s.conns--
+	if s.byAddr[key]--; s.byAddr[key] <= 0 {
+		delete(s.byAddr, key)
+	}
 	s.mu.Unlock()
 	s.wg.Done()
 }
+
+// startFind takes one of the bridge's MaxFinds slots; false when full.
+func (s *Server) startFind() bool {
+	for {
+		n := s.stats.findsRunning.Load()
+		if n >= int64(s.cfg.MaxFinds) {
+			return false
+		}
+		if s.stats.findsRunning.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (s *Server) endFind() { s.stats.findsRunning.Add(-1) }
 
 // register records an accepted session; false once closed.
 func (s *Server) register(ss *session) bool {
@@ -267,14 +301,11 @@ func (s *Server) unregister(ss *session) {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	if !s.acquire() {
-		s.stats.refuse(ReasonMaxConns)
-		s.log.Debug("bridge refused connection: too many", "remote", r.RemoteAddr)
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+	key := addrKey(r.RemoteAddr)
+	if !s.admitAddr(w, r, key) {
 		return
 	}
-	defer s.release()
+	defer s.release(key)
 	// Origin and Host are checked right after the upgrade, so that a page
 	// learns why in an error frame rather than from an opaque failure.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -285,7 +316,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("bridge upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	ss := newSession(s, conn, r)
+	ss := newSession(s, conn, r, key)
 	if !s.register(ss) {
 		conn.Close(websocket.StatusGoingAway, "bridge shutting down")
 		return
@@ -296,6 +327,35 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	defer s.stats.sessions.Add(-1)
 	ss.run()
 }
+
+// admitAddr takes a session slot for the client's address key, or
+// answers the upgrade request with why not: HTTP 429 while the address is
+// barred after wrong tokens or holds MaxSessionsPerAddr sessions, 503 when
+// the bridge holds MaxConns. Both say when to retry.
+func (s *Server) admitAddr(w http.ResponseWriter, r *http.Request, key string) bool {
+	refuse := func(reason Reason, status int, retry time.Duration, msg string) bool {
+		s.stats.refuse(reason)
+		s.log.Debug("bridge refused connection", "remote", r.RemoteAddr, "reason", reason)
+		w.Header().Set("Retry-After", fmt.Sprint(retrySeconds(retry)))
+		http.Error(w, msg, status)
+		return false
+	}
+	if s.cfg.Token != "" {
+		if d := s.backoff.barred(key); d > 0 {
+			return refuse(ReasonTokenBackoff, http.StatusTooManyRequests, d, "too many wrong tokens from your address")
+		}
+	}
+	switch s.acquire(key) {
+	case ReasonMaxConns:
+		return refuse(ReasonMaxConns, http.StatusServiceUnavailable, time.Second, "too many connections")
+	case ReasonAddrSessions:
+		return refuse(ReasonAddrSessions, http.StatusTooManyRequests, time.Second, "too many connections from your address")
+	}
+	return true
+}
+
+// retrySeconds is d in whole seconds, rounded up, at least 1.
+func retrySeconds(d time.Duration) int64 { return max(int64((d+time.Second-1)/time.Second), 1) }
 
 // health is the body of GET /healthz.
 type health struct {

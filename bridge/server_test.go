@@ -117,7 +117,12 @@ func TestErrorCodes(t *testing.T) {
 				c.send(&bridge.PingFrame{ID: "first"}) // spends the only token
 				c.next()
 			}
-			c.send(tt.send)
+			for _, b := range tt.before {
+				c.send(b)
+			}
+			if tt.send != nil {
+				c.send(tt.send)
+			}
 			e := c.expectError(tt.wantID, tt.wantCode)
 			if !strings.Contains(e.Message, tt.wantMsg) {
 				t.Errorf("message %q does not contain %q", e.Message, tt.wantMsg)
@@ -320,7 +325,8 @@ func TestShutdown(t *testing.T) {
 type errorCodeCase struct {
 	name       string
 	configure  func(*bridge.Config, *fakeFinder)
-	send       any
+	before     []any // frames sent first, unanswered
+	send       any   // nil: send nothing
 	wantID     string
 	wantCode   bridge.Code
 	wantMsg    string        // substring of the public message
@@ -366,5 +372,14 @@ func errorCodeCases() []errorCodeCase {
 			configure: func(_ *bridge.Config, f *fakeFinder) { f.err = errors.New("routing table exploded") },
 			send:      &bridge.FindFrame{ID: "i", Service: "DatabaseService"}, wantID: "i",
 			wantCode: bridge.CodeInternal, wantMsg: "find failed"},
+		{name: "busy",
+			configure: func(c *bridge.Config, f *fakeFinder) { c.MaxFinds = 1; f.hold["slowservice"] = true },
+			before:    []any{&bridge.FindFrame{ID: "held", Service: "SlowService"}},
+			send:      &bridge.FindFrame{ID: "b", Service: "SlowService"}, wantID: "b",
+			wantCode: bridge.CodeBusy, wantMsg: "retry later", wantReason: bridge.ReasonFinds},
+		{name: "idle",
+			configure: func(c *bridge.Config, _ *fakeFinder) { c.IdleTimeout = 50 * time.Millisecond },
+			wantCode:  bridge.CodeIdle, wantMsg: "no frame for 50ms", wantReason: bridge.ReasonIdle,
+			wantClose: websocket.StatusNormalClosure},
 	}
 }

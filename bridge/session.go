@@ -25,15 +25,17 @@ var errFrameTooLarge = errors.New("frame too large")
 type session struct {
 	srv     *Server
 	conn    *websocket.Conn
+	addr    string  // addrKey of the client
 	req     Request // what Filters see; Token and Client set by hello
 	tls     bool
 	limiter *rate.Limiter
 	log     *slog.Logger
 	cancel  context.CancelFunc // ends the session; set by run
 
-	mu    sync.Mutex
-	finds map[string]*inflight
-	wg    sync.WaitGroup // finds and the pinger
+	mu     sync.Mutex
+	finds  map[string]*inflight
+	active time.Time      // last frame read or find ended
+	wg     sync.WaitGroup // finds and the watchdog
 }
 
 // inflight is one find in progress.
@@ -42,13 +44,14 @@ type inflight struct {
 	cancelled bool // by the client; guarded by session.mu
 }
 
-func newSession(s *Server, conn *websocket.Conn, r *http.Request) *session {
+func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *session {
 	// The library's own limit sits above ours, so that session.read sees
 	// an oversized frame first and can say so before closing.
 	conn.SetReadLimit(int64(s.cfg.MaxFrameSize) + 1)
 	return &session{
 		srv:  s,
 		conn: conn,
+		addr: addr,
 		req: Request{RemoteAddr: r.RemoteAddr, Origin: r.Header.Get("Origin"), Host: r.Host,
 			Header: r.Header.Clone()},
 		tls:     r.TLS != nil,
@@ -69,9 +72,8 @@ func (s *session) run() {
 	if !s.admit(ctx) || !s.hello(ctx) {
 		return
 	}
-	if iv := s.srv.cfg.PingInterval; iv > 0 {
-		s.wg.Go(func() { s.pinger(ctx, iv) })
-	}
+	s.touch()
+	s.wg.Go(func() { s.watchdog(ctx) })
 	s.loop(ctx)
 }
 
@@ -142,9 +144,8 @@ func (s *session) hello(ctx context.Context) bool {
 	case cfg.Token != "" && h.Token == "":
 		return s.refuse(ctx, ReasonToken, &Error{Code: CodeForbidden, Message: "token required"},
 			websocket.StatusPolicyViolation)
-	case cfg.Token != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(cfg.Token)) != 1:
-		return s.refuse(ctx, ReasonToken, &Error{Code: CodeForbidden, Message: "invalid token"},
-			websocket.StatusPolicyViolation)
+	case cfg.Token != "" && !s.checkToken(ctx, h.Token):
+		return false
 	}
 	s.req.Stage, s.req.Token, s.req.Client = StageHello, h.Token, truncate(h.Client, 64)
 	if e := s.filter(ctx); e != nil {
@@ -153,6 +154,25 @@ func (s *session) hello(ctx context.Context) bool {
 	s.log.Debug("bridge session open", "client", s.req.Client)
 	return s.send(ctx, &WelcomeFrame{Version: min(h.Version, Version), Peer: cfg.PeerID,
 		Network: cfg.Network, Limits: s.srv.limits()}) == nil
+}
+
+// checkToken compares a hello's token with the bridge's, unless the
+// client's address is barred after wrong tokens; a wrong one bars it
+// longer. It answers a refusal itself.
+func (s *session) checkToken(ctx context.Context, token string) bool {
+	b := s.srv.backoff
+	if d := b.barred(s.addr); d > 0 {
+		return s.refuse(ctx, ReasonTokenBackoff, &Error{Code: CodeRateLimited,
+			Message: fmt.Sprintf("too many wrong tokens from your address; retry in %ds", retrySeconds(d))},
+			websocket.StatusPolicyViolation)
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.srv.cfg.Token)) != 1 {
+		d := b.fail(s.addr)
+		return s.refuse(ctx, ReasonToken, &Error{Code: CodeForbidden, Message: "invalid token",
+			Err: fmt.Errorf("address %s barred for %s", s.addr, d)}, websocket.StatusPolicyViolation)
+	}
+	b.succeed(s.addr)
+	return true
 }
 
 // limits is what the welcome tells clients.
@@ -171,6 +191,7 @@ func (s *session) loop(ctx context.Context) {
 			s.readFailed(ctx, err, "")
 			return
 		}
+		s.touch()
 		f, perr := ParseClientFrame(b)
 		if !s.limiter.Allow() {
 			s.srv.stats.refuse(ReasonRate)
@@ -276,22 +297,57 @@ func (s *session) sendErr(ctx context.Context, id string, e *Error) error {
 	return s.send(ctx, &ErrorFrame{ID: id, Code: e.Code, Message: e.Message})
 }
 
-// pinger pings the client every iv; a client that does not answer within
-// WriteTimeout is disconnected.
-func (s *session) pinger(ctx context.Context, iv time.Duration) {
-	t := time.NewTicker(iv)
-	defer t.Stop()
+// touch marks the session active now.
+func (s *session) touch() {
+	s.mu.Lock()
+	s.active = time.Now()
+	s.mu.Unlock()
+}
+
+// idleFor returns how long the session has been idle: no frame read and
+// no find in flight.
+func (s *session) idleFor() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.finds) > 0 {
+		return 0
+	}
+	return time.Since(s.active)
+}
+
+// watchdog ends the session once it has been idle for IdleTimeout, and
+// pings the client every PingInterval (if set): a client that does not
+// answer within WriteTimeout is disconnected.
+func (s *session) watchdog(ctx context.Context) {
+	cfg := &s.srv.cfg
+	var ping <-chan time.Time
+	if cfg.PingInterval > 0 {
+		t := time.NewTicker(cfg.PingInterval)
+		defer t.Stop()
+		ping = t.C
+	}
+	idle := time.NewTimer(cfg.IdleTimeout)
+	defer idle.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
-		err := s.conn.Ping(pctx)
-		cancel()
-		if err != nil {
-			s.log.Debug("bridge client did not answer ping", "err", err)
+		case <-ping:
+			pctx, cancel := context.WithTimeout(ctx, cfg.WriteTimeout)
+			err := s.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				s.log.Debug("bridge client did not answer ping", "err", err)
+				s.cancel()
+				return
+			}
+		case <-idle.C:
+			if d := s.idleFor(); d < cfg.IdleTimeout {
+				idle.Reset(cfg.IdleTimeout - d)
+				continue
+			}
+			s.refuse(ctx, ReasonIdle, &Error{Code: CodeIdle,
+				Message: fmt.Sprintf("no frame for %s; closing", cfg.IdleTimeout)}, websocket.StatusNormalClosure)
 			s.cancel()
 			return
 		}

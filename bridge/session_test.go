@@ -70,7 +70,7 @@ func TestSessionAdmitted(t *testing.T) {
 		{name: "listed host", configure: func(c *bridge.Config) { c.Hosts = []string{"bridge.example"} },
 			dial: dialOpts{host: "bridge.example", origin: "http://bridge.example"}},
 		{name: "localhost host", dial: dialOpts{host: "localhost", origin: "http://localhost"}},
-		{name: "right token", configure: func(c *bridge.Config) { c.Token = "s3cret" }, token: "s3cret"},
+		{name: "right token", configure: func(c *bridge.Config) { c.Token = "s3cret-s3cret-s3cret" }, token: "s3cret-s3cret-s3cret"},
 		{name: "same network", hello: &bridge.HelloFrame{Version: 1, Network: "development"}},
 		{name: "newer client", hello: &bridge.HelloFrame{Version: 7}},
 	}
@@ -111,7 +111,7 @@ func TestFilterFind(t *testing.T) {
 	var mu sync.Mutex
 	var seen []bridge.Request
 	cfg := testConfig()
-	cfg.Token = "t0k"
+	cfg.Token = "t0k-t0k-t0k-t0k-t0k"
 	cfg.Filters = []bridge.Filter{bridge.FilterFunc(func(_ context.Context, r *bridge.Request) error {
 		mu.Lock()
 		seen = append(seen, *r)
@@ -123,7 +123,7 @@ func TestFilterFind(t *testing.T) {
 	})}
 	s := startServer(t, f, cfg)
 	c := dial(t, s, dialOpts{})
-	c.hello("t0k")
+	c.hello("t0k-t0k-t0k-t0k-t0k")
 	c.send(&bridge.FindFrame{ID: "a", Service: "SecretService"})
 	if e := c.expectError("a", bridge.CodeForbidden); e.Message != "members only" {
 		t.Fatalf("message %q, want %q", e.Message, "members only")
@@ -143,7 +143,7 @@ func TestFilterFind(t *testing.T) {
 		t.Fatalf("filter stages: got %v, want %v", stages, wantStages)
 	}
 	last := seen[3]
-	if last.Token != "t0k" || last.Client != "go-test" || last.Service != "DatabaseService" || last.Limit != 3 ||
+	if last.Token != "t0k-t0k-t0k-t0k-t0k" || last.Client != "go-test" || last.Service != "DatabaseService" || last.Limit != 3 ||
 		last.Timeout != bridge.DefaultFindTimeout || !strings.HasPrefix(last.RemoteAddr, "127.0.0.1:") {
 		t.Fatalf("filter request: got %+v", last)
 	}
@@ -168,10 +168,10 @@ type refusalCase struct {
 // refusalCases are the session-level refusals, one per check.
 func refusalCases() []refusalCase {
 	return []refusalCase{
-		{name: "token missing", configure: func(c *bridge.Config) { c.Token = "s3cret" },
+		{name: "token missing", configure: func(c *bridge.Config) { c.Token = "s3cret-s3cret-s3cret" },
 			wantCode: bridge.CodeForbidden, wantMsg: "token required", wantReason: bridge.ReasonToken,
 			wantClose: websocket.StatusPolicyViolation},
-		{name: "token wrong", configure: func(c *bridge.Config) { c.Token = "s3cret" },
+		{name: "token wrong", configure: func(c *bridge.Config) { c.Token = "s3cret-s3cret-s3cret" },
 			hello:    &bridge.HelloFrame{Version: 1, Token: "guess"},
 			wantCode: bridge.CodeForbidden, wantMsg: "invalid token", wantReason: bridge.ReasonToken,
 			wantClose: websocket.StatusPolicyViolation},

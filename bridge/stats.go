@@ -25,18 +25,28 @@ const (
 	ReasonRate        Reason = "rate"        // over FramesPerSecond
 	ReasonInFlight    Reason = "in_flight"   // over MaxInFlight
 	ReasonService     Reason = "service"     // service not in the allowlist
+
+	ReasonAddrSessions Reason = "addr_sessions" // HTTP 429: MaxSessionsPerAddr sessions open from the address
+	ReasonIdle         Reason = "idle"          // session closed after IdleTimeout without frames or finds
+	ReasonOpenConns    Reason = "open_conns"    // connection closed at accept: MaxOpenConns open
+	ReasonAddrConns    Reason = "addr_conns"    // connection closed at accept: MaxOpenConnsPerAddr open from the address
+	ReasonFinds        Reason = "finds"         // find refused busy: MaxFinds running bridge-wide
+	ReasonTokenBackoff Reason = "token_backoff" // the address is barred after wrong tokens
 )
 
 // Reasons returns every refusal reason, in a stable order, for exporters
 // that report a count for each (zero included).
 func Reasons() []Reason {
 	return []Reason{ReasonMaxConns, ReasonSubprotocol, ReasonHost, ReasonOrigin, ReasonHello, ReasonNetwork,
-		ReasonToken, ReasonFilter, ReasonTooLarge, ReasonBadFrame, ReasonRate, ReasonInFlight, ReasonService}
+		ReasonToken, ReasonFilter, ReasonTooLarge, ReasonBadFrame, ReasonRate, ReasonInFlight, ReasonService,
+		ReasonAddrSessions, ReasonIdle, ReasonOpenConns, ReasonAddrConns, ReasonFinds, ReasonTokenBackoff}
 }
 
 // Stats is a snapshot of a Server's counters.
 type Stats struct {
 	Sessions      int               // WebSocket sessions open now
+	Conns         int               // TCP connections Serve holds now, upgraded or not
+	FindsRunning  int               // finds running now, bridge-wide
 	SessionsTotal uint64            // sessions accepted since start
 	Finds         uint64            // finds that reached the Finder
 	Results       uint64            // result frames sent
@@ -46,6 +56,8 @@ type Stats struct {
 // counters are a Server's live Stats.
 type counters struct {
 	sessions      atomic.Int64
+	conns         atomic.Int64
+	findsRunning  atomic.Int64
 	sessionsTotal atomic.Uint64
 	finds         atomic.Uint64
 	results       atomic.Uint64
@@ -72,6 +84,8 @@ func (c *counters) snapshot() Stats {
 	}
 	return Stats{
 		Sessions:      int(c.sessions.Load()),
+		Conns:         int(c.conns.Load()),
+		FindsRunning:  int(c.findsRunning.Load()),
 		SessionsTotal: c.sessionsTotal.Load(),
 		Finds:         c.finds.Load(),
 		Results:       c.results.Load(),

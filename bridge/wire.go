@@ -63,12 +63,18 @@ const (
 	CodeTooLarge Code = "too_large"
 	// CodeInternal: the bridge failed; details are in its log, not here.
 	CodeInternal Code = "internal"
+	// CodeBusy: the bridge as a whole runs as many finds as it may; retry
+	// later.
+	CodeBusy Code = "busy"
+	// CodeIdle: the session sent no frame and ran no find for the bridge's
+	// idle timeout; the bridge closes it (1000). Reconnect when needed.
+	CodeIdle Code = "idle"
 )
 
 // Codes lists every error code, in the order they were added.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeUnknownType, CodeForbidden, CodeRateLimited,
-		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal}
+		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal, CodeBusy, CodeIdle}
 }
 
 // ClientFrame is a frame a client sends: *HelloFrame, *FindFrame,

@@ -1,0 +1,118 @@
+package bridge
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// addrKey is the client address every per-address limit counts by: the
+// IPv4 address, or the /64 of an IPv6 address (one host's usual share).
+// It is the one place that rule lives. An address that does not parse is
+// its own key.
+func addrKey(remote string) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return remote
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
+
+// openConnsCap is how many connections Serve may hold: MaxOpenConns, or
+// fewer when the process's descriptor limit minus ReserveFDs is lower.
+func openConnsCap(c *Config) (int, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return c.MaxOpenConns, nil // no limit to keep a reserve under
+	}
+	room := int64(lim.Cur) - int64(c.ReserveFDs)
+	if room < 1 {
+		return 0, fmt.Errorf("%w: the process may open %d files; keeping %d for the node leaves none for the bridge "+
+			"(lower the reserve or raise ulimit -n)", ErrBadConfig, lim.Cur, c.ReserveFDs)
+	}
+	return int(min(room, int64(c.MaxOpenConns))), nil
+}
+
+// limitListener caps the connections Serve holds, in all and per address,
+// before any byte is read: one over either cap is closed as soon as it is
+// accepted and counted.
+type limitListener struct {
+	net.Listener
+	max, perAddr int
+	stats        *counters
+
+	mu     sync.Mutex
+	open   int
+	byAddr map[string]int
+}
+
+func newLimitListener(l net.Listener, max, perAddr int, stats *counters) *limitListener {
+	return &limitListener{Listener: l, max: max, perAddr: perAddr, stats: stats, byAddr: make(map[string]int)}
+}
+
+// Accept returns the next connection within the caps.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		key := addrKey(c.RemoteAddr().String())
+		if reason := l.acquire(key); reason != "" {
+			l.stats.refuse(reason)
+			c.Close()
+			continue
+		}
+		l.stats.conns.Add(1)
+		return &limitedConn{Conn: c, release: func() { l.release(key) }}, nil
+	}
+}
+
+// acquire takes a slot for key; it returns the refusal reason when full.
+func (l *limitListener) acquire(key string) Reason {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.open >= l.max:
+		return ReasonOpenConns
+	case l.byAddr[key] >= l.perAddr:
+		return ReasonAddrConns
+	}
+	l.open++
+	l.byAddr[key]++
+	return ""
+}
+
+func (l *limitListener) release(key string) {
+	l.stats.conns.Add(-1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if l.byAddr[key]--; l.byAddr[key] <= 0 {
+		delete(l.byAddr, key)
+	}
+}
+
+// limitedConn gives its slot back when closed, once.
+type limitedConn struct {
+	net.Conn
+	release func()
+	closed  atomic.Bool
+}
+
+// Close closes the connection and frees its slot.
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		c.release()
+	}
+	return err
+}
