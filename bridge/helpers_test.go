@@ -157,6 +157,7 @@ type dialOpts struct {
 	noProto  bool
 	client   *http.Client
 	endpoint string
+	from     string // local loopback IP to dial from ("127.0.0.2"); default any
 }
 
 // dial opens a WebSocket to s, closed when the test ends.
@@ -181,6 +182,10 @@ func tryDial(s *server, o dialOpts) (*websocket.Conn, *http.Response, error) {
 	h := http.Header{}
 	if o.origin != "" {
 		h.Set("Origin", o.origin)
+	}
+	if o.from != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(o.from)}}
+		o.client = &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
 	}
 	opts := &websocket.DialOptions{HTTPHeader: h, Host: o.host, HTTPClient: o.client}
 	if !o.noProto {

@@ -81,10 +81,10 @@ func (l *limitListener) acquire(key string) Reason {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case l.open >= l.max:
-		return ReasonOpenConns
 	case l.byAddr[key] >= l.perAddr:
 		return ReasonAddrConns
+	case l.open >= l.max:
+		return ReasonOpenConns
 	}
 	l.open++
 	l.byAddr[key]++
