@@ -213,8 +213,8 @@ func (c *Config) Validate() error {
 	if err := c.checkLimits(); err != nil {
 		return bad("%w", err)
 	}
-	if c.Token != "" && len(c.Token) < MinTokenLen {
-		return bad("token is %d bytes; it must be at least %d (make one with: openssl rand -hex 16)", len(c.Token), MinTokenLen)
+	if err := CheckToken(c.Token); err != nil {
+		return bad("%w", err)
 	}
 	if len(c.Token) > c.MaxFrameSize/2 {
 		return bad("token is %d bytes; it must fit in a hello (at most %d)", len(c.Token), c.MaxFrameSize/2)
@@ -267,6 +267,17 @@ func (c *Config) checkFairness() error {
 		return fmt.Errorf("token backoff %s, max %s: want 0 < backoff <= max", c.TokenBackoff, c.MaxTokenBackoff)
 	case c.MaxTrackedAddrs < 1:
 		return fmt.Errorf("max tracked addresses %d: want 1 or more", c.MaxTrackedAddrs)
+	}
+	return nil
+}
+
+// CheckToken returns an error wrapping ErrShortToken when token is set and
+// shorter than MinTokenLen; Validate calls it, and so can a command that
+// wants to refuse a token before it starts anything.
+func CheckToken(token string) error {
+	if token != "" && len(token) < MinTokenLen {
+		return fmt.Errorf("%w: %d bytes, want at least %d (make one with: openssl rand -hex 16)",
+			ErrShortToken, len(token), MinTokenLen)
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no hello timeout", func(c *bridge.Config) { c.HelloTimeout = 0 }, "hello timeout"},
 		{"negative ping", func(c *bridge.Config) { c.PingInterval = -1 }, "ping interval"},
 		{"huge token", func(c *bridge.Config) { c.Token = strings.Repeat("t", c.MaxFrameSize) }, "token"},
-		{"short token", func(c *bridge.Config) { c.Token = "s3cret" }, "at least 16"},
+		{"short token", func(c *bridge.Config) { c.Token = "s3cret" }, "token too short: 6 bytes, want at least 16"},
 		{"token of min length", func(c *bridge.Config) { c.Token = strings.Repeat("t", bridge.MinTokenLen) }, ""},
 		{"no sessions per addr", func(c *bridge.Config) { c.MaxSessionsPerAddr = 0 }, "per address"},
 		{"no idle timeout", func(c *bridge.Config) { c.IdleTimeout = 0 }, "idle timeout"},

@@ -20,6 +20,9 @@ var (
 	// ErrRefused is what a Filter returns, wrapped or as is, to refuse a
 	// session or a find without choosing a code: the client gets forbidden.
 	ErrRefused = errors.New("refused")
+	// ErrShortToken is returned by CheckToken, and wrapped by Validate,
+	// when a token is shorter than MinTokenLen.
+	ErrShortToken = errors.New("token too short")
 )
 
 // Error is an error with a public face: the code and message a client

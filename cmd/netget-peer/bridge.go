@@ -20,7 +20,7 @@ import (
 // bridgeFlags are the flags of the commands that can serve the WebSocket
 // bridge (registry, the plain node): --bridge ADDR turns it on.
 func bridgeFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.StringFlag{Name: "bridge", EnvVars: []string{"NETGET_BRIDGE"},
 			Usage: "serve the WebSocket bridge for web pages on `ADDR` (e.g. 127.0.0.1:8080): " +
 				"/netget-handshaker.js, /ws, /healthz"},
@@ -32,11 +32,48 @@ func bridgeFlags() []cli.Flag {
 			Usage: "Host `NAME` the bridge answers besides IPs and localhost, against DNS rebinding " +
 				"(repeatable; needed behind a TLS-terminating proxy; over --bridge-tls-cert any name is allowed)"},
 		&cli.StringFlag{Name: "bridge-token", EnvVars: []string{"NETGET_BRIDGE_TOKEN"},
-			Usage: "`TOKEN` pages must send (the script's data-token) before finding"},
+			Action: func(_ *cli.Context, token string) error { // refused before the node starts
+				if err := bridge.CheckToken(token); err != nil {
+					return usageError("--bridge-token: %w", err)
+				}
+				return nil
+			},
+			Usage: "`TOKEN` pages must send (the script's data-token) before finding; at least 16 bytes " +
+				"(make one with: openssl rand -hex 16); each wrong one bars its address for a while"},
 		&cli.StringSliceFlag{Name: "bridge-service",
 			Usage: "only this service `NAME` may be found through the bridge (repeatable; default: any)"},
 		&cli.StringFlag{Name: "bridge-tls-cert", Usage: "PEM certificate `FILE`: serve the bridge over TLS (wss://)"},
 		&cli.StringFlag{Name: "bridge-tls-key", Usage: "PEM private key `FILE` of --bridge-tls-cert"},
+	}, bridgeLimitFlags()...)
+}
+
+// bridgeLimitFlags are the flags of the bridge's limits, one per
+// bridge.Config field, defaulting to bridge.DefaultConfig's value.
+func bridgeLimitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "bridge-max-sessions", Value: bridge.DefaultMaxConns,
+			Usage: "most WebSocket sessions at once; beyond, HTTP 503"},
+		&cli.IntFlag{Name: "bridge-max-sessions-per-addr", Value: bridge.DefaultMaxSessionsPerAddr,
+			Usage: "most WebSocket sessions from one client address (IPv4, or IPv6 /64); beyond, HTTP 429 " +
+				"(behind a reverse proxy every client has the proxy's address)"},
+		&cli.DurationFlag{Name: "bridge-idle-timeout", Value: bridge.DefaultIdleTimeout,
+			Usage: "close a session that sent no frame and ran no find for this `DURATION`"},
+		&cli.IntFlag{Name: "bridge-max-conns", Value: bridge.DefaultMaxOpenConns,
+			Usage: "most TCP connections the bridge holds, upgraded or not; beyond, closed at accept"},
+		&cli.IntFlag{Name: "bridge-max-conns-per-addr", Value: bridge.DefaultMaxOpenConnsPerAddr,
+			Usage: "most TCP connections from one client address; beyond, closed at accept"},
+		&cli.IntFlag{Name: "bridge-reserve-fds", Value: bridge.DefaultReserveFDs,
+			Usage: "file descriptors the bridge leaves to libp2p: it holds at most ulimit -n minus this many connections"},
+		&cli.DurationFlag{Name: "bridge-header-timeout", Value: bridge.DefaultHeaderTimeout,
+			Usage: "disconnect a client whose TLS handshake and request headers take longer than `DURATION`"},
+		&cli.IntFlag{Name: "bridge-max-finds", Value: bridge.DefaultMaxFinds,
+			Usage: "most finds the bridge runs at once, all sessions together; beyond, a find gets busy"},
+		&cli.DurationFlag{Name: "bridge-token-backoff", Value: bridge.DefaultTokenBackoff,
+			Usage: "bar an address for `DURATION` after a wrong token, doubling with each wrong token in a row"},
+		&cli.DurationFlag{Name: "bridge-max-token-backoff", Value: bridge.DefaultMaxTokenBackoff,
+			Usage: "longest bar after wrong tokens; an address quiet that long after its bar starts over"},
+		&cli.IntFlag{Name: "bridge-max-tracked-addrs", Value: bridge.DefaultMaxTrackedAddrs,
+			Usage: "how many client addresses the bridge remembers wrong tokens for"},
 	}
 }
 
@@ -51,6 +88,12 @@ func bridgeConfig(c *cli.Context, n *dht.Node, log *slog.Logger) (bridge.Config,
 	cfg.Token = c.String("bridge-token")
 	cfg.Services = c.StringSlice("bridge-service")
 	cfg.CertFile, cfg.KeyFile = c.String("bridge-tls-cert"), c.String("bridge-tls-key")
+	cfg.MaxConns, cfg.MaxSessionsPerAddr = c.Int("bridge-max-sessions"), c.Int("bridge-max-sessions-per-addr")
+	cfg.IdleTimeout, cfg.HeaderTimeout = c.Duration("bridge-idle-timeout"), c.Duration("bridge-header-timeout")
+	cfg.MaxOpenConns, cfg.MaxOpenConnsPerAddr = c.Int("bridge-max-conns"), c.Int("bridge-max-conns-per-addr")
+	cfg.ReserveFDs, cfg.MaxFinds = c.Int("bridge-reserve-fds"), c.Int("bridge-max-finds")
+	cfg.TokenBackoff, cfg.MaxTokenBackoff = c.Duration("bridge-token-backoff"), c.Duration("bridge-max-token-backoff")
+	cfg.MaxTrackedAddrs = c.Int("bridge-max-tracked-addrs")
 	cfg.Logger = log.With("component", "bridge")
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError("--bridge: %w", err)
@@ -68,9 +111,9 @@ func startBridge(ctx context.Context, c *cli.Context, n *dht.Node, log *slog.Log
 	noop := func(context.Context) error { return nil }
 	addr := c.String("bridge")
 	if addr == "" {
-		for _, f := range []string{"bridge-origin", "bridge-host", "bridge-token", "bridge-service", "bridge-tls-cert", "bridge-tls-key"} {
-			if c.IsSet(f) {
-				return noop, "", usageError("--%s needs --bridge ADDR", f)
+		for _, f := range bridgeFlags() {
+			if name := f.Names()[0]; name != "bridge" && c.IsSet(name) {
+				return noop, "", usageError("--%s needs --bridge ADDR", name)
 			}
 		}
 		return noop, "", nil

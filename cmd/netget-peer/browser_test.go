@@ -203,7 +203,13 @@ func TestBridgeFlags(t *testing.T) {
 		wantCode int
 	}{
 		{"off", nil, "", 0},
-		{"token without bridge", []string{"--bridge-token", "x"}, "--bridge-token needs --bridge", exitUsage},
+		{"token without bridge", []string{"--bridge-token", "0123456789abcdef"}, "--bridge-token needs --bridge", exitUsage},
+		{"short token", []string{"--bridge", "127.0.0.1:0", "--bridge-token", "s3cret"},
+			"--bridge-token: token too short: 6 bytes, want at least 16", exitUsage},
+		{"limit without bridge", []string{"--bridge-max-sessions-per-addr", "4"}, "--bridge-max-sessions-per-addr needs --bridge", exitUsage},
+		{"bad limit", []string{"--bridge", "127.0.0.1:0", "--bridge-max-finds", "0"}, "max finds 0", exitUsage},
+		{"reserve every descriptor", []string{"--bridge", "127.0.0.1:0", "--bridge-reserve-fds", "100000000"},
+			"leaves none for the bridge", exitUsage},
 		{"bad origin", []string{"--bridge", "127.0.0.1:0", "--bridge-origin", "app.example"}, `origin "app.example"`, exitUsage},
 		{"bad service", []string{"--bridge", "127.0.0.1:0", "--bridge-service", "a b"}, "invalid service name", exitUsage},
 		{"key without cert", []string{"--bridge", "127.0.0.1:0", "--bridge-tls-key", "k.pem"}, "cert file", exitUsage},

@@ -78,6 +78,7 @@ func (m *metricsServer) close() {
 type bridgeCollector struct {
 	srv                                              *bridge.Server
 	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
+	conns, findsRunning                              *prometheus.Desc
 }
 
 func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
@@ -86,14 +87,17 @@ func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
 		sessionsTotal: prometheus.NewDesc("netget_bridge_sessions_total", "WebSocket sessions accepted.", nil, nil),
 		finds:         prometheus.NewDesc("netget_bridge_finds_total", "Finds that passed every check and reached the DHT.", nil, nil),
 		results:       prometheus.NewDesc("netget_bridge_results_total", "Result frames sent.", nil, nil),
+		conns:         prometheus.NewDesc("netget_bridge_conns", "TCP connections the bridge holds now, upgraded or not.", nil, nil),
+		findsRunning: prometheus.NewDesc("netget_bridge_finds_running",
+			"Finds running now, all sessions together (at most --bridge-max-finds).", nil, nil),
 		refused: prometheus.NewDesc("netget_bridge_refusals_total",
-			"Connections, sessions, frames and finds the bridge refused, by reason.", []string{"reason"}, nil),
+			"Connections, sessions, frames and finds the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused} {
+	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning} {
 		ch <- d
 	}
 }
@@ -105,6 +109,8 @@ func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(b.sessionsTotal, prometheus.CounterValue, float64(st.SessionsTotal))
 	ch <- prometheus.MustNewConstMetric(b.finds, prometheus.CounterValue, float64(st.Finds))
 	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
+	ch <- prometheus.MustNewConstMetric(b.conns, prometheus.GaugeValue, float64(st.Conns))
+	ch <- prometheus.MustNewConstMetric(b.findsRunning, prometheus.GaugeValue, float64(st.FindsRunning))
 	for _, r := range bridge.Reasons() {
 		ch <- prometheus.MustNewConstMetric(b.refused, prometheus.CounterValue, float64(st.Refusals[r]), string(r))
 	}
