@@ -24,8 +24,14 @@
 //
 // # Checks, in order
 //
-// Before the upgrade: at most MaxConns sessions (else HTTP 503 with
-// Retry-After). After it, so that the page can read why, each refusal is
+// At accept (Serve only): at most MaxOpenConnsPerAddr connections from the
+// client's address and MaxOpenConns in all (fewer when the process's
+// descriptor limit minus ReserveFDs is lower); one beyond is closed before
+// any byte is read. The TLS handshake and request headers must arrive
+// within HeaderTimeout. Before the upgrade: while the address is barred
+// after wrong tokens, HTTP 429; at most MaxSessionsPerAddr sessions from
+// the address (else HTTP 429) and MaxConns in all (else HTTP 503), each
+// with Retry-After. After it, so that the page can read why, each refusal is
 // an error frame without id followed by a close (1008 policy violation,
 // 1002 protocol error, 1009 too big): the subprotocol must be netget.v1;
 // the Host header must be an IP literal, localhost, a name in Hosts, or,
@@ -33,12 +39,32 @@
 // absent (not a browser), the same origin as Host, or match Origins,
 // and never "null"; Filters at StageConnect; the first frame must be a
 // hello within HelloTimeout, on this network, with the Token if one is
-// set; Filters at StageHello. Then per frame: MaxFrameSize (too_large
+// set (a barred address gets rate_limited without its token being
+// compared); Filters at StageHello. Then per frame: MaxFrameSize (too_large
 // closes the session), FramesPerSecond / FrameBurst (rate_limited; the
 // frame is dropped), and per find: the Services allowlist (forbidden), a
 // unique id (bad_request), MaxInFlight (rate_limited), Filters at
-// StageFind. Only then does a find reach the Finder. Every refusal is
-// counted by Reason in Stats.
+// StageFind, MaxFinds bridge-wide (busy). Only then does a find reach the
+// Finder. A session that sends no frame and runs no find for IdleTimeout
+// gets an idle error and a close (1000). Every refusal is counted by
+// Reason in Stats.
+//
+// # Fairness
+//
+// One client must not take the bridge from the others, nor the node's
+// descriptors from libp2p. Every per-address limit counts by the same
+// key (addrKey): an IPv4 address, or an IPv6 /64. Behind a reverse proxy
+// every client has the proxy's address: raise the per-address limits, or
+// count by a forwarded header in a Filter. Token guessing is slowed per
+// address: the n-th wrong token in a row bars the address for
+// TokenBackoff * 2^(n-1), at most MaxTokenBackoff; while barred, even the
+// right token is refused (an attacker could otherwise guess during the
+// bar), so a client behind the same address as a guesser waits too. The
+// table of guessing addresses holds at most MaxTrackedAddrs; when full it
+// forgets long-quiet addresses, then the one whose bar ends first.
+// Tokens are at least MinTokenLen bytes. A client closed at accept gets
+// no HTTP answer (it is cheaper than reading its request); the others get
+// a status and Retry-After, or an error frame with a stable code.
 //
 // # Finds
 //
@@ -64,6 +90,7 @@
 // Shutdown stops the listeners, closes every WebSocket with 1001 (going
 // away), cancels their finds and waits for them, bounded by its context;
 // Close does the same at once. Both are idempotent. Goroutines: one per
-// session (the HTTP server's), one per find, and one pinger per session
-// when PingInterval is set; all end with their session.
+// session (the HTTP server's), one per find, and one watchdog per session
+// (idle timeout, and pings when PingInterval is set); all end with their
+// session.
 package bridge

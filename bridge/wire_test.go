@@ -26,7 +26,7 @@ func exampleFrames() []struct {
 		name  string
 		frame any
 	}{
-		{"hello", &bridge.HelloFrame{Type: "hello", Version: 1, Token: "s3cret", Network: "development", Client: "netget-handshaker/1"}},
+		{"hello", &bridge.HelloFrame{Type: "hello", Version: 1, Token: "9f2c4e1a7b3d5f60", Network: "development", Client: "netget-handshaker/1"}},
 		{"welcome", &bridge.WelcomeFrame{Type: "welcome", Version: 1, Peer: "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK",
 			Network: "development", Limits: bridge.Limits{FrameBytes: 8192, InFlight: 8, MaxResults: 32,
 				FramesPerSecond: 20, FindTimeoutMS: 10000, MaxFindTimeoutMS: 30000}}},
