@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"syscall"
 	"testing"
@@ -178,6 +179,20 @@ func TestHeaderTimeout(t *testing.T) {
 		}
 	}
 	eventually(t, "the slots to free", func() bool { return s.Stats().Conns == 0 })
+	if got := s.Stats().Refusals[bridge.ReasonHeaderTimeout]; got != 2 {
+		t.Fatalf("header_timeout refusals: %d, want 2", got)
+	}
+	// A client that sends its request in time is not counted.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Get(s.httpURL() + bridge.PathHealth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	eventually(t, "the health check's connection to close", func() bool { return s.Stats().Conns == 0 })
+	if got := s.Stats().Refusals[bridge.ReasonHeaderTimeout]; got != 2 {
+		t.Fatalf("header_timeout refusals after a served request: %d, want 2", got)
+	}
 }
 
 // TestReserveFDs: the listener keeps ReserveFDs of the process's

@@ -1,8 +1,11 @@
 package bridge
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -101,11 +104,67 @@ func (l *limitListener) release(key string) {
 	}
 }
 
-// limitedConn gives its slot back when closed, once.
+// limitedConn gives its slot back when closed, once. It notes whether a
+// read timed out before its first request, so that the server can count
+// clients too slow to send their headers.
 type limitedConn struct {
 	net.Conn
-	release func()
-	closed  atomic.Bool
+	release  func()
+	closed   atomic.Bool
+	served   atomic.Bool // a request reached the handler
+	timedOut atomic.Bool // a read timed out before that
+}
+
+// Read reads from the connection, noting a timeout before any request.
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	var ne net.Error
+	if err != nil && !c.served.Load() && errors.As(err, &ne) && ne.Timeout() {
+		c.timedOut.Store(true)
+	}
+	return n, err
+}
+
+// connKey is the context key under which ConnContext stores a
+// connection's *limitedConn.
+type connKey struct{}
+
+// connContext is the http.Server's ConnContext hook: it lets handlers
+// find their connection's *limitedConn.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if lc := asLimited(c); lc != nil {
+		return context.WithValue(ctx, connKey{}, lc)
+	}
+	return ctx
+}
+
+// markServed wraps the bridge's handler: a request that reached it was
+// read in time.
+func markServed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if lc, ok := r.Context().Value(connKey{}).(*limitedConn); ok {
+			lc.served.Store(true)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// connState is the http.Server's ConnState hook: it counts a connection
+// closed because its first request's headers (or TLS handshake) did not
+// arrive within HeaderTimeout.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	if lc := asLimited(c); lc != nil && st == http.StateClosed && !lc.served.Load() && lc.timedOut.Load() {
+		s.stats.refuse(ReasonHeaderTimeout)
+	}
+}
+
+// asLimited returns the *limitedConn under c (c itself, or under TLS), or nil.
+func asLimited(c net.Conn) *limitedConn {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		c = tc.NetConn()
+	}
+	lc, _ := c.(*limitedConn)
+	return lc
 }
 
 // Close closes the connection and frees its slot.

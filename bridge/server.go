@@ -105,10 +105,12 @@ func New(f Finder, cfg Config) (*Server, error) {
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	s.http = &http.Server{
-		Handler:           s.mux,
+		Handler:           markServed(s.mux),
 		Protocols:         protocols,
 		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: cfg.HeaderTimeout,
+		ConnState:         s.connState,
+		ConnContext:       connContext,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),

@@ -26,12 +26,13 @@ const (
 	ReasonInFlight    Reason = "in_flight"   // over MaxInFlight
 	ReasonService     Reason = "service"     // service not in the allowlist
 
-	ReasonAddrSessions Reason = "addr_sessions" // HTTP 429: MaxSessionsPerAddr sessions open from the address
-	ReasonIdle         Reason = "idle"          // session closed after IdleTimeout without frames or finds
-	ReasonOpenConns    Reason = "open_conns"    // connection closed at accept: MaxOpenConns open
-	ReasonAddrConns    Reason = "addr_conns"    // connection closed at accept: MaxOpenConnsPerAddr open from the address
-	ReasonFinds        Reason = "finds"         // find refused busy: MaxFinds running bridge-wide
-	ReasonTokenBackoff Reason = "token_backoff" // the address is barred after wrong tokens
+	ReasonAddrSessions  Reason = "addr_sessions"  // HTTP 429: MaxSessionsPerAddr sessions open from the address
+	ReasonIdle          Reason = "idle"           // session closed after IdleTimeout without frames or finds
+	ReasonOpenConns     Reason = "open_conns"     // connection closed at accept: MaxOpenConns open
+	ReasonAddrConns     Reason = "addr_conns"     // connection closed at accept: MaxOpenConnsPerAddr open from the address
+	ReasonFinds         Reason = "finds"          // find refused busy: MaxFinds running bridge-wide
+	ReasonTokenBackoff  Reason = "token_backoff"  // the address is barred after wrong tokens
+	ReasonHeaderTimeout Reason = "header_timeout" // disconnected: no request headers within HeaderTimeout
 )
 
 // Reasons returns every refusal reason, in a stable order, for exporters
@@ -39,7 +40,8 @@ const (
 func Reasons() []Reason {
 	return []Reason{ReasonMaxConns, ReasonSubprotocol, ReasonHost, ReasonOrigin, ReasonHello, ReasonNetwork,
 		ReasonToken, ReasonFilter, ReasonTooLarge, ReasonBadFrame, ReasonRate, ReasonInFlight, ReasonService,
-		ReasonAddrSessions, ReasonIdle, ReasonOpenConns, ReasonAddrConns, ReasonFinds, ReasonTokenBackoff}
+		ReasonAddrSessions, ReasonIdle, ReasonOpenConns, ReasonAddrConns, ReasonFinds, ReasonTokenBackoff,
+		ReasonHeaderTimeout}
 }
 
 // Stats is a snapshot of a Server's counters.
