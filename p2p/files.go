@@ -115,6 +115,13 @@ func unwrapPath(err error) error {
 	return err
 }
 
+// TrustedUID reports whether a file owner or a peer process with uid may
+// be trusted: it is the current effective user, or root (who could act as
+// that user anyway).
+func TrustedUID(uid uint32) bool {
+	return uid == 0 || int64(uid) == int64(os.Geteuid())
+}
+
 // checkInfo is the one ownership and mode rule: fi must belong to the
 // current effective user or to root, and grant none of deny. what names
 // the kind of path in the error, which says how to fix it.
@@ -124,7 +131,7 @@ func checkInfo(what, path string, fi fs.FileInfo, deny fs.FileMode) error {
 		return fmt.Errorf("%s %s: %w: no owner information", what, path, ErrNotOwner)
 	}
 	me := os.Geteuid()
-	if int(st.Uid) != me && st.Uid != 0 {
+	if !TrustedUID(st.Uid) {
 		return fmt.Errorf("%s %s: %w: owner uid %d, you are uid %d; if it is yours, chown %d %s, else use another path",
 			what, path, ErrNotOwner, st.Uid, me, me, path)
 	}
