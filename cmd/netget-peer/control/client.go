@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -53,6 +54,9 @@ func Dial(ctx context.Context, dataDir string) (*Client, error) {
 	if err != nil {
 		if noDaemon(err) {
 			return nil, fmt.Errorf("%w on %s", ErrNoDaemon, c.socket)
+		}
+		if errors.Is(err, ErrUntrustedSocket) {
+			return nil, err // it names the socket
 		}
 		return nil, fmt.Errorf("control socket %s: %w", c.socket, err)
 	}
