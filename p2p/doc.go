@@ -17,8 +17,10 @@
 // upon (services.json). Files are opened with O_NOFOLLOW: a symlink,
 // dangling or not, is refused (ErrSymlink), never followed, and a FIFO
 // never blocks the open. Each read is bounded in bytes (ErrFileTooLarge).
-// Creating a key retries a bounded number of times when another process
-// races it (ErrIdentityRace); a dangling symlink no longer makes that loop.
+// A new key appears whole or not at all (written beside the path, then
+// hard-linked into place, which never replaces anything); reading back a
+// key another process created first is retried a bounded number of times
+// (ErrIdentityRace), and a dangling symlink is an error, no longer a loop.
 //
 // Private networks: Config.PrivateNetwork (read with LoadPSK from a
 // go-libp2p swarm key file) limits the host to peers holding the same key;

@@ -105,12 +105,16 @@ func kind(m fs.FileMode) string {
 	return "special file"
 }
 
-// unwrapPath drops an *fs.PathError's op and path, which the caller's
-// message already names.
+// unwrapPath drops an *fs.PathError's or *os.LinkError's op and paths,
+// which the caller's message already names.
 func unwrapPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return le.Err
 	}
 	return err
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/pnet"
@@ -63,7 +62,10 @@ func LoadOrCreateIdentity(path string) (crypto.PrivKey, error) {
 }
 
 // createIdentity writes a new key to path. It returns an error wrapping
-// fs.ErrExist if anything, even a dangling symlink, is already there.
+// fs.ErrExist if anything, even a dangling symlink, is already there. The
+// key appears whole or not at all: it is written to a temp file beside
+// path, synced, then hard-linked to path, which never replaces anything,
+// so a process racing to read it never sees half a key.
 func createIdentity(path string) (crypto.PrivKey, error) {
 	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -73,20 +75,23 @@ func createIdentity(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("marshal identity: %w", err)
 	}
-	// O_EXCL: two processes racing to create the key must not both win,
-	// and nothing already at path (a symlink included) is followed.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".identity-*") // 0600, O_EXCL
 	if err != nil {
 		return nil, fmt.Errorf("identity %s: %w", path, err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("identity %s: %w", path, err)
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("identity %s: %w", path, err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identity %s: %w", path, unwrapPath(err))
 	}
 	return k, nil
 }
