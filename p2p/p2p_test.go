@@ -54,9 +54,9 @@ func TestIdentityRejectsBadFiles(t *testing.T) {
 		name, path string
 		want       error
 	}{
-		{"group readable", open, p2p.ErrKeyPermissions},
+		{"group readable", open, p2p.ErrPermissions},
 		{"garbage", garbage, p2p.ErrBadKeyFile},
-		{"directory", dir, p2p.ErrBadKeyFile},
+		{"directory", dir, p2p.ErrNotRegular},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,6 +70,8 @@ func globalFlags() []cli.Flag {
 			Usage: "directory for the identity key, the record datastore and the daemon's socket (default: $NETGET_HOME, or $NETGET_HOME/registry for registries)"},
 		&cli.StringFlag{Name: "identity",
 			Usage: "identity key file, created 0600 on first run (default: identity.key in the data dir; find uses a fresh key)"},
+		&cli.StringFlag{Name: "psk", EnvVars: []string{"NETGET_PSK_FILE"},
+			Usage: "private network: only peers holding this pre-shared key `file` (go-libp2p swarm key format, mode 0600) connect; TCP only, no QUIC"},
 		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"},
 			Usage: "multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port 4001 for registries, any port otherwise)"},
 		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},

@@ -89,6 +89,9 @@ func daemonClient(c *cli.Context) (*control.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := trustDataDir(dir, false); err != nil {
+		return nil, dir, err
+	}
 	cl, err := control.Dial(c.Context, dir)
 	switch {
 	case errors.Is(err, control.ErrNoDaemon):
@@ -98,7 +101,7 @@ func daemonClient(c *cli.Context) (*control.Client, string, error) {
 	}
 	if log, err := newLogger(c); err == nil {
 		var ignored []string
-		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode"} {
+		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode", "psk"} {
 			if c.IsSet(f) {
 				ignored = append(ignored, "--"+f)
 			}

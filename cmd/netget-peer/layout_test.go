@@ -30,7 +30,7 @@ func TestLayout(t *testing.T) {
 		"dht":                     {"record"},
 		"bridge":                  {"record"},
 		"cmd/netget-peer":         {"record", "p2p", "dht", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
-		"cmd/netget-peer/control": {"record", "dht"},
+		"cmd/netget-peer/control": {"record", "dht", "p2p"},
 		"cmd/netget-peer/devnet":  {"record", "p2p", "dht", "bootstrap"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))

@@ -3,23 +3,49 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/netget/netget-peer/p2p"
 )
 
 // errAlreadyRunning is returned when another process holds a data dir.
 var errAlreadyRunning = errors.New("already running")
 
-// lockDataDir creates dir (0700) if need be and takes an exclusive lock on
-// dir/lock, so two long-running nodes never share a datastore, a socket or
-// a services file. The lock goes with the process, however it ends.
+// trustDataDir refuses a data dir that another local user could change
+// (p2p.CheckDir: owned by neither this user nor root, or writable by group
+// or others), as ssh's StrictModes refuses ~/.ssh: whoever can write there
+// can plant a services.json that is provided under this node's key, or a
+// fake control socket. With create, a missing dir is made 0700 first;
+// without, a missing dir is no error (nothing there to trust).
+func trustDataDir(dir string, create bool) error {
+	if create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("data dir %s: %w", dir, err)
+		}
+	}
+	err := p2p.CheckDir(dir)
+	switch {
+	case err == nil, !create && errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.Is(err, p2p.ErrNotOwner), errors.Is(err, p2p.ErrPermissions):
+		return fmt.Errorf("data dir %s is not safe: %w", dir, err)
+	}
+	return fmt.Errorf("data dir %s: %w", dir, err)
+}
+
+// lockDataDir creates dir (0700) if need be, checks that no other user
+// can change it (trustDataDir), and takes an exclusive lock on dir/lock,
+// so two long-running nodes never share a datastore, a socket or a
+// services file. The lock goes with the process, however it ends.
 func lockDataDir(dir string) (unlock func(), err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+	if err := trustDataDir(dir, true); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, "lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir, err)
 	}

@@ -101,6 +101,13 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 	if !r.ephemeral || c.IsSet("identity") {
 		hcfg.IdentityPath = identityPath(c, n.dataDir)
 	}
+	if path := c.String("psk"); path != "" {
+		psk, err := p2p.LoadPSK(path)
+		if err != nil {
+			return fmt.Errorf("--psk: %w", err)
+		}
+		hcfg.PrivateNetwork = psk
+	}
 	dcfg := dht.DefaultConfig(network)
 	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
 	dcfg.DisableFastPath = c.Bool("no-fast-path")
@@ -157,12 +164,25 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		// the rest down, and they will connect to it instead.
 		n.log.Warn("starting without the other bootstrap peers", "err", err)
 	case err != nil:
-		return err
+		return pskHint(c, err)
 	}
 	for _, p := range n.joined {
 		n.dht.AddRegistry(p)
 	}
 	return nil
+}
+
+// pskHint adds to a failed join what a private network looks like from
+// outside: a peer holding another pre-shared key (or none) accepts the TCP
+// connection and never completes the handshake, so the dial times out.
+func pskHint(c *cli.Context, err error) error {
+	if !errors.Is(err, bootstrap.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if c.String("psk") == "" {
+		return fmt.Errorf("%w; a private network looks like this: if it is one, pass its key file with --psk", err)
+	}
+	return fmt.Errorf("%w; on a private network this means another pre-shared key: check that --psk %s is the network's", err, c.String("psk"))
 }
 
 // healthz describes the node for the metrics server's /healthz.

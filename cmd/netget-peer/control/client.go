@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/p2p"
 )
 
 // maxResponse bounds the non-streaming responses a Client reads.
@@ -25,13 +28,14 @@ type Client struct {
 }
 
 // NewClient returns a client for the daemon serving dataDir. It does no I/O:
-// each call returns an error wrapping ErrNoDaemon when no daemon answers.
+// each call returns an error wrapping ErrNoDaemon when no daemon answers,
+// and ErrUntrustedSocket when the socket or the process serving it belongs
+// to another user: then nothing is sent and nothing it says is believed.
 func NewClient(dataDir string) *Client {
 	socket := SocketPath(dataDir)
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			return dialTrusted(ctx, socket)
 		},
 		MaxIdleConns:       4,
 		IdleConnTimeout:    30 * time.Second,
@@ -42,19 +46,59 @@ func NewClient(dataDir string) *Client {
 }
 
 // Dial returns a client for the daemon serving dataDir if one accepts
-// connections on its socket, else an error wrapping ErrNoDaemon.
+// connections on its socket, else an error wrapping ErrNoDaemon, or
+// ErrUntrustedSocket if another user's socket or process is there.
 func Dial(ctx context.Context, dataDir string) (*Client, error) {
 	c := NewClient(dataDir)
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
+	conn, err := dialTrusted(ctx, c.socket)
 	if err != nil {
 		if noDaemon(err) {
 			return nil, fmt.Errorf("%w on %s", ErrNoDaemon, c.socket)
+		}
+		if errors.Is(err, ErrUntrustedSocket) {
+			return nil, err // it names the socket
 		}
 		return nil, fmt.Errorf("control socket %s: %w", c.socket, err)
 	}
 	conn.Close()
 	return c, nil
+}
+
+// dialTrusted connects to the control socket at path and returns the
+// connection only if the socket file (CheckSocket) and the process
+// serving it (its kernel-reported uid) belong to the current user or root.
+// A fake socket planted by another user fails here, before a byte is sent.
+func dialTrusted(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkServer(path, conn.(*net.UnixConn)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// checkServer checks the socket file at path and the peer of c.
+func checkServer(path string, c *net.UnixConn) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrUntrustedSocket, path, err)
+	}
+	if err := p2p.CheckSocket(path, fi); err != nil {
+		return fmt.Errorf("%w: %w", ErrUntrustedSocket, err)
+	}
+	uid, err := peerUID(c)
+	if err != nil {
+		return fmt.Errorf("%w: %s: cannot learn which user serves it: %w", ErrUntrustedSocket, path, err)
+	}
+	if !p2p.TrustedUID(uid) {
+		return fmt.Errorf("%w: %s is served by uid %d, neither you (uid %d) nor root; stop that process and remove the socket (rm %s)",
+			ErrUntrustedSocket, path, uid, os.Geteuid(), path)
+	}
+	return nil
 }
 
 // Close releases the client's idle connections. It is idempotent.

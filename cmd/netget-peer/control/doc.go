@@ -14,6 +14,19 @@
 // socket is absent or refuses connections; the CLI then falls back to a
 // node of its own.
 //
+// Neither end trusts the other blindly. Before sending a request, the
+// Client checks the socket file (p2p.CheckSocket: owned by the current user
+// or root, writable by no one else, not a symlink) and the uid of the
+// process serving it, as the kernel reports it (SO_PEERCRED on Linux,
+// LOCAL_PEERCRED on macOS and FreeBSD); any other owner or server is
+// ErrUntrustedSocket, never "no daemon", so a socket another user planted
+// can neither answer a find nor make the CLI quietly fall back. The server
+// likewise closes, unanswered, connections from other users, should the
+// socket's mode ever be loosened. services.json is read only if the data
+// dir's owner (or root) owns it, no one else can write it and it is no
+// symlink (p2p.ReadTrustedFile), else ErrServicesFile: otherwise another
+// user could have services provided under this node's key.
+//
 // # Routes
 //
 // Bodies are JSON objects of at most MaxBodySize bytes; unknown fields are

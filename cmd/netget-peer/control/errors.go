@@ -7,14 +7,21 @@ var (
 	// data dir's socket: the socket is absent, stale (left by a daemon that
 	// was killed), or its path cannot be a socket.
 	ErrNoDaemon = errors.New("no daemon running")
+	// ErrUntrustedSocket is returned by the Client when the control socket,
+	// or the process serving it, belongs to neither the current user nor
+	// root (or its mode lets others write it): nothing is sent to it and
+	// nothing it says is believed.
+	ErrUntrustedSocket = errors.New("control socket not trusted")
 	// ErrSocketPath is returned by Listen when the socket path is too long
 	// for a Unix socket.
 	ErrSocketPath = errors.New("control socket path too long")
 	// ErrSocketInUse is returned by Listen when a live server already
 	// answers on the socket.
 	ErrSocketInUse = errors.New("control socket in use")
-	// ErrServicesFile is returned by NewServer when services.json cannot be read
-	// or holds something other than a valid service set.
+	// ErrServicesFile is returned by NewServer when services.json cannot be
+	// read, holds something other than a valid service set, or is not
+	// trusted: a symlink, another user's, or writable by group or others
+	// (then it also wraps p2p's ErrNotOwner, ErrPermissions or ErrSymlink).
 	ErrServicesFile = errors.New("invalid services file")
 	// ErrBadConfig is returned by NewServer when the Config fails validation.
 	ErrBadConfig = errors.New("invalid control config")

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/netget/netget-peer/p2p"
 )
 
 // File names in the data dir.
@@ -89,9 +91,29 @@ func (l *socketListener) Close() error {
 	return l.err
 }
 
+// Accept returns the next connection from a process of the current user
+// or root. Others cannot reach a 0600 socket; should its mode be loosened,
+// their connections are closed unanswered (their uid comes from the kernel).
+func (l *socketListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			return nil, err
+		}
+		if uid, err := peerUID(c); err == nil && p2p.TrustedUID(uid) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
 // noDaemon reports whether a dial error means nobody serves the socket:
-// it is absent, stale (refused), or not a socket at all.
+// it is absent, stale (refused), or not a socket at all. A socket that is
+// there but untrusted is not "no daemon": it is refused loudly.
 func noDaemon(err error) bool {
+	if errors.Is(err, ErrUntrustedSocket) {
+		return false
+	}
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ENOTSOCK) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EINVAL)
 }

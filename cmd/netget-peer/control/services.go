@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/p2p"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -36,10 +37,17 @@ type savedService struct {
 	TTL  Duration          `json:"ttl"`
 }
 
+// maxServicesFile bounds services.json: about 800 services with the most
+// metadata a record carries.
+const maxServicesFile = 16 << 20
+
 // loadServices reads the service set at path; a missing file is an empty
-// set. Every entry is validated as a provide request would be.
+// set. The file must be one the data dir's owner wrote (p2p.ReadTrustedFile:
+// theirs or root's, writable by no one else, not a symlink), or another
+// user could have services provided under this node's key. Every entry is
+// validated as a provide request would be.
 func loadServices(path string) ([]dht.Spec, error) {
-	b, err := os.ReadFile(path)
+	b, err := p2p.ReadTrustedFile(path, maxServicesFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
