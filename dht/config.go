@@ -74,9 +74,6 @@ type Config struct {
 	FindTimeout time.Duration
 	// FetchTimeout bounds fetching one provider's record (default 5s).
 	FetchTimeout time.Duration
-	// FetchConcurrency is how many providers' records a Find fetches at
-	// once (default 16).
-	FetchConcurrency int
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for record times; nil means time.Now.
@@ -115,14 +112,13 @@ func DefaultConfig(network string) Config {
 		network = record.DefaultNetwork
 	}
 	return Config{
-		Network:          network,
-		Mode:             ModeServer,
-		FindTimeout:      10 * time.Second,
-		FetchTimeout:     5 * time.Second,
-		FetchConcurrency: 16,
-		WalkHedge:        50 * time.Millisecond,
-		RequestRate:      200,
-		RequestBurst:     400,
+		Network:      network,
+		Mode:         ModeServer,
+		FindTimeout:  10 * time.Second,
+		FetchTimeout: 5 * time.Second,
+		WalkHedge:    50 * time.Millisecond,
+		RequestRate:  200,
+		RequestBurst: 400,
 	}
 }
 
@@ -134,8 +130,8 @@ func (c Config) Validate() error {
 	if c.Mode < ModeServer || c.Mode > ModeAuto {
 		return fmt.Errorf("%w: mode %d", ErrBadConfig, c.Mode)
 	}
-	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.FetchConcurrency <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
-		return fmt.Errorf("%w: timeouts and concurrency must be positive", ErrBadConfig)
+	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
+		return fmt.Errorf("%w: timeouts and request limits must be positive", ErrBadConfig)
 	}
 	return c.Health.validate()
 }
