@@ -1,0 +1,38 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/netget/netget-peer/dht"
+)
+
+// providerFlags bound the DHT provider records (ADD_PROVIDER) other peers
+// store on this node; every node that runs as a DHT server keeps them.
+func providerFlags() []cli.Flag {
+	def := dht.DefaultConfig("")
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "provider-rate", Value: def.ProviderRate,
+			Usage: "DHT provider records per second one peer may store or refresh here (token bucket; excess dropped)"},
+		&cli.IntFlag{Name: "provider-burst", Value: def.ProviderBurst,
+			Usage: "burst of DHT provider records one peer may store at once"},
+		&cli.IntFlag{Name: "providers-per-peer", Value: def.ProvidersPerPeer,
+			Usage: "DHT provider records one peer may hold here"},
+		&cli.IntFlag{Name: "max-provider-records", Value: def.MaxProviderRecords,
+			Usage: "DHT provider records held here in all; when full, a newcomer's evicts one of the peer holding the most"},
+		&cli.DurationFlag{Name: "provider-lifetime", Value: def.ProviderLifetime,
+			Usage: "how long an unrefreshed DHT provider record is kept (at most 48h)"},
+	}
+}
+
+// applyProviderFlags sets cfg's provider-record limits from the flags.
+func applyProviderFlags(c *cli.Context, cfg *dht.Config) error {
+	cfg.ProviderRate = c.Float64("provider-rate")
+	cfg.ProviderBurst = c.Int("provider-burst")
+	cfg.ProvidersPerPeer = c.Int("providers-per-peer")
+	cfg.MaxProviderRecords = c.Int("max-provider-records")
+	cfg.ProviderLifetime = c.Duration("provider-lifetime")
+	if err := cfg.Validate(); err != nil {
+		return usageError("%w", err)
+	}
+	return nil
+}
