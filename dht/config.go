@@ -108,6 +108,11 @@ type Config struct {
 	// is not refreshed (default 25h: record.MaxTTL plus an hour of slack;
 	// at most 48h, kad-dht's own default).
 	ProviderLifetime time.Duration
+	// Allow, if set, closes the network to the providers it lists (per
+	// network or per service, see record.AllowList): the validator refuses
+	// anyone else's records on every write (record.ErrNotAllowed) and a
+	// find drops them on read. Nil (the default) accepts every provider.
+	Allow *record.AllowList
 	// Datastore keeps the records the node holds (its netget records and
 	// kad-dht's provider records); nil keeps them in memory. Give a
 	// persistent one (OpenDatastore) to keep them across restarts.

@@ -79,7 +79,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		cfg:        cfg,
 		host:       h,
 		key:        key,
-		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize)},
+		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize), Allow: cfg.Allow},
 		log:        log.With("network", cfg.Network),
 		proto:      RegistryProtocol(cfg.Network),
 		store:      newStore(backing),
