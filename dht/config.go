@@ -74,9 +74,6 @@ type Config struct {
 	FindTimeout time.Duration
 	// FetchTimeout bounds fetching one provider's record (default 5s).
 	FetchTimeout time.Duration
-	// FetchConcurrency is how many providers' records a Find fetches at
-	// once (default 16).
-	FetchConcurrency int
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for record times; nil means time.Now.
@@ -95,6 +92,27 @@ type Config struct {
 	// remote peer (default 200/s, burst 400); excess streams are reset.
 	RequestRate  float64
 	RequestBurst int
+	// ProviderRate and ProviderBurst bound the DHT provider records
+	// (ADD_PROVIDER) each remote peer may store or refresh on this node
+	// (default 10/s, burst 256); the excess is dropped.
+	ProviderRate  float64
+	ProviderBurst int
+	// ProvidersPerPeer is how many provider records one remote peer may
+	// hold on this node (default 1024).
+	ProvidersPerPeer int
+	// MaxProviderRecords is how many remote peers' provider records the
+	// node holds in all (default 65536, a few MiB). When full, a newcomer's
+	// record evicts one of the peer holding the most; see providerStore.
+	MaxProviderRecords int
+	// ProviderLifetime is how long the node keeps a provider record that
+	// is not refreshed (default 25h: record.MaxTTL plus an hour of slack;
+	// at most 48h, kad-dht's own default).
+	ProviderLifetime time.Duration
+	// Allow, if set, closes the network to the providers it lists (per
+	// network or per service, see record.AllowList): the validator refuses
+	// anyone else's records on every write (record.ErrNotAllowed) and a
+	// find drops them on read. Nil (the default) accepts every provider.
+	Allow *record.AllowList
 	// Datastore keeps the records the node holds (its netget records and
 	// kad-dht's provider records); nil keeps them in memory. Give a
 	// persistent one (OpenDatastore) to keep them across restarts.
@@ -115,14 +133,18 @@ func DefaultConfig(network string) Config {
 		network = record.DefaultNetwork
 	}
 	return Config{
-		Network:          network,
-		Mode:             ModeServer,
-		FindTimeout:      10 * time.Second,
-		FetchTimeout:     5 * time.Second,
-		FetchConcurrency: 16,
-		WalkHedge:        50 * time.Millisecond,
-		RequestRate:      200,
-		RequestBurst:     400,
+		Network:            network,
+		Mode:               ModeServer,
+		FindTimeout:        10 * time.Second,
+		FetchTimeout:       5 * time.Second,
+		WalkHedge:          50 * time.Millisecond,
+		RequestRate:        200,
+		RequestBurst:       400,
+		ProviderRate:       10,
+		ProviderBurst:      256,
+		ProvidersPerPeer:   1024,
+		MaxProviderRecords: 65536,
+		ProviderLifetime:   record.MaxTTL + time.Hour,
 	}
 }
 
@@ -134,8 +156,18 @@ func (c Config) Validate() error {
 	if c.Mode < ModeServer || c.Mode > ModeAuto {
 		return fmt.Errorf("%w: mode %d", ErrBadConfig, c.Mode)
 	}
-	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.FetchConcurrency <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
-		return fmt.Errorf("%w: timeouts and concurrency must be positive", ErrBadConfig)
+	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
+		return fmt.Errorf("%w: timeouts and request limits must be positive", ErrBadConfig)
+	}
+	if c.ProviderRate <= 0 || c.ProviderBurst <= 0 || c.ProvidersPerPeer <= 0 || c.MaxProviderRecords <= 0 {
+		return fmt.Errorf("%w: provider record limits must be positive", ErrBadConfig)
+	}
+	if c.ProviderLifetime <= 0 || c.ProviderLifetime > MaxProviderLifetime {
+		return fmt.Errorf("%w: provider lifetime %v: want more than 0 and at most %v", ErrBadConfig, c.ProviderLifetime, MaxProviderLifetime)
 	}
 	return c.Health.validate()
 }
+
+// MaxProviderLifetime is the longest Config.ProviderLifetime: kad-dht's
+// default provide validity.
+const MaxProviderLifetime = 48 * time.Hour

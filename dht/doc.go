@@ -83,6 +83,38 @@
 // when a check succeeds or the provider republishes, and deletes them after
 // DeregisterAfter, like Consul's deregister_critical_service_after.
 //
+// # Hostile peers: provider records, request rates, allow-lists
+//
+// kad-dht's provider manager would keep every ADD_PROVIDER from anyone for
+// 48 h (one peer flooding random keys grew a node by hundreds of MiB).
+// kad-dht v0.42 takes no custom ProviderStore, so the node gives it a
+// provider datastore that bounds what it writes (providers.go): each
+// remote peer spends a token per record it stores or refreshes
+// (Config.ProviderRate, ProviderBurst), holds at most ProvidersPerPeer
+// records, and the node holds at most MaxProviderRecords in all; when
+// full, a newcomer's record evicts one of the peer holding the most, so
+// Sybils crowd out each other before an honest provider with one record.
+// kad-dht stores only records whose provider is the peer that sent them,
+// so every limit is per sending peer. Records live ProviderLifetime (25h:
+// record.MaxTTL plus slack). The node's own provider records are exempt.
+// Refused writes are dropped from kad-dht's batch and counted in
+// netget_provider_records_total{outcome="refused",reason}. One caveat of
+// kad-dht's design remains: a refused record can sit in its write buffer
+// (at most 256 entries) or its cache of recently read keys until the next
+// flush or eviction.
+//
+// Registry-protocol requests are rate-limited per remote peer
+// (RequestRate, RequestBurst) in a table of at most 4,096 peers; when it
+// is full, only a bucket that has refilled completely is forgotten, and
+// newcomers share one overflow bucket meanwhile, so no peer ever gets a
+// fresh bucket by cycling identities.
+//
+// Config.Allow closes a network to the providers it lists (for every
+// service, or per service): it is part of record.Validator, so every
+// write (registry put, DHT PUT_VALUE, a datastore reloaded at start) and
+// every read by a find refuses anyone else's record with
+// record.ErrNotAllowed, counted like any other rejection.
+//
 // # Readiness and metrics
 //
 // Providing or finding with an empty routing table fails inside kad-dht
@@ -90,5 +122,6 @@
 // their own deadline, and fail with ErrNotReady if the node never joined.
 // Config.Registerer receives Prometheus metrics: records accepted and
 // rejected by reason, finds and time to first result, results by path,
-// health checks by outcome, providers healthy and unhealthy, records held.
+// health checks by outcome, providers healthy and unhealthy, records held,
+// provider records accepted and refused by reason.
 package dht

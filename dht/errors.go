@@ -20,3 +20,18 @@ var (
 	// opened as a datastore: not a directory, corrupt, or unreadable.
 	ErrDatastore = errors.New("cannot open datastore")
 )
+
+// Provider-record refusals (see Config.ProviderRate, ProvidersPerPeer and
+// MaxProviderRecords); each is a reason in netget_provider_records_total.
+var (
+	// ErrProviderRate is returned when a peer sends provider records faster
+	// than Config.ProviderRate allows.
+	ErrProviderRate = errors.New("provider records arriving too fast from this peer")
+	// ErrProviderQuota is returned when a peer already holds
+	// Config.ProvidersPerPeer provider records on this node.
+	ErrProviderQuota = errors.New("provider record quota of this peer reached")
+	// ErrProviderStoreFull is returned when the node holds
+	// Config.MaxProviderRecords provider records and the sender already
+	// holds as many as any other peer.
+	ErrProviderStoreFull = errors.New("provider record store full")
+)

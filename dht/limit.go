@@ -1,40 +1,95 @@
 package dht
 
 import (
+	"container/list"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 )
 
-// maxLimitedPeers bounds the limiter's memory: past it, the table starts
-// afresh (every peer gets a full bucket again).
+// maxLimitedPeers bounds the limiter's memory: the peers it keeps a bucket
+// for at once.
 const maxLimitedPeers = 4096
 
-// peerLimiter rate-limits registry-protocol requests per remote peer.
+// evictScan is how many of the least recently used buckets the limiter
+// looks at for a full one to evict when its table is full.
+const evictScan = 8
+
+// peerLimiter rate-limits requests per remote peer with a token bucket
+// each, in a table of at most max peers. It never gives a peer a fresh
+// bucket it has not earned: when the table is full it evicts only a bucket
+// that has refilled completely (so forgetting it changes nothing), looking
+// at the least recently used ones; if none has, the newcomer shares one
+// overflow bucket with every other peer that found the table full, until
+// a slot frees. An attacker cycling identities thus drains the overflow
+// bucket, never its own or anyone else's.
 type peerLimiter struct {
 	rate  rate.Limit
 	burst int
+	max   int
+	now   func() time.Time
 
-	mu    sync.Mutex
-	peers map[peer.ID]*rate.Limiter
+	mu       sync.Mutex
+	peers    map[peer.ID]*list.Element // of *limitEntry
+	lru      list.List                 // front: most recently used
+	overflow *rate.Limiter
+}
+
+type limitEntry struct {
+	id  peer.ID
+	lim *rate.Limiter
 }
 
 func newPeerLimiter(r float64, burst int) *peerLimiter {
-	return &peerLimiter{rate: rate.Limit(r), burst: burst, peers: make(map[peer.ID]*rate.Limiter)}
+	return newPeerLimiterSize(r, burst, maxLimitedPeers, time.Now)
+}
+
+func newPeerLimiterSize(r float64, burst, max int, now func() time.Time) *peerLimiter {
+	return &peerLimiter{
+		rate: rate.Limit(r), burst: burst, max: max, now: now,
+		peers:    make(map[peer.ID]*list.Element),
+		overflow: rate.NewLimiter(rate.Limit(r), burst),
+	}
 }
 
 // allow reports whether p may make one more request now.
 func (l *peerLimiter) allow(p peer.ID) bool {
+	now := l.now()
 	l.mu.Lock()
-	lim := l.peers[p]
-	if lim == nil {
-		if len(l.peers) >= maxLimitedPeers {
-			clear(l.peers)
-		}
-		lim = rate.NewLimiter(l.rate, l.burst)
-		l.peers[p] = lim
+	defer l.mu.Unlock()
+	if e, ok := l.peers[p]; ok {
+		l.lru.MoveToFront(e)
+		return e.Value.(*limitEntry).lim.AllowN(now, 1)
 	}
-	l.mu.Unlock()
-	return lim.Allow()
+	if len(l.peers) >= l.max && !l.evictFull(now) {
+		return l.overflow.AllowN(now, 1)
+	}
+	lim := rate.NewLimiter(l.rate, l.burst)
+	l.peers[p] = l.lru.PushFront(&limitEntry{id: p, lim: lim})
+	return lim.AllowN(now, 1)
+}
+
+// evictFull drops one of the least recently used buckets that is full at
+// now, and reports whether it found one.
+func (l *peerLimiter) evictFull(now time.Time) bool {
+	e := l.lru.Back()
+	for i := 0; i < evictScan && e != nil; i++ {
+		ent := e.Value.(*limitEntry)
+		if ent.lim.TokensAt(now) >= float64(l.burst) {
+			l.lru.Remove(e)
+			delete(l.peers, ent.id)
+			return true
+		}
+		e = e.Prev()
+	}
+	return false
+}
+
+// size returns the number of peers the limiter keeps a bucket for.
+func (l *peerLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.peers)
 }

@@ -12,6 +12,7 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	kadpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -41,8 +42,9 @@ type Node struct {
 	bg     sync.WaitGroup // background value-store puts (Settle)
 	once   sync.Once
 
-	store   *store // verified records held, this node's own included
-	metrics *metrics
+	store     *store         // verified records held, this node's own included
+	providers *providerStore // kad-dht's provider records, bounded
+	metrics   *metrics
 
 	mu      sync.Mutex // serialises sealing, so seqs only grow
 	lastSeq uint64
@@ -77,7 +79,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		cfg:        cfg,
 		host:       h,
 		key:        key,
-		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize)},
+		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize), Allow: cfg.Allow},
 		log:        log.With("network", cfg.Network),
 		proto:      RegistryProtocol(cfg.Network),
 		store:      newStore(backing),
@@ -97,11 +99,17 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.cancel()
 		return nil, fmt.Errorf("%w: %w", ErrDatastore, err)
 	}
+	if n.providers, err = n.startProviders(backing); err != nil {
+		n.cancel()
+		return nil, err
+	}
 	opts := append([]kaddht.Option{}, cfg.KadOptions...)
 	opts = append(opts,
 		kaddht.ProtocolPrefix(protocol.ID("/netget/"+cfg.Network)),
 		kaddht.Validator(kadValidator(n.validator, n.metrics)),
 		kaddht.Datastore(kadView{Batching: backing, n: n}),
+		kaddht.ProviderDatastore(n.providers),
+		kaddht.ProviderManagerOpts(records.ProvideValidity(cfg.ProviderLifetime)),
 		kaddht.Mode(cfg.Mode.kad()),
 	)
 	if n.kad, err = kaddht.New(h, opts...); err != nil {

@@ -9,6 +9,9 @@
 // envelopes whose signature and syntax it has verified, keyed by the
 // SHA-256 of their bytes: the same bytes are not verified twice, and the
 // time-bound checks (expiry, issued-at) run on every Open all the same.
+// A Validator may also carry an AllowList ("PEERID" or "Service=PEERID"
+// entries) that closes the network to the providers listed; it is checked
+// on every Open, cached envelope or not, and fails with ErrNotAllowed.
 //
 // # Keys
 //

@@ -45,4 +45,10 @@ var (
 	// ErrOlderSeq is returned when a record would replace one with a higher
 	// or equal seq for the same key.
 	ErrOlderSeq = errors.New("record seq older than the one held")
+	// ErrNotAllowed is returned when a Validator has an AllowList and the
+	// record's peer is not on it for the record's service.
+	ErrNotAllowed = errors.New("record provider not on the allow-list")
+	// ErrBadAllowList is returned by ParseAllowList for an entry that is
+	// neither PEERID nor Service=PEERID.
+	ErrBadAllowList = errors.New("invalid allow-list entry")
 )

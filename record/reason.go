@@ -7,7 +7,7 @@ var reasons = []error{
 	ErrTooLarge, ErrMalformed, ErrBadSignature, ErrSignerMismatch, ErrPeerMismatch,
 	ErrWrongCID, ErrWrongNetwork, ErrExpired, ErrIssuedInFuture, ErrBadTTL,
 	ErrBadVersion, ErrBadName, ErrBadNetwork, ErrBadAddr, ErrBadMetadata,
-	ErrBadKey, ErrOlderSeq,
+	ErrBadKey, ErrOlderSeq, ErrNotAllowed,
 }
 
 // Reason returns the sentinel error that err wraps, for counting rejections

@@ -28,6 +28,10 @@ type Validator struct {
 	// by the SHA-256 of their bytes, so the same bytes are not verified
 	// twice; the time-bound checks (expiry, issued-at) run on every Open.
 	Cache Cache
+	// Allow, if set, closes the network to the providers it lists: a
+	// record from anyone else fails with ErrNotAllowed, on write and on
+	// read alike. Nil allows every provider.
+	Allow *AllowList
 }
 
 // Cache holds verified records by the SHA-256 of their envelope. The
@@ -49,7 +53,7 @@ func (v Validator) now() time.Time {
 }
 
 // Open verifies a sealed envelope and returns its record: size, signature,
-// signer = peer, network, syntax, expiry and issued-at. It does not check
+// signer = peer, network, syntax, expiry and issued-at, and the allow-list. It does not check
 // which key the record was stored under; OpenKey does. The record returned
 // is the caller's own.
 func (v Validator) Open(data []byte) (*Service, error) {
@@ -61,7 +65,7 @@ func (v Validator) Open(data []byte) (*Service, error) {
 		sum = sha256.Sum256(data)
 		// Verified for this network (a cache may serve several).
 		if s, ok := v.Cache.Get(sum); ok && s.Network == v.Network {
-			if err := v.checkTime(s); err != nil {
+			if err := v.checkPolicy(s); err != nil {
 				return nil, err
 			}
 			return s.clone(), nil
@@ -74,10 +78,19 @@ func (v Validator) Open(data []byte) (*Service, error) {
 	if v.Cache != nil {
 		v.Cache.Add(sum, s.clone())
 	}
-	if err := v.checkTime(s); err != nil {
+	if err := v.checkPolicy(s); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkPolicy runs Open's checks that a cached record must pass again:
+// the time-bound ones and the allow-list.
+func (v Validator) checkPolicy(s *Service) error {
+	if err := v.checkTime(s); err != nil {
+		return err
+	}
+	return v.Allow.check(s)
 }
 
 // verify runs Open's checks that do not depend on the time.

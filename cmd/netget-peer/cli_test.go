@@ -267,6 +267,9 @@ func TestCLIBadInput(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud", "find", "DatabaseService", "-b", dead}, exitUsage, "--log-level"},
 		{"open identity key", []string{"provide", "DatabaseService", "--identity", openKey, "-b", dead}, exitFailure, openKey},
 		{"bad dht mode", []string{"find", "DatabaseService", "-b", dead, "--dht-mode", "fast"}, exitUsage, "dht mode"},
+		{"provider lifetime too long", []string{"find", "DatabaseService", "-b", dead, "--provider-lifetime", "72h"}, exitUsage, "provider lifetime"},
+		{"bad allow-provider", []string{"find", "DatabaseService", "-b", dead, "--allow-provider", "DatabaseService=nobody"}, exitUsage, "--allow-provider"},
+		{"no provider quota", []string{"find", "DatabaseService", "-b", dead, "--providers-per-peer", "0"}, exitUsage, "provider record limits"},
 	}
 	// A registry whose fellow registries are down still starts.
 	reg := start(t, "registry", "--listen", loopback, "--bootstrap", dead)

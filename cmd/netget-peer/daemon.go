@@ -99,6 +99,11 @@ func daemonClient(c *cli.Context) (*control.Client, string, error) {
 	case err != nil:
 		return nil, dir, fmt.Errorf("%w (pass --no-daemon to run a node of its own)", err)
 	}
+	if c.IsSet("allow-provider") {
+		cl.Close()
+		return nil, dir, usageError("--allow-provider filters a node of its own, not the daemon's results: " +
+			"pass --no-daemon, or start the daemon with --allow-provider")
+	}
 	if log, err := newLogger(c); err == nil {
 		var ignored []string
 		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode", "psk"} {

@@ -111,6 +111,9 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 	dcfg := dht.DefaultConfig(network)
 	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
 	dcfg.DisableFastPath = c.Bool("no-fast-path")
+	if err := applyProviderFlags(c, &dcfg); err != nil {
+		return err
+	}
 	// A find's node is throwaway: it never locks a data dir a daemon may hold.
 	if r.persist || (c.IsSet("data-dir") && !r.ephemeral) {
 		unlock, err := lockDataDir(n.dataDir)

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/record"
+)
+
+// providerFlags say whose records this node accepts (--allow-provider) and
+// bound the DHT provider records (ADD_PROVIDER) other peers store on it;
+// every node that runs as a DHT server keeps them.
+func providerFlags() []cli.Flag {
+	def := dht.DefaultConfig("")
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "allow-provider", Usage: "accept only records of listed providers: `PEERID` for every service, " +
+			"or Service=PEERID for one (repeatable or comma-separated); a record from anyone else is refused on put and dropped by find (default: everyone)"},
+		&cli.Float64Flag{Name: "provider-rate", Value: def.ProviderRate,
+			Usage: "DHT provider records per second one peer may store or refresh here (token bucket; excess dropped)"},
+		&cli.IntFlag{Name: "provider-burst", Value: def.ProviderBurst,
+			Usage: "burst of DHT provider records one peer may store at once"},
+		&cli.IntFlag{Name: "providers-per-peer", Value: def.ProvidersPerPeer,
+			Usage: "DHT provider records one peer may hold here"},
+		&cli.IntFlag{Name: "max-provider-records", Value: def.MaxProviderRecords,
+			Usage: "DHT provider records held here in all; when full, a newcomer's evicts one of the peer holding the most"},
+		&cli.DurationFlag{Name: "provider-lifetime", Value: def.ProviderLifetime,
+			Usage: "how long an unrefreshed DHT provider record is kept (at most 48h)"},
+	}
+}
+
+// applyProviderFlags sets cfg's allow-list and provider-record limits
+// from the flags.
+func applyProviderFlags(c *cli.Context, cfg *dht.Config) error {
+	allow, err := record.ParseAllowList(c.StringSlice("allow-provider"))
+	if err != nil {
+		return usageError("--allow-provider: %w", err)
+	}
+	cfg.Allow = allow
+	cfg.ProviderRate = c.Float64("provider-rate")
+	cfg.ProviderBurst = c.Int("provider-burst")
+	cfg.ProvidersPerPeer = c.Int("providers-per-peer")
+	cfg.MaxProviderRecords = c.Int("max-provider-records")
+	cfg.ProviderLifetime = c.Duration("provider-lifetime")
+	if err := cfg.Validate(); err != nil {
+		return usageError("%w", err)
+	}
+	return nil
+}
