@@ -99,8 +99,14 @@ type Config struct {
 	// kad-dht's provider records); nil keeps them in memory. Give a
 	// persistent one (OpenDatastore) to keep them across restarts.
 	Datastore ds.Batching
-	// Health turns on the registry's health monitor (zero: off).
+	// Health turns on the registry's health monitor (zero: off). With it
+	// on, a full store evicts never-checked and unhealthy providers'
+	// records before it refuses a newcomer.
 	Health Health
+	// Store bounds the record store per signing key, per source address
+	// prefix, per service and in bytes (DefaultStoreLimits; a zero field
+	// takes its default).
+	Store StoreLimits
 	// Registerer, if set, receives the node's Prometheus metrics.
 	Registerer prometheus.Registerer
 	// KadOptions are appended to netget's kad-dht options (datastores,
@@ -123,6 +129,7 @@ func DefaultConfig(network string) Config {
 		WalkHedge:        50 * time.Millisecond,
 		RequestRate:      200,
 		RequestBurst:     400,
+		Store:            DefaultStoreLimits(),
 	}
 }
 
@@ -136,6 +143,9 @@ func (c Config) Validate() error {
 	}
 	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.FetchConcurrency <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
 		return fmt.Errorf("%w: timeouts and concurrency must be positive", ErrBadConfig)
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
 	}
 	return c.Health.validate()
 }

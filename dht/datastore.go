@@ -1,13 +1,17 @@
 package dht
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"google.golang.org/protobuf/proto"
@@ -52,6 +56,86 @@ func openPebble(dir string) (d ds.Batching, err error) {
 	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
 }
 
+// load indexes the records the datastore holds, as at start-up after a
+// restart: each is verified again, by as many workers as there are CPUs
+// (Ed25519 verification is the cost); expired, invalid, misfiled and
+// over-quota ones are deleted. Only the index stays in memory. It returns
+// how many it kept.
+func (s *store) load(ctx context.Context, v record.Validator) (int, error) {
+	res, err := s.ds.Query(ctx, dsq.Query{Prefix: "/" + record.Namespace})
+	if err != nil {
+		return 0, fmt.Errorf("read datastore: %w", err)
+	}
+	defer res.Close()
+	work := make(chan dsq.Entry, 256)
+	var mu sync.Mutex
+	var drop []ds.Key
+	kept := 0
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for e := range work {
+				k := ds.NewKey(e.Key)
+				svc, c, env, err := openStored(v, k, e.Value)
+				if err == nil {
+					err = s.index(c, svc, env)
+				}
+				mu.Lock()
+				if err != nil {
+					drop = append(drop, k)
+				} else {
+					kept++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for e := range res.Next() {
+		if e.Error != nil {
+			err = fmt.Errorf("read datastore: %w", e.Error)
+			break
+		}
+		work <- e.Entry
+	}
+	close(work)
+	wg.Wait()
+	if err != nil {
+		return kept, err
+	}
+	for _, k := range drop {
+		if err := s.ds.Delete(ctx, k); err != nil {
+			return kept, fmt.Errorf("delete stale record: %w", err)
+		}
+	}
+	return kept, nil
+}
+
+// openStored verifies a datastore entry: a kad record protobuf whose key
+// is the one it is filed under and whose value is a valid envelope for it,
+// which it returns.
+func openStored(v record.Validator, k ds.Key, b []byte) (*record.Service, cid.Cid, []byte, error) {
+	key, ok := dhtKey(k)
+	var rec recpb.Record
+	if !ok || proto.Unmarshal(b, &rec) != nil || string(rec.GetKey()) != key {
+		return nil, cid.Undef, nil, record.ErrMalformed
+	}
+	svc, err := v.OpenKey(key, rec.GetValue())
+	if err != nil {
+		return nil, cid.Undef, nil, err
+	}
+	c, _, err := record.ParseKey(key)
+	return svc, c, rec.GetValue(), err
+}
+
+// envOf returns the envelope inside a stored kad record.
+func envOf(b []byte) []byte {
+	var rec recpb.Record
+	if proto.Unmarshal(b, &rec) != nil {
+		return nil
+	}
+	return rec.GetValue()
+}
+
 // kadView is the datastore kad-dht is given: the node's datastore, with
 // netget records routed through the store, so every write, a DHT
 // PUT_VALUE included, is indexed and decided by seq in one place, and an
@@ -79,12 +163,13 @@ func (k kadView) Put(ctx context.Context, key ds.Key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if h, ok := k.n.store.get(c, p); ok && bytes.Equal(h.env, rec.GetValue()) {
+	if h, ok := k.n.store.get(c, p); ok && h.sum == sha256.Sum256(rec.GetValue()) {
 		return nil
 	}
 	svc, err := k.n.validator.OpenKey(dk, rec.GetValue())
 	if err == nil {
-		err = k.n.store.put(ctx, c, svc, rec.GetValue())
+		// kad-dht does not say who sent a PUT_VALUE: no source.
+		err = k.n.store.put(ctx, c, svc, rec.GetValue(), source{})
 	}
 	k.n.metrics.record(err)
 	return err

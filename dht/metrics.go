@@ -84,8 +84,10 @@ func (m *metrics) record(err error) {
 		return
 	}
 	reason := record.Reason(err)
-	if reason == nil && errors.Is(err, ErrStoreFull) {
-		reason = ErrStoreFull
+	for _, e := range []error{ErrStoreFull, ErrKeyQuota, ErrSourceQuota} { // the store's refusals
+		if reason == nil && errors.Is(err, e) {
+			reason = e
+		}
 	}
 	if reason == nil {
 		return

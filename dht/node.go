@@ -80,7 +80,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize)},
 		log:        log.With("network", cfg.Network),
 		proto:      RegistryProtocol(cfg.Network),
-		store:      newStore(backing),
+		store:      newStore(backing, cfg.Store, h.ID(), cfg.Health.Interval > 0),
 		registries: make(map[peer.ID]bool),
 		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
 		streams:    newStreamPool(),
