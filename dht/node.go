@@ -294,3 +294,7 @@ func (n *Node) Rejections() map[error]uint64 { return n.metrics.rejections() }
 // StoredRecords returns how many signed records the node holds (its own
 // included, tombstones and records not yet swept included).
 func (n *Node) StoredRecords() int { return n.store.size() }
+
+// StoredBytes returns what the records the node holds cost in its bytes
+// budget (StoreLimits.Bytes): their envelopes plus RecordOverhead each.
+func (n *Node) StoredBytes() int64 { return n.store.sizeBytes() }

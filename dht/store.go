@@ -499,3 +499,10 @@ func (s *store) size() int {
 	defer s.mu.Unlock()
 	return s.count
 }
+
+// sizeBytes returns what the records held cost in the bytes budget.
+func (s *store) sizeBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}

@@ -95,7 +95,7 @@ func BenchmarkRegistryRestart(b *testing.B) {
 
 // fillDatastore writes n valid records of n distinct providers (over 1,000
 // services) into d as a registry files them, in batches, without a node.
-func fillDatastore(b *testing.B, d ds.Batching, n int) {
+func fillDatastore(b testing.TB, d ds.Batching, n int) {
 	b.Helper()
 	ctx := context.Background()
 	now := time.Now()
@@ -134,7 +134,7 @@ func fillDatastore(b *testing.B, d ds.Batching, n int) {
 
 // sealedFor seals record i for priv and returns its datastore key and the
 // kad record protobuf filed under it.
-func sealedFor(b *testing.B, priv crypto.PrivKey, i int, now time.Time) (ds.Key, []byte) {
+func sealedFor(b testing.TB, priv crypto.PrivKey, i int, now time.Time) (ds.Key, []byte) {
 	id, err := peer.IDFromPrivateKey(priv)
 	if err != nil {
 		b.Fatal(err)
