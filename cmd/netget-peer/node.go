@@ -28,8 +28,9 @@ type role struct {
 	listen        []string // default listen addrs
 	mode          dht.Mode // default DHT mode
 	health        dht.Health
-	needBootstrap bool // refuse to start without bootstrap peers
-	joinOptional  bool // start even when no bootstrap peer is reachable
+	store         dht.StoreLimits // zero fields: dht's defaults
+	needBootstrap bool            // refuse to start without bootstrap peers
+	joinOptional  bool            // start even when no bootstrap peer is reachable
 }
 
 // serviceRole is the node that provides services: stable identity,
@@ -102,7 +103,7 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		hcfg.IdentityPath = identityPath(c, n.dataDir)
 	}
 	dcfg := dht.DefaultConfig(network)
-	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
+	dcfg.Mode, dcfg.Logger, dcfg.Health, dcfg.Store = n.mode, n.log, r.health, r.store
 	dcfg.DisableFastPath = c.Bool("no-fast-path")
 	// A find's node is throwaway: it never locks a data dir a daemon may hold.
 	if r.persist || (c.IsSet("data-dir") && !r.ephemeral) {
