@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ipfs/go-cid"
@@ -14,6 +15,7 @@ import (
 	dsq "github.com/ipfs/go-datastore/query"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
+	lprecord "github.com/libp2p/go-libp2p/core/record"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/netget/netget-peer/record"
@@ -57,11 +59,13 @@ func openPebble(dir string) (d ds.Batching, err error) {
 }
 
 // load indexes the records the datastore holds, as at start-up after a
-// restart: each is verified again, by as many workers as there are CPUs
-// (Ed25519 verification is the cost); expired, invalid, misfiled and
-// over-quota ones are deleted. Only the index stays in memory. It returns
-// how many it kept.
-func (s *store) load(ctx context.Context, v record.Validator) (int, error) {
+// restart, by as many workers as there are CPUs: each is read without its
+// signature check (peekStored), so a registry of 100,000 records starts in
+// seconds, and is marked unverified; verifyAll checks the signatures in the
+// background, and list verifies an unverified record before it serves it.
+// Expired, malformed, misfiled and over-quota records are deleted. Only the
+// index stays in memory. It returns how many it kept.
+func (s *store) load(ctx context.Context, now time.Time) (int, error) {
 	res, err := s.ds.Query(ctx, dsq.Query{Prefix: "/" + record.Namespace})
 	if err != nil {
 		return 0, fmt.Errorf("read datastore: %w", err)
@@ -76,7 +80,7 @@ func (s *store) load(ctx context.Context, v record.Validator) (int, error) {
 		wg.Go(func() {
 			for e := range work {
 				k := ds.NewKey(e.Key)
-				svc, c, env, err := openStored(v, k, e.Value)
+				svc, c, env, err := peekStored(s.v.Network, k, e.Value, now)
 				if err == nil {
 					err = s.index(c, svc, env)
 				}
@@ -110,21 +114,105 @@ func (s *store) load(ctx context.Context, v record.Validator) (int, error) {
 	return kept, nil
 }
 
-// openStored verifies a datastore entry: a kad record protobuf whose key
-// is the one it is filed under and whose value is a valid envelope for it,
-// which it returns.
-func openStored(v record.Validator, k ds.Key, b []byte) (*record.Service, cid.Cid, []byte, error) {
+// peekStored reads a datastore entry without checking the envelope's
+// signature (verifyAll and list do that): a kad record protobuf whose key
+// is the one it is filed under, holding an unexpired record of network
+// for that key's service and peer. It returns the record, its service and
+// the envelope.
+func peekStored(network string, k ds.Key, b []byte, now time.Time) (*record.Service, cid.Cid, []byte, error) {
 	key, ok := dhtKey(k)
 	var rec recpb.Record
 	if !ok || proto.Unmarshal(b, &rec) != nil || string(rec.GetKey()) != key {
 		return nil, cid.Undef, nil, record.ErrMalformed
 	}
-	svc, err := v.OpenKey(key, rec.GetValue())
+	c, p, err := record.ParseKey(key)
 	if err != nil {
 		return nil, cid.Undef, nil, err
 	}
-	c, _, err := record.ParseKey(key)
-	return svc, c, rec.GetValue(), err
+	env, err := lprecord.UnmarshalEnvelope(rec.GetValue())
+	var svc record.Service
+	if err != nil || svc.UnmarshalRecord(env.RawPayload) != nil {
+		return nil, cid.Undef, nil, record.ErrMalformed
+	}
+	want, err := record.ServiceCID(svc.Network, svc.Name)
+	switch {
+	case err != nil || svc.Network != network || svc.Peer != p || !want.Equals(c):
+		return nil, cid.Undef, nil, record.ErrMalformed
+	case !now.Before(svc.ExpiresAt):
+		return nil, cid.Undef, nil, record.ErrExpired
+	}
+	return &svc, c, rec.GetValue(), nil
+}
+
+// verifyAll checks the signature of every record load indexed unverified,
+// by as many workers as there are CPUs, and deletes those that fail. It
+// returns how many it deleted.
+func (s *store) verifyAll(ctx context.Context) (int, error) {
+	var todo []victim
+	s.mu.Lock()
+	for c, peers := range s.bySvc {
+		for p, h := range peers {
+			if !h.verified {
+				todo = append(todo, victim{c, p})
+			}
+		}
+	}
+	s.mu.Unlock()
+	work := make(chan victim)
+	var mu sync.Mutex
+	var firstErr error
+	deleted := 0
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for v := range work {
+				bad, err := s.verifyOne(ctx, v)
+				mu.Lock()
+				if bad {
+					deleted++
+				}
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, v := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- v
+	}
+	close(work)
+	wg.Wait()
+	return deleted, firstErr
+}
+
+// verifyOne checks v's record if it is still unverified, and deletes it
+// if it fails. It reports whether it deleted it.
+func (s *store) verifyOne(ctx context.Context, v victim) (bool, error) {
+	kl := s.keyLock(v.c, v.p)
+	kl.Lock()
+	defer kl.Unlock()
+	if h, ok := s.get(v.c, v.p); !ok || h.verified {
+		return false, nil
+	}
+	k := dsKey(record.Key(v.c, v.p))
+	b, err := s.ds.Get(ctx, k)
+	if err != nil {
+		return false, nil // gone since
+	}
+	if s.verified(v.c, v.p, envOf(b)) {
+		return false, nil
+	}
+	s.mu.Lock()
+	s.unindexLocked(v.c, v.p)
+	s.mu.Unlock()
+	if err := s.ds.Delete(ctx, k); err != nil {
+		return true, fmt.Errorf("delete invalid record: %w", err)
+	}
+	return true, nil
 }
 
 // envOf returns the envelope inside a stored kad record.

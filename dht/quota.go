@@ -38,9 +38,10 @@ type StoreLimits struct {
 	// PerService is the most providers one service is indexed for
 	// (default MaxRecordsPerService). Over it: ErrStoreFull.
 	PerService int
-	// Bytes is the store's budget (default 64 MiB): each record costs its
-	// envelope's size plus RecordOverhead, what its index entry takes in
-	// memory. Over it: ErrStoreFull.
+	// Bytes is the store's budget (default 256 MiB: about 250,000 records
+	// of a typical 500-byte envelope, 56,000 of the largest): each record
+	// costs its envelope's size (in the datastore) plus RecordOverhead
+	// (its index entry in memory). Over it: ErrStoreFull.
 	Bytes int64
 }
 
@@ -51,7 +52,7 @@ const RecordOverhead = 512
 // DefaultStoreLimits returns the defaults documented on StoreLimits.
 func DefaultStoreLimits() StoreLimits {
 	return StoreLimits{PerKey: 64, PerSource: 1024, SourceBitsV4: 24, SourceBitsV6: 48,
-		PerService: MaxRecordsPerService, Bytes: 64 << 20}
+		PerService: MaxRecordsPerService, Bytes: 256 << 20}
 }
 
 // withDefaults fills in zero fields.

@@ -36,7 +36,8 @@ const MaxRecordsPerService = 1024
 // The lock is not held across the datastore write: concurrent puts share
 // one synced commit.
 type store struct {
-	ds     ds.Datastore // the backing datastore, not the kad-facing view
+	ds     ds.Datastore     // the backing datastore, not the kad-facing view
+	v      record.Validator // checks records loaded unverified
 	limits StoreLimits
 	self   peer.ID // this node: its records are never evicted
 	evict  bool    // evict never-checked and unhealthy providers' records when full
@@ -72,21 +73,25 @@ type held struct {
 	withdrawn bool
 	addrs     []string
 	src       source // who delivered it, if anyone
+	verified  bool   // its signature was checked (false: loaded at start-up, not yet)
 }
 
+// heldOf returns the index entry of a verified record.
 func heldOf(svc *record.Service, env []byte, src source) held {
 	return held{sum: sha256.Sum256(env), size: int32(len(env)), seq: svc.Seq, expires: svc.ExpiresAt,
-		withdrawn: svc.Withdrawn, addrs: svc.Addrs, src: src}
+		withdrawn: svc.Withdrawn, addrs: svc.Addrs, src: src, verified: true}
 }
 
 // cost is what h costs in the bytes budget.
 func (h held) cost() int64 { return charge(int(h.size)) }
 
-// newStore returns the store of node self on d. With evict, a full store
-// evicts never-checked and unhealthy providers' records for a newcomer.
-func newStore(d ds.Datastore, limits StoreLimits, self peer.ID, evict bool) *store {
+// newStore returns the store of node self on d, whose records v checks.
+// With evict, a full store evicts never-checked and unhealthy providers'
+// records for a newcomer.
+func newStore(d ds.Datastore, v record.Validator, limits StoreLimits, self peer.ID, evict bool) *store {
 	return &store{
 		ds:       d,
+		v:        v,
 		limits:   limits.withDefaults(),
 		self:     self,
 		evict:    evict,
@@ -206,10 +211,11 @@ func (s *store) write(ctx context.Context, k ds.Key, b []byte, evicted []victim)
 	return batch.Commit(ctx)
 }
 
-// index adds a record already in the datastore to the index, as at
-// start-up, under the same quotas as put, evicting nothing.
+// index adds a record already in the datastore to the index, unverified,
+// as at start-up, under the same quotas as put, evicting nothing.
 func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
 	h := heldOf(svc, env, source{})
+	h.verified = false
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	vs, err := s.admitLocked(c, svc.Peer, svc.Seq, h.cost(), source{})
@@ -250,19 +256,19 @@ func (s *store) get(c cid.Cid, p peer.ID) (held, bool) {
 }
 
 // hidden reports whether DHT key k files a record the store does not serve
-// now: an unhealthy provider's.
+// now: an unhealthy provider's, or one not verified yet.
 func (s *store) hidden(k ds.Key) bool {
 	key, ok := dhtKey(k)
 	if !ok {
 		return false
 	}
-	_, p, err := record.ParseKey(key)
+	c, p, err := record.ParseKey(key)
 	if err != nil {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.health[p].unhealthy()
+	return s.health[p].unhealthy() || !s.bySvc[c][p].verified
 }
 
 // listOpts selects what list returns.
@@ -274,9 +280,10 @@ type listOpts struct {
 
 // list returns up to o.limit unexpired records for service c, read from
 // the datastore. Withdrawn records and unhealthy providers' are left out
-// unless o asks for them.
+// unless o asks for them; one loaded unverified is verified first.
 func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) [][]byte {
 	var keys []ds.Key
+	var unverified []peer.ID // by index in keys; "" when verified
 	s.mu.Lock()
 	for p, h := range s.bySvc[c] {
 		switch {
@@ -286,20 +293,43 @@ func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) 
 		case s.health[p].unhealthy() && !o.unhealthy:
 		default:
 			keys = append(keys, dsKey(record.Key(c, p)))
+			var u peer.ID
+			if !h.verified {
+				u = p
+			}
+			unverified = append(unverified, u)
 		}
 	}
 	s.mu.Unlock()
 	out := make([][]byte, 0, len(keys))
-	for _, k := range keys {
+	for i, k := range keys {
 		b, err := s.ds.Get(ctx, k)
 		if err != nil {
 			continue // deleted since: gone
 		}
-		if env := envOf(b); env != nil {
+		env := envOf(b)
+		if env != nil && (unverified[i] == "" || s.verified(c, unverified[i], env)) {
 			out = append(out, env)
 		}
 	}
 	return out
+}
+
+// verified checks env, p's record for c loaded unverified, and marks it
+// verified if it passes. A record that fails stays hidden until verifyAll
+// deletes it.
+func (s *store) verified(c cid.Cid, p peer.ID, env []byte) bool {
+	if _, err := s.v.OpenKey(record.Key(c, p), env); err != nil {
+		return false
+	}
+	sum := sha256.Sum256(env)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.bySvc[c][p]; ok && h.sum == sum {
+		h.verified = true
+		s.bySvc[c][p] = h
+	}
+	return true
 }
 
 // detachLocked removes p's record for c from the index and its accounts,

@@ -142,7 +142,14 @@ func sealedFor(b testing.TB, priv crypto.PrivKey, i int, now time.Time) (ds.Key,
 	s := recordtest.Valid(id, now)
 	s.Name = fmt.Sprintf("Svc%03d", i%1000)
 	s.Meta = map[string]string{"region": "eu-west", "engine": "postgres", "i": fmt.Sprint(i)}
+	return filed(b, s, priv)
+}
+
+// filed seals s with priv (whatever its peer) and returns where a registry
+// files it and the kad record protobuf it files.
+func filed(b testing.TB, s *record.Service, priv crypto.PrivKey) (ds.Key, []byte) {
 	env := recordtest.SealRaw(b, s, priv)
+	id := s.Peer
 	c, err := record.ServiceCID(s.Network, s.Name)
 	if err != nil {
 		b.Fatal(err)

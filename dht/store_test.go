@@ -292,22 +292,33 @@ func listPeers(t *testing.T, n, reg *dht.Node, name string) map[peer.ID]bool {
 }
 
 // TestRestartManyRecords: a registry restarted on a datastore holding
-// 3,000 records (filed as a registry files them) serves every one, and a
-// record over a quota at start-up is dropped, not served.
+// 3,000 records (filed as a registry files them) serves every one; a
+// forged record planted beside them (signed by another key than its
+// peer's) is never served and is deleted by the background verification;
+// records over a quota at start-up are dropped.
 func TestRestartManyRecords(t *testing.T) {
 	const records = 3000
 	dir := filepath.Join(t.TempDir(), "datastore")
 	d := openStore(t, dir)
 	fillDatastore(t, d, records)
-	reg := dhttest.NewNode(t, "development", dht.ModeServer, func(c *dht.Config) { c.Datastore = d })
-	if got := reg.StoredRecords(); got != records {
-		t.Fatalf("after restart the registry holds %d records, want %d", got, records)
+	_, victim := recordtest.NewKey(t)
+	forger, _ := recordtest.NewKey(t)
+	s := recordtest.Valid(victim, time.Now())
+	s.Name = "Svc007"
+	forgedKey, forged := filed(t, s, forger)
+	if err := d.Put(testCtx(t), forgedKey, forged); err != nil {
+		t.Fatal(err)
 	}
+	reg := dhttest.NewNode(t, "development", dht.ModeServer, func(c *dht.Config) { c.Datastore = d })
 	// fillDatastore spreads records over 1,000 services: Svc007 has 3.
 	finder := dhttest.NewNode(t, "development", dht.ModeClient, nil)
 	p2ptest.Connect(t, finder.Host(), reg.Host())
-	if got := listPeers(t, finder, reg, "Svc007"); len(got) != records/1000 {
-		t.Fatalf("registry lists %d providers of Svc007 after restart, want %d", len(got), records/1000)
+	if got := listPeers(t, finder, reg, "Svc007"); len(got) != records/1000 || got[victim] {
+		t.Fatalf("registry lists %v for Svc007 after restart, want %d providers, not the forged %s", got, records/1000, victim)
+	}
+	eventually(t, "the forged record is deleted", func() bool { return reg.StoredRecords() == records })
+	if has, err := d.Has(testCtx(t), forgedKey); err != nil || has {
+		t.Fatalf("forged record still in the datastore (%v)", err)
 	}
 	reg.Close()
 	small := dhttest.NewNode(t, "development", dht.ModeServer, func(c *dht.Config) {
