@@ -192,9 +192,7 @@ func (s *store) verifyAll(ctx context.Context) (int, error) {
 // verifyOne checks v's record if it is still unverified, and deletes it
 // if it fails. It reports whether it deleted it.
 func (s *store) verifyOne(ctx context.Context, v victim) (bool, error) {
-	kl := s.keyLock(v.c, v.p)
-	kl.Lock()
-	defer kl.Unlock()
+	defer s.lockKey(v.c, v.p)()
 	if h, ok := s.get(v.c, v.p); !ok || h.verified {
 		return false, nil
 	}

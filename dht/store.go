@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"hash/fnv"
 	"strings"
 	"sync"
 	"time"
@@ -42,7 +41,8 @@ type store struct {
 	self   peer.ID // this node: its records are never evicted
 	evict  bool    // evict never-checked and unhealthy providers' records when full
 
-	keyMu [64]sync.Mutex // serialises puts per (service, peer), by hash
+	keysMu  sync.Mutex
+	writing map[victim]*keyLock // records being written, so puts of one record take turns
 
 	mu       sync.Mutex
 	bySvc    map[cid.Cid]map[peer.ID]held
@@ -100,6 +100,7 @@ func newStore(d ds.Datastore, v record.Validator, limits StoreLimits, self peer.
 		bySource: make(map[source]int),
 		health:   make(map[peer.ID]*peerHealth),
 		proven:   make(map[peer.ID]bool),
+		writing:  make(map[victim]*keyLock),
 	}
 }
 
@@ -122,12 +123,33 @@ func dhtKey(k ds.Key) (string, bool) {
 	return string(b), true
 }
 
-// keyLock returns the lock that serialises puts of p's record for c.
-func (s *store) keyLock(c cid.Cid, p peer.ID) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write(c.Bytes())
-	h.Write([]byte(p))
-	return &s.keyMu[h.Sum32()%uint32(len(s.keyMu))]
+// keyLock serialises the writes of one record; writes of different
+// records never wait for each other.
+type keyLock struct {
+	mu   sync.Mutex
+	refs int // holders and waiters
+}
+
+// lockKey takes the write lock of p's record for c and returns its release.
+func (s *store) lockKey(c cid.Cid, p peer.ID) (unlock func()) {
+	k := victim{c, p}
+	s.keysMu.Lock()
+	l := s.writing[k]
+	if l == nil {
+		l = &keyLock{}
+		s.writing[k] = l
+	}
+	l.refs++
+	s.keysMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.keysMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.writing, k)
+		}
+		s.keysMu.Unlock()
+	}
 }
 
 // put stores a verified record for service c, delivered from src (the zero
@@ -143,9 +165,7 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	if err != nil {
 		return fmt.Errorf("store record: %w", err)
 	}
-	kl := s.keyLock(c, svc.Peer)
-	kl.Lock()
-	defer kl.Unlock()
+	defer s.lockKey(c, svc.Peer)()
 	h := heldOf(svc, env, src)
 	s.mu.Lock()
 	prev, had := s.bySvc[c][svc.Peer]
@@ -419,9 +439,7 @@ func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool)
 
 // sweepOne deletes v's record if it is still expired or its provider gone.
 func (s *store) sweepOne(ctx context.Context, v victim, now time.Time, gone map[peer.ID]bool) (bool, error) {
-	kl := s.keyLock(v.c, v.p)
-	kl.Lock()
-	defer kl.Unlock()
+	defer s.lockKey(v.c, v.p)()
 	s.mu.Lock()
 	h, ok := s.bySvc[v.c][v.p]
 	ok = ok && (gone[v.p] || !now.Before(h.expires))

@@ -64,11 +64,25 @@ func TestStorePutDoesNotHoldLockAcrossWrite(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.put(ctx, c, slow, slowEnv, source{}) }()
 	<-d.started
-	for range 10 {
-		svc, env := sealed()
-		if err := s.put(ctx, c, svc, env, source{}); err != nil {
+	others := make(chan error, 1)
+	go func() {
+		for range 10 {
+			svc, env := sealed()
+			if err := s.put(ctx, c, svc, env, source{}); err != nil {
+				others <- err
+				return
+			}
+		}
+		others <- nil
+	}()
+	select {
+	case err := <-others:
+		if err != nil {
 			t.Fatalf("put while another write is stalled: %v", err)
 		}
+	case <-time.After(30 * time.Second):
+		close(d.release)
+		t.Fatal("puts of other records waited for a stalled write")
 	}
 	if got := len(s.list(ctx, c, now, listOpts{limit: 32})); got != 10 {
 		t.Fatalf("list while a write is stalled: %d records, want the 10 written", got)
