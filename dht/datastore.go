@@ -15,6 +15,7 @@ import (
 	dsq "github.com/ipfs/go-datastore/query"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
 	lprecord "github.com/libp2p/go-libp2p/core/record"
 	"google.golang.org/protobuf/proto"
 
@@ -220,6 +221,79 @@ func envOf(b []byte) []byte {
 		return nil
 	}
 	return rec.GetValue()
+}
+
+// write puts b under k and deletes the evicted records, in one commit when
+// the datastore batches.
+func (s *store) write(ctx context.Context, k ds.Key, b []byte, evicted []victim) error {
+	bd, ok := s.ds.(ds.Batching)
+	if !ok || len(evicted) == 0 {
+		for _, v := range evicted {
+			if err := s.ds.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
+				return err
+			}
+		}
+		return s.ds.Put(ctx, k, b)
+	}
+	batch, err := bd.Batch(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range evicted {
+		if err := batch.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
+			return err
+		}
+	}
+	if err := batch.Put(ctx, k, b); err != nil {
+		return err
+	}
+	return batch.Commit(ctx)
+}
+
+// sweep deletes expired records, and every record of the providers in
+// gone, from the index and the datastore. It returns how many it deleted.
+// It holds each record's put lock, not the index lock, across the delete.
+func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool) (int, error) {
+	var vs []victim
+	s.mu.Lock()
+	for c, peers := range s.bySvc {
+		for p, h := range peers {
+			if gone[p] || !now.Before(h.expires) {
+				vs = append(vs, victim{c, p})
+			}
+		}
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, v := range vs {
+		ok, err := s.sweepOne(ctx, v, now, gone)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// sweepOne deletes v's record if it is still expired or its provider gone.
+func (s *store) sweepOne(ctx context.Context, v victim, now time.Time, gone map[peer.ID]bool) (bool, error) {
+	defer s.lockKey(v.c, v.p)()
+	s.mu.Lock()
+	h, ok := s.bySvc[v.c][v.p]
+	ok = ok && (gone[v.p] || !now.Before(h.expires))
+	if ok {
+		s.unindexLocked(v.c, v.p)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	if err := s.ds.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
+		return false, fmt.Errorf("delete record: %w", err)
+	}
+	return true, nil
 }
 
 // kadView is the datastore kad-dht is given: the node's datastore, with

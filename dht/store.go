@@ -204,33 +204,6 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	return nil
 }
 
-// write puts b under k and deletes the evicted records, in one commit when
-// the datastore batches.
-func (s *store) write(ctx context.Context, k ds.Key, b []byte, evicted []victim) error {
-	bd, ok := s.ds.(ds.Batching)
-	if !ok || len(evicted) == 0 {
-		for _, v := range evicted {
-			if err := s.ds.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
-				return err
-			}
-		}
-		return s.ds.Put(ctx, k, b)
-	}
-	batch, err := bd.Batch(ctx)
-	if err != nil {
-		return err
-	}
-	for _, v := range evicted {
-		if err := batch.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
-			return err
-		}
-	}
-	if err := batch.Put(ctx, k, b); err != nil {
-		return err
-	}
-	return batch.Commit(ctx)
-}
-
 // index adds a record already in the datastore to the index, unverified,
 // as at start-up, under the same quotas as put, evicting nothing.
 func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
@@ -408,52 +381,6 @@ func (s *store) drop(k ds.Key) {
 	s.mu.Lock()
 	s.unindexLocked(c, p)
 	s.mu.Unlock()
-}
-
-// sweep deletes expired records, and every record of the providers in
-// gone, from the index and the datastore. It returns how many it deleted.
-// It holds each record's put lock, not the index lock, across the delete.
-func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool) (int, error) {
-	var vs []victim
-	s.mu.Lock()
-	for c, peers := range s.bySvc {
-		for p, h := range peers {
-			if gone[p] || !now.Before(h.expires) {
-				vs = append(vs, victim{c, p})
-			}
-		}
-	}
-	s.mu.Unlock()
-	n := 0
-	for _, v := range vs {
-		ok, err := s.sweepOne(ctx, v, now, gone)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// sweepOne deletes v's record if it is still expired or its provider gone.
-func (s *store) sweepOne(ctx context.Context, v victim, now time.Time, gone map[peer.ID]bool) (bool, error) {
-	defer s.lockKey(v.c, v.p)()
-	s.mu.Lock()
-	h, ok := s.bySvc[v.c][v.p]
-	ok = ok && (gone[v.p] || !now.Before(h.expires))
-	if ok {
-		s.unindexLocked(v.c, v.p)
-	}
-	s.mu.Unlock()
-	if !ok {
-		return false, nil
-	}
-	if err := s.ds.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
-		return false, fmt.Errorf("delete record: %w", err)
-	}
-	return true, nil
 }
 
 // providers returns every provider the store holds a live (unexpired, not
