@@ -170,6 +170,10 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	s.mu.Lock()
 	prev, had := s.bySvc[c][svc.Peer]
 	if had && prev.sum == h.sum {
+		if !prev.verified { // loaded at start-up; the caller verified these bytes
+			prev.verified = true
+			s.bySvc[c][svc.Peer] = prev
+		}
 		s.mu.Unlock()
 		return nil
 	}
