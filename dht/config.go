@@ -117,8 +117,14 @@ type Config struct {
 	// kad-dht's provider records); nil keeps them in memory. Give a
 	// persistent one (OpenDatastore) to keep them across restarts.
 	Datastore ds.Batching
-	// Health turns on the registry's health monitor (zero: off).
+	// Health turns on the registry's health monitor (zero: off). With it
+	// on, a full store evicts never-checked and unhealthy providers'
+	// records before it refuses a newcomer.
 	Health Health
+	// Store bounds the record store per signing key, per source address
+	// prefix, per service and in bytes (DefaultStoreLimits; a zero field
+	// takes its default).
+	Store StoreLimits
 	// Registerer, if set, receives the node's Prometheus metrics.
 	Registerer prometheus.Registerer
 	// KadOptions are appended to netget's kad-dht options (datastores,
@@ -145,6 +151,7 @@ func DefaultConfig(network string) Config {
 		ProvidersPerPeer:   1024,
 		MaxProviderRecords: 65536,
 		ProviderLifetime:   record.MaxTTL + time.Hour,
+		Store:              DefaultStoreLimits(),
 	}
 }
 
@@ -164,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProviderLifetime <= 0 || c.ProviderLifetime > MaxProviderLifetime {
 		return fmt.Errorf("%w: provider lifetime %v: want more than 0 and at most %v", ErrBadConfig, c.ProviderLifetime, MaxProviderLifetime)
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
 	}
 	return c.Health.validate()
 }

@@ -61,11 +61,39 @@
 // write, whatever its path (registry put, DHT PUT_VALUE, the node's own
 // publish), goes through one store that decides by seq, and an index per
 // service and peer sits beside it in memory, since kad-dht's value store
-// cannot list one service's records. Config.Datastore makes it persistent:
-// OpenDatastore opens Pebble (maintained, crash-safe, group commit; chosen
-// over the unmaintained goleveldb) with synced writes, and a restarted node
-// verifies and serves every unexpired record it held before, with nothing
-// re-provided. Expired records are deleted every SweepInterval.
+// cannot list one service's records. The envelopes live only in the
+// datastore; the index holds the few fields the store decides by (seq,
+// expiry, addresses, a SHA-256 of the envelope), about 650 bytes a record.
+// Config.Datastore makes it persistent: OpenDatastore opens Pebble
+// (maintained, crash-safe, group commit; chosen over the unmaintained
+// goleveldb) with synced writes. The store's lock is not held across the
+// write, so concurrent puts share one fsync. A restarted node indexes every
+// unexpired record it held without its signature check, so it serves at
+// once, with nothing re-provided; the signatures are then checked in the
+// background by as many workers as CPUs, a list checks a record it serves
+// first, and GET_VALUE hides one until then; a record that fails is
+// deleted. Expired records are deleted every SweepInterval.
+//
+// # Quotas
+//
+// No one peer can fill the store. Config.Store (StoreLimits) bounds it
+// per signing key (PerKey, 64: a provider's records over all services;
+// ErrKeyQuota), per source (PerSource, 1024 records pushed from one /24
+// IPv4 or /48 IPv6 prefix; ErrSourceQuota), per service (PerService,
+// 1024) and in bytes (Bytes, 256 MiB: each record costs its envelope plus
+// RecordOverhead for its index entry; ErrStoreFull). One function
+// (store.admitLocked) checks them for every write and for the records
+// loaded at start-up; refusals are counted by reason in metrics. A
+// loopback address is a source of its own (127.0.0.1 and 127.0.0.2 count
+// apart), so tests and local setups can run many nodes. kad-dht does not
+// tell the datastore who sent a PUT_VALUE, so those records, like the
+// node's own and those loaded at start-up, have no source: the key and
+// byte quotas bound them. On a node that checks health (Config.Health), a
+// full service or a full byte budget first evicts the records of
+// providers that are unhealthy, then of those that never passed a check,
+// before it refuses a newcomer; a provider that passed a check, and the
+// node itself, are never evicted. Without health checks nothing is known
+// of anyone, so a full store refuses.
 //
 // Beside the store, a verified-record cache (VerifiedCacheSize entries, by
 // the SHA-256 of the envelope; record.Validator.Cache) means the same bytes

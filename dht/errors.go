@@ -10,9 +10,16 @@ var (
 	ErrNotReady = errors.New("not connected to the network: routing table is empty")
 	// ErrClosed is returned by operations on a closed Node.
 	ErrClosed = errors.New("dht node closed")
-	// ErrStoreFull is returned when a node's record index is at its bounds
-	// (MaxRecordsPerService, MaxStoredRecords).
+	// ErrStoreFull is returned when a node's record store is at its bounds
+	// (StoreLimits.PerService, StoreLimits.Bytes) and holds no record it
+	// may evict.
 	ErrStoreFull = errors.New("record store full")
+	// ErrKeyQuota is returned when one signing key already has
+	// StoreLimits.PerKey records in the store.
+	ErrKeyQuota = errors.New("too many records for one signing key")
+	// ErrSourceQuota is returned when the store already holds
+	// StoreLimits.PerSource records delivered from the same address prefix.
+	ErrSourceQuota = errors.New("too many records from one source address prefix")
 	// ErrBadMessage is returned when a registry-protocol message cannot be
 	// decoded or breaks the protocol's limits.
 	ErrBadMessage = errors.New("bad registry protocol message")

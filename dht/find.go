@@ -165,7 +165,7 @@ func (f *search) run(ctx context.Context) {
 	// The registries have every provider's latest record (providers push to
 	// them); copies this node holds may be older, so they wait their turn.
 	f.hedge(ctx, &regs)
-	for _, env := range f.n.store.list(f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
+	for _, env := range f.n.store.list(ctx, f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
 		f.offer(ctx, env, SourceLocal)
 	}
 	if ctx.Err() != nil {

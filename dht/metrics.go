@@ -61,8 +61,11 @@ func newMetrics(s *store, providers func() []ProviderState) *metrics {
 		ConstLabels: prometheus.Labels{"state": "unhealthy"}}, count(false))
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_records_stored",
 		Help: "Signed records this node holds."}, func() float64 { return float64(s.size()) })
+	storedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_records_stored_bytes",
+		Help: "What the records this node holds cost in its store's bytes budget (envelopes plus index)."},
+		func() float64 { return float64(s.sizeBytes()) })
 	m.collectors = []prometheus.Collector{m.records, m.finds, m.findFirst, m.findResults, m.healthChecks,
-		healthy, unhealthy, stored}
+		healthy, unhealthy, stored, storedBytes}
 	return m
 }
 
@@ -84,8 +87,10 @@ func (m *metrics) record(err error) {
 		return
 	}
 	reason := record.Reason(err)
-	if reason == nil && errors.Is(err, ErrStoreFull) {
-		reason = ErrStoreFull
+	for _, e := range []error{ErrStoreFull, ErrKeyQuota, ErrSourceQuota} { // the store's refusals
+		if reason == nil && errors.Is(err, e) {
+			reason = e
+		}
 	}
 	if reason == nil {
 		return

@@ -82,11 +82,11 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize), Allow: cfg.Allow},
 		log:        log.With("network", cfg.Network),
 		proto:      RegistryProtocol(cfg.Network),
-		store:      newStore(backing),
 		registries: make(map[peer.ID]bool),
 		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
 		streams:    newStreamPool(),
 	}
+	n.store = newStore(backing, n.validator, cfg.Store, h.ID(), cfg.Health.Interval > 0)
 	n.metrics = newMetrics(n.store, n.Providers)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {
@@ -94,7 +94,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	loaded, err := n.store.load(n.ctx, n.validator)
+	loaded, err := n.store.load(n.ctx, n.now())
 	if err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("%w: %w", ErrDatastore, err)
@@ -122,7 +122,8 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start dht: %w", err)
 	}
 	if loaded > 0 {
-		n.log.Info("records loaded from the datastore", "records", loaded)
+		n.log.Info("records loaded from the datastore; verifying their signatures", "records", loaded)
+		n.startVerifier()
 	}
 	h.SetStreamHandler(n.proto, n.handleStream)
 	n.startSweeper()
@@ -130,6 +131,22 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.startMonitor()
 	}
 	return n, nil
+}
+
+// startVerifier checks the signatures of the records loaded at start-up,
+// in the background, and deletes those that fail.
+func (n *Node) startVerifier() {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		deleted, err := n.store.verifyAll(n.ctx)
+		switch {
+		case err != nil && n.ctx.Err() == nil:
+			n.log.Error("verifying loaded records", "err", err)
+		case deleted > 0:
+			n.log.Warn("loaded records failed verification; deleted", "records", deleted)
+		}
+	}()
 }
 
 // SweepInterval is how often a node deletes expired records.
@@ -302,3 +319,7 @@ func (n *Node) Rejections() map[error]uint64 { return n.metrics.rejections() }
 // StoredRecords returns how many signed records the node holds (its own
 // included, tombstones and records not yet swept included).
 func (n *Node) StoredRecords() int { return n.store.size() }
+
+// StoredBytes returns what the records the node holds cost in its bytes
+// budget (StoreLimits.Bytes): their envelopes plus RecordOverhead each.
+func (n *Node) StoredBytes() int64 { return n.store.sizeBytes() }

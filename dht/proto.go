@@ -175,7 +175,7 @@ func (n *Node) handleStream(s network.Stream) {
 			return
 		}
 		_ = s.SetDeadline(time.Now().Add(StreamTimeout))
-		resp, err := n.serve(b)
+		resp, err := n.serve(b, n.store.limits.sourceOf(s.Conn().RemoteMultiaddr()))
 		r.ReleaseMsg(b)
 		if err != nil {
 			log.Info("registry stream reset", "err", err)
@@ -190,8 +190,8 @@ func (n *Node) handleStream(s network.Stream) {
 	}
 }
 
-// serve answers one request, or says why it is bad.
-func (n *Node) serve(b []byte) (response, error) {
+// serve answers one request from src, or says why it is bad.
+func (n *Node) serve(b []byte, src source) (response, error) {
 	var resp response
 	req, c, err := decodeRequest(b)
 	if err != nil {
@@ -199,9 +199,9 @@ func (n *Node) serve(b []byte) (response, error) {
 	}
 	switch req.Type {
 	case msgList:
-		resp.Records = n.store.list(c, n.now(), listOpts{limit: req.Limit})
+		resp.Records = n.store.list(n.ctx, c, n.now(), listOpts{limit: req.Limit})
 	case msgPut:
-		if _, _, err := n.accept(n.ctx, req.Record); err != nil {
+		if _, _, err := n.accept(n.ctx, req.Record, src); err != nil {
 			n.log.Debug("put refused", "err", err)
 			resp.Error = err.Error()
 		}

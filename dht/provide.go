@@ -261,7 +261,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 	if err != nil {
 		return nil, err
 	}
-	if err := n.store.put(ctx, c, svc, env); err != nil {
+	if err := n.store.put(ctx, c, svc, env, source{}); err != nil {
 		return nil, err
 	}
 	n.lastSeq = seq
@@ -272,7 +272,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 // and puts it in the DHT value store. A record whose seq is not above the
 // one held for its peer is refused with record.ErrOlderSeq.
 func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
-	svc, c, err := n.accept(ctx, env)
+	svc, c, err := n.accept(ctx, env, source{})
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
 	}
@@ -285,15 +285,16 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 // accept is the write path of records that arrive without a DHT key, for
 // Put and the registry protocol's put alike: verify as a DHT write does,
 // then store (store.put, which a DHT PUT_VALUE reaches too). Every offer is
-// counted, by reason when refused.
-func (n *Node) accept(ctx context.Context, env []byte) (*record.Service, cid.Cid, error) {
+// counted, by reason when refused. src is who delivered it (StoreLimits
+// .PerSource); the zero source is none.
+func (n *Node) accept(ctx context.Context, env []byte, src source) (*record.Service, cid.Cid, error) {
 	svc, err := n.validator.Open(env)
 	var c cid.Cid
 	if err == nil {
 		c, err = record.ServiceCID(svc.Network, svc.Name)
 	}
 	if err == nil {
-		err = n.store.put(ctx, c, svc, env)
+		err = n.store.put(ctx, c, svc, env, src)
 	}
 	n.metrics.record(err)
 	if err != nil {

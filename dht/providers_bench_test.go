@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +52,7 @@ func benchmarkProviderFlood(b *testing.B, persistent bool) {
 	}
 	defer victim.Close()
 	attacker := newKadFlooder(b, ctx, p2ptest.NewHost(b), victim.Host())
-	heap0, rss0, disk0 := memStats(), rssBytes(), dirBytes(dir)
+	heap0, rss0, disk0 := memStats(), rssBytes(b), dirBytes(dir)
 	b.ResetTimer()
 	for range b.N {
 		attacker.flood(b, count)
@@ -62,10 +61,10 @@ func benchmarkProviderFlood(b *testing.B, persistent bool) {
 	victim.Close() // kad-dht commits its buffered writes
 	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
 	b.ReportMetric(mib(int64(memStats())-int64(heap0)), "heap-MiB")
-	b.ReportMetric(mib(rssBytes()-rss0), "rss-MiB")
+	b.ReportMetric(mib(rssBytes(b)-rss0), "rss-MiB")
 	b.ReportMetric(mib(dirBytes(dir)-disk0), "disk-MiB")
 	b.ReportMetric(float64(count), "msgs")
-	b.Logf("rss %.0f MiB -> %.0f MiB", mib(rss0), mib(rssBytes()))
+	b.Logf("rss %.0f MiB -> %.0f MiB", mib(rss0), mib(rssBytes(b)))
 }
 
 // memStats returns the heap in use after a collection.
@@ -74,18 +73,6 @@ func memStats() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
-}
-
-// rssBytes returns the process's resident set size (Linux), or 0.
-func rssBytes() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // dirBytes returns the total size of the files under dir.

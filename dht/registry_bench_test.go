@@ -35,6 +35,7 @@ func BenchmarkRegistryWrite(b *testing.B) {
 			reg := dhttest.NewNode(b, "development", dht.ModeServer, func(c *dht.Config) {
 				c.Datastore = store
 				c.RequestRate, c.RequestBurst = 1e9, 1e9 // one sender pushes many providers' records
+				c.Store.PerSource = records              // and all of them come from 127.0.0.1
 			})
 			clients := make([]*dht.Node, senders)
 			for i := range clients {

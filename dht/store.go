@@ -1,8 +1,8 @@
 package dht
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
-	dsq "github.com/ipfs/go-datastore/query"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-base32"
@@ -19,30 +18,40 @@ import (
 	"github.com/netget/netget-peer/record"
 )
 
-// Store bounds: a put beyond them is refused with ErrStoreFull.
-const (
-	// MaxRecordsPerService is the most providers one service is indexed for.
-	MaxRecordsPerService = 1024
-	// MaxStoredRecords is the most records one node holds.
-	MaxStoredRecords = 1 << 17
-)
+// MaxRecordsPerService is the default of StoreLimits.PerService: the most
+// providers one service is indexed for.
+const MaxRecordsPerService = 1024
 
 // store is a node's record store: the verified netget records it holds,
 // kept in the datastore kad-dht's value store uses, under the same keys, so
 // a DHT GET_VALUE and a registry-protocol list serve the same bytes and a
-// persistent datastore keeps both across restarts. Beside it, in memory, an
-// index per service and peer: kad-dht's value store cannot list one
-// service's records. Every write, whatever path brought the record
-// (registry put, DHT PUT_VALUE, this node's own publish), goes through put,
-// which decides by seq under one lock; only verified records enter.
+// persistent datastore keeps both across restarts. The envelopes live only
+// in the datastore (on disk when it is persistent); in memory sits an index
+// per service and peer, with the few fields the store decides by, since
+// kad-dht's value store cannot list one service's records. Every write,
+// whatever path brought the record (registry put, DHT PUT_VALUE, this
+// node's own publish), goes through put, which decides by seq and checks
+// the quotas (StoreLimits) under one lock; only verified records enter.
+// The lock is not held across the datastore write: concurrent puts share
+// one synced commit.
 type store struct {
-	ds ds.Datastore // the backing datastore, not the kad-facing view
+	ds     ds.Datastore     // the backing datastore, not the kad-facing view
+	v      record.Validator // checks records loaded unverified
+	limits StoreLimits
+	self   peer.ID // this node: its records are never evicted
+	evict  bool    // evict never-checked and unhealthy providers' records when full
 
-	mu     sync.Mutex
-	bySvc  map[cid.Cid]map[peer.ID]held
-	count  int                     // records held, all services
-	byPeer map[peer.ID]int         // records held per provider
-	health map[peer.ID]*peerHealth // providers that failed a check
+	keysMu  sync.Mutex
+	writing map[victim]*keyLock // records being written, so puts of one record take turns
+
+	mu       sync.Mutex
+	bySvc    map[cid.Cid]map[peer.ID]held
+	count    int                     // records held, all services
+	bytes    int64                   // what the records held cost (charge)
+	byPeer   map[peer.ID][]cid.Cid   // the services each provider has a record for
+	bySource map[source]int          // records held per source
+	health   map[peer.ID]*peerHealth // providers that failed a check
+	proven   map[peer.ID]bool        // providers that passed a health check
 }
 
 // peerHealth is what health checks have found of one provider.
@@ -53,30 +62,45 @@ type peerHealth struct {
 
 func (h *peerHealth) unhealthy() bool { return h != nil && !h.since.IsZero() }
 
-// held is one record in the store: as sealed, and the few fields the
-// store decides by (the rest stays in the envelope, to keep a big
-// registry's memory down).
+// held is one record in the index: the few fields the store decides by.
+// The envelope stays in the datastore, to keep a big registry's memory
+// down.
 type held struct {
-	env       []byte
+	sum       [32]byte // SHA-256 of the envelope: the very same record is a no-op
+	size      int32    // the envelope's length
 	seq       uint64
 	expires   time.Time
 	withdrawn bool
 	addrs     []string
+	src       source // who delivered it, if anyone
+	verified  bool   // its signature was checked (false: loaded at start-up, not yet)
 }
 
-func heldOf(svc *record.Service, env []byte) held {
-	return held{env: env, seq: svc.Seq, expires: svc.ExpiresAt, withdrawn: svc.Withdrawn, addrs: svc.Addrs}
+// heldOf returns the index entry of a verified record.
+func heldOf(svc *record.Service, env []byte, src source) held {
+	return held{sum: sha256.Sum256(env), size: int32(len(env)), seq: svc.Seq, expires: svc.ExpiresAt,
+		withdrawn: svc.Withdrawn, addrs: svc.Addrs, src: src, verified: true}
 }
 
-// newer returns nil when svc may replace h (record.Newer).
-func (h held) newer(svc *record.Service) error { return record.Newer(h.seq, svc.Seq) }
+// cost is what h costs in the bytes budget.
+func (h held) cost() int64 { return charge(int(h.size)) }
 
-func newStore(d ds.Datastore) *store {
+// newStore returns the store of node self on d, whose records v checks.
+// With evict, a full store evicts never-checked and unhealthy providers'
+// records for a newcomer.
+func newStore(d ds.Datastore, v record.Validator, limits StoreLimits, self peer.ID, evict bool) *store {
 	return &store{
-		ds:     d,
-		bySvc:  make(map[cid.Cid]map[peer.ID]held),
-		byPeer: make(map[peer.ID]int),
-		health: make(map[peer.ID]*peerHealth),
+		ds:       d,
+		v:        v,
+		limits:   limits.withDefaults(),
+		self:     self,
+		evict:    evict,
+		bySvc:    make(map[cid.Cid]map[peer.ID]held),
+		byPeer:   make(map[peer.ID][]cid.Cid),
+		bySource: make(map[source]int),
+		health:   make(map[peer.ID]*peerHealth),
+		proven:   make(map[peer.ID]bool),
+		writing:  make(map[victim]*keyLock),
 	}
 }
 
@@ -99,128 +123,125 @@ func dhtKey(k ds.Key) (string, bool) {
 	return string(b), true
 }
 
-// load indexes the records the datastore holds, as at start-up after a
-// restart: each is verified again; expired, invalid and misfiled ones are
-// deleted. It returns how many it kept.
-func (s *store) load(ctx context.Context, v record.Validator) (int, error) {
-	res, err := s.ds.Query(ctx, dsq.Query{Prefix: "/" + record.Namespace})
-	if err != nil {
-		return 0, fmt.Errorf("read datastore: %w", err)
-	}
-	defer res.Close()
-	var drop []ds.Key
-	kept := 0
-	for e := range res.Next() {
-		if e.Error != nil {
-			return kept, fmt.Errorf("read datastore: %w", e.Error)
-		}
-		k := ds.NewKey(e.Key)
-		svc, c, err := openStored(v, k, e.Value)
-		if err == nil {
-			err = s.index(c, svc, envOf(e.Value))
-		}
-		if err != nil {
-			drop = append(drop, k)
-			continue
-		}
-		kept++
-	}
-	for _, k := range drop {
-		if err := s.ds.Delete(ctx, k); err != nil {
-			return kept, fmt.Errorf("delete stale record: %w", err)
-		}
-	}
-	return kept, nil
+// keyLock serialises the writes of one record; writes of different
+// records never wait for each other.
+type keyLock struct {
+	mu   sync.Mutex
+	refs int // holders and waiters
 }
 
-// openStored verifies a datastore entry: a kad record protobuf whose key
-// is the one it is filed under and whose value is a valid envelope for it.
-func openStored(v record.Validator, k ds.Key, b []byte) (*record.Service, cid.Cid, error) {
-	key, ok := dhtKey(k)
-	var rec recpb.Record
-	if !ok || proto.Unmarshal(b, &rec) != nil || string(rec.GetKey()) != key {
-		return nil, cid.Undef, record.ErrMalformed
+// lockKey takes the write lock of p's record for c and returns its release.
+func (s *store) lockKey(c cid.Cid, p peer.ID) (unlock func()) {
+	k := victim{c, p}
+	s.keysMu.Lock()
+	l := s.writing[k]
+	if l == nil {
+		l = &keyLock{}
+		s.writing[k] = l
 	}
-	svc, err := v.OpenKey(key, rec.GetValue())
-	if err != nil {
-		return nil, cid.Undef, err
+	l.refs++
+	s.keysMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.keysMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.writing, k)
+		}
+		s.keysMu.Unlock()
 	}
-	c, _, err := record.ParseKey(key)
-	return svc, c, err
 }
 
-// envOf returns the envelope inside a stored kad record.
-func envOf(b []byte) []byte {
-	var rec recpb.Record
-	if proto.Unmarshal(b, &rec) != nil {
-		return nil
-	}
-	return rec.GetValue()
-}
-
-// put stores a verified record for service c: in the datastore, then the
-// index. It refuses one whose seq is not above the record held for the same
-// peer (record.ErrOlderSeq), unless it is the very same envelope (a no-op).
-func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cur, ok := s.bySvc[c][svc.Peer]; ok && bytes.Equal(cur.env, env) {
-		return nil
-	}
-	if err := s.admitLocked(c, svc); err != nil {
-		return err
-	}
+// put stores a verified record for service c, delivered from src (the zero
+// source: none): in the index, then the datastore. It refuses one whose seq
+// is not above the record held for the same peer (record.ErrOlderSeq),
+// unless it is the very same envelope (a no-op), and one over a quota
+// (ErrKeyQuota, ErrSourceQuota, ErrStoreFull). Puts of different records
+// write at once, so a synced datastore commits them together.
+func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []byte, src source) error {
 	key := record.Key(c, svc.Peer)
 	b, err := proto.Marshal(&recpb.Record{Key: []byte(key), Value: env,
 		TimeReceived: time.Now().UTC().Format(time.RFC3339Nano)})
 	if err != nil {
 		return fmt.Errorf("store record: %w", err)
 	}
-	if err := s.ds.Put(ctx, dsKey(key), b); err != nil {
+	defer s.lockKey(c, svc.Peer)()
+	h := heldOf(svc, env, src)
+	s.mu.Lock()
+	prev, had := s.bySvc[c][svc.Peer]
+	if had && prev.sum == h.sum {
+		if !prev.verified { // loaded at start-up; the caller verified these bytes
+			prev.verified = true
+			s.bySvc[c][svc.Peer] = prev
+		}
+		s.mu.Unlock()
+		return nil
+	}
+	victims, err := s.admitLocked(c, svc.Peer, svc.Seq, h.cost(), src)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	// Evicted records leave the index now and the datastore with this
+	// write; if it fails they stay on disk, and come back at a restart.
+	for _, v := range victims {
+		s.unindexLocked(v.c, v.p)
+	}
+	s.indexLocked(c, svc.Peer, h)
+	s.mu.Unlock()
+	if err := s.write(ctx, dsKey(key), b, victims); err != nil {
+		s.mu.Lock()
+		if cur, ok := s.bySvc[c][svc.Peer]; ok && cur.sum == h.sum {
+			if had {
+				s.indexLocked(c, svc.Peer, prev)
+			} else {
+				s.unindexLocked(c, svc.Peer)
+			}
+		}
+		s.mu.Unlock()
 		return fmt.Errorf("store record: %w", err)
 	}
 	// A provider that signs a new record is alive: serve it again.
+	s.mu.Lock()
 	delete(s.health, svc.Peer)
-	s.indexLocked(c, svc, env)
+	s.mu.Unlock()
 	return nil
 }
 
-// admitLocked reports whether svc may enter the store as the record of its
-// peer for c: a higher seq than the one held (record.ErrOlderSeq), or room
-// for a new one (ErrStoreFull). s.mu must be held.
-func (s *store) admitLocked(c cid.Cid, svc *record.Service) error {
-	if cur, ok := s.bySvc[c][svc.Peer]; ok {
-		return cur.newer(svc)
-	}
-	if len(s.bySvc[c]) >= MaxRecordsPerService || s.count >= MaxStoredRecords {
-		return ErrStoreFull
-	}
-	return nil
-}
-
-// index adds a record already in the datastore to the index.
+// index adds a record already in the datastore to the index, unverified,
+// as at start-up, under the same quotas as put, evicting nothing.
 func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
+	h := heldOf(svc, env, source{})
+	h.verified = false
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.admitLocked(c, svc); err != nil {
+	vs, err := s.admitLocked(c, svc.Peer, svc.Seq, h.cost(), source{})
+	if err == nil && len(vs) > 0 {
+		err = fmt.Errorf("%w: no room at start-up", ErrStoreFull)
+	}
+	if err != nil {
 		return err
 	}
-	s.indexLocked(c, svc, env)
+	s.indexLocked(c, svc.Peer, h)
 	return nil
 }
 
-// indexLocked files svc in the index. s.mu must be held.
-func (s *store) indexLocked(c cid.Cid, svc *record.Service, env []byte) {
+// indexLocked files h as p's record for c, replacing the one held. s.mu
+// must be held.
+func (s *store) indexLocked(c cid.Cid, p peer.ID, h held) {
+	s.detachLocked(c, p)
 	peers := s.bySvc[c]
 	if peers == nil {
 		peers = make(map[peer.ID]held)
 		s.bySvc[c] = peers
 	}
-	if _, ok := peers[svc.Peer]; !ok {
-		s.count++
-		s.byPeer[svc.Peer]++
+	peers[p] = h
+	s.count++
+	s.bytes += h.cost()
+	s.byPeer[p] = append(s.byPeer[p], c)
+	if h.src.valid() {
+		s.bySource[h.src]++
 	}
-	peers[svc.Peer] = heldOf(svc, env)
 }
 
 // get returns p's record for service c.
@@ -232,19 +253,19 @@ func (s *store) get(c cid.Cid, p peer.ID) (held, bool) {
 }
 
 // hidden reports whether DHT key k files a record the store does not serve
-// now: an unhealthy provider's.
+// now: an unhealthy provider's, or one not verified yet.
 func (s *store) hidden(k ds.Key) bool {
 	key, ok := dhtKey(k)
 	if !ok {
 		return false
 	}
-	_, p, err := record.ParseKey(key)
+	c, p, err := record.ParseKey(key)
 	if err != nil {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.health[p].unhealthy()
+	return s.health[p].unhealthy() || !s.bySvc[c][p].verified
 }
 
 // listOpts selects what list returns.
@@ -254,39 +275,99 @@ type listOpts struct {
 	unhealthy  bool // include unhealthy providers' records
 }
 
-// list returns up to o.limit unexpired records for service c. Withdrawn
-// records and unhealthy providers' are left out unless o asks for them.
-func (s *store) list(c cid.Cid, now time.Time, o listOpts) [][]byte {
+// list returns up to o.limit unexpired records for service c, read from
+// the datastore. Withdrawn records and unhealthy providers' are left out
+// unless o asks for them; one loaded unverified is verified first.
+func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) [][]byte {
+	var keys []ds.Key
+	var unverified []peer.ID // by index in keys; "" when verified
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out [][]byte
 	for p, h := range s.bySvc[c] {
 		switch {
 		case !now.Before(h.expires): // the sweep deletes it
-		case len(out) >= o.limit:
+		case len(keys) >= o.limit:
 		case h.withdrawn && !o.tombstones:
 		case s.health[p].unhealthy() && !o.unhealthy:
 		default:
-			out = append(out, h.env)
+			keys = append(keys, dsKey(record.Key(c, p)))
+			var u peer.ID
+			if !h.verified {
+				u = p
+			}
+			unverified = append(unverified, u)
+		}
+	}
+	s.mu.Unlock()
+	out := make([][]byte, 0, len(keys))
+	for i, k := range keys {
+		b, err := s.ds.Get(ctx, k)
+		if err != nil {
+			continue // deleted since: gone
+		}
+		env := envOf(b)
+		if env != nil && (unverified[i] == "" || s.verified(c, unverified[i], env)) {
+			out = append(out, env)
 		}
 	}
 	return out
 }
 
-// unindexLocked removes p's record for c from the index. s.mu must be held.
-func (s *store) unindexLocked(c cid.Cid, p peer.ID) {
+// verified checks env, p's record for c loaded unverified, and marks it
+// verified if it passes. A record that fails stays hidden until verifyAll
+// deletes it.
+func (s *store) verified(c cid.Cid, p peer.ID, env []byte) bool {
+	if _, err := s.v.OpenKey(record.Key(c, p), env); err != nil {
+		return false
+	}
+	sum := sha256.Sum256(env)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.bySvc[c][p]; ok && h.sum == sum {
+		h.verified = true
+		s.bySvc[c][p] = h
+	}
+	return true
+}
+
+// detachLocked removes p's record for c from the index and its accounts,
+// and returns it. s.mu must be held.
+func (s *store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 	peers := s.bySvc[c]
-	if _, ok := peers[p]; !ok {
-		return
+	h, ok := peers[p]
+	if !ok {
+		return held{}, false
 	}
 	delete(peers, p)
 	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
 	s.count--
-	if s.byPeer[p]--; s.byPeer[p] <= 0 {
+	s.bytes -= h.cost()
+	if h.src.valid() {
+		if s.bySource[h.src]--; s.bySource[h.src] <= 0 {
+			delete(s.bySource, h.src)
+		}
+	}
+	svcs := s.byPeer[p]
+	for i, sc := range svcs {
+		if sc == c {
+			svcs[i] = svcs[len(svcs)-1]
+			svcs = svcs[:len(svcs)-1]
+			break
+		}
+	}
+	s.byPeer[p] = svcs
+	return h, true
+}
+
+// unindexLocked removes p's record for c from the index, and what the
+// store knows of p once it holds none of its records. s.mu must be held.
+func (s *store) unindexLocked(c cid.Cid, p peer.ID) {
+	s.detachLocked(c, p)
+	if len(s.byPeer[p]) == 0 {
 		delete(s.byPeer, p)
 		delete(s.health, p)
+		delete(s.proven, p)
 	}
 }
 
@@ -304,40 +385,6 @@ func (s *store) drop(k ds.Key) {
 	s.mu.Lock()
 	s.unindexLocked(c, p)
 	s.mu.Unlock()
-}
-
-// sweep deletes expired records, and every record of the providers in
-// gone, from the datastore and the index. It returns how many it deleted.
-func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool) (int, error) {
-	type victim struct {
-		c cid.Cid
-		p peer.ID
-	}
-	var vs []victim
-	s.mu.Lock()
-	for c, peers := range s.bySvc {
-		for p, h := range peers {
-			if gone[p] || !now.Before(h.expires) {
-				vs = append(vs, victim{c, p})
-			}
-		}
-	}
-	s.mu.Unlock()
-	n := 0
-	for _, v := range vs {
-		s.mu.Lock()
-		h, ok := s.bySvc[v.c][v.p]
-		if ok && (gone[v.p] || !now.Before(h.expires)) {
-			if err := s.ds.Delete(ctx, dsKey(record.Key(v.c, v.p))); err != nil {
-				s.mu.Unlock()
-				return n, fmt.Errorf("delete record: %w", err)
-			}
-			s.unindexLocked(v.c, v.p)
-			n++
-		}
-		s.mu.Unlock()
-	}
-	return n, nil
 }
 
 // providers returns every provider the store holds a live (unexpired, not
@@ -368,9 +415,12 @@ func (s *store) checked(p peer.ID, ok bool, now time.Time, failures int) (change
 	h := s.health[p]
 	if ok {
 		delete(s.health, p)
+		if len(s.byPeer[p]) > 0 {
+			s.proven[p] = true // its records are no longer expendable
+		}
 		return h.unhealthy(), true
 	}
-	if s.byPeer[p] == 0 {
+	if len(s.byPeer[p]) == 0 {
 		return false, true // its records went while the check ran
 	}
 	if h == nil {
@@ -427,4 +477,11 @@ func (s *store) size() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.count
+}
+
+// sizeBytes returns what the records held cost in the bytes budget.
+func (s *store) sizeBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
 }

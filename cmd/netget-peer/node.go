@@ -28,8 +28,9 @@ type role struct {
 	listen        []string // default listen addrs
 	mode          dht.Mode // default DHT mode
 	health        dht.Health
-	needBootstrap bool // refuse to start without bootstrap peers
-	joinOptional  bool // start even when no bootstrap peer is reachable
+	store         dht.StoreLimits // zero fields: dht's defaults
+	needBootstrap bool            // refuse to start without bootstrap peers
+	joinOptional  bool            // start even when no bootstrap peer is reachable
 }
 
 // serviceRole is the node that provides services: stable identity,
@@ -109,7 +110,7 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		hcfg.PrivateNetwork = psk
 	}
 	dcfg := dht.DefaultConfig(network)
-	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
+	dcfg.Mode, dcfg.Logger, dcfg.Health, dcfg.Store = n.mode, n.log, r.health, r.store
 	dcfg.DisableFastPath = c.Bool("no-fast-path")
 	if err := applyProviderFlags(c, &dcfg); err != nil {
 		return err

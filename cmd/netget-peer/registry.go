@@ -20,12 +20,15 @@ func registryCommand() *cli.Command {
 			"It keeps the records it holds in a datastore in its data dir ($NETGET_HOME/registry by\n" +
 			"default), so a restart serves them again, and checks every provider it holds records\n" +
 			"for: after --health-failures failed checks it stops serving its records, and after\n" +
-			"--deregister-after it deletes them.",
+			"--deregister-after it deletes them. Its record store is bounded per signing key, per source\n" +
+			"address prefix, per service and in bytes (--max-records-per-key, --max-records-per-source,\n" +
+			"--max-records-per-service, --max-store-mib); when full, it evicts records of providers that\n" +
+			"never passed a check or are unhealthy before it refuses a newcomer.",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "health-interval", Value: def.Interval, Usage: "how often each provider is checked (libp2p ping); 0 turns checks off"},
 			&cli.IntFlag{Name: "health-failures", Value: def.Failures, Usage: "consecutive failed checks that make a provider unhealthy"},
 			&cli.DurationFlag{Name: "deregister-after", Value: def.DeregisterAfter, Usage: "how long a provider stays unhealthy before its records are deleted"},
-		}, bridgeFlags()...),
+		}, append(storeFlags(), bridgeFlags()...)...),
 		Action: registryAction,
 	}
 }
@@ -53,6 +56,11 @@ func registryAction(c *cli.Context) error {
 	if r.health.Interval < 0 || r.health.Failures < 1 || r.health.DeregisterAfter < time.Second {
 		return usageError("--health-interval must not be negative, --health-failures at least 1, --deregister-after at least 1s")
 	}
+	store, err := storeLimits(c)
+	if err != nil {
+		return err
+	}
+	r.store = store
 	ctx := c.Context
 	n, err := startNode(ctx, c, r)
 	if err != nil {
@@ -72,4 +80,39 @@ func registryAction(c *cli.Context) error {
 	<-ctx.Done()
 	n.log.Info("registry shutting down")
 	return nil
+}
+
+// storeFlags are the record store's limits (dht.StoreLimits).
+func storeFlags() []cli.Flag {
+	def := dht.DefaultStoreLimits()
+	return []cli.Flag{
+		&cli.IntFlag{Name: "max-records-per-key", Value: def.PerKey,
+			Usage: "most records one signing key (provider) may have in the store, over all services"},
+		&cli.IntFlag{Name: "max-records-per-source", Value: def.PerSource,
+			Usage: "most records the store keeps that were pushed from one source address prefix"},
+		&cli.IntFlag{Name: "source-prefix-v4", Value: def.SourceBitsV4,
+			Usage: "IPv4 prefix length of one source (loopback addresses count one by one)"},
+		&cli.IntFlag{Name: "source-prefix-v6", Value: def.SourceBitsV6, Usage: "IPv6 prefix length of one source"},
+		&cli.IntFlag{Name: "max-records-per-service", Value: def.PerService, Usage: "most providers one service is stored for"},
+		&cli.Int64Flag{Name: "max-store-mib", Value: def.Bytes >> 20,
+			Usage: "the store's budget in MiB: each record costs its envelope plus its index entry"},
+	}
+}
+
+// storeLimits reads storeFlags, or returns a usage error.
+func storeLimits(c *cli.Context) (dht.StoreLimits, error) {
+	l := dht.StoreLimits{
+		PerKey:       c.Int("max-records-per-key"),
+		PerSource:    c.Int("max-records-per-source"),
+		SourceBitsV4: c.Int("source-prefix-v4"),
+		SourceBitsV6: c.Int("source-prefix-v6"),
+		PerService:   c.Int("max-records-per-service"),
+		Bytes:        c.Int64("max-store-mib") << 20,
+	}
+	if l.PerKey < 1 || l.PerSource < 1 || l.PerService < 1 || l.Bytes < 1 ||
+		l.SourceBitsV4 < 1 || l.SourceBitsV4 > 32 || l.SourceBitsV6 < 1 || l.SourceBitsV6 > 128 {
+		return l, usageError("--max-records-per-key, --max-records-per-source, --max-records-per-service and " +
+			"--max-store-mib must be at least 1, --source-prefix-v4 1 to 32, --source-prefix-v6 1 to 128")
+	}
+	return l, nil
 }

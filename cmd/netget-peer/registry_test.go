@@ -329,3 +329,39 @@ func TestCLIFindPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIStoreLimits: a registry started with --max-records-per-key 3
+// keeps three records of a provider that publishes ten services; a limit
+// below 1 is a usage error.
+func TestCLIStoreLimits(t *testing.T) {
+	_, addr := registryAt(t, t.TempDir(), loopback, "--max-records-per-key", "3")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	flood := joinChild(t, addr)
+	for i := range 10 {
+		// Past the registry's quota a publish falls back to the DHT walk,
+		// which reaches the same registry: the outcome is what it stores.
+		_, _ = flood.Publish(ctx, dht.Spec{Name: fmt.Sprintf("Svc%d", i), TTL: time.Hour})
+	}
+	if err := flood.Settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	flood.Close()
+	flood.Host().Close() // the registry is now the only holder
+	finder := joinChild(t, addr)
+	found := 0
+	for i := range 10 {
+		got, err := finder.FindAll(ctx, fmt.Sprintf("Svc%d", i), dht.FindOptions{Limit: 1, Timeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found += len(got)
+	}
+	if found != 3 {
+		t.Fatalf("registry with --max-records-per-key 3 serves %d of one provider's 10 services, want 3", found)
+	}
+	_, stderr, code := runCLI(t, "registry", "--listen", loopback, "--data-dir", t.TempDir(), "--max-records-per-key", "0")
+	if code != 2 || !strings.Contains(stderr, "--max-records-per-key") {
+		t.Fatalf("--max-records-per-key 0: exit %d, stderr %q; want 2 naming the flag", code, stderr)
+	}
+}
