@@ -41,7 +41,8 @@ type Node struct {
 	bg     sync.WaitGroup // background value-store puts (Settle)
 	once   sync.Once
 
-	store   *store // verified records held, this node's own included
+	store   *store    // verified records held, this node's own included
+	health  *verdicts // whose records the store serves (health.go)
 	metrics *metrics
 
 	mu      sync.Mutex // serialises sealing, so seqs only grow
@@ -80,11 +81,12 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize)},
 		log:        log.With("network", cfg.Network),
 		proto:      RegistryProtocol(cfg.Network),
-		store:      newStore(backing),
 		registries: make(map[peer.ID]bool),
 		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
 		streams:    newStreamPool(),
 	}
+	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
+	n.store = newStore(backing, n.health)
 	n.metrics = newMetrics(n.store, n.Providers)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,20 +39,13 @@ const (
 type store struct {
 	ds ds.Datastore // the backing datastore, not the kad-facing view
 
+	health *verdicts // whose records are served, in what order (health.go)
+
 	mu     sync.Mutex
 	bySvc  map[cid.Cid]map[peer.ID]held
-	count  int                     // records held, all services
-	byPeer map[peer.ID]int         // records held per provider
-	health map[peer.ID]*peerHealth // providers that failed a check
+	count  int             // records held, all services
+	byPeer map[peer.ID]int // records held per provider
 }
-
-// peerHealth is what health checks have found of one provider.
-type peerHealth struct {
-	failures int       // consecutive failed checks
-	since    time.Time // when it turned unhealthy; zero while healthy
-}
-
-func (h *peerHealth) unhealthy() bool { return h != nil && !h.since.IsZero() }
 
 // held is one record in the store: as sealed, and the few fields the
 // store decides by (the rest stays in the envelope, to keep a big
@@ -71,12 +65,12 @@ func heldOf(svc *record.Service, env []byte) held {
 // newer returns nil when svc may replace h (record.Newer).
 func (h held) newer(svc *record.Service) error { return record.Newer(h.seq, svc.Seq) }
 
-func newStore(d ds.Datastore) *store {
+func newStore(d ds.Datastore, v *verdicts) *store {
 	return &store{
 		ds:     d,
+		health: v,
 		bySvc:  make(map[cid.Cid]map[peer.ID]held),
 		byPeer: make(map[peer.ID]int),
-		health: make(map[peer.ID]*peerHealth),
 	}
 }
 
@@ -170,6 +164,9 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	if err := s.admitLocked(c, svc); err != nil {
 		return err
 	}
+	if err := s.health.admit(svc); err != nil {
+		return err
+	}
 	key := record.Key(c, svc.Peer)
 	b, err := proto.Marshal(&recpb.Record{Key: []byte(key), Value: env,
 		TimeReceived: time.Now().UTC().Format(time.RFC3339Nano)})
@@ -179,8 +176,6 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	if err := s.ds.Put(ctx, dsKey(key), b); err != nil {
 		return fmt.Errorf("store record: %w", err)
 	}
-	// A provider that signs a new record is alive: serve it again.
-	delete(s.health, svc.Peer)
 	s.indexLocked(c, svc, env)
 	return nil
 }
@@ -221,6 +216,7 @@ func (s *store) indexLocked(c cid.Cid, svc *record.Service, env []byte) {
 		s.byPeer[svc.Peer]++
 	}
 	peers[svc.Peer] = heldOf(svc, env)
+	s.health.arrived(svc.Peer)
 }
 
 // get returns p's record for service c.
@@ -232,7 +228,7 @@ func (s *store) get(c cid.Cid, p peer.ID) (held, bool) {
 }
 
 // hidden reports whether DHT key k files a record the store does not serve
-// now: an unhealthy provider's.
+// now: one of a provider not healthy (verdicts.serves).
 func (s *store) hidden(k ds.Key) bool {
 	key, ok := dhtKey(k)
 	if !ok {
@@ -242,33 +238,36 @@ func (s *store) hidden(k ds.Key) bool {
 	if err != nil {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.health[p].unhealthy()
+	return !s.health.serves(p)
 }
 
 // listOpts selects what list returns.
 type listOpts struct {
 	limit      int
 	tombstones bool // include withdrawn records (a finder's own index)
-	unhealthy  bool // include unhealthy providers' records
+	unhealthy  bool // include records of providers not healthy
 }
 
-// list returns up to o.limit unexpired records for service c. Withdrawn
-// records and unhealthy providers' are left out unless o asks for them.
+// list returns up to o.limit unexpired records for service c, healthy
+// providers first, longest known first (verdicts.rank). Withdrawn records
+// and those of providers not healthy are left out unless o asks for them.
 func (s *store) list(c cid.Cid, now time.Time, o listOpts) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out [][]byte
+	var ps []peer.ID
 	for p, h := range s.bySvc[c] {
 		switch {
 		case !now.Before(h.expires): // the sweep deletes it
-		case len(out) >= o.limit:
 		case h.withdrawn && !o.tombstones:
-		case s.health[p].unhealthy() && !o.unhealthy:
+		case !o.unhealthy && !s.health.serves(p):
 		default:
-			out = append(out, h.env)
+			ps = append(ps, p)
 		}
+	}
+	slices.SortFunc(ps, s.health.rank)
+	out := make([][]byte, 0, min(len(ps), o.limit))
+	for _, p := range ps[:min(len(ps), o.limit)] {
+		out = append(out, s.bySvc[c][p].env)
 	}
 	return out
 }
@@ -286,7 +285,7 @@ func (s *store) unindexLocked(c cid.Cid, p peer.ID) {
 	s.count--
 	if s.byPeer[p]--; s.byPeer[p] <= 0 {
 		delete(s.byPeer, p)
-		delete(s.health, p)
+		s.health.left(p)
 	}
 }
 
@@ -358,46 +357,6 @@ func (s *store) providers(self peer.ID, now time.Time) map[peer.ID][]string {
 	return out
 }
 
-// checked records the outcome of a health check of provider p at now: a
-// success makes it healthy; the failures-th consecutive failure makes it
-// unhealthy, which hides its records. It returns whether p's state
-// changed, and to what.
-func (s *store) checked(p peer.ID, ok bool, now time.Time, failures int) (changed, healthy bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h := s.health[p]
-	if ok {
-		delete(s.health, p)
-		return h.unhealthy(), true
-	}
-	if s.byPeer[p] == 0 {
-		return false, true // its records went while the check ran
-	}
-	if h == nil {
-		h = &peerHealth{}
-		s.health[p] = h
-	}
-	h.failures++
-	if h.failures >= failures && !h.unhealthy() {
-		h.since = now
-		return true, false
-	}
-	return false, !h.unhealthy()
-}
-
-// unhealthyFor returns the providers unhealthy since before cutoff.
-func (s *store) unhealthyFor(cutoff time.Time) map[peer.ID]bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[peer.ID]bool)
-	for p, h := range s.health {
-		if h.unhealthy() && !h.since.After(cutoff) {
-			out[p] = true
-		}
-	}
-	return out
-}
-
 // providerStates returns the state of every provider the store holds a
 // live (unexpired, not withdrawn) record for, except self.
 func (s *store) providerStates(self peer.ID, now time.Time) []ProviderState {
@@ -413,11 +372,7 @@ func (s *store) providerStates(self peer.ID, now time.Time) []ProviderState {
 	}
 	out := make([]ProviderState, 0, len(live))
 	for p, n := range live {
-		st := ProviderState{Peer: p, Records: n, Healthy: true}
-		if h := s.health[p]; h != nil {
-			st.Healthy, st.Failures, st.UnhealthySince = !h.unhealthy(), h.failures, h.since
-		}
-		out = append(out, st)
+		out = append(out, ProviderState{Peer: p, Records: n})
 	}
 	return out
 }
