@@ -82,8 +82,10 @@ func (v *verdicts) arrived(p peer.ID) {
 	if d == nil {
 		v.serial++
 		d = &verdict{known: now, serial: v.serial, due: now, triggered: now, first: make(chan struct{})}
-		if since, ok := v.gone[p]; ok {
-			d.since, d.failures = since, v.cfg.Failures
+		if _, ok := v.gone[p]; ok {
+			// Unhealthy still, and deregistered again after
+			// DeregisterAfter unless a check passes.
+			d.since, d.failures = now, v.cfg.Failures
 			delete(v.gone, p)
 		}
 		v.peers[p] = d
@@ -122,6 +124,7 @@ func (v *verdicts) left(p peer.ID) {
 		return
 	}
 	delete(v.peers, p)
+	d.settle() // nobody waits for its check any more
 	if d.since.IsZero() || !v.on {
 		return
 	}
