@@ -43,9 +43,11 @@ type Health struct {
 	// still running is not checked again, so checks never pile up.
 	Concurrency int
 	// SuspectConcurrency bounds the checks in flight of the other
-	// providers: never checked yet, or unhealthy (default 16). The two
-	// lanes are apart, so providers that hold checks open (tarpits) never
-	// delay a verdict on one that is being served.
+	// providers, never checked yet or unhealthy (default 16), twice over:
+	// those the node is connected to (a provider that has just pushed its
+	// record: no dial) and those it must dial. The lanes are apart, so
+	// providers that hold checks open (tarpits) never delay a verdict on
+	// one that is being served, nor the first check of one that pushed.
 	SuspectConcurrency int
 	// DialRate and DialBurst bound the check dials to one host, IP or DNS
 	// name, per second (default 10/s, burst 20). Whatever the rate, each
@@ -128,6 +130,17 @@ type ProviderState struct {
 	UnhealthySince time.Time
 }
 
+// state names the state for metrics: healthy, pending or unhealthy.
+func (st ProviderState) state() string {
+	switch {
+	case st.Healthy:
+		return "healthy"
+	case st.Pending:
+		return "pending"
+	}
+	return "unhealthy"
+}
+
 // Providers returns the providers the node holds live (unexpired, not
 // withdrawn) records for, with what its health checks found.
 func (n *Node) Providers() []ProviderState {
@@ -145,7 +158,10 @@ type monitor struct {
 	v     *verdicts
 	dials *dialGuard
 
-	served, suspect *lane
+	// Three lanes, each with its own workers: healthy providers; the
+	// others the node is connected to (no dial: a provider that has just
+	// pushed its record); the others, which need a dial.
+	served, near, suspect *lane
 }
 
 // due is one provider to check, at the addresses of its newest record.
@@ -157,7 +173,7 @@ type due struct {
 func (n *Node) startMonitor() {
 	cfg := n.cfg.Health.withDefaults()
 	m := &monitor{n: n, cfg: cfg, v: n.health, dials: newDialGuard(cfg),
-		served: newLane(), suspect: newLane()}
+		served: newLane(), near: newLane(), suspect: newLane()}
 	start := func(l *lane, workers int) {
 		for range workers {
 			n.wg.Add(1)
@@ -170,6 +186,7 @@ func (n *Node) startMonitor() {
 		}
 	}
 	start(m.served, cfg.Concurrency)
+	start(m.near, cfg.SuspectConcurrency)
 	start(m.suspect, cfg.SuspectConcurrency)
 	n.wg.Add(1)
 	go func() {
@@ -197,7 +214,9 @@ func (m *monitor) run(ctx context.Context) {
 		if served, suspect := m.v.due(now); len(served)+len(suspect) > 0 {
 			addrs := m.n.store.providers(m.n.host.ID(), now)
 			m.served.push(dues(served, addrs))
-			m.suspect.push(dues(suspect, addrs))
+			near, far := m.split(suspect)
+			m.near.push(dues(near, addrs))
+			m.suspect.push(dues(far, addrs))
 		}
 		wait := tick
 		if next := m.v.next(); !next.IsZero() {
@@ -205,6 +224,18 @@ func (m *monitor) run(ctx context.Context) {
 		}
 		t.Reset(wait)
 	}
+}
+
+// split separates the providers the node is connected to from the rest.
+func (m *monitor) split(ps []peer.ID) (near, far []peer.ID) {
+	for _, p := range ps {
+		if m.n.host.Network().Connectedness(p) == network.Connected {
+			near = append(near, p)
+		} else {
+			far = append(far, p)
+		}
+	}
+	return near, far
 }
 
 func dues(ps []peer.ID, addrs map[peer.ID][]string) []due {

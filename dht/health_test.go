@@ -267,8 +267,8 @@ func TestNewRecordDoesNotResetHealth(t *testing.T) {
 
 // TestTarpitsDoNotDelayVerdicts: Sybil records naming tarpits (hosts that
 // accept TCP and never answer) hold every check slot of their lane, and
-// for as long as the test runs; a crashed honest provider is still found
-// unhealthy and hidden.
+// for as long as the test runs; a provider that pushes is still served at
+// once, and a crashed honest provider is still found unhealthy and hidden.
 func TestTarpitsDoNotDelayVerdicts(t *testing.T) {
 	clk := newClock()
 	reg := checkedRegistry(t, clk, dht.Health{Interval: time.Minute, Failures: 2, Timeout: time.Hour,
@@ -300,6 +300,16 @@ func TestTarpitsDoNotDelayVerdicts(t *testing.T) {
 	}
 	eventually(t, "the suspect lane is full of tarpit checks", func() bool { return held() >= 4 })
 
+	// A provider that pushes now is checked on its connection, in a lane
+	// of its own, and served when its publish returns.
+	fresh := joined(t, nil, reg, dht.ModeClient)
+	if _, err := fresh.Publish(ctx, dht.Spec{Name: "DatabaseService"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state(reg, fresh.Host().ID()); !st.Healthy {
+		t.Fatalf("a provider that pushed behind tarpits: %+v, want healthy at once", st)
+	}
+
 	honestID := honest.Host().ID()
 	honest.Close()
 	honest.Host().Close()
@@ -314,8 +324,8 @@ func TestTarpitsDoNotDelayVerdicts(t *testing.T) {
 	if st, _ := state(reg, honestID); st.Healthy {
 		t.Fatalf("the crashed provider after 2 failed checks: %+v, want unhealthy", st)
 	}
-	if got := listed(t, finder, reg); len(got) != 0 {
-		t.Fatalf("registry lists %v, want nothing: the honest provider crashed and the rest are tarpits", got)
+	if got := listed(t, finder, reg); len(got) != 1 || got[0] != fresh.Host().ID() {
+		t.Fatalf("registry lists %v, want only %s: the other honest provider crashed and the rest are tarpits", got, fresh.Host().ID())
 	}
 	if got := held(); got > 12 {
 		t.Fatalf("tarpits were dialled %d times, want at most once each while their checks hang", got)

@@ -20,11 +20,22 @@ func registryCommand() *cli.Command {
 			"It keeps the records it holds in a datastore in its data dir ($NETGET_HOME/registry by\n" +
 			"default), so a restart serves them again, and checks every provider it holds records\n" +
 			"for: after --health-failures failed checks it stops serving its records, and after\n" +
-			"--deregister-after it deletes them.",
+			"--deregister-after it deletes them. A provider is served only once a check has passed\n" +
+			"(its first record is checked at once), healthy providers first, longest known first; a\n" +
+			"new record does not clear a failed verdict, it only brings the next check forward. Each\n" +
+			"provider is checked on its own schedule, providers not yet healthy in a lane apart, and\n" +
+			"each address named in records is dialled at most once per interval for another peer.",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "health-interval", Value: def.Interval, Usage: "how often each provider is checked (libp2p ping); 0 turns checks off"},
 			&cli.IntFlag{Name: "health-failures", Value: def.Failures, Usage: "consecutive failed checks that make a provider unhealthy"},
-			&cli.DurationFlag{Name: "deregister-after", Value: def.DeregisterAfter, Usage: "how long a provider stays unhealthy before its records are deleted"},
+			&cli.DurationFlag{Name: "deregister-after", Value: def.DeregisterAfter, Usage: "how long a provider stays unhealthy before its records are deleted (and how long it is remembered after)"},
+			&cli.DurationFlag{Name: "health-timeout", Value: def.Timeout, Usage: "bound on one check, dialling included"},
+			&cli.DurationFlag{Name: "health-dial-timeout", Value: def.DialTimeout, Usage: "bound on dialling a provider the registry is not connected to"},
+			&cli.IntFlag{Name: "health-concurrency", Value: def.Concurrency, Usage: "checks in flight of healthy providers (the ones served)"},
+			&cli.IntFlag{Name: "health-suspect-concurrency", Value: def.SuspectConcurrency, Usage: "checks in flight of providers not yet checked or unhealthy (a lane apart)"},
+			&cli.Float64Flag{Name: "health-dial-rate", Value: def.DialRate, Usage: "check dials per second to one host (IP or DNS name)"},
+			&cli.IntFlag{Name: "health-dial-burst", Value: def.DialBurst, Usage: "burst of check dials to one host"},
+			&cli.StringFlag{Name: "health-addrs", Value: def.Addrs.String(), Usage: "`POLICY` for provider addresses accepted and dialled: auto (public only while the registry listens on a public address), any (LANs, tests) or public"},
 		}, bridgeFlags()...),
 		Action: registryAction,
 	}
@@ -53,6 +64,9 @@ func registryAction(c *cli.Context) error {
 	if r.health.Interval < 0 || r.health.Failures < 1 || r.health.DeregisterAfter < time.Second {
 		return usageError("--health-interval must not be negative, --health-failures at least 1, --deregister-after at least 1s")
 	}
+	if err := healthFlags(c, &r.health); err != nil {
+		return err
+	}
 	ctx := c.Context
 	n, err := startNode(ctx, c, r)
 	if err != nil {
@@ -71,5 +85,21 @@ func registryAction(c *cli.Context) error {
 		"data_dir", n.dataDir, "records", n.dht.StoredRecords())
 	<-ctx.Done()
 	n.log.Info("registry shutting down")
+	return nil
+}
+
+// healthFlags reads the health flags beyond interval, failures and
+// deregistration into h; dht.New validates them (negative: usage error).
+func healthFlags(c *cli.Context, h *dht.Health) error {
+	h.Timeout, h.DialTimeout = c.Duration("health-timeout"), c.Duration("health-dial-timeout")
+	h.Concurrency, h.SuspectConcurrency = c.Int("health-concurrency"), c.Int("health-suspect-concurrency")
+	h.DialRate, h.DialBurst = c.Float64("health-dial-rate"), c.Int("health-dial-burst")
+	if !c.IsSet("health-timeout") {
+		h.Timeout = 0 // the default follows --health-interval
+	}
+	var err error
+	if h.Addrs, err = dht.ParseAddrPolicy(c.String("health-addrs")); err != nil {
+		return usageError("--health-addrs: %w", err)
+	}
 	return nil
 }
