@@ -63,7 +63,8 @@ type Health struct {
 }
 
 // RegistryHealth returns the registry defaults: every 30s, unhealthy after
-// 3 failures, deregistered after 5m.
+// 3 failures, deregistered after 5m, and the other defaults documented on
+// Health.
 func RegistryHealth() Health {
 	return Health{Interval: 30 * time.Second, Failures: 3, DeregisterAfter: 5 * time.Minute}.withDefaults()
 }

@@ -86,8 +86,10 @@ func (m *metrics) record(err error) {
 		return
 	}
 	reason := record.Reason(err)
-	if reason == nil && errors.Is(err, ErrStoreFull) {
-		reason = ErrStoreFull
+	for _, own := range []error{ErrStoreFull, ErrPrivateAddrs} {
+		if reason == nil && errors.Is(err, own) {
+			reason = own
+		}
 	}
 	if reason == nil {
 		return
