@@ -398,6 +398,9 @@ func TestPrivateAddrsRefused(t *testing.T) {
 			if _, held := state(reg, id); held == tc.refuse {
 				t.Fatalf("registry holds the record: %v, want %v", held, !tc.refuse)
 			}
+			if got := reg.Rejections()[dht.ErrPrivateAddrs]; tc.refuse && got < 2 {
+				t.Fatalf("%d rejections counted for %v, want the push's and the PUT_VALUE's", got, dht.ErrPrivateAddrs)
+			}
 		})
 	}
 }

@@ -81,10 +81,17 @@ func TestCLIRegistryRestart(t *testing.T) {
 	reg.cmd.Process.Signal(syscall.SIGKILL)
 	reg.wait(t)
 
-	_, addr2 := registryAt(t, dir, "/ip4/127.0.0.1/tcp/"+tcpPort(t, addr))
+	metrics := freeAddr(t)
+	_, addr2 := registryAt(t, dir, "/ip4/127.0.0.1/tcp/"+tcpPort(t, addr), "--metrics", metrics)
 	if addr2 != addr {
 		t.Fatalf("restarted registry is %s, want the same identity and address %s", addr2, addr)
 	}
+	// The restarted registry serves each record once its first check of
+	// the provider has passed (one dial and ping each, at once).
+	waitFor(t, 30*time.Second, "the restarted registry checks its providers", func() bool {
+		v, _ := scrape(t, "http://"+metrics+"/metrics", `netget_providers{state="healthy"}`)
+		return v == 20
+	})
 	out, stderr, code := runCLI(t, "find", "DatabaseService", "--bootstrap", addr2, "--json", "--timeout", "20s")
 	if code != 0 {
 		t.Fatalf("find after restart: exit %d, stdout %q, stderr:\n%s", code, out, stderr)
