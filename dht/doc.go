@@ -104,12 +104,40 @@
 //
 // # Health
 //
-// With Config.Health set (registries), the node pings each provider it
-// holds a live record for every Interval, at most Concurrency at a time and
-// never twice at once; after Failures consecutive failures it stops serving
-// the provider's records (list, GET_VALUE, its own finds), serves them again
-// when a check succeeds or the provider republishes, and deletes them after
-// DeregisterAfter, like Consul's deregister_critical_service_after.
+// With Config.Health set (registries), the node checks (libp2p ping) each
+// provider it holds a live record for, and serves a provider's records
+// (list, GET_VALUE, its own finds) only once a check has passed: a record
+// never checked is not served. The verdicts live in one place (verdicts.go)
+// that the store asks; lists put healthy providers first, longest known
+// first, so Sybil records cannot push a provider that has been answering
+// for hours out of a finder's first results. Choices made here:
+//
+//   - A provider's first record is checked at once, and a registry answers
+//     a push only when that check is done (bounded by Timeout), so an
+//     honest provider is served when its publish returns.
+//   - After Failures consecutive failures a provider is unhealthy; after
+//     DeregisterAfter its records are deleted, and its verdict is kept as
+//     long again. A new record never changes a verdict: it brings the next
+//     check forward, at most once per Interval per provider, so re-signing
+//     does not get a failing provider served again.
+//   - Each provider has its own schedule (every Interval from its last
+//     check), and checks run in three lanes with their own workers:
+//     healthy providers (Concurrency), others the node is connected to,
+//     and others it must dial (SuspectConcurrency each). Providers that
+//     hold a check open until DialTimeout or Timeout (tarpits) only ever
+//     delay each other.
+//   - A check dials only the addresses of the provider's record (the
+//     peerstore's others are cleared for it), each distinct address at
+//     most once per Interval unless the peer found there is the one being
+//     checked (learned from the security handshake's peer-ID mismatch),
+//     and at most DialRate per second to one host; a check held back only
+//     by that rate is retried later without a verdict.
+//   - Health.Addrs: a registry on a public network (AddrsAuto: one of its
+//     own addresses is public) refuses records without a public address
+//     (ErrPrivateAddrs) and dials only public ones; AddrsAny for LANs and
+//     loopback, AddrsPublic to insist.
+//   - Verdicts are not persisted: after a restart every loaded record is
+//     pending again and checked at once.
 //
 // # Hostile peers: provider records, request rates, allow-lists
 //

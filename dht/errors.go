@@ -26,6 +26,9 @@ var (
 	// ErrDatastore is returned by OpenDatastore when the directory cannot be
 	// opened as a datastore: not a directory, corrupt, or unreadable.
 	ErrDatastore = errors.New("cannot open datastore")
+	// ErrPrivateAddrs is returned when a registry that only accepts public
+	// provider addresses (AddrPolicy) is offered a record without one.
+	ErrPrivateAddrs = errors.New("record has no public address")
 )
 
 // Provider-record refusals (see Config.ProviderRate, ProvidersPerPeer and

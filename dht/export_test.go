@@ -20,9 +20,9 @@ func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) 
 // NewVerifiedCache exposes the node's verified-record cache to tests.
 func NewVerifiedCache(size int) record.Cache { return newVerifiedCache(size) }
 
-// Proven reports whether n's store saw p pass a health check.
+// Proven reports whether n's health checks saw p pass a check (its
+// records are no longer expendable).
 func Proven(n *Node, p peer.ID) bool {
-	n.store.mu.Lock()
-	defer n.store.mu.Unlock()
-	return n.store.proven[p]
+	ok, _ := n.health.expendable(p)
+	return !ok
 }

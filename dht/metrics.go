@@ -43,29 +43,31 @@ func newMetrics(s *store, providers func() []ProviderState) *metrics {
 			Help: "Provider health checks, by outcome."}, []string{"outcome"}),
 		rejected: make(map[error]uint64),
 	}
-	count := func(healthy bool) func() float64 {
+	count := func(state string) func() float64 {
 		return func() float64 {
 			n := 0
 			for _, p := range providers() {
-				if p.Healthy == healthy {
+				if p.state() == state {
 					n++
 				}
 			}
 			return float64(n)
 		}
 	}
-	const providersHelp = "Providers this node holds live records for, by what its health checks found."
-	healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_providers", Help: providersHelp,
-		ConstLabels: prometheus.Labels{"state": "healthy"}}, count(true))
-	unhealthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_providers", Help: providersHelp,
-		ConstLabels: prometheus.Labels{"state": "unhealthy"}}, count(false))
+	const providersHelp = "Providers this node holds live records for, by what its health checks found " +
+		"(pending: not checked yet, not served)."
+	var states []prometheus.Collector
+	for _, state := range []string{"healthy", "pending", "unhealthy"} {
+		states = append(states, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_providers", Help: providersHelp,
+			ConstLabels: prometheus.Labels{"state": state}}, count(state)))
+	}
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_records_stored",
 		Help: "Signed records this node holds."}, func() float64 { return float64(s.size()) })
 	storedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_records_stored_bytes",
 		Help: "What the records this node holds cost in its store's bytes budget (envelopes plus index)."},
 		func() float64 { return float64(s.sizeBytes()) })
-	m.collectors = []prometheus.Collector{m.records, m.finds, m.findFirst, m.findResults, m.healthChecks,
-		healthy, unhealthy, stored, storedBytes}
+	m.collectors = append([]prometheus.Collector{m.records, m.finds, m.findFirst, m.findResults, m.healthChecks,
+		stored, storedBytes}, states...)
 	return m
 }
 
@@ -87,7 +89,7 @@ func (m *metrics) record(err error) {
 		return
 	}
 	reason := record.Reason(err)
-	for _, e := range []error{ErrStoreFull, ErrKeyQuota, ErrSourceQuota} { // the store's refusals
+	for _, e := range []error{ErrStoreFull, ErrKeyQuota, ErrSourceQuota, ErrPrivateAddrs} { // the store's refusals
 		if reason == nil && errors.Is(err, e) {
 			reason = e
 		}

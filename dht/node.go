@@ -43,6 +43,7 @@ type Node struct {
 	once   sync.Once
 
 	store     *store         // verified records held, this node's own included
+	health    *verdicts      // whose records the store serves (health.go)
 	providers *providerStore // kad-dht's provider records, bounded
 	metrics   *metrics
 
@@ -86,7 +87,8 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
 		streams:    newStreamPool(),
 	}
-	n.store = newStore(backing, n.validator, cfg.Store, h.ID(), cfg.Health.Interval > 0)
+	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
+	n.store = newStore(backing, n.validator, cfg.Store, n.health)
 	n.metrics = newMetrics(n.store, n.Providers)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {

@@ -201,10 +201,15 @@ func (n *Node) serve(b []byte, src source) (response, error) {
 	case msgList:
 		resp.Records = n.store.list(n.ctx, c, n.now(), listOpts{limit: req.Limit})
 	case msgPut:
-		if _, _, err := n.accept(n.ctx, req.Record, src); err != nil {
+		svc, _, err := n.accept(n.ctx, req.Record, src)
+		if err != nil {
 			n.log.Debug("put refused", "err", err)
 			resp.Error = err.Error()
+			break
 		}
+		// Answer once the provider's first check is done, so a provider
+		// whose push returned is served at once (health.go).
+		n.health.awaitFirst(n.ctx, svc.Peer, n.health.cfg.Timeout)
 	}
 	return resp, nil
 }

@@ -179,17 +179,8 @@ type victim struct {
 }
 
 // expendable reports whether provider p's records may be evicted to make
-// room: it is unhealthy, or it never passed a health check, on a store
-// that checks health. This node's own records never are.
-func (s *store) expendable(p peer.ID) (ok, unhealthy bool) {
-	if !s.evict || p == s.self {
-		return false, false
-	}
-	if s.health[p].unhealthy() {
-		return true, true
-	}
-	return !s.proven[p], false
-}
+// room (verdicts.expendable).
+func (s *store) expendable(p peer.ID) (ok, unhealthy bool) { return s.health.expendable(p) }
 
 // victimIn picks the record of service c to evict for newcomer p: an
 // unhealthy provider's first, else a never-checked one's.

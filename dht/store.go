@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +39,7 @@ type store struct {
 	ds     ds.Datastore     // the backing datastore, not the kad-facing view
 	v      record.Validator // checks records loaded unverified
 	limits StoreLimits
-	self   peer.ID // this node: its records are never evicted
-	evict  bool    // evict never-checked and unhealthy providers' records when full
+	health *verdicts // whose records are served, in what order, and which are expendable (verdicts.go)
 
 	keysMu  sync.Mutex
 	writing map[victim]*keyLock // records being written, so puts of one record take turns
@@ -50,17 +50,7 @@ type store struct {
 	bytes    int64                   // what the records held cost (charge)
 	byPeer   map[peer.ID][]cid.Cid   // the services each provider has a record for
 	bySource map[source]int          // records held per source
-	health   map[peer.ID]*peerHealth // providers that failed a check
-	proven   map[peer.ID]bool        // providers that passed a health check
 }
-
-// peerHealth is what health checks have found of one provider.
-type peerHealth struct {
-	failures int       // consecutive failed checks
-	since    time.Time // when it turned unhealthy; zero while healthy
-}
-
-func (h *peerHealth) unhealthy() bool { return h != nil && !h.since.IsZero() }
 
 // held is one record in the index: the few fields the store decides by.
 // The envelope stays in the datastore, to keep a big registry's memory
@@ -85,21 +75,18 @@ func heldOf(svc *record.Service, env []byte, src source) held {
 // cost is what h costs in the bytes budget.
 func (h held) cost() int64 { return charge(int(h.size)) }
 
-// newStore returns the store of node self on d, whose records v checks.
-// With evict, a full store evicts never-checked and unhealthy providers'
-// records for a newcomer.
-func newStore(d ds.Datastore, v record.Validator, limits StoreLimits, self peer.ID, evict bool) *store {
+// newStore returns a store on d, whose records v checks, bounded by
+// limits; health says whose records it serves and, when the node's health
+// checks run, whose it may evict for a newcomer (verdicts.expendable).
+func newStore(d ds.Datastore, v record.Validator, limits StoreLimits, health *verdicts) *store {
 	return &store{
 		ds:       d,
 		v:        v,
 		limits:   limits.withDefaults(),
-		self:     self,
-		evict:    evict,
+		health:   health,
 		bySvc:    make(map[cid.Cid]map[peer.ID]held),
 		byPeer:   make(map[peer.ID][]cid.Cid),
 		bySource: make(map[source]int),
-		health:   make(map[peer.ID]*peerHealth),
-		proven:   make(map[peer.ID]bool),
 		writing:  make(map[victim]*keyLock),
 	}
 }
@@ -159,6 +146,9 @@ func (s *store) lockKey(c cid.Cid, p peer.ID) (unlock func()) {
 // (ErrKeyQuota, ErrSourceQuota, ErrStoreFull). Puts of different records
 // write at once, so a synced datastore commits them together.
 func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []byte, src source) error {
+	if err := s.health.admit(svc); err != nil {
+		return err
+	}
 	key := record.Key(c, svc.Peer)
 	b, err := proto.Marshal(&recpb.Record{Key: []byte(key), Value: env,
 		TimeReceived: time.Now().UTC().Format(time.RFC3339Nano)})
@@ -201,10 +191,6 @@ func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 		s.mu.Unlock()
 		return fmt.Errorf("store record: %w", err)
 	}
-	// A provider that signs a new record is alive: serve it again.
-	s.mu.Lock()
-	delete(s.health, svc.Peer)
-	s.mu.Unlock()
 	return nil
 }
 
@@ -242,6 +228,7 @@ func (s *store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	if h.src.valid() {
 		s.bySource[h.src]++
 	}
+	s.health.arrived(p)
 }
 
 // get returns p's record for service c.
@@ -253,7 +240,8 @@ func (s *store) get(c cid.Cid, p peer.ID) (held, bool) {
 }
 
 // hidden reports whether DHT key k files a record the store does not serve
-// now: an unhealthy provider's, or one not verified yet.
+// now: one of a provider not healthy (verdicts.serves), or one not
+// verified yet.
 func (s *store) hidden(k ds.Key) bool {
 	key, ok := dhtKey(k)
 	if !ok {
@@ -263,38 +251,46 @@ func (s *store) hidden(k ds.Key) bool {
 	if err != nil {
 		return false
 	}
+	if !s.health.serves(p) {
+		return true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.health[p].unhealthy() || !s.bySvc[c][p].verified
+	return !s.bySvc[c][p].verified
 }
 
 // listOpts selects what list returns.
 type listOpts struct {
 	limit      int
 	tombstones bool // include withdrawn records (a finder's own index)
-	unhealthy  bool // include unhealthy providers' records
+	unhealthy  bool // include records of providers not healthy
 }
 
 // list returns up to o.limit unexpired records for service c, read from
-// the datastore. Withdrawn records and unhealthy providers' are left out
-// unless o asks for them; one loaded unverified is verified first.
+// the datastore, healthy providers first, longest known first
+// (verdicts.rank). Withdrawn records and those of providers not healthy
+// are left out unless o asks for them; one loaded unverified is verified
+// first.
 func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) [][]byte {
-	var keys []ds.Key
-	var unverified []peer.ID // by index in keys; "" when verified
+	var ps []peer.ID
 	s.mu.Lock()
 	for p, h := range s.bySvc[c] {
 		switch {
 		case !now.Before(h.expires): // the sweep deletes it
-		case len(keys) >= o.limit:
 		case h.withdrawn && !o.tombstones:
-		case s.health[p].unhealthy() && !o.unhealthy:
+		case !o.unhealthy && !s.health.serves(p):
 		default:
-			keys = append(keys, dsKey(record.Key(c, p)))
-			var u peer.ID
-			if !h.verified {
-				u = p
-			}
-			unverified = append(unverified, u)
+			ps = append(ps, p)
+		}
+	}
+	slices.SortFunc(ps, s.health.rank)
+	ps = ps[:min(len(ps), o.limit)]
+	keys := make([]ds.Key, len(ps))
+	unverified := make([]peer.ID, len(ps)) // "" when verified
+	for i, p := range ps {
+		keys[i] = dsKey(record.Key(c, p))
+		if !s.bySvc[c][p].verified {
+			unverified[i] = p
 		}
 	}
 	s.mu.Unlock()
@@ -366,8 +362,7 @@ func (s *store) unindexLocked(c cid.Cid, p peer.ID) {
 	s.detachLocked(c, p)
 	if len(s.byPeer[p]) == 0 {
 		delete(s.byPeer, p)
-		delete(s.health, p)
-		delete(s.proven, p)
+		s.health.left(p)
 	}
 }
 
@@ -405,49 +400,6 @@ func (s *store) providers(self peer.ID, now time.Time) map[peer.ID][]string {
 	return out
 }
 
-// checked records the outcome of a health check of provider p at now: a
-// success makes it healthy; the failures-th consecutive failure makes it
-// unhealthy, which hides its records. It returns whether p's state
-// changed, and to what.
-func (s *store) checked(p peer.ID, ok bool, now time.Time, failures int) (changed, healthy bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h := s.health[p]
-	if ok {
-		delete(s.health, p)
-		if len(s.byPeer[p]) > 0 {
-			s.proven[p] = true // its records are no longer expendable
-		}
-		return h.unhealthy(), true
-	}
-	if len(s.byPeer[p]) == 0 {
-		return false, true // its records went while the check ran
-	}
-	if h == nil {
-		h = &peerHealth{}
-		s.health[p] = h
-	}
-	h.failures++
-	if h.failures >= failures && !h.unhealthy() {
-		h.since = now
-		return true, false
-	}
-	return false, !h.unhealthy()
-}
-
-// unhealthyFor returns the providers unhealthy since before cutoff.
-func (s *store) unhealthyFor(cutoff time.Time) map[peer.ID]bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[peer.ID]bool)
-	for p, h := range s.health {
-		if h.unhealthy() && !h.since.After(cutoff) {
-			out[p] = true
-		}
-	}
-	return out
-}
-
 // providerStates returns the state of every provider the store holds a
 // live (unexpired, not withdrawn) record for, except self.
 func (s *store) providerStates(self peer.ID, now time.Time) []ProviderState {
@@ -463,11 +415,7 @@ func (s *store) providerStates(self peer.ID, now time.Time) []ProviderState {
 	}
 	out := make([]ProviderState, 0, len(live))
 	for p, n := range live {
-		st := ProviderState{Peer: p, Records: n, Healthy: true}
-		if h := s.health[p]; h != nil {
-			st.Healthy, st.Failures, st.UnhealthySince = !h.unhealthy(), h.failures, h.since
-		}
-		out = append(out, st)
+		out = append(out, ProviderState{Peer: p, Records: n})
 	}
 	return out
 }

@@ -60,7 +60,7 @@ func TestStorePutDoesNotHoldLockAcrossWrite(t *testing.T) {
 	}
 	d := &stallingDatastore{Batching: dssync.MutexWrap(ds.NewMapDatastore()),
 		stall: dsKey(record.Key(c, slow.Peer)), started: make(chan struct{}), release: make(chan struct{})}
-	s := newStore(d, v, DefaultStoreLimits(), "", false)
+	s := newStore(d, v, DefaultStoreLimits(), newVerdicts("", time.Now, nil, Health{}))
 	done := make(chan error, 1)
 	go func() { done <- s.put(ctx, c, slow, slowEnv, source{}) }()
 	<-d.started
@@ -104,7 +104,7 @@ func TestStoreQuotaAccounting(t *testing.T) {
 	v := record.Validator{Network: "development"}
 	key, id := recordtest.NewKey(t)
 	src := DefaultStoreLimits().sourceOf(ma.StringCast("/ip4/192.0.2.7/tcp/4001"))
-	s := newStore(dssync.MutexWrap(ds.NewMapDatastore()), v, StoreLimits{PerKey: 2, PerSource: 2}, "", false)
+	s := newStore(dssync.MutexWrap(ds.NewMapDatastore()), v, StoreLimits{PerKey: 2, PerSource: 2}, newVerdicts("", time.Now, nil, Health{}))
 	put := func(name string, seq uint64, expires time.Time) error {
 		r := recordtest.Valid(id, now)
 		r.Name, r.Seq, r.ExpiresAt = name, seq, expires

@@ -148,6 +148,9 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 	n.host = h
 	n.closers = append(n.closers, func() { h.Close() })
 	if n.dht, err = dht.New(h, dcfg); err != nil {
+		if errors.Is(err, dht.ErrBadConfig) {
+			return usageError("%w", err)
+		}
 		return err
 	}
 	n.closers = append(n.closers, func() { n.dht.Close() })

@@ -23,11 +23,23 @@ func registryCommand() *cli.Command {
 			"--deregister-after it deletes them. Its record store is bounded per signing key, per source\n" +
 			"address prefix, per service and in bytes (--max-records-per-key, --max-records-per-source,\n" +
 			"--max-records-per-service, --max-store-mib); when full, it evicts records of providers that\n" +
-			"never passed a check or are unhealthy before it refuses a newcomer.",
+			"never passed a check or are unhealthy before it refuses a newcomer.\n" +
+			"A provider is served only once a check has passed (its first record is checked at once),\n" +
+			"healthy providers first, longest known first; a new record does not clear a failed\n" +
+			"verdict, it only brings the next check forward. Each\n" +
+			"provider is checked on its own schedule, providers not yet healthy in a lane apart, and\n" +
+			"each address named in records is dialled at most once per interval for another peer.",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "health-interval", Value: def.Interval, Usage: "how often each provider is checked (libp2p ping); 0 turns checks off"},
 			&cli.IntFlag{Name: "health-failures", Value: def.Failures, Usage: "consecutive failed checks that make a provider unhealthy"},
-			&cli.DurationFlag{Name: "deregister-after", Value: def.DeregisterAfter, Usage: "how long a provider stays unhealthy before its records are deleted"},
+			&cli.DurationFlag{Name: "deregister-after", Value: def.DeregisterAfter, Usage: "how long a provider stays unhealthy before its records are deleted (and how long it is remembered after)"},
+			&cli.DurationFlag{Name: "health-timeout", Value: def.Timeout, Usage: "bound on one check, dialling included"},
+			&cli.DurationFlag{Name: "health-dial-timeout", Value: def.DialTimeout, Usage: "bound on dialling a provider the registry is not connected to"},
+			&cli.IntFlag{Name: "health-concurrency", Value: def.Concurrency, Usage: "checks in flight of healthy providers (the ones served)"},
+			&cli.IntFlag{Name: "health-suspect-concurrency", Value: def.SuspectConcurrency, Usage: "checks in flight of providers not yet checked or unhealthy (a lane apart)"},
+			&cli.Float64Flag{Name: "health-dial-rate", Value: def.DialRate, Usage: "check dials per second to one host (IP or DNS name)"},
+			&cli.IntFlag{Name: "health-dial-burst", Value: def.DialBurst, Usage: "burst of check dials to one host"},
+			&cli.StringFlag{Name: "health-addrs", Value: def.Addrs.String(), Usage: "`POLICY` for provider addresses accepted and dialled: auto (public only while the registry listens on a public address), any (LANs, tests) or public"},
 		}, append(storeFlags(), bridgeFlags()...)...),
 		Action: registryAction,
 	}
@@ -61,6 +73,9 @@ func registryAction(c *cli.Context) error {
 		return err
 	}
 	r.store = store
+	if err := healthFlags(c, &r.health); err != nil {
+		return err
+	}
 	ctx := c.Context
 	n, err := startNode(ctx, c, r)
 	if err != nil {
@@ -115,4 +130,20 @@ func storeLimits(c *cli.Context) (dht.StoreLimits, error) {
 			"--max-store-mib must be at least 1, --source-prefix-v4 1 to 32, --source-prefix-v6 1 to 128")
 	}
 	return l, nil
+}
+
+// healthFlags reads the health flags beyond interval, failures and
+// deregistration into h; dht.New validates them (negative: usage error).
+func healthFlags(c *cli.Context, h *dht.Health) error {
+	h.Timeout, h.DialTimeout = c.Duration("health-timeout"), c.Duration("health-dial-timeout")
+	h.Concurrency, h.SuspectConcurrency = c.Int("health-concurrency"), c.Int("health-suspect-concurrency")
+	h.DialRate, h.DialBurst = c.Float64("health-dial-rate"), c.Int("health-dial-burst")
+	if !c.IsSet("health-timeout") {
+		h.Timeout = 0 // the default follows --health-interval
+	}
+	var err error
+	if h.Addrs, err = dht.ParseAddrPolicy(c.String("health-addrs")); err != nil {
+		return usageError("--health-addrs: %w", err)
+	}
+	return nil
 }
