@@ -46,10 +46,10 @@ type store struct {
 
 	mu       sync.Mutex
 	bySvc    map[cid.Cid]map[peer.ID]held
-	count    int                     // records held, all services
-	bytes    int64                   // what the records held cost (charge)
-	byPeer   map[peer.ID][]cid.Cid   // the services each provider has a record for
-	bySource map[source]int          // records held per source
+	count    int                   // records held, all services
+	bytes    int64                 // what the records held cost (charge)
+	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
+	bySource map[source]int        // records held per source
 }
 
 // held is one record in the index: the few fields the store decides by.
