@@ -5,6 +5,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -19,3 +20,7 @@ func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) 
 
 // NewVerifiedCache exposes the node's verified-record cache to tests.
 func NewVerifiedCache(size int) record.Cache { return newVerifiedCache(size) }
+
+// ObserveWalk calls fn with every kad-dht query event of the node's finds'
+// DHT walks, in order. Set it before the first Find.
+func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }
