@@ -149,9 +149,12 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		return nil
 	}
 	bcfg := bootstrap.DefaultConfig()
-	bcfg.Logger = n.log
+	bcfg.Logger, bcfg.Network = n.log, network
 	n.joined, err = bootstrap.Join(ctx, h, boot, bcfg)
+	var wrong *bootstrap.NetworkError
 	switch {
+	case errors.As(err, &wrong) && !r.joinOptional:
+		return usageError("%w (pass --network %s)", err, wrong.Speaks[0])
 	case err != nil && r.joinOptional && ctx.Err() == nil:
 		// Registries often list each other; the first to start finds
 		// the rest down, and they will connect to it instead.
