@@ -1,6 +1,7 @@
 package dht_test
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
 	"github.com/netget/netget-peer/p2p/p2ptest"
+	"github.com/netget/netget-peer/record"
 )
 
 // walkLog records the query events of a node's find walks.
@@ -90,5 +92,24 @@ func TestFindDoesNotWaitForADeadPeer(t *testing.T) {
 	}
 	if !dialled {
 		t.Fatalf("the walk never dialled the dead node (events about it: %+v); the test proves nothing", evs)
+	}
+}
+
+// TestPublishNobodyTookIt: a record that every registry and DHT peer
+// refuses (here as expired: their clocks run two hours ahead) is not
+// published, and Publish says so; a TTL under a second is refused before
+// anything is sent.
+func TestPublishNobodyTookIt(t *testing.T) {
+	ctx := testCtx(t)
+	ahead := func(c *dht.Config) { c.Now = func() time.Time { return time.Now().Add(2 * time.Hour) } }
+	reg := dhttest.NewNodeOn(t, p2ptest.NewHost(t), "development", dht.ModeServer, ahead)
+	provider := joined(t, nil, reg, dht.ModeServer)
+	_, err := provider.Publish(ctx, dht.Spec{Name: "DatabaseService", TTL: time.Hour})
+	if !errors.Is(err, dht.ErrNotPublished) {
+		t.Fatalf("Publish to a registry that refuses it: got %v, want ErrNotPublished", err)
+	}
+	_, err = provider.Publish(ctx, dht.Spec{Name: "DatabaseService", TTL: time.Millisecond})
+	if !errors.Is(err, record.ErrBadTTL) {
+		t.Fatalf("Publish with a 1ms TTL: got %v, want ErrBadTTL", err)
 	}
 }

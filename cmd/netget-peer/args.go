@@ -90,3 +90,24 @@ func flagName(a string) (string, bool) {
 	name, _, inline := strings.Cut(a, "=")
 	return name, inline
 }
+
+// metaFlag is --meta's value: every occurrence, each taken whole. A
+// cli.StringSliceFlag would split "tags=a,b" at the comma.
+type metaFlag struct{ pairs []string }
+
+// Set appends one occurrence.
+func (m *metaFlag) Set(s string) error {
+	m.pairs = append(m.pairs, s)
+	return nil
+}
+
+// String lists the occurrences, for help's default.
+func (m *metaFlag) String() string { return strings.Join(m.pairs, " ") }
+
+// metaPairs returns the --meta occurrences, in order.
+func metaPairs(c *cli.Context) []string {
+	if m, ok := c.Generic("meta").(*metaFlag); ok {
+		return m.pairs
+	}
+	return nil
+}
