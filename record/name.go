@@ -58,7 +58,7 @@ func ValidateName(s string) error {
 // minus issued-at), so one rule holds everywhere.
 func ValidateTTL(ttl time.Duration) error {
 	if ttl < MinTTL || ttl > MaxTTL {
-		return fmt.Errorf("%w: %s: want between %s and %s", ErrBadTTL, ttl, MinTTL, MaxTTL)
+		return fmt.Errorf("%w: ttl %s: want between %s and %s", ErrBadTTL, ttl, MinTTL, MaxTTL)
 	}
 	return nil
 }
