@@ -72,3 +72,18 @@ func checkNetwork(h host.Host, p peer.ID, want string) error {
 	}
 	return &NetworkError{ID: p, Speaks: speaks, Want: want}
 }
+
+// RegistryAgent is the identify agent version a netget registry announces
+// (p2p.Config.UserAgent). Registries answer the registry fast path for
+// every service; a bootstrap peer that does not announce it is an ordinary
+// node, to be asked as a DHT peer, not as a registry.
+const RegistryAgent = "netget-peer/registry"
+
+// IsRegistry reports whether connected peer p announced RegistryAgent in
+// identify (a libp2p Connect waits for identify, so after Connect or Join
+// it is known).
+func IsRegistry(h host.Host, p peer.ID) bool {
+	v, err := h.Peerstore().Get(p, "AgentVersion")
+	s, _ := v.(string)
+	return err == nil && s == RegistryAgent
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/cmd/netget-peer/control"
 	"github.com/netget/netget-peer/dht"
 )
@@ -45,6 +47,9 @@ func daemonAction(c *cli.Context) error {
 			return usageError("daemon takes no arguments, got %q", c.Args().Slice())
 		}
 		return usageError("unknown command %q (see --help)", c.Args().First())
+	}
+	if c.Command.Name != "daemon" {
+		announceBare(c)
 	}
 	ctx := c.Context
 	n, err := startNode(ctx, c, daemonRole())
@@ -173,4 +178,23 @@ func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit i
 // noDaemonFlag forces a command to run a node of its own.
 func noDaemonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "no-daemon", Usage: "run a node of its own even when a daemon serves the data dir"}
+}
+
+// announceBare says, first thing, what a bare `netget-peer` (no command,
+// but bootstrap peers from --bootstrap or $NETGET_BOOTSTRAP) is about to
+// do: a user who typed it by accident learns it starts a node that
+// listens, by default, on every interface.
+func announceBare(c *cli.Context) {
+	listen := strings.Join(daemonRole().listen, " ")
+	where := " (every interface; narrow it with --listen)"
+	if c.IsSet("listen") {
+		listen, where = strings.Join(c.StringSlice("listen"), " "), ""
+	}
+	src := "--bootstrap"
+	if !c.IsSet("bootstrap") {
+		src = "$" + bootstrap.EnvVar
+	}
+	fmt.Fprintf(c.App.ErrWriter, "netget-peer: no command given, so running a node until interrupted, as `netget-peer daemon` does:\n"+
+		"  network %s, joining through the bootstrap peers in %s, listening on %s%s.\n"+
+		"  `netget-peer --help` lists the commands.\n", c.String("network"), src, listen, where)
 }

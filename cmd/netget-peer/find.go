@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -32,7 +33,7 @@ func findCommand() *cli.Command {
 			"finding, already joined; the output is the same.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
-			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "give up after this long, joining included"},
+			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "give up after this long, joining included (a Go duration such as 5s or 1m)"},
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Usage: "stop after this many providers (0: all found within the timeout)"},
 			noDaemonFlag(),
 		},
@@ -65,12 +66,12 @@ func findAction(c *cli.Context) error {
 	defer cancel()
 	n, err := startNode(ctx, c, role{ephemeral: true, needBootstrap: true, mode: dht.ModeClient})
 	if err != nil {
-		return err
+		return joinTimedOut(ctx, c, timeout, err)
 	}
 	defer n.Close()
 	results, err := n.dht.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)})
 	if err != nil {
-		return err
+		return joinTimedOut(ctx, c, timeout, err)
 	}
 	found := 0
 	for r := range results {
@@ -81,9 +82,23 @@ func findAction(c *cli.Context) error {
 		if c.Context.Err() != nil {
 			return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
 		}
-		return fmt.Errorf("no provider of %s found on network %q within %s", name, n.dht.Network(), timeout)
+		if ctx.Err() != nil {
+			return fmt.Errorf("no provider of %s found on network %q within --timeout %s", name, n.dht.Network(), timeout)
+		}
+		return fmt.Errorf("no provider of %s found on network %q: the search ended after %s, with every registry and the DHT walk asked",
+			name, n.dht.Network(), time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// joinTimedOut blames --timeout, not the network, when find's deadline
+// passed while it was still joining (ctx is find's, bounded by timeout).
+func joinTimedOut(ctx context.Context, c *cli.Context, timeout time.Duration, err error) error {
+	if c.Context.Err() != nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	return &exitError{code: exitFailure, err: fmt.Errorf("--timeout %s passed while joining the network, before the search began "+
+		"(joining takes a few round trips; give a longer --timeout, such as 5s): %w", timeout, err)}
 }
 
 // findResult is find's --json output line; fields are only added.

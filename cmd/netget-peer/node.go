@@ -30,6 +30,7 @@ type role struct {
 	health        dht.Health
 	needBootstrap bool // refuse to start without bootstrap peers
 	joinOptional  bool // start even when no bootstrap peer is reachable
+	registry      bool // announce bootstrap.RegistryAgent, so joiners use it as a registry
 }
 
 // serviceRole is the node that provides services: stable identity,
@@ -101,11 +102,16 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 	if !r.ephemeral || c.IsSet("identity") {
 		hcfg.IdentityPath = identityPath(c, n.dataDir)
 	}
+	if r.registry {
+		hcfg.UserAgent = bootstrap.RegistryAgent
+	}
 	dcfg := dht.DefaultConfig(network)
 	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
 	dcfg.DisableFastPath = c.Bool("no-fast-path")
-	// A find's node is throwaway: it never locks a data dir a daemon may hold.
-	if r.persist || (c.IsSet("data-dir") && !r.ephemeral) {
+	// A find's node is throwaway: it never locks a data dir a daemon may
+	// hold. Any other node whose identity comes from the data dir locks
+	// it, so two never run with one peer ID.
+	if r.persist || (!r.ephemeral && (c.IsSet("data-dir") || !c.IsSet("identity"))) {
 		unlock, err := lockDataDir(n.dataDir)
 		if err != nil {
 			return err
@@ -163,6 +169,11 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		return err
 	}
 	for _, p := range n.joined {
+		if !bootstrap.IsRegistry(h, p) {
+			// Its records still come, by the DHT path, labelled as such.
+			n.log.Debug("bootstrap peer is not a registry; asking it as a DHT peer", "bootstrap", p)
+			continue
+		}
 		n.dht.AddRegistry(p)
 	}
 	return nil

@@ -163,6 +163,9 @@ func (d *Devnet) newMember(ctx context.Context, role string, key crypto.PrivKey,
 	hcfg := p2p.DefaultConfig()
 	hcfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	hcfg.Identity, hcfg.Registerer = key, reg
+	if role == "registry" {
+		hcfg.UserAgent = bootstrap.RegistryAgent
+	}
 	h, err := p2p.NewHost(hcfg)
 	if err != nil {
 		return nil, err
