@@ -49,12 +49,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"`netget-peer find NAME` and gets its peer ID, addresses and metadata, signed by the\n" +
 			"provider and verified by the finder. Start a network with `netget-peer registry`.\n" +
 			"Flags may come before or after the command and its arguments.",
-		Flags:           append(globalFlags(), bridgeFlags()...), // the bare form runs the daemon
-		Commands:        commands,
-		Action:          daemonAction,
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		Version:         versionString(), // --version, as `netget-peer version`
+		Flags:     append(globalFlags(), bridgeFlags()...), // the bare form runs the daemon
+		Commands:  commands,
+		Action:    daemonAction,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Version:   versionString(), // --version, as `netget-peer version`
 		// Errors are printed and mapped to exit statuses by run, never here.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
