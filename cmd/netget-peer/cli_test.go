@@ -273,6 +273,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud", "find", "DatabaseService", "-b", dead}, exitUsage, "--log-level"},
 		{"open identity key", []string{"provide", "DatabaseService", "--identity", openKey, "-b", dead}, exitFailure, openKey},
 		{"bad dht mode", []string{"find", "DatabaseService", "-b", dead, "--dht-mode", "fast"}, exitUsage, "dht mode"},
+		{"bad walk dial timeout", []string{"find", "DatabaseService", "-b", dead, "--walk-dial-timeout", "0s"}, exitUsage, "--walk-dial-timeout 0s: must be positive"},
 	}
 	// A registry whose fellow registries are down still starts.
 	reg := start(t, "registry", "--listen", loopback, "--bootstrap", dead)

@@ -108,6 +108,9 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 	dcfg := dht.DefaultConfig(network)
 	dcfg.Mode, dcfg.Logger, dcfg.Health = n.mode, n.log, r.health
 	dcfg.DisableFastPath = c.Bool("no-fast-path")
+	if dcfg.WalkDialTimeout = c.Duration("walk-dial-timeout"); dcfg.WalkDialTimeout <= 0 {
+		return usageError("--walk-dial-timeout %s: must be positive", dcfg.WalkDialTimeout)
+	}
 	// A find's node is throwaway: it never locks a data dir a daemon may
 	// hold. Any other node whose identity comes from the data dir locks
 	// it, so two never run with one peer ID.
