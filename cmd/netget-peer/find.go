@@ -23,8 +23,10 @@ func findCommand() *cli.Command {
 		ArgsUsage: "NAME",
 		Description: "Joins the network as a short-lived client with a fresh identity, looks NAME up and\n" +
 			"prints each provider as soon as its signed record is verified: peer ID, addresses,\n" +
-			"metadata and expiry, or one JSON object per line with --json. Exits 1 with a message\n" +
-			"on stderr when no provider is found within --timeout.\n\n" +
+			"metadata and expiry, or one JSON object per line with --json. It ends as soon as the\n" +
+			"answer is complete (every registry answered and the DHT walk brings nothing new; dials\n" +
+			"to peers that are probably gone are not waited for), or at --timeout. Exits 1 with a\n" +
+			"message on stderr saying which when it found no provider.\n\n" +
 			"Each result says which path brought it (\"source\" in JSON): registry (a registry it joined\n" +
 			"through, asked directly), local (its own store), near (a connected DHT server nearest the\n" +
 			"service), walk (a peer the DHT walk queried), provider (the provider itself) or dht (the\n" +

@@ -25,7 +25,8 @@ func provideCommand() *cli.Command {
 		Description: "Signs a record for NAME ([A-Za-z0-9._-]{1,64}) carrying this node's addresses and\n" +
 			"metadata, publishes it to the DHT, and republishes at half the TTL. On SIGINT or\n" +
 			"SIGTERM it publishes a signed withdrawal, so finds stop returning it, then exits.\n" +
-			"Prints one line (or JSON object with --json) per publication on stdout.\n\n" +
+			"Prints one line (or JSON object with --json) per publication on stdout, once a registry\n" +
+			"or a DHT peer took the record; a first publication nobody took fails.\n\n" +
 			"When a daemon serves the data dir (`netget-peer daemon`), the daemon provides NAME\n" +
 			"instead, keeps it published (across its restarts too) until `netget-peer unprovide\n" +
 			"NAME`, and provide prints the first publication and exits.",
