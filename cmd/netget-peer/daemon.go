@@ -157,7 +157,7 @@ func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit i
 	// The daemon bounds the search; the slack covers a daemon that hangs.
 	ctx, cancel := context.WithTimeout(c.Context, timeout+5*time.Second)
 	defer cancel()
-	found := 0
+	found, start := 0, time.Now()
 	req := control.FindRequest{Name: name, Limit: limit, Timeout: control.Duration(timeout), Network: daemonNetwork(c)}
 	for r, err := range cl.Find(ctx, req) {
 		if err != nil {
@@ -170,7 +170,11 @@ func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit i
 		printResult(c.App.Writer, c.Bool("json"), r)
 	}
 	if found == 0 {
-		return fmt.Errorf("no provider of %s found within %s (asked the daemon in %s)", name, timeout, dir)
+		if took := time.Since(start); took < timeout {
+			return fmt.Errorf("no provider of %s found: the daemon's search ended after %s (asked the daemon in %s)",
+				name, took.Round(time.Millisecond), dir)
+		}
+		return fmt.Errorf("no provider of %s found within --timeout %s (asked the daemon in %s)", name, timeout, dir)
 	}
 	return nil
 }

@@ -87,8 +87,8 @@ func findAction(c *cli.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("no provider of %s found on network %q within --timeout %s", name, n.dht.Network(), timeout)
 		}
-		return fmt.Errorf("no provider of %s found on network %q: the search ended after %s, with every registry and the DHT walk asked",
-			name, n.dht.Network(), time.Since(start).Round(time.Millisecond))
+		return fmt.Errorf("no provider of %s found on network %q: the search ended after %s (of --timeout %s), with every registry and the DHT walk asked",
+			name, n.dht.Network(), time.Since(start).Round(time.Millisecond), timeout)
 	}
 	return nil
 }
