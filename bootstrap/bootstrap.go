@@ -33,6 +33,12 @@ type Config struct {
 	// DialTimeout bounds one attempt, including the libp2p handshake
 	// (default 5s).
 	DialTimeout time.Duration
+	// Network, if set, is the netget network the node joins: a connected
+	// peer whose identify protocols name another network's DHT
+	// (/netget/<other>/kad/1.0.0) and not this one's fails at once with a
+	// *NetworkError, instead of joining a DHT that never answers. Empty
+	// checks nothing.
+	Network string
 	// Resolver resolves DNS multiaddrs. Nil means a resolver using the
 	// system's DNS, built by the call that needs it.
 	Resolver *madns.Resolver

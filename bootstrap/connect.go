@@ -19,8 +19,11 @@ import (
 // Connect dials every peer concurrently, each up to cfg.Attempts times with
 // doubling backoff, all bounded by ctx, and protects each connection it
 // makes under ProtectTag. Peers listed twice are merged, and h itself is
-// skipped. It returns the peers it connected to, in the order given. If
-// none connects, the error is an *UnreachableError naming each peer and why;
+// skipped. With cfg.Network set, a peer that speaks another network counts
+// as not connected and is not retried. It returns the peers it connected
+// to, in the order given. If none connects, the error is the peers'
+// *NetworkErrors when each speaks another network, else an
+// *UnreachableError naming each peer and why;
 // if some do, each unreachable one is logged as a warning and the error is
 // nil. No peers (besides h) is an error wrapping ErrNoPeers.
 func Connect(ctx context.Context, h host.Host, peers []peer.AddrInfo, cfg Config) ([]peer.ID, error) {
@@ -58,12 +61,31 @@ func Connect(ctx context.Context, h host.Host, peers []peer.AddrInfo, cfg Config
 		}
 	}
 	if len(connected) == 0 {
-		return nil, &UnreachableError{Peers: failed}
+		return nil, noneJoined(failed)
 	}
 	for _, f := range failed {
 		cfg.Logger.Warn("bootstrap peer unreachable", "peer", f.ID, "addrs", f.Addrs, "err", f.Err)
 	}
 	return connected, nil
+}
+
+// noneJoined is Connect's error when no peer connected: the peers'
+// *NetworkErrors when every peer that failed speaks another network (the
+// user's fix is --network, not the peers), else an *UnreachableError.
+func noneJoined(failed []PeerError) error {
+	var wrong []error
+	for _, f := range failed {
+		if errors.Is(f.Err, ErrWrongNetwork) {
+			wrong = append(wrong, f.Err)
+		}
+	}
+	if len(wrong) == len(failed) {
+		if len(wrong) == 1 {
+			return wrong[0]
+		}
+		return errors.Join(wrong...)
+	}
+	return &UnreachableError{Peers: failed}
 }
 
 func indexOf(peers []peer.AddrInfo, id peer.ID) int {
@@ -82,12 +104,15 @@ func dial(ctx context.Context, h host.Host, p peer.AddrInfo, cfg Config) error {
 	for attempt := 1; ; attempt++ {
 		err := dialOnce(ctx, h, p, cfg.DialTimeout)
 		if err == nil {
+			err = checkNetwork(h, p.ID, cfg.Network)
+		}
+		if err == nil {
 			h.ConnManager().Protect(p.ID, ProtectTag)
 		}
 		if cfg.OnAttempt != nil {
 			cfg.OnAttempt(p.ID, attempt, err)
 		}
-		if err == nil || attempt >= cfg.Attempts {
+		if err == nil || attempt >= cfg.Attempts || errors.Is(err, ErrWrongNetwork) {
 			return err
 		}
 		if ctx.Err() == nil {

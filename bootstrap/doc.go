@@ -18,6 +18,12 @@
 //   - If no peer connects, the error is an *UnreachableError naming each peer,
 //     its addresses and a one-line reason (such as "connection refused"). If
 //     some connect, the others are logged as warnings and Connect succeeds.
+//   - With Config.Network set, a peer whose identify protocols name
+//     another netget network's DHT (/netget/<other>/kad/1.0.0) and not this
+//     one's fails at once with a *NetworkError (ErrWrongNetwork): "bootstrap
+//     peer … speaks network devnet, not development", instead of a join
+//     that succeeds and a DHT that never answers. It is not retried. When
+//     every peer fails so, Connect returns those errors alone.
 //   - Every connection it makes is protected in the host's connection
 //     manager under ProtectTag, so trimming never drops a node's way into
 //     the network.

@@ -23,6 +23,10 @@ var (
 	// ErrUnreachable is matched by errors.Is on an *UnreachableError, which
 	// Connect and Join return when no bootstrap peer could be connected.
 	ErrUnreachable = errors.New("no bootstrap peer reachable")
+	// ErrWrongNetwork is matched by errors.Is on a *NetworkError: a
+	// bootstrap peer that speaks another netget network than
+	// Config.Network. Connect does not retry such a peer.
+	ErrWrongNetwork = errors.New("bootstrap peer speaks another network")
 	// ErrBadConfig is returned by Config.Validate, and so by Connect and
 	// Join, for a config with a negative count or duration.
 	ErrBadConfig = errors.New("invalid bootstrap config")

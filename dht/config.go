@@ -88,6 +88,12 @@ type Config struct {
 	// step's answer needs one round trip, and the next step started at once
 	// only competes with it. 0 runs every step at once.
 	WalkHedge time.Duration
+	// WalkDialTimeout bounds each dial a find's DHT walk makes (default
+	// 2s; go-libp2p's own is 5s on a local network and 15s elsewhere): a
+	// peer killed a moment ago stays in its neighbours' routing tables, and
+	// a QUIC dial to it waits out the whole timeout. With the fast path, a
+	// find that has its answer does not wait for such dials at all.
+	WalkDialTimeout time.Duration
 	// RequestRate and RequestBurst bound registry-protocol requests per
 	// remote peer (default 200/s, burst 400); excess streams are reset.
 	RequestRate  float64
@@ -144,6 +150,7 @@ func DefaultConfig(network string) Config {
 		FindTimeout:        10 * time.Second,
 		FetchTimeout:       5 * time.Second,
 		WalkHedge:          50 * time.Millisecond,
+		WalkDialTimeout:    2 * time.Second,
 		RequestRate:        200,
 		RequestBurst:       400,
 		ProviderRate:       10,
@@ -163,7 +170,7 @@ func (c Config) Validate() error {
 	if c.Mode < ModeServer || c.Mode > ModeAuto {
 		return fmt.Errorf("%w: mode %d", ErrBadConfig, c.Mode)
 	}
-	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
+	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.WalkDialTimeout <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
 		return fmt.Errorf("%w: timeouts and request limits must be positive", ErrBadConfig)
 	}
 	if c.ProviderRate <= 0 || c.ProviderBurst <= 0 || c.ProvidersPerPeer <= 0 || c.MaxProviderRecords <= 0 {

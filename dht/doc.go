@@ -32,9 +32,12 @@
 // value store under /netget/<cid>/<peer>. Publish returns as soon as the
 // record is findable: when one registry took it, or, without registries,
 // when the walk is done; the rest goes on in the background (Settle waits
-// for it). Provide
-// republishes at half the TTL until its context ends: kad-dht republishes
-// nothing by itself. Withdraw publishes a signed tombstone and waits for
+// for it). When no registry and no peer of the walk took the record,
+// Publish fails with ErrNotPublished rather than report a record nobody can
+// find. TTLs and metadata pass record.ValidateTTL (1s to 24h) and
+// record.ValidateMeta, the rule every layer shares. Provide republishes at
+// half the TTL, never more often than MinRepublishInterval, until its
+// context ends: kad-dht republishes nothing by itself. Withdraw publishes a signed tombstone and waits for
 // every copy; it outlives the record it replaces.
 //
 // Find asks each connected registry for the service's records and, once
@@ -52,6 +55,22 @@
 // they verify, at most one per peer, each saying which path brought it
 // (Result.Source), and the search is bounded by a timeout. FindOptions
 // .DHTOnly and Config.DisableFastPath turn the fast path off.
+//
+// A find ends when its answer is complete, not when the walk's last dial
+// gives up: a node killed a moment ago stays in its neighbours' routing
+// tables, and a QUIC dial to it waits out go-libp2p's whole dial timeout
+// (5 s on a local network). So, with the fast path, once something was
+// streamed, no list request or fetch is in flight and every peer the walk
+// queried has answered, a walk that waits only for dials to peers this
+// node is not connected to is ended and those dials cancelled (the
+// registries, which every provider pushes to, already answered). On the
+// DHT path alone the walk runs to its end, each of its dials, and each
+// provider fetch's, bounded by Config.WalkDialTimeout (default 2 s).
+//
+// The registry protocol's handler logs a bad request at info level; a
+// stream the requester resets or closes (as every finder does once it has
+// its answer), one left idle for StreamIdleTimeout, or one whose
+// connection goes, is normal and logged at debug level.
 //
 // # The record store
 //

@@ -23,6 +23,10 @@ var (
 	// ErrBadMessage is returned when a registry-protocol message cannot be
 	// decoded or breaks the protocol's limits.
 	ErrBadMessage = errors.New("bad registry protocol message")
+	// ErrNotPublished is returned by Publish (and so Provide) when no
+	// registry and no peer of the DHT walk took the record: nobody can find
+	// it.
+	ErrNotPublished = errors.New("no registry or peer took the record")
 	// ErrDatastore is returned by OpenDatastore when the directory cannot be
 	// opened as a datastore: not a directory, corrupt, or unreadable.
 	ErrDatastore = errors.New("cannot open datastore")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -26,3 +27,7 @@ func Proven(n *Node, p peer.ID) bool {
 	ok, _ := n.health.expendable(p)
 	return !ok
 }
+
+// ObserveWalk calls fn with every kad-dht query event of the node's finds'
+// DHT walks, in order. Set it before the first Find.
+func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }

@@ -12,7 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -144,7 +143,9 @@ type search struct {
 	emitted   int
 	lists     int           // list requests in flight
 	walkLists int           // of which to peers the walk queries
+	fetches   int           // provider / value-store fetches in flight
 	listed    chan struct{} // closed (and replaced) whenever one ends
+	pending   walkState     // what the DHT walk has in flight
 }
 
 // peerState is what a search knows about one provider.
@@ -184,22 +185,7 @@ func (f *search) run(ctx context.Context) {
 		f.wg.Wait()
 		return
 	}
-	// Ask every peer the walk queries, as it queries it. The event channel
-	// closes only when its context ends, so the walk gets its own.
-	walkCtx, endWalk := context.WithCancel(ctx)
-	defer endWalk()
-	wctx, events := routing.RegisterForQueryEvents(walkCtx)
-	f.wg.Go(func() {
-		for ev := range events {
-			if ev.Type == routing.SendingQuery {
-				f.ask(ctx, ev.ID, SourceWalk, nil)
-			}
-		}
-	})
-	for ai := range f.n.kad.FindProvidersAsync(wctx, f.c, 0) {
-		f.fetchLater(ctx, ai)
-	}
-	endWalk()
+	f.walk(ctx)
 	f.wg.Wait()
 }
 
@@ -297,6 +283,7 @@ func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
 		return
 	}
 	st.fetching = true
+	f.fetches++
 	f.mu.Unlock()
 	if len(ai.Addrs) > 0 {
 		f.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
@@ -304,6 +291,7 @@ func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
+		defer f.fetchEnded()
 		f.fetch(ctx, ai.ID)
 	}()
 }
@@ -317,6 +305,7 @@ func (f *search) listEnded(src Source) {
 	}
 	close(f.listed)
 	f.listed = make(chan struct{})
+	f.settleLocked()
 	f.mu.Unlock()
 }
 
@@ -346,6 +335,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	n := f.n
 	fctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
 	defer cancel()
+	fctx = network.WithDialPeerTimeout(fctx, n.cfg.WalkDialTimeout)
 	if !f.awaitLists(fctx, p) {
 		return
 	}

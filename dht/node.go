@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -54,6 +55,8 @@ type Node struct {
 	registries map[peer.ID]bool // registries this node uses for the fast path
 	limiter    *peerLimiter     // registry-protocol requests per remote peer
 	streams    *streamPool      // idle registry-protocol streams, for reuse
+
+	walkObserver func(routing.QueryEvent) // test seam: sees every walk event
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -161,8 +162,8 @@ func (n *Node) handleStream(s network.Stream) {
 		case errors.Is(err, io.EOF):
 			s.Close() // the requester is done
 			return
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			log.Debug("idle registry stream closed")
+		case normalEnd(err) != "":
+			log.Debug("registry stream ended", "how", normalEnd(err))
 			s.Reset()
 			return
 		case err != nil:
@@ -188,6 +189,24 @@ func (n *Node) handleStream(s network.Stream) {
 			return
 		}
 	}
+}
+
+// normalEnd says how a read between requests ended when it ended as
+// registry streams normally do, and "" for anything else: a requester
+// resets the stream once it has its answer (a find that is done), or
+// leaves it idle until StreamIdleTimeout, or its connection goes. None of
+// these is an error; they are logged at debug level.
+func normalEnd(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, network.ErrReset):
+		return "reset by the requester"
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "idle timeout"
+	case errors.Is(err, net.ErrClosed):
+		return "connection closed"
+	}
+	return ""
 }
 
 // serve answers one request from src, or says why it is bad.

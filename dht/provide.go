@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -19,6 +20,10 @@ import (
 // DefaultTTL is a provided record's lifetime when Spec.TTL is zero.
 const DefaultTTL = time.Hour
 
+// MinRepublishInterval is the shortest time between two publications of
+// one record by Provide, whatever its TTL.
+const MinRepublishInterval = 500 * time.Millisecond
+
 // SpreadTimeout bounds a publication's background work: registry pushes and
 // the DHT walk that places the provider record and the signed record.
 const SpreadTimeout = 30 * time.Second
@@ -29,8 +34,9 @@ type Spec struct {
 	Name string
 	// Meta is free-form metadata (≤ 32 pairs) carried in the signed record.
 	Meta map[string]string
-	// TTL is the record's lifetime (default DefaultTTL, at most 24h). The
-	// record is republished at half its TTL.
+	// TTL is the record's lifetime (default DefaultTTL; record.ValidateTTL:
+	// 1s to 24h). The record is republished at half its TTL, and never
+	// more often than MinRepublishInterval.
 	TTL time.Duration
 	// Addrs overrides the addresses in the record; default: the host's.
 	Addrs []ma.Multiaddr
@@ -48,8 +54,11 @@ func (s Spec) ttl() time.Duration {
 // as a provider (one DHT walk); the copy in the DHT value store, a fallback
 // for finders, is put in the background. It waits for Ready first.
 func (n *Node) Publish(ctx context.Context, spec Spec) (*record.Service, error) {
-	if ttl := spec.ttl(); ttl <= 0 || ttl > record.MaxTTL {
-		return nil, fmt.Errorf("publish %s: %w: ttl %s, want (0, %s]", spec.Name, record.ErrBadTTL, ttl, record.MaxTTL)
+	if err := record.ValidateTTL(spec.ttl()); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", spec.Name, err)
+	}
+	if err := record.ValidateMeta(spec.Meta); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", spec.Name, err)
 	}
 	c, err := record.ServiceCID(n.cfg.Network, spec.Name)
 	if err != nil {
@@ -220,6 +229,7 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 	}
 	key := record.Key(c, self.ID)
 	var wg sync.WaitGroup
+	var stored atomic.Int32
 	for _, p := range peers {
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, n.cfg.FetchTimeout)
@@ -237,10 +247,15 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 			}
 			if err != nil {
 				n.log.Debug("signed record not stored", "peer", p, "err", err)
+				return
 			}
+			stored.Add(1)
 		})
 	}
 	wg.Wait()
+	if stored.Load() == 0 {
+		return fmt.Errorf("%w: %d peers closest to the service refused it or did not answer", ErrNotPublished, len(peers))
+	}
 	return nil
 }
 
@@ -348,7 +363,7 @@ func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Se
 	if err != nil {
 		return err
 	}
-	every := spec.ttl() / 2
+	every := max(spec.ttl()/2, MinRepublishInterval)
 	wait, retry := every, time.Duration(0)
 	for {
 		t := time.NewTimer(wait)

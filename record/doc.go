@@ -13,6 +13,11 @@
 // entries) that closes the network to the providers listed; it is checked
 // on every Open, cached envelope or not, and fails with ErrNotAllowed.
 //
+// The syntax rules are exported so every layer applies the same one:
+// ValidateNetwork, ValidateName, ValidateTTL (1 s to 24 h) and ValidateMeta
+// are what the validator checks, and what the CLI, the daemon's control
+// API and the dht package call on their inputs before anything is signed.
+//
 // # Keys
 //
 // A service is keyed by a CIDv1 (raw codec, sha2-256) of
@@ -35,7 +40,7 @@
 //	  "meta": {"region": "eu"},                // optional, ≤ 32 pairs, key ≤ 64 B, value ≤ 512 B
 //	  "seq": 1732500000000000000,              // strictly increasing per (peer, service)
 //	  "issued_at": "2026-11-25T05:00:00Z",
-//	  "expires_at": "2026-11-25T06:00:00Z",    // at most 24 h after issued_at
+//	  "expires_at": "2026-11-25T06:00:00Z",    // 1 s to 24 h after issued_at
 //	  "withdrawn": true                        // optional: a signed tombstone
 //	}
 //

@@ -26,8 +26,8 @@ var (
 	ErrExpired = errors.New("record expired")
 	// ErrIssuedInFuture is returned when issued-at is more than MaxClockSkew ahead.
 	ErrIssuedInFuture = errors.New("record issued in the future")
-	// ErrBadTTL is returned when expires-at is not after issued-at or is more
-	// than MaxTTL after it.
+	// ErrBadTTL is returned when a lifetime (expires-at minus issued-at, or
+	// a TTL asked for) is outside [MinTTL, MaxTTL].
 	ErrBadTTL = errors.New("record lifetime out of range")
 	// ErrBadVersion is returned for a record format version this build does not know.
 	ErrBadVersion = errors.New("unsupported record version")

@@ -2,7 +2,10 @@ package record
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -44,6 +47,35 @@ func ValidateName(s string) error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 			c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("%w: %q: only A-Z, a-z, 0-9, '.', '_' and '-' are allowed", ErrBadName, s)
+		}
+	}
+	return nil
+}
+
+// ValidateTTL reports whether ttl is a record lifetime: between MinTTL
+// and MaxTTL (1s to 24h). Every layer that takes a TTL calls it: the CLI,
+// the daemon's control API, dht.Publish, and the validator (expires-at
+// minus issued-at), so one rule holds everywhere.
+func ValidateTTL(ttl time.Duration) error {
+	if ttl < MinTTL || ttl > MaxTTL {
+		return fmt.Errorf("%w: ttl %s: want between %s and %s", ErrBadTTL, ttl, MinTTL, MaxTTL)
+	}
+	return nil
+}
+
+// ValidateMeta reports whether meta fits a record: at most MaxMetaPairs
+// pairs, keys of 1-MaxMetaKeyLen bytes, values of at most MaxMetaValueLen.
+// The error names the first bad key in sorted order.
+func ValidateMeta(meta map[string]string) error {
+	if len(meta) > MaxMetaPairs {
+		return fmt.Errorf("%w: %d pairs, at most %d", ErrBadMetadata, len(meta), MaxMetaPairs)
+	}
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		if len(k) == 0 || len(k) > MaxMetaKeyLen {
+			return fmt.Errorf("%w: key %.70q: want 1-%d bytes", ErrBadMetadata, k, MaxMetaKeyLen)
+		}
+		if v := meta[k]; len(v) > MaxMetaValueLen {
+			return fmt.Errorf("%w: value of %q: %d bytes, at most %d", ErrBadMetadata, k, len(v), MaxMetaValueLen)
 		}
 	}
 	return nil

@@ -29,6 +29,9 @@ const (
 	MaxMetaKeyLen = 64
 	// MaxMetaValueLen is the longest metadata value, in bytes.
 	MaxMetaValueLen = 512
+	// MinTTL is the shortest lifetime between issued-at and expires-at: a
+	// record must outlive the round trips that spread it.
+	MinTTL = time.Second
 	// MaxTTL is the longest lifetime between issued-at and expires-at.
 	MaxTTL = 24 * time.Hour
 	// MaxClockSkew is how far in the future issued-at may be.
@@ -153,19 +156,8 @@ func checkSyntax(s *Service) error {
 			return fmt.Errorf("%w: %q: %w", ErrBadAddr, a, err)
 		}
 	}
-	if len(s.Meta) > MaxMetaPairs {
-		return fmt.Errorf("%w: %d pairs, limit %d", ErrBadMetadata, len(s.Meta), MaxMetaPairs)
+	if err := ValidateMeta(s.Meta); err != nil {
+		return err
 	}
-	for k, v := range s.Meta {
-		if len(k) == 0 || len(k) > MaxMetaKeyLen {
-			return fmt.Errorf("%w: key %.70q: want 1-%d bytes", ErrBadMetadata, k, MaxMetaKeyLen)
-		}
-		if len(v) > MaxMetaValueLen {
-			return fmt.Errorf("%w: value of %q: %d bytes, limit %d", ErrBadMetadata, k, len(v), MaxMetaValueLen)
-		}
-	}
-	if ttl := s.ExpiresAt.Sub(s.IssuedAt); ttl <= 0 || ttl > MaxTTL {
-		return fmt.Errorf("%w: %s, want (0, %s]", ErrBadTTL, ttl, MaxTTL)
-	}
-	return nil
+	return ValidateTTL(s.ExpiresAt.Sub(s.IssuedAt))
 }

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	logging "github.com/ipfs/go-log/v2"
 	"github.com/urfave/cli/v2"
 
+	"github.com/netget/netget-peer/bootstrap"
+	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -26,10 +30,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	onUsageError := func(_ *cli.Context, err error, _ bool) error {
-		return usageError("%w (see --help)", err)
-	}
 	commands := []*cli.Command{devnetCommand(), registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), statusCommand(), idCommand(), versionCommand()}
+	durations := durationFlags(append(globalFlags(), bridgeFlags()...))
+	for _, c := range commands {
+		maps.Copy(durations, durationFlags(c.Flags))
+	}
+	onUsageError := func(_ *cli.Context, err error, _ bool) error {
+		return usageError("%w (see --help)", explainParse(err, durations))
+	}
 	for _, c := range commands {
 		c.OnUsageError = onUsageError
 	}
@@ -42,12 +50,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			"`netget-peer find NAME` and gets its peer ID, addresses and metadata, signed by the\n" +
 			"provider and verified by the finder. Start a network with `netget-peer registry`.\n" +
 			"Flags may come before or after the command and its arguments.",
-		Flags:           append(append(globalFlags(), providerFlags()...), bridgeFlags()...), // the bare form runs the daemon
-		Commands:        commands,
-		Action:          daemonAction,
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		HideHelpCommand: true,
+		Flags:     append(append(globalFlags(), providerFlags()...), bridgeFlags()...), // the bare form runs the daemon
+		Commands:  commands,
+		Action:    daemonAction,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Version:   versionString(), // --version, as `netget-peer version`
 		// Errors are printed and mapped to exit statuses by run, never here.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
@@ -65,9 +73,10 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "network", Value: record.DefaultNetwork, EnvVars: []string{"NETGET_NETWORK"},
 			Usage: "network to join, [a-z0-9-]{1,32}; networks never see each other's records"},
 		&cli.StringSliceFlag{Name: "bootstrap", Aliases: []string{"b"},
-			Usage: "registry multiaddr with /p2p/ID to join through (repeatable, or comma-separated in $NETGET_BOOTSTRAP)"},
+			Usage: "registry multiaddr with /p2p/ID to join through (repeatable, or comma-separated in $" + bootstrap.EnvVar + ") [$" + bootstrap.EnvVar + "]"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: []string{"NETGET_DATA_DIR"},
-			Usage: "directory for the identity key, the record datastore and the daemon's socket (default: $NETGET_HOME, or $NETGET_HOME/registry for registries)"},
+			Usage: "directory for the identity key, the record datastore and the daemon's socket, locked by the node using it " +
+				"(default: " + defaultHomeHelp() + "; registries use its registry/ subdirectory)"},
 		&cli.StringFlag{Name: "identity",
 			Usage: "identity key file, created 0600 on first run (default: identity.key in the data dir; find uses a fresh key)"},
 		&cli.StringFlag{Name: "psk", EnvVars: []string{"NETGET_PSK_FILE"},
@@ -75,6 +84,8 @@ func globalFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"},
 			Usage: "multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port 4001 for registries, any port otherwise)"},
 		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},
+		&cli.DurationFlag{Name: "walk-dial-timeout", Value: dht.DefaultConfig("").WalkDialTimeout,
+			Usage: "bound on each dial a find's DHT walk makes, to a peer that may be gone (a Go duration such as 2s)"},
 		&cli.BoolFlag{Name: "no-fast-path", Usage: "ask no registry directly: find and provide use the DHT path alone (for comparing paths)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error (logs go to stderr)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
@@ -82,6 +93,18 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", EnvVars: []string{"NETGET_CONFIG"},
 			Usage: "TOML `file` whose keys are flag names (network = \"production\", health-interval = \"30s\"); flags and environment win"},
 	}
+}
+
+// defaultHomeHelp names the default data dir for --help.
+func defaultHomeHelp() string {
+	h, err := netgetHome()
+	if err != nil {
+		return "$NETGET_HOME, or ~/.netget"
+	}
+	if os.Getenv("NETGET_HOME") != "" {
+		return h + ", from $NETGET_HOME"
+	}
+	return h + ", or $NETGET_HOME when set"
 }
 
 // netgetHome is $NETGET_HOME, or ~/.netget.
@@ -126,4 +149,31 @@ func configureLibp2pLogging(level string) {
 		return
 	}
 	logging.SetAllLoggers(logging.LevelFatal)
+}
+
+// durationFlags maps the names and aliases of the duration flags in flags.
+func durationFlags(flags []cli.Flag) map[string]bool {
+	m := map[string]bool{}
+	for _, f := range flags {
+		if _, ok := f.(*cli.DurationFlag); ok {
+			for _, n := range f.Names() {
+				m[n] = true
+			}
+		}
+	}
+	return m
+}
+
+// flagParseError matches the flag package's message for a value that does
+// not parse.
+var flagParseError = regexp.MustCompile(`^invalid value "(.*)" for flag -([A-Za-z0-9-]+): parse error$`)
+
+// explainParse rewrites the flag package's "parse error" for a duration
+// flag into what the flag wants; other errors pass unchanged.
+func explainParse(err error, durations map[string]bool) error {
+	m := flagParseError.FindStringSubmatch(err.Error())
+	if m == nil || !durations[m[2]] {
+		return err
+	}
+	return fmt.Errorf("--%s %q: want a Go duration such as 90m, 30s or 1h30m", m[2], m[1])
 }

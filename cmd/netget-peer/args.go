@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -89,4 +90,38 @@ func flagName(a string) (string, bool) {
 	a = strings.TrimLeft(a, "-")
 	name, _, inline := strings.Cut(a, "=")
 	return name, inline
+}
+
+// metaFlag is --meta's value: every occurrence, each taken whole. A
+// cli.StringSliceFlag would split "tags=a,b" at the comma.
+type metaFlag struct{ pairs []string }
+
+// metaSerialized prefixes Serialize's form, which urfave/cli sets back
+// into the same value when it copies --meta to its alias -m.
+const metaSerialized = "\x00meta:"
+
+// Set appends one occurrence, or restores the whole list from Serialize.
+func (m *metaFlag) Set(s string) error {
+	if rest, ok := strings.CutPrefix(s, metaSerialized); ok {
+		return json.Unmarshal([]byte(rest), &m.pairs)
+	}
+	m.pairs = append(m.pairs, s)
+	return nil
+}
+
+// Serialize is the whole list, for urfave/cli's alias copy (cli.Serializer).
+func (m *metaFlag) Serialize() string {
+	b, _ := json.Marshal(m.pairs)
+	return metaSerialized + string(b)
+}
+
+// String lists the occurrences, for help's default.
+func (m *metaFlag) String() string { return strings.Join(m.pairs, " ") }
+
+// metaPairs returns the --meta occurrences, in order.
+func metaPairs(c *cli.Context) []string {
+	if m, ok := c.Generic("meta").(*metaFlag); ok {
+		return m.pairs
+	}
+	return nil
 }

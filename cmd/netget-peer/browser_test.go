@@ -44,6 +44,7 @@ func TestBrowserHandshaker(t *testing.T) {
 	})
 	fx.browser = startBrowser(t)
 	t.Run("script tag", fx.scriptTag)
+	t.Run("readme snippet", fx.readmeSnippet)
 	t.Run("stream and errors", fx.streamAndErrors)
 	t.Run("reconnect", fx.reconnect)
 	t.Run("es module", fx.esModule)
@@ -366,6 +367,7 @@ func servePages(t *testing.T, l net.Listener, bridgeURL string) string {
 	pages := map[string]string{
 		"/classic.html": `<!doctype html><html><head><meta charset="utf-8"><title>netget classic</title>
 <script src="` + bridgeURL + bridge.PathScript + `"></script></head><body>classic</body></html>`,
+		"/readme.html": readmePage(t, bridgeURL),
 		"/module.html": `<!doctype html><html><head><meta charset="utf-8"><title>netget module</title>
 <script type="module">
 import netget, { connect, PROTOCOL_VERSION } from "` + bridgeURL + bridge.PathModule + `";

@@ -86,8 +86,14 @@ func env(t *testing.T) []string {
 
 func start(t *testing.T, args ...string) *child {
 	t.Helper()
+	return startWith(t, env(t), args...)
+}
+
+// startWith starts netget-peer with environment environ.
+func startWith(t *testing.T, environ []string, args ...string) *child {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = env(t)
+	cmd.Env = environ
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -209,9 +215,9 @@ func TestCLIRegistryProvideFind(t *testing.T) {
 		t.Fatalf("find (text): exit %d, out %q, stderr:\n%s", code, out, stderr)
 	}
 
-	// Another network sees nothing, and says why.
-	_, stderr, code = runCLI(t, "find", "DatabaseService", "--bootstrap", boot, "--network", "production", "--timeout", "2s")
-	if code != 1 || !strings.Contains(stderr, "not connected to the network") {
+	// Another network sees nothing, and says why at once.
+	_, stderr, code = runCLI(t, "find", "DatabaseService", "--bootstrap", boot, "--network", "production", "--timeout", "20s")
+	if code != exitUsage || !strings.Contains(stderr, "speaks network development, not production (pass --network development)") {
 		t.Fatalf("find on production: exit %d, stderr:\n%s", code, stderr)
 	}
 
@@ -270,6 +276,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"provider lifetime too long", []string{"find", "DatabaseService", "-b", dead, "--provider-lifetime", "72h"}, exitUsage, "provider lifetime"},
 		{"bad allow-provider", []string{"find", "DatabaseService", "-b", dead, "--allow-provider", "DatabaseService=nobody"}, exitUsage, "--allow-provider"},
 		{"no provider quota", []string{"find", "DatabaseService", "-b", dead, "--providers-per-peer", "0"}, exitUsage, "provider record limits"},
+		{"bad walk dial timeout", []string{"find", "DatabaseService", "-b", dead, "--walk-dial-timeout", "0s"}, exitUsage, "--walk-dial-timeout 0s: must be positive"},
 	}
 	// A registry whose fellow registries are down still starts.
 	reg := start(t, "registry", "--listen", loopback, "--bootstrap", dead)

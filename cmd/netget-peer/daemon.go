@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/cmd/netget-peer/control"
 	"github.com/netget/netget-peer/dht"
 )
@@ -45,6 +47,9 @@ func daemonAction(c *cli.Context) error {
 			return usageError("daemon takes no arguments, got %q", c.Args().Slice())
 		}
 		return usageError("unknown command %q (see --help)", c.Args().First())
+	}
+	if c.Command.Name != "daemon" {
+		announceBare(c)
 	}
 	ctx := c.Context
 	n, err := startNode(ctx, c, daemonRole())
@@ -160,7 +165,7 @@ func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit i
 	// The daemon bounds the search; the slack covers a daemon that hangs.
 	ctx, cancel := context.WithTimeout(c.Context, timeout+5*time.Second)
 	defer cancel()
-	found := 0
+	found, start := 0, time.Now()
 	req := control.FindRequest{Name: name, Limit: limit, Timeout: control.Duration(timeout), Network: daemonNetwork(c)}
 	for r, err := range cl.Find(ctx, req) {
 		if err != nil {
@@ -173,7 +178,11 @@ func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit i
 		printResult(c.App.Writer, c.Bool("json"), r)
 	}
 	if found == 0 {
-		return fmt.Errorf("no provider of %s found within %s (asked the daemon in %s)", name, timeout, dir)
+		if took := time.Since(start); took < timeout {
+			return fmt.Errorf("no provider of %s found: the daemon's search ended after %s (asked the daemon in %s)",
+				name, took.Round(time.Millisecond), dir)
+		}
+		return fmt.Errorf("no provider of %s found within --timeout %s (asked the daemon in %s)", name, timeout, dir)
 	}
 	return nil
 }
@@ -181,4 +190,23 @@ func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit i
 // noDaemonFlag forces a command to run a node of its own.
 func noDaemonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "no-daemon", Usage: "run a node of its own even when a daemon serves the data dir"}
+}
+
+// announceBare says, first thing, what a bare `netget-peer` (no command,
+// but bootstrap peers from --bootstrap or $NETGET_BOOTSTRAP) is about to
+// do: a user who typed it by accident learns it starts a node that
+// listens, by default, on every interface.
+func announceBare(c *cli.Context) {
+	listen := strings.Join(daemonRole().listen, " ")
+	where := " (every interface; narrow it with --listen)"
+	if c.IsSet("listen") {
+		listen, where = strings.Join(c.StringSlice("listen"), " "), ""
+	}
+	src := "--bootstrap"
+	if !c.IsSet("bootstrap") {
+		src = "$" + bootstrap.EnvVar
+	}
+	fmt.Fprintf(c.App.ErrWriter, "netget-peer: no command given, so running a node until interrupted, as `netget-peer daemon` does:\n"+
+		"  network %s, joining through the bootstrap peers in %s, listening on %s%s.\n"+
+		"  `netget-peer --help` lists the commands.\n", c.String("network"), src, listen, where)
 }

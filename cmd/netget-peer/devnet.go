@@ -15,6 +15,7 @@ import (
 
 	"github.com/netget/netget-peer/bridge"
 	"github.com/netget/netget-peer/cmd/netget-peer/devnet"
+	"github.com/netget/netget-peer/record"
 )
 
 func devnetCommand() *cli.Command {
@@ -129,7 +130,9 @@ func printDevnet(w io.Writer, d *devnet.Devnet, url string) {
 	boot := d.Bootstrap()
 	self := selfCommand()
 	st := d.State()
-	fmt.Fprintf(w, "netget devnet %q: %d registries, %d service nodes, all on 127.0.0.1\n\n", d.Network(), len(st.Registries), len(st.Nodes))
+	fmt.Fprintf(w, "netget devnet %q: %d registries, %d service nodes, all on 127.0.0.1\n", d.Network(), len(st.Registries), len(st.Nodes))
+	fmt.Fprintf(w, "it runs network %q, not the default %q: other commands need --network %s to join it\n\n",
+		d.Network(), record.DefaultNetwork, d.Network())
 	fmt.Fprintln(w, "registries (bootstrap addresses):")
 	for _, a := range boot {
 		fmt.Fprintln(w, "  "+a)

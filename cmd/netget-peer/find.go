@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -22,8 +23,10 @@ func findCommand() *cli.Command {
 		ArgsUsage: "NAME",
 		Description: "Joins the network as a short-lived client with a fresh identity, looks NAME up and\n" +
 			"prints each provider as soon as its signed record is verified: peer ID, addresses,\n" +
-			"metadata and expiry, or one JSON object per line with --json. Exits 1 with a message\n" +
-			"on stderr when no provider is found within --timeout.\n\n" +
+			"metadata and expiry, or one JSON object per line with --json. It ends as soon as the\n" +
+			"answer is complete (every registry answered and the DHT walk brings nothing new; dials\n" +
+			"to peers that are probably gone are not waited for), or at --timeout. Exits 1 with a\n" +
+			"message on stderr saying which when it found no provider.\n\n" +
 			"Each result says which path brought it (\"source\" in JSON): registry (a registry it joined\n" +
 			"through, asked directly), local (its own store), near (a connected DHT server nearest the\n" +
 			"service), walk (a peer the DHT walk queried), provider (the provider itself) or dht (the\n" +
@@ -32,7 +35,7 @@ func findCommand() *cli.Command {
 			"finding, already joined; the output is the same.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
-			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "give up after this long, joining included"},
+			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "give up after this long, joining included (a Go duration such as 5s or 1m)"},
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Usage: "stop after this many providers (0: all found within the timeout)"},
 			noDaemonFlag(),
 		},
@@ -65,12 +68,12 @@ func findAction(c *cli.Context) error {
 	defer cancel()
 	n, err := startNode(ctx, c, role{ephemeral: true, needBootstrap: true, mode: dht.ModeClient})
 	if err != nil {
-		return err
+		return joinTimedOut(ctx, c, timeout, err)
 	}
 	defer n.Close()
 	results, err := n.dht.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)})
 	if err != nil {
-		return err
+		return joinTimedOut(ctx, c, timeout, err)
 	}
 	found := 0
 	for r := range results {
@@ -81,9 +84,23 @@ func findAction(c *cli.Context) error {
 		if c.Context.Err() != nil {
 			return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
 		}
-		return fmt.Errorf("no provider of %s found on network %q within %s", name, n.dht.Network(), timeout)
+		if ctx.Err() != nil {
+			return fmt.Errorf("no provider of %s found on network %q within --timeout %s", name, n.dht.Network(), timeout)
+		}
+		return fmt.Errorf("no provider of %s found on network %q: the search ended after %s (of --timeout %s), with every registry and the DHT walk asked",
+			name, n.dht.Network(), time.Since(start).Round(time.Millisecond), timeout)
 	}
 	return nil
+}
+
+// joinTimedOut blames --timeout, not the network, when find's deadline
+// passed while it was still joining (ctx is find's, bounded by timeout).
+func joinTimedOut(ctx context.Context, c *cli.Context, timeout time.Duration, err error) error {
+	if c.Context.Err() != nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	return &exitError{code: exitFailure, err: fmt.Errorf("--timeout %s passed while joining the network, before the search began "+
+		"(joining takes a few round trips; give a longer --timeout, such as 5s): %w", timeout, err)}
 }
 
 // findResult is find's --json output line; fields are only added.

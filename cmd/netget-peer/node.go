@@ -31,6 +31,7 @@ type role struct {
 	store         dht.StoreLimits // zero fields: dht's defaults
 	needBootstrap bool            // refuse to start without bootstrap peers
 	joinOptional  bool            // start even when no bootstrap peer is reachable
+	registry      bool            // announce bootstrap.RegistryAgent, so joiners use it as a registry
 }
 
 // serviceRole is the node that provides services: stable identity,
@@ -109,14 +110,22 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		}
 		hcfg.PrivateNetwork = psk
 	}
+	if r.registry {
+		hcfg.UserAgent = bootstrap.RegistryAgent
+	}
 	dcfg := dht.DefaultConfig(network)
 	dcfg.Mode, dcfg.Logger, dcfg.Health, dcfg.Store = n.mode, n.log, r.health, r.store
 	dcfg.DisableFastPath = c.Bool("no-fast-path")
 	if err := applyProviderFlags(c, &dcfg); err != nil {
 		return err
 	}
-	// A find's node is throwaway: it never locks a data dir a daemon may hold.
-	if r.persist || (c.IsSet("data-dir") && !r.ephemeral) {
+	if dcfg.WalkDialTimeout = c.Duration("walk-dial-timeout"); dcfg.WalkDialTimeout <= 0 {
+		return usageError("--walk-dial-timeout %s: must be positive", dcfg.WalkDialTimeout)
+	}
+	// A find's node is throwaway: it never locks a data dir a daemon may
+	// hold. Any other node whose identity comes from the data dir locks
+	// it, so two never run with one peer ID.
+	if r.persist || (!r.ephemeral && (c.IsSet("data-dir") || !c.IsSet("identity"))) {
 		unlock, err := lockDataDir(n.dataDir)
 		if err != nil {
 			return err
@@ -163,9 +172,12 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		return nil
 	}
 	bcfg := bootstrap.DefaultConfig()
-	bcfg.Logger = n.log
+	bcfg.Logger, bcfg.Network = n.log, network
 	n.joined, err = bootstrap.Join(ctx, h, boot, bcfg)
+	var wrong *bootstrap.NetworkError
 	switch {
+	case errors.As(err, &wrong) && !r.joinOptional:
+		return usageError("%w (pass --network %s)", err, wrong.Speaks[0])
 	case err != nil && r.joinOptional && ctx.Err() == nil:
 		// Registries often list each other; the first to start finds
 		// the rest down, and they will connect to it instead.
@@ -174,6 +186,11 @@ func (n *node) start(ctx context.Context, c *cli.Context, r role, network string
 		return pskHint(c, err)
 	}
 	for _, p := range n.joined {
+		if !bootstrap.IsRegistry(h, p) {
+			// Its records still come, by the DHT path, labelled as such.
+			n.log.Debug("bootstrap peer is not a registry; asking it as a DHT peer", "bootstrap", p)
+			continue
+		}
 		n.dht.AddRegistry(p)
 	}
 	return nil

@@ -25,13 +25,15 @@ func provideCommand() *cli.Command {
 		Description: "Signs a record for NAME ([A-Za-z0-9._-]{1,64}) carrying this node's addresses and\n" +
 			"metadata, publishes it to the DHT, and republishes at half the TTL. On SIGINT or\n" +
 			"SIGTERM it publishes a signed withdrawal, so finds stop returning it, then exits.\n" +
-			"Prints one line (or JSON object with --json) per publication on stdout.\n\n" +
+			"Prints one line (or JSON object with --json) per publication on stdout, once a registry\n" +
+			"or a DHT peer took the record; a first publication nobody took fails.\n\n" +
 			"When a daemon serves the data dir (`netget-peer daemon`), the daemon provides NAME\n" +
 			"instead, keeps it published (across its restarts too) until `netget-peer unprovide\n" +
 			"NAME`, and provide prints the first publication and exits.",
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "meta", Aliases: []string{"m"}, Usage: "metadata `key=value` (repeatable, up to 32)"},
-			&cli.DurationFlag{Name: "ttl", Value: dht.DefaultTTL, Usage: "record lifetime, at most 24h; republished at half of it"},
+			&cli.GenericFlag{Name: "meta", Aliases: []string{"m"}, Value: &metaFlag{},
+				Usage: "metadata `key=value`, taken whole (the value may hold commas); repeatable, up to 32 distinct keys"},
+			&cli.DurationFlag{Name: "ttl", Value: dht.DefaultTTL, Usage: "record lifetime, a Go duration from 1s to 24h; republished at half of it"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
 			noDaemonFlag(),
 		},
@@ -44,13 +46,13 @@ func provideAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	meta, err := parseMeta(c.StringSlice("meta"))
+	meta, err := parseMeta(metaPairs(c))
 	if err != nil {
 		return err
 	}
 	ttl := c.Duration("ttl")
-	if ttl <= 0 || ttl > record.MaxTTL {
-		return usageError("--ttl %s: want between 1s and %s", ttl, record.MaxTTL)
+	if err := record.ValidateTTL(ttl); err != nil {
+		return usageError("--ttl: %w", err)
 	}
 	cl, dir, err := daemonClient(c)
 	if err != nil {
@@ -101,7 +103,8 @@ func serviceArg(c *cli.Context) (string, error) {
 	return name, nil
 }
 
-// parseMeta parses key=value pairs.
+// parseMeta parses key=value pairs; a key given twice is refused, not
+// silently overwritten.
 func parseMeta(pairs []string) (map[string]string, error) {
 	if len(pairs) == 0 {
 		return nil, nil
@@ -112,15 +115,13 @@ func parseMeta(pairs []string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, usageError("--meta %q: want key=value", p)
 		}
+		if old, dup := meta[k]; dup {
+			return nil, usageError("--meta %q: key %q given twice (first %q); give each key once", p, k, old)
+		}
 		meta[k] = v
 	}
-	if len(meta) > record.MaxMetaPairs {
-		return nil, usageError("--meta: %d pairs, at most %d", len(meta), record.MaxMetaPairs)
-	}
-	for k, v := range meta {
-		if len(k) > record.MaxMetaKeyLen || len(v) > record.MaxMetaValueLen {
-			return nil, usageError("--meta %q: keys up to %d bytes, values up to %d", k, record.MaxMetaKeyLen, record.MaxMetaValueLen)
-		}
+	if err := record.ValidateMeta(meta); err != nil {
+		return nil, usageError("--meta: %w", err)
 	}
 	return meta, nil
 }

@@ -54,6 +54,7 @@ func registryRole() role {
 		mode:         dht.ModeServer,
 		health:       dht.RegistryHealth(),
 		joinOptional: true,
+		registry:     true,
 	}
 }
 

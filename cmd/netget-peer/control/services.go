@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -122,21 +121,15 @@ func checkSpec(name string, meta map[string]string, ttl Duration) (dht.Spec, *Er
 	if err := record.ValidateName(name); err != nil {
 		return dht.Spec{}, badRequest(CodeInvalidName, err.Error())
 	}
-	if len(meta) > record.MaxMetaPairs {
-		return dht.Spec{}, badRequest(CodeInvalidMeta, fmt.Sprintf("%d metadata pairs, at most %d", len(meta), record.MaxMetaPairs))
-	}
-	for _, k := range slices.Sorted(maps.Keys(meta)) {
-		if k == "" || len(k) > record.MaxMetaKeyLen || len(meta[k]) > record.MaxMetaValueLen {
-			return dht.Spec{}, badRequest(CodeInvalidMeta, fmt.Sprintf("metadata %q: keys are 1-%d bytes, values up to %d",
-				k, record.MaxMetaKeyLen, record.MaxMetaValueLen))
-		}
+	if err := record.ValidateMeta(meta); err != nil {
+		return dht.Spec{}, badRequest(CodeInvalidMeta, err.Error())
 	}
 	d := time.Duration(ttl)
 	if d == 0 {
 		d = dht.DefaultTTL
 	}
-	if d < time.Second || d > record.MaxTTL {
-		return dht.Spec{}, badRequest(CodeInvalidTTL, fmt.Sprintf("ttl %s: want between 1s and %s", d, record.MaxTTL))
+	if err := record.ValidateTTL(d); err != nil {
+		return dht.Spec{}, badRequest(CodeInvalidTTL, err.Error())
 	}
 	if len(meta) == 0 {
 		meta = nil

@@ -103,7 +103,7 @@ type member struct {
 	cancel context.CancelFunc // ends the provide loop
 	done   chan struct{}      // closed when the provide loop returned
 
-	state string // "running", "withdrawn" (stopped cleanly) or "crashed"
+	state string // "running", withdrawn, crashed or stopped
 	since time.Time
 }
 
@@ -163,6 +163,9 @@ func (d *Devnet) newMember(ctx context.Context, role string, key crypto.PrivKey,
 	hcfg := p2p.DefaultConfig()
 	hcfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	hcfg.Identity, hcfg.Registerer = key, reg
+	if role == "registry" {
+		hcfg.UserAgent = bootstrap.RegistryAgent
+	}
 	h, err := p2p.NewHost(hcfg)
 	if err != nil {
 		return nil, err
@@ -241,7 +244,7 @@ func (d *Devnet) run(ctx context.Context, m *member) error {
 		err = ctx.Err()
 	}
 	if err != nil {
-		d.stop(m, false)
+		d.stop(m, stopped)
 		return err
 	}
 	d.mu.Lock()
@@ -251,23 +254,28 @@ func (d *Devnet) run(ctx context.Context, m *member) error {
 	return nil
 }
 
-// stop ends service node m: with withdraw, it publishes a signed tombstone
-// first (finds stop returning it at once); without, it just dies, and the
-// registries' health checks notice.
-func (d *Devnet) stop(m *member, withdraw bool) {
+// How a service node stops, and the state it is left in.
+const (
+	withdrawn = "withdrawn" // a signed tombstone first: finds stop returning it at once
+	crashed   = "crashed"   // it just dies (churn); the registries' health checks notice
+	stopped   = "stopped"   // the devnet shuts down, or the node did not come up
+)
+
+// stop ends service node m, leaving it in state how (withdrawn, crashed or
+// stopped); only withdrawn publishes a tombstone.
+func (d *Devnet) stop(m *member, how string) {
 	if m.cancel == nil {
 		return
 	}
 	m.cancel()
 	<-m.done
-	state := "crashed"
-	if withdraw {
+	state := how
+	if how == withdrawn {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, err := m.dht.Withdraw(ctx, m.spec.Name); err != nil {
 			d.log.Warn("withdraw failed", "peer", m.host.ID(), "err", err)
 		}
 		cancel()
-		state = "withdrawn"
 	}
 	m.dht.Close()
 	m.host.Close()
@@ -300,7 +308,11 @@ func (d *Devnet) Run(ctx context.Context) {
 		d.mu.Unlock()
 		if running {
 			// Stopping rounds alternate: withdraw cleanly, then crash.
-			d.stop(m, (step/len(d.nodes)/2)%2 == 0)
+			how := crashed
+			if (step/len(d.nodes)/2)%2 == 0 {
+				how = withdrawn
+			}
+			d.stop(m, how)
 			continue
 		}
 		if err := d.run(ctx, m); err != nil && ctx.Err() == nil {
@@ -340,7 +352,7 @@ func (d *Devnet) Close() {
 		d.gateway = nil
 	}
 	for _, m := range d.nodes {
-		d.stop(m, false)
+		d.stop(m, stopped)
 	}
 	d.wg.Wait()
 	for _, r := range d.registries {

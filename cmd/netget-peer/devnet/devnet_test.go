@@ -3,7 +3,10 @@ package devnet
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,4 +84,42 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: Start accepted %+v", name, cfg)
 		}
 	}
+}
+
+// TestCloseSaysStopped: shutting the devnet down (Ctrl-C) logs each
+// service node as stopped, never as crashed.
+func TestCloseSaysStopped(t *testing.T) {
+	var logs syncLog
+	cfg := DefaultConfig()
+	cfg.Registries, cfg.Nodes = 1, 2
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	d, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	out := logs.String()
+	if got := strings.Count(out, "state=stopped"); got != cfg.Nodes || strings.Contains(out, "crashed") {
+		t.Fatalf("after Close: %d nodes logged as stopped, want %d and no crash:\n%s", got, cfg.Nodes, out)
+	}
+}
+
+// syncLog is a log sink safe for concurrent writers.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -46,7 +46,7 @@ type NodeState struct {
 	Peer    string            `json:"peer"`
 	Service string            `json:"service"`
 	Meta    map[string]string `json:"meta"`
-	State   string            `json:"state"` // running, withdrawn or crashed
+	State   string            `json:"state"` // running, withdrawn, crashed or stopped
 	Since   time.Time         `json:"since"`
 }
 
