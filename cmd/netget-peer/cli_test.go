@@ -276,6 +276,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"provider lifetime too long", []string{"find", "DatabaseService", "-b", dead, "--provider-lifetime", "72h"}, exitUsage, "provider lifetime"},
 		{"bad allow-provider", []string{"find", "DatabaseService", "-b", dead, "--allow-provider", "DatabaseService=nobody"}, exitUsage, "--allow-provider"},
 		{"no provider quota", []string{"find", "DatabaseService", "-b", dead, "--providers-per-peer", "0"}, exitUsage, "provider record limits"},
+		{"no request rate", []string{"find", "DatabaseService", "-b", dead, "--request-rate", "0"}, exitUsage, "request limits must be positive"},
 		{"bad walk dial timeout", []string{"find", "DatabaseService", "-b", dead, "--walk-dial-timeout", "0s"}, exitUsage, "--walk-dial-timeout 0s: must be positive"},
 	}
 	// A registry whose fellow registries are down still starts.

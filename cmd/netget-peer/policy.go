@@ -7,9 +7,10 @@ import (
 	"github.com/netget/netget-peer/record"
 )
 
-// providerFlags say whose records this node accepts (--allow-provider) and
-// bound the DHT provider records (ADD_PROVIDER) other peers store on it;
-// every node that runs as a DHT server keeps them.
+// providerFlags say whose records this node accepts (--allow-provider),
+// bound the DHT provider records (ADD_PROVIDER) other peers store on it
+// (every node that runs as a DHT server keeps them) and the
+// registry-protocol requests every node serves.
 func providerFlags() []cli.Flag {
 	def := dht.DefaultConfig("")
 	return []cli.Flag{
@@ -25,11 +26,15 @@ func providerFlags() []cli.Flag {
 			Usage: "DHT provider records held here in all; when full, a newcomer's evicts one of the peer holding the most"},
 		&cli.DurationFlag{Name: "provider-lifetime", Value: def.ProviderLifetime,
 			Usage: "how long an unrefreshed DHT provider record is kept (at most 48h)"},
+		&cli.Float64Flag{Name: "request-rate", Value: def.RequestRate,
+			Usage: "registry-protocol requests per second one peer may send here (token bucket; excess streams are reset)"},
+		&cli.IntFlag{Name: "request-burst", Value: def.RequestBurst,
+			Usage: "burst of registry-protocol requests one peer may send at once"},
 	}
 }
 
-// applyProviderFlags sets cfg's allow-list and provider-record limits
-// from the flags.
+// applyProviderFlags sets cfg's allow-list, provider-record and request
+// limits from the flags.
 func applyProviderFlags(c *cli.Context, cfg *dht.Config) error {
 	allow, err := record.ParseAllowList(c.StringSlice("allow-provider"))
 	if err != nil {
@@ -41,6 +46,7 @@ func applyProviderFlags(c *cli.Context, cfg *dht.Config) error {
 	cfg.ProvidersPerPeer = c.Int("providers-per-peer")
 	cfg.MaxProviderRecords = c.Int("max-provider-records")
 	cfg.ProviderLifetime = c.Duration("provider-lifetime")
+	cfg.RequestRate, cfg.RequestBurst = c.Float64("request-rate"), c.Int("request-burst")
 	if err := cfg.Validate(); err != nil {
 		return usageError("%w", err)
 	}
