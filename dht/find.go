@@ -99,7 +99,8 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan 
 	}
 	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
-		offered: make(map[[32]byte]bool), listed: make(chan struct{})}
+		offered: make(map[[32]byte]bool)}
+	f.changed.L = &f.mu
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -141,11 +142,11 @@ type search struct {
 	asked     map[peer.ID]bool       // peers sent a list request
 	offered   map[[32]byte]bool      // envelopes already verified (or refused)
 	emitted   int
-	lists     int           // list requests in flight
-	walkLists int           // of which to peers the walk queries
-	fetches   int           // provider / value-store fetches in flight
-	listed    chan struct{} // closed (and replaced) whenever one ends
-	pending   walkState     // what the DHT walk has in flight
+	lists     int       // list requests in flight
+	walkLists int       // of which to peers the walk queries
+	fetches   int       // provider / value-store fetches in flight
+	changed   sync.Cond // on mu: broadcast when a list ends or a record verifies
+	pending   walkState // what the DHT walk has in flight
 }
 
 // peerState is what a search knows about one provider.
@@ -303,8 +304,7 @@ func (f *search) listEnded(src Source) {
 	if src == SourceWalk {
 		f.walkLists--
 	}
-	close(f.listed)
-	f.listed = make(chan struct{})
+	f.changed.Broadcast()
 	f.settleLocked()
 	f.mu.Unlock()
 }
@@ -314,19 +314,18 @@ func (f *search) listEnded(src Source) {
 // answer is usually on the way, so dialling p would only compete with it.
 // It reports whether p's record is still missing.
 func (f *search) awaitLists(ctx context.Context, p peer.ID) bool {
-	for {
+	stop := context.AfterFunc(ctx, func() {
 		f.mu.Lock()
-		missing, lists, listed := !f.state(p).verified, f.lists, f.listed
-		f.mu.Unlock()
-		if !missing || lists == 0 {
-			return missing
-		}
-		select {
-		case <-listed:
-		case <-ctx.Done():
-			return false
-		}
+		defer f.mu.Unlock()
+		f.changed.Broadcast()
+	})
+	defer stop()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for !f.state(p).verified && f.lists > 0 && ctx.Err() == nil {
+		f.changed.Wait()
 	}
+	return !f.state(p).verified && ctx.Err() == nil
 }
 
 // fetch asks provider p for its record, then the DHT value store, unless
@@ -375,9 +374,12 @@ func (f *search) state(p peer.ID) *peerState {
 }
 
 // offer verifies env as a record for the service and streams it if it is
-// the first live record for its peer; tombstones close the peer.
+// the first live record for its peer; tombstones close the peer. It never
+// holds f.mu while it waits for the consumer: a slow reader must not stall
+// the search's other asks and fetches.
 func (f *search) offer(ctx context.Context, env []byte, src Source) {
-	// Every holder returns the same bytes: verify each envelope once.
+	// Every holder returns the same bytes: verify each envelope once, and
+	// hash it once (the validator's cache takes the same sum).
 	sum := sha256.Sum256(env)
 	f.mu.Lock()
 	seen := f.offered[sum]
@@ -386,33 +388,51 @@ func (f *search) offer(ctx context.Context, env []byte, src Source) {
 	if seen {
 		return
 	}
-	s, err := f.n.validator.OpenFor(f.c, env)
+	s, err := f.n.validator.OpenForSum(f.c, sum, env)
 	if err != nil {
 		f.n.metrics.record(err)
 		f.n.log.Info("rejected record", "service", f.c, "source", src, "err", err)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st := f.state(s.Peer)
-	if st.verified && s.Seq <= st.seq {
-		return
-	}
-	st.verified, st.seq = true, s.Seq
-	if st.done || s.Withdrawn {
-		return // streamed already, or withdrawn (a newer live record may follow)
-	}
-	if f.limit > 0 && f.emitted >= f.limit {
+	first, last, ok := f.claim(s)
+	if !ok {
 		return
 	}
 	select {
 	case f.out <- Result{Record: s, Source: src, Elapsed: time.Since(f.start)}:
-		f.n.metrics.result(src, time.Since(f.start), f.emitted == 0)
-		st.done = true
-		f.emitted++
-		if f.limit > 0 && f.emitted >= f.limit {
+		f.n.metrics.result(src, time.Since(f.start), first)
+		if last {
 			f.cancel()
 		}
 	case <-ctx.Done():
+		f.mu.Lock()
+		f.state(s.Peer).done = false
+		f.emitted--
+		f.mu.Unlock()
 	}
+}
+
+// claim takes verified record s into the search's state and reports
+// whether it is to be streamed (ok), as the search's first result and as
+// the one that reaches its limit (last). A record to stream is counted
+// here, under f.mu, so that no other holder's copy streams it twice.
+func (f *search) claim(s *record.Service) (first, last, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.state(s.Peer)
+	if st.verified && s.Seq <= st.seq {
+		return false, false, false
+	}
+	st.verified, st.seq = true, s.Seq
+	f.changed.Broadcast()
+	if st.done || s.Withdrawn {
+		return false, false, false // streamed already, or withdrawn (a newer live record may follow)
+	}
+	if f.limit > 0 && f.emitted >= f.limit {
+		return false, false, false
+	}
+	st.done = true
+	first = f.emitted == 0
+	f.emitted++
+	return first, f.limit > 0 && f.emitted >= f.limit, true
 }
