@@ -294,7 +294,8 @@ func mustCID(t *testing.T) cid.Cid {
 func TestFindNotReady(t *testing.T) {
 	lonely := dhttest.NewNode(t, "development", dht.ModeClient, nil)
 	start := time.Now()
-	_, err := lonely.Find(context.Background(), "DatabaseService", dht.FindOptions{Timeout: 300 * time.Millisecond})
+	err := lonely.Find(context.Background(), "DatabaseService", dht.FindOptions{Timeout: 300 * time.Millisecond},
+		func(dht.Result) bool { return true })
 	if !errors.Is(err, dht.ErrNotReady) {
 		t.Fatalf("Find with no peers: got %v, want %v", err, dht.ErrNotReady)
 	}

@@ -8,6 +8,9 @@ var (
 	// ErrNotReady is returned when the node has no peer in its routing table
 	// before the operation's deadline: it never joined the network.
 	ErrNotReady = errors.New("not connected to the network: routing table is empty")
+	// ErrFindTimeout is returned by Find when its timeout passed before
+	// the search completed; the results found in time were yielded.
+	ErrFindTimeout = errors.New("find timed out")
 	// ErrClosed is returned by operations on a closed Node.
 	ErrClosed = errors.New("dht node closed")
 	// ErrStoreFull is returned when a node's record store is at its bounds

@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -60,12 +61,18 @@ type FindOptions struct {
 	DHTOnly bool
 }
 
-// Find looks up the providers of service name and streams each verified
-// record on the returned channel as soon as it is verified, at most once
-// per peer. The channel closes when the search ends: the DHT walk finished,
-// Limit was reached, the timeout passed or ctx ended. An empty, closed
-// channel means nothing was found in time. Cancel ctx to stop early; the
-// Node owns the search goroutines and Close waits for them.
+// Find looks up the providers of service name and calls yield with each
+// verified record as soon as it is verified, at most once per peer, one
+// call at a time on the caller's goroutine. Find returns when the search
+// has ended: the DHT walk finished, Limit was reached, yield returned
+// false, the timeout passed or ctx ended. It returns nil when the search
+// ended by itself, by Limit, by yield or by ctx; an error wrapping
+// ErrFindTimeout (and context.DeadlineExceeded) when its timeout ended it
+// first, after whatever was yielded in time; and another error when the
+// search could not start (ErrNotReady, ErrClosed, a bad name). This is
+// the one streaming contract of a find, which bridge.Finder shares: the
+// limit and the timeout are applied here and nowhere else. A slow yield
+// holds up this search's results, never its asks or another search.
 //
 // Records come by several paths, in this order, and each is verified
 // whatever its path: the node's connected registries, asked directly (the
@@ -76,54 +83,64 @@ type FindOptions struct {
 // held, the provider itself, then the DHT value store. Each step waits for
 // the asks before it, for at most Config.WalkHedge. Per peer, the highest
 // seq seen wins; a valid tombstone means the provider withdrew and it is
-// not returned. A result already streamed is not taken back by a later
+// not returned. A result already yielded is not taken back by a later
 // tombstone.
-func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan Result, error) {
+func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield func(Result) bool) error {
 	c, err := record.ServiceCID(n.cfg.Network, name)
 	if err != nil {
-		return nil, fmt.Errorf("find: %w", err)
+		return fmt.Errorf("find: %w", err)
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = n.cfg.FindTimeout
 	}
 	if n.ctx.Err() != nil {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel)
+	defer stop()
 	if err := n.Ready(ctx); err != nil {
-		stop()
-		cancel()
-		return nil, fmt.Errorf("find %s: %w", name, err)
+		return fmt.Errorf("find %s: %w", name, err)
 	}
 	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
 		offered: make(map[[32]byte]bool)}
 	f.changed.L = &f.mu
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer stop()
-		defer cancel()
+	timedOut := false
+	n.wg.Go(func() {
 		defer close(f.out)
 		f.run(ctx)
+		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		f.n.metrics.find(f.emitted, nil)
-	}()
-	return f.out, nil
+	})
+	for r := range f.out {
+		if !yield(r) {
+			cancel()
+			break
+		}
+	}
+	for range f.out { // the search's goroutines end once ctx has
+	}
+	if timedOut {
+		return fmt.Errorf("find %s: %w after %s (%w)", name, ErrFindTimeout, timeout, context.DeadlineExceeded)
+	}
+	return nil
 }
 
-// FindAll runs Find and collects its results.
+// FindAll runs Find and collects its results. A timeout is not an error
+// here: FindAll returns what was found in time.
 func (n *Node) FindAll(ctx context.Context, name string, opts FindOptions) ([]Result, error) {
-	ch, err := n.Find(ctx, name, opts)
-	if err != nil {
-		return nil, err
-	}
 	var out []Result
-	for r := range ch {
+	err := n.Find(ctx, name, opts, func(r Result) bool {
 		out = append(out, r)
+		return true
+	})
+	if errors.Is(err, ErrFindTimeout) {
+		err = nil
 	}
-	return out, nil
+	return out, err
 }
 
 // search is one Find in flight.

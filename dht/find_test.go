@@ -1,7 +1,6 @@
 package dht_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -12,9 +11,10 @@ import (
 
 // TestFindSlowConsumerDelaysNoOtherFind: a find whose consumer takes one
 // result and then stops reading (a bridge client stuck on a slow socket)
-// does not hold up another find on the same node: the second gets every
-// provider and ends on its own. The stalled find has lost nothing: once
-// its consumer reads again, the rest of its results arrive.
+// does not hold up another find on the same node: the other gets every
+// provider and ends on its own, three times over. The stalled find has
+// lost nothing: once its consumer reads again, the rest of its results
+// arrive.
 func TestFindSlowConsumerDelaysNoOtherFind(t *testing.T) {
 	ctx := testCtx(t)
 	net := dhttest.New(t, dhttest.Options{Registries: 2, Nodes: 4})
@@ -27,22 +27,23 @@ func TestFindSlowConsumerDelaysNoOtherFind(t *testing.T) {
 	}
 	finder := net.Nodes[3]
 
-	stalledCtx, stopStalled := context.WithCancel(ctx)
-	stalled, err := finder.Find(stalledCtx, "WebApp", dht.FindOptions{})
-	if err != nil {
-		t.Fatal(err)
+	gotFirst, resume, stalledDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	seen := map[peer.ID]bool{}
+	go func() {
+		stalledDone <- finder.Find(ctx, "WebApp", dht.FindOptions{}, func(r dht.Result) bool {
+			seen[r.Record.Peer] = true
+			if len(seen) == 1 {
+				close(gotFirst)
+				<-resume // the consumer stops reading
+			}
+			return true
+		})
+	}()
+	select {
+	case <-gotFirst:
+	case err := <-stalledDone:
+		t.Fatalf("the stalled find ended before its first result: %v", err)
 	}
-	t.Cleanup(func() {
-		stopStalled()
-		for range stalled {
-		}
-	})
-	first, ok := <-stalled
-	if !ok {
-		t.Fatal("the stalled find found nothing")
-	}
-	// The stalled find's consumer reads nothing more until the other find
-	// has ended: its search holds results it cannot hand over.
 	for round := range 3 {
 		got, err := finder.FindAll(ctx, "WebApp", dht.FindOptions{})
 		if err != nil {
@@ -55,9 +56,9 @@ func TestFindSlowConsumerDelaysNoOtherFind(t *testing.T) {
 			t.Fatalf("round %d: the other find ended by the test's deadline, not on its own", round)
 		}
 	}
-	seen := map[peer.ID]bool{first.Record.Peer: true}
-	for r := range stalled {
-		seen[r.Record.Peer] = true
+	close(resume)
+	if err := <-stalledDone; err != nil {
+		t.Fatalf("the stalled find, read again: %v", err)
 	}
 	if len(seen) != len(want) {
 		t.Fatalf("the stalled find, read again, got %d providers in all, want %d", len(seen), len(want))

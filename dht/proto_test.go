@@ -200,12 +200,14 @@ func TestRegistryProtocolBadMessages(t *testing.T) {
 func firstResult(t *testing.T, finder *dht.Node, name string, opts dht.FindOptions) dht.Result {
 	t.Helper()
 	opts.Limit = 1
-	ch, err := finder.Find(testCtx(t), name, opts)
-	if err != nil {
+	var r dht.Result
+	ok := false
+	err := finder.Find(testCtx(t), name, opts, func(got dht.Result) bool {
+		r, ok = got, true
+		return false
+	})
+	if err != nil && !errors.Is(err, dht.ErrFindTimeout) {
 		t.Fatal(err)
-	}
-	r, ok := <-ch
-	for range ch {
 	}
 	if !ok {
 		t.Fatalf("finder %s found no %s", finder.Host().ID(), name)
