@@ -43,7 +43,7 @@
 // Find asks each connected registry for the service's records and, once
 // they have answered (or after Config.WalkHedge), takes the DHT path. The
 // peers closest to the service hold its records, so it first asks the
-// NearAsks connected DHT servers nearest the service in its routing table
+// three connected DHT servers nearest the service in its routing table
 // (one round trip, no dial, no walk: most finds end here); once they have
 // answered (or after the same hedge) it runs kad-dht's provider walk,
 // asking each peer the walk queries for the records it holds and, for a
@@ -69,7 +69,7 @@
 //
 // The registry protocol's handler logs a bad request at info level; a
 // stream the requester resets or closes (as every finder does once it has
-// its answer), one left idle for StreamIdleTimeout, or one whose
+// its answer), one left idle for 30 s, or one whose
 // connection goes, is normal and logged at debug level.
 //
 // # The record store
@@ -91,7 +91,7 @@
 // once, with nothing re-provided; the signatures are then checked in the
 // background by as many workers as CPUs, a list checks a record it serves
 // first, and GET_VALUE hides one until then; a record that fails is
-// deleted. Expired records are deleted every SweepInterval.
+// deleted. Expired records are deleted every minute.
 //
 // # Quotas
 //
@@ -114,7 +114,7 @@
 // node itself, are never evicted. Without health checks nothing is known
 // of anyone, so a full store refuses.
 //
-// Beside the store, a verified-record cache (VerifiedCacheSize entries, by
+// Beside the store, a verified-record cache (1,024 entries, by
 // the SHA-256 of the envelope; record.Validator.Cache) means the same bytes
 // are verified once per node, on write or read, whichever comes first: a
 // record a node holds answers its own finds without a second Ed25519

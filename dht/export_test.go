@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ipfs/go-cid"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
@@ -31,3 +32,11 @@ func Proven(n *Node, p peer.ID) bool {
 // ObserveWalk calls fn with every kad-dht query event of the node's finds'
 // DHT walks, in order. Set it before the first Find.
 func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }
+
+// Kad returns the node's kad-dht, for tests and benchmarks that compare
+// netget with the raw DHT or write through it (the netget validator still
+// runs on every put).
+func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
+
+// SpreadTimeout bounds a publication's background work (spreadTimeout).
+const SpreadTimeout = spreadTimeout

@@ -195,7 +195,7 @@ func (f *search) run(ctx context.Context) {
 	// the connected ones nearest it usually hold it, and asking them
 	// costs one round trip, no dial and no walk.
 	var near sync.WaitGroup
-	for _, p := range f.nearest(NearAsks) {
+	for _, p := range f.nearest(nearAsks) {
 		f.ask(ctx, p, SourceNear, &near)
 	}
 	f.hedge(ctx, &near)
@@ -219,9 +219,9 @@ func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup) {
 	}
 }
 
-// NearAsks is how many of the connected DHT servers nearest a service a
+// nearAsks is how many of the connected DHT servers nearest a service a
 // find asks for its records before the DHT walk starts.
-const NearAsks = 3
+const nearAsks = 3
 
 // nearest returns up to k of the peers in the routing table that this node
 // is connected to, nearest the service in the DHT's key space first. The
@@ -247,20 +247,20 @@ func (f *search) nearest(k int) []peer.ID {
 	return out
 }
 
-// MaxWalkLists bounds the list requests a find has in flight to peers its
+// maxWalkLists bounds the list requests a find has in flight to peers its
 // DHT walk queries: kad-dht's own concurrency (alpha), so a find asks the
 // first round of the walk, whichever of them answers first wins, and
 // later rounds are asked as earlier lists end. (Fewer, 3, cut traffic but
 // lost the fastest responder: the DHT path got slower in the benchmark.)
-const MaxWalkLists = 10
+const maxWalkLists = 10
 
 // ask sends peer p a list request for the service, once per search, and
 // offers what it returns as coming from src. A walk peer is skipped while
-// MaxWalkLists are in flight. done, if set, is marked when
+// maxWalkLists are in flight. done, if set, is marked when
 // the answer has been offered.
 func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.WaitGroup) {
 	f.mu.Lock()
-	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.walkLists >= MaxWalkLists) {
+	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.walkLists >= maxWalkLists) {
 		f.mu.Unlock()
 		return
 	}

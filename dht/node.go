@@ -83,7 +83,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		cfg:        cfg,
 		host:       h,
 		key:        key,
-		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize), Allow: cfg.Allow},
+		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(verifiedCacheSize), Allow: cfg.Allow},
 		log:        log.With("network", cfg.Network),
 		proto:      RegistryProtocol(cfg.Network),
 		registries: make(map[peer.ID]bool),
@@ -154,15 +154,15 @@ func (n *Node) startVerifier() {
 	}()
 }
 
-// SweepInterval is how often a node deletes expired records.
-const SweepInterval = time.Minute
+// sweepInterval is how often a node deletes expired records.
+const sweepInterval = time.Minute
 
-// startSweeper deletes expired records every SweepInterval until Close.
+// startSweeper deletes expired records every sweepInterval until Close.
 func (n *Node) startSweeper() {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		t := time.NewTicker(SweepInterval)
+		t := time.NewTicker(sweepInterval)
 		defer t.Stop()
 		for {
 			select {
@@ -196,11 +196,6 @@ func (n *Node) Host() host.Host { return n.host }
 
 // Network returns the network the node is on.
 func (n *Node) Network() string { return n.cfg.Network }
-
-// Kad returns the underlying kad-dht, for benchmarks and diagnostics that
-// compare netget with the raw DHT. Writing through it bypasses nothing: the
-// netget validator still runs on every put.
-func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 
 // RoutingTableSize returns the number of peers in the DHT routing table.
 func (n *Node) RoutingTableSize() int { return n.kad.RoutingTable().Size() }

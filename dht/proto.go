@@ -26,7 +26,7 @@ import (
 // request and reads one response, and may send further requests on the same
 // stream, one at a time, as kad-dht does with its own streams: opening a
 // stream costs about as much as the exchange. The responder closes a
-// stream when the requester closes its side or after StreamIdleTimeout
+// stream when the requester closes its side or after streamIdleTimeout
 // without a request. Records travel as base64 signed envelopes and are
 // verified by whoever receives them. Each exchange is bounded by
 // StreamTimeout.
@@ -52,16 +52,16 @@ const (
 	MaxListLimit = 32
 	// StreamTimeout bounds one request/response exchange.
 	StreamTimeout = 10 * time.Second
-	// StreamIdleTimeout is how long a responder keeps a stream open for
+	// streamIdleTimeout is how long a responder keeps a stream open for
 	// the requester's next request.
-	StreamIdleTimeout = 30 * time.Second
+	streamIdleTimeout = 30 * time.Second
 
 	// serviceName is the resource-manager service of the registry protocol.
 	serviceName = "netget.registry"
 	// msgList asks for the records a node holds for one service.
 	msgList = "list"
-	// msgPut offers a node one signed record.
-	msgPut = "put"
+	// msgPush offers a node one signed record (a push; "put" on the wire).
+	msgPush = "put"
 )
 
 // RegistryProtocol returns the registry protocol ID of network.
@@ -91,7 +91,7 @@ func decodeRequest(b []byte) (request, cid.Cid, error) {
 		return req, cid.Undef, err
 	}
 	switch req.Type {
-	case msgPut:
+	case msgPush:
 		if len(req.Record) == 0 || req.CID != "" || req.Limit != 0 {
 			return req, cid.Undef, fmt.Errorf("%w: put takes exactly one record", ErrBadMessage)
 		}
@@ -145,7 +145,7 @@ func readMsg(r io.Reader) ([]byte, error) {
 
 // handleStream serves registry-protocol requests on s, one after another,
 // until the requester closes its side or leaves the stream idle for
-// StreamIdleTimeout. A bad request resets the stream.
+// streamIdleTimeout. A bad request resets the stream.
 func (n *Node) handleStream(s network.Stream) {
 	remote := s.Conn().RemotePeer()
 	log := n.log.With("peer", remote, "protocol", n.proto)
@@ -156,7 +156,7 @@ func (n *Node) handleStream(s network.Stream) {
 	}
 	r := msgio.NewVarintReaderSize(s, MaxMessageSize)
 	for {
-		_ = s.SetDeadline(time.Now().Add(StreamIdleTimeout))
+		_ = s.SetDeadline(time.Now().Add(streamIdleTimeout))
 		b, err := r.ReadMsg()
 		switch {
 		case errors.Is(err, io.EOF):
@@ -194,7 +194,7 @@ func (n *Node) handleStream(s network.Stream) {
 // normalEnd says how a read between requests ended when it ended as
 // registry streams normally do, and "" for anything else: a requester
 // resets the stream once it has its answer (a find that is done), or
-// leaves it idle until StreamIdleTimeout, or its connection goes. None of
+// leaves it idle until streamIdleTimeout, or its connection goes. None of
 // these is an error; they are logged at debug level.
 func normalEnd(err error) string {
 	var ne net.Error
@@ -219,7 +219,7 @@ func (n *Node) serve(b []byte, src source) (response, error) {
 	switch req.Type {
 	case msgList:
 		resp.Records = n.store.list(n.ctx, c, n.now(), listOpts{limit: req.Limit})
-	case msgPut:
+	case msgPush:
 		svc, _, err := n.accept(n.ctx, req.Record, src)
 		if err != nil {
 			n.log.Debug("put refused", "err", err)
@@ -248,7 +248,7 @@ func (n *Node) list(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([][]b
 
 // push offers peer p one signed record; p's refusal comes back as an error.
 func (n *Node) push(ctx context.Context, p peer.ID, env []byte) error {
-	resp, err := n.exchange(ctx, p, request{Type: msgPut, Record: env})
+	resp, err := n.exchange(ctx, p, request{Type: msgPush, Record: env})
 	if err != nil {
 		return err
 	}
