@@ -17,7 +17,7 @@
 //
 // A node's registries (AddRegistry; the CLI adds the bootstrap peers it
 // joined through) are the fast path: it is connected to them already, so
-// one round trip of the registry protocol (proto.go) stores or lists a
+// one round trip of the registry protocol (dht/registry) stores or lists a
 // service's records. The DHT is the path that works without them and keeps
 // the network open to any kad-dht client.
 //
@@ -179,7 +179,8 @@
 // flush or eviction.
 //
 // Registry-protocol requests are rate-limited per remote peer
-// (RequestRate, RequestBurst) in a table of at most 4,096 peers; when it
+// (RequestRate, RequestBurst; registry.Limiter, which also bounds provider
+// records per peer) in a table of at most 4,096 peers; when it
 // is full, only a bucket that has refilled completely is forgotten, and
 // newcomers share one overflow bucket meanwhile, so no peer ever gets a
 // fresh bucket by cycling identities.
@@ -199,4 +200,13 @@
 // rejected by reason, finds and time to first result, results by path,
 // health checks by outcome, providers healthy and unhealthy, records held,
 // provider records accepted and refused by reason.
+//
+// # Sub-packages
+//
+// dht/registry is the registry protocol on the wire: protocol ID, codec,
+// the client (List, Push) with its stream pool, the handler over a small
+// Holder interface (serve.go is the Node's side) and the per-peer
+// limiter. It imports nothing of netget's; dht imports it, never the
+// other way. Find yields results to a callback (Node.Find), the contract
+// bridge.Finder shares.
 package dht

@@ -23,9 +23,6 @@ var (
 	// ErrSourceQuota is returned when the store already holds
 	// StoreLimits.PerSource records delivered from the same address prefix.
 	ErrSourceQuota = errors.New("too many records from one source address prefix")
-	// ErrBadMessage is returned when a registry-protocol message cannot be
-	// decoded or breaks the protocol's limits.
-	ErrBadMessage = errors.New("bad registry protocol message")
 	// ErrNotPublished is returned by Publish (and so Provide) when no
 	// registry and no peer of the DHT walk took the record: nobody can find
 	// it.

@@ -8,15 +8,18 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/record"
 )
 
 // Push offers peer p one signed record over the registry protocol.
-func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error { return n.push(ctx, p, env) }
+func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error {
+	return n.client.Push(ctx, p, env)
+}
 
 // List asks peer p for the records it holds for service c.
 func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) {
-	return n.list(ctx, p, c, MaxListLimit)
+	return n.client.List(ctx, p, c, registry.MaxListLimit)
 }
 
 // NewVerifiedCache exposes the node's verified-record cache to tests.

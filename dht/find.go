@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -280,7 +281,7 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 		}
 		lctx, cancel := context.WithTimeout(ctx, f.n.cfg.FetchTimeout)
 		defer cancel()
-		envs, err := f.n.list(lctx, p, f.c, MaxListLimit)
+		envs, err := f.n.client.List(lctx, p, f.c, registry.MaxListLimit)
 		if err != nil {
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
@@ -355,7 +356,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	if !f.awaitLists(fctx, p) {
 		return
 	}
-	envs, err := n.list(fctx, p, f.c, MaxListLimit)
+	envs, err := n.client.List(fctx, p, f.c, registry.MaxListLimit)
 	if err != nil {
 		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
 	}

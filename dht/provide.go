@@ -183,7 +183,7 @@ func (n *Node) spread(c cid.Cid, env []byte, provide bool) *spreading {
 		pushes.Go(func() {
 			pctx, cancel := context.WithTimeout(bctx, n.cfg.FetchTimeout)
 			defer cancel()
-			err := n.push(pctx, p, env)
+			err := n.client.Push(pctx, p, env)
 			if err != nil && n.ctx.Err() == nil {
 				n.log.Warn("registry did not take the record", "registry", p, "err", err)
 			}
@@ -241,7 +241,7 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 			}
 			var err error
 			if ok, _ := n.host.Peerstore().SupportsProtocols(p, n.proto); len(ok) > 0 {
-				err = n.push(pctx, p, env)
+				err = n.client.Push(pctx, p, env)
 			} else {
 				err = n.messenger.PutValue(pctx, p, kadrecord.MakePutRecord(key, env))
 			}
