@@ -74,6 +74,10 @@
 // with done {count} when it found at least one provider; with error
 // not_found when the search ended empty, or timeout when its timeout
 // passed empty; with done {cancelled: true} after the client's cancel.
+// The bridge chooses the limit and the timeout and the Finder applies them
+// (bridge.Finder is dht.Node.Find's own contract: results passed to a
+// callback, one at a time), so nothing stands between the two layers but
+// a conversion of each result.
 // Several finds run at once on one connection, each in its own goroutine;
 // the session waits for them when it ends.
 //

@@ -46,7 +46,7 @@ func (s *session) find(ctx context.Context, f *FindFrame) {
 		s.sendErr(ctx, f.ID, &Error{Code: CodeBusy, Message: "the bridge runs as many finds as it may; retry later"})
 		return
 	}
-	fctx, cancel := context.WithTimeout(ctx, timeout)
+	fctx, cancel := context.WithCancel(ctx) // the Finder applies the timeout
 	st := &inflight{cancel: cancel}
 	// Only this goroutine adds finds, so the checks above still hold.
 	s.mu.Lock()
@@ -75,12 +75,15 @@ func (s *Server) bounds(f *FindFrame) (int, time.Duration) {
 // then done, or an error when nothing was found.
 func (s *session) runFind(ctx, fctx context.Context, st *inflight, f *FindFrame, limit int, timeout time.Duration) {
 	s.srv.stats.finds.Add(1)
-	results, err := s.srv.finder.Find(fctx, f.Service, FindOptions{Limit: limit, Timeout: timeout})
 	count := 0
-	if err == nil {
-		count = s.stream(ctx, fctx, f.ID, results, limit)
-	}
-	timedOut := errors.Is(fctx.Err(), context.DeadlineExceeded)
+	err := s.srv.finder.Find(fctx, f.Service, FindOptions{Limit: limit, Timeout: timeout}, func(r Result) bool {
+		if !s.sendResult(ctx, fctx, f.ID, r) {
+			return false
+		}
+		count++
+		return true
+	})
+	timedOut := errors.Is(err, context.DeadlineExceeded)
 	st.cancel()
 	// Forget the find before answering: once the client reads the end,
 	// the id and the slot are free again.
@@ -107,34 +110,21 @@ func (s *session) runFind(ctx, fctx context.Context, st *inflight, f *FindFrame,
 	}
 }
 
-// stream sends each result as a frame until the finder closes the channel,
-// the limit is reached, or fctx ends. It returns how many it sent.
-func (s *session) stream(ctx, fctx context.Context, id string, results <-chan Result, limit int) int {
-	count := 0
-	for count < limit {
-		var r Result
-		var ok bool
-		select {
-		case r, ok = <-results:
-		case <-fctx.Done():
-			return count
-		}
-		if !ok {
-			return count
-		}
-		if r.Record == nil || fctx.Err() != nil {
-			continue
-		}
-		err := s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
-			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
-		if err != nil {
-			s.cancel() // the connection is gone or stuck: end the session
-			return count
-		}
-		count++
-		s.srv.stats.results.Add(1)
+// sendResult sends one result as a frame, unless the find was cancelled.
+// It reports whether the find should go on: false once it was cancelled or
+// the connection is gone or stuck (then it ends the session).
+func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) bool {
+	if fctx.Err() != nil {
+		return false
 	}
-	return count
+	err := s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
+		ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+	if err != nil {
+		s.cancel()
+		return false
+	}
+	s.srv.stats.results.Add(1)
+	return true
 }
 
 // cancelFind stops the find id, if it is in flight.

@@ -22,8 +22,8 @@ import (
 const wait = 10 * time.Second
 
 // fakeFinder answers finds from a fixed table, the way a dht.Node does:
-// it streams each record, then closes the channel, or, for services in
-// hold, keeps the search open until ctx ends.
+// it yields each record, up to the limit, then returns, or, for services
+// in hold, keeps the search open until ctx ends or its timeout passes.
 type fakeFinder struct {
 	records map[string][]*record.Service // by lowercase name
 	hold    map[string]bool              // lowercase names whose search never ends by itself
@@ -33,13 +33,10 @@ type fakeFinder struct {
 	mu      sync.Mutex
 	ended   []error // each search's ctx.Err() when it ended
 	opts    []bridge.FindOptions
-	wg      sync.WaitGroup
 }
 
 func newFakeFinder(tb testing.TB) *fakeFinder {
-	f := &fakeFinder{records: map[string][]*record.Service{}, hold: map[string]bool{}}
-	tb.Cleanup(f.wg.Wait) // every search goroutine ends with its find
-	return f
+	return &fakeFinder{records: map[string][]*record.Service{}, hold: map[string]bool{}}
 }
 
 // add gives service n providers with distinct metadata.
@@ -53,9 +50,9 @@ func (f *fakeFinder) add(tb testing.TB, service string, n int) []*record.Service
 	return out
 }
 
-func (f *fakeFinder) Find(ctx context.Context, service string, opts bridge.FindOptions) (<-chan bridge.Result, error) {
+func (f *fakeFinder) Find(ctx context.Context, service string, opts bridge.FindOptions, yield func(bridge.Result) bool) error {
 	if f.err != nil {
-		return nil, f.err
+		return f.err
 	}
 	f.mu.Lock()
 	f.opts = append(f.opts, opts)
@@ -65,27 +62,32 @@ func (f *fakeFinder) Find(ctx context.Context, service string, opts bridge.FindO
 	}
 	key := strings.ToLower(service)
 	recs, hold := f.records[key], f.hold[key]
-	ch := make(chan bridge.Result)
+	if opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
+		defer cancel()
+	}
+	defer func() {
+		f.mu.Lock()
+		f.ended = append(f.ended, ctx.Err())
+		f.mu.Unlock()
+	}()
 	start := time.Now()
-	f.wg.Go(func() {
-		defer close(ch)
-		defer func() {
-			f.mu.Lock()
-			f.ended = append(f.ended, ctx.Err())
-			f.mu.Unlock()
-		}()
-		for _, r := range recs {
-			select {
-			case ch <- bridge.Result{Record: r, Source: "registry", Elapsed: time.Since(start)}:
-			case <-ctx.Done():
-				return
-			}
+	for i, r := range recs {
+		if ctx.Err() != nil || (opts.Limit > 0 && i == opts.Limit) {
+			break
 		}
-		if hold {
-			<-ctx.Done()
+		if !yield(bridge.Result{Record: r, Source: "registry", Elapsed: time.Since(start)}) {
+			return nil
 		}
-	})
-	return ch, nil
+	}
+	if hold && (opts.Limit == 0 || len(recs) < opts.Limit) {
+		<-ctx.Done()
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("find %s: %w", service, ctx.Err())
+	}
+	return nil
 }
 
 // endedErrs returns the ctx errors of the searches that ended so far.

@@ -20,13 +20,16 @@ import (
 
 // Finder is what the bridge needs from a node: verified finds.
 //
-// Find streams each verified, live provider of service on the returned
-// channel and closes it when the search ends; it must stop and close the
-// channel soon after ctx ends, and never block a send once ctx is done.
-// Limit 0 means no limit; Timeout bounds the search (ctx carries the same
-// deadline).
+// Find calls yield with each verified, live provider of service, one call
+// at a time on the caller's goroutine, and returns when the search has
+// ended: by itself, at opts.Limit (0: no limit), when yield returns false,
+// or when ctx ends. The Finder applies Limit and Timeout; the bridge does
+// not apply them again. Find returns an error wrapping
+// context.DeadlineExceeded when Timeout ended the search (after yielding
+// what it found in time), nil when it ended otherwise, and another error
+// when the search could not start. dht.Node.Find is this contract.
 type Finder interface {
-	Find(ctx context.Context, service string, opts FindOptions) (<-chan Result, error)
+	Find(ctx context.Context, service string, opts FindOptions, yield func(Result) bool) error
 }
 
 // FindOptions bound one Find.

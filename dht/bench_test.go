@@ -2,6 +2,7 @@ package dht_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -254,19 +255,21 @@ func firstNetget(n *dht.Node, name string, dhtOnly bool) (float64, dht.Source, e
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	ch, err := n.Find(ctx, name, dht.FindOptions{Limit: 1, DHTOnly: dhtOnly})
-	if err != nil {
+	var d time.Duration
+	var src dht.Source
+	ok := false
+	err := n.Find(ctx, name, dht.FindOptions{Limit: 1, DHTOnly: dhtOnly}, func(r dht.Result) bool {
+		d, src, ok = time.Since(t0), r.Source, true
+		return false
+	})
+	if err != nil && !errors.Is(err, dht.ErrFindTimeout) {
 		return 0, "", err
 	}
-	r, ok := <-ch
-	d := time.Since(t0)
-	cancel()
-	for range ch {
-	}
 	if !ok {
+		d = time.Since(t0)
 		return 0, "", fmt.Errorf("nothing found after %s", d)
 	}
-	return ms(d), r.Source, nil
+	return ms(d), src, nil
 }
 
 // firstRaw times raw kad-dht FindProvidersAsync to its first provider.

@@ -329,7 +329,7 @@ func (k kadView) Put(ctx context.Context, key ds.Key, value []byte) error {
 	svc, err := k.n.validator.OpenKey(dk, rec.GetValue())
 	if err == nil {
 		// kad-dht does not say who sent a PUT_VALUE: no source.
-		err = k.n.store.put(ctx, c, svc, rec.GetValue(), source{})
+		err = k.n.store.add(ctx, c, svc, rec.GetValue(), source{})
 	}
 	k.n.metrics.record(err)
 	return err

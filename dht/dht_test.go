@@ -19,6 +19,7 @@ import (
 
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/p2p/p2ptest"
 	"github.com/netget/netget-peer/record"
 	"github.com/netget/netget-peer/record/recordtest"
@@ -187,7 +188,7 @@ func TestBadRecordsRefusedOnWrite(t *testing.T) {
 // serveRecords makes n answer every registry-protocol request with envs,
 // hand-framed: a uvarint length and {"records":[base64…]}.
 func serveRecords(n *dht.Node, envs ...[]byte) {
-	n.Host().SetStreamHandler(dht.RegistryProtocol(n.Network()), func(s network.Stream) {
+	n.Host().SetStreamHandler(registry.Protocol(n.Network()), func(s network.Stream) {
 		defer s.Close()
 		body, _ := json.Marshal(map[string]any{"records": envs})
 		buf := binary.AppendUvarint(nil, uint64(len(body)))
@@ -294,7 +295,8 @@ func mustCID(t *testing.T) cid.Cid {
 func TestFindNotReady(t *testing.T) {
 	lonely := dhttest.NewNode(t, "development", dht.ModeClient, nil)
 	start := time.Now()
-	_, err := lonely.Find(context.Background(), "DatabaseService", dht.FindOptions{Timeout: 300 * time.Millisecond})
+	err := lonely.Find(context.Background(), "DatabaseService", dht.FindOptions{Timeout: 300 * time.Millisecond},
+		func(dht.Result) bool { return true })
 	if !errors.Is(err, dht.ErrNotReady) {
 		t.Fatalf("Find with no peers: got %v, want %v", err, dht.ErrNotReady)
 	}

@@ -17,7 +17,7 @@
 //
 // A node's registries (AddRegistry; the CLI adds the bootstrap peers it
 // joined through) are the fast path: it is connected to them already, so
-// one round trip of the registry protocol (proto.go) stores or lists a
+// one round trip of the registry protocol (dht/registry) stores or lists a
 // service's records. The DHT is the path that works without them and keeps
 // the network open to any kad-dht client.
 //
@@ -43,7 +43,7 @@
 // Find asks each connected registry for the service's records and, once
 // they have answered (or after Config.WalkHedge), takes the DHT path. The
 // peers closest to the service hold its records, so it first asks the
-// NearAsks connected DHT servers nearest the service in its routing table
+// three connected DHT servers nearest the service in its routing table
 // (one round trip, no dial, no walk: most finds end here); once they have
 // answered (or after the same hedge) it runs kad-dht's provider walk,
 // asking each peer the walk queries for the records it holds and, for a
@@ -69,7 +69,7 @@
 //
 // The registry protocol's handler logs a bad request at info level; a
 // stream the requester resets or closes (as every finder does once it has
-// its answer), one left idle for StreamIdleTimeout, or one whose
+// its answer), one left idle for 30 s, or one whose
 // connection goes, is normal and logged at debug level.
 //
 // # The record store
@@ -91,7 +91,7 @@
 // once, with nothing re-provided; the signatures are then checked in the
 // background by as many workers as CPUs, a list checks a record it serves
 // first, and GET_VALUE hides one until then; a record that fails is
-// deleted. Expired records are deleted every SweepInterval.
+// deleted. Expired records are deleted every minute.
 //
 // # Quotas
 //
@@ -114,7 +114,7 @@
 // node itself, are never evicted. Without health checks nothing is known
 // of anyone, so a full store refuses.
 //
-// Beside the store, a verified-record cache (VerifiedCacheSize entries, by
+// Beside the store, a verified-record cache (1,024 entries, by
 // the SHA-256 of the envelope; record.Validator.Cache) means the same bytes
 // are verified once per node, on write or read, whichever comes first: a
 // record a node holds answers its own finds without a second Ed25519
@@ -179,7 +179,8 @@
 // flush or eviction.
 //
 // Registry-protocol requests are rate-limited per remote peer
-// (RequestRate, RequestBurst) in a table of at most 4,096 peers; when it
+// (RequestRate, RequestBurst; registry.Limiter, which also bounds provider
+// records per peer) in a table of at most 4,096 peers; when it
 // is full, only a bucket that has refilled completely is forgotten, and
 // newcomers share one overflow bucket meanwhile, so no peer ever gets a
 // fresh bucket by cycling identities.
@@ -199,4 +200,13 @@
 // rejected by reason, finds and time to first result, results by path,
 // health checks by outcome, providers healthy and unhealthy, records held,
 // provider records accepted and refused by reason.
+//
+// # Sub-packages
+//
+// dht/registry is the registry protocol on the wire: protocol ID, codec,
+// the client (List, Push) with its stream pool, the handler over a small
+// Holder interface (serve.go is the Node's side) and the per-peer
+// limiter. It imports nothing of netget's; dht imports it, never the
+// other way. Find yields results to a callback (Node.Find), the contract
+// bridge.Finder shares.
 package dht

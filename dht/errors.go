@@ -8,6 +8,9 @@ var (
 	// ErrNotReady is returned when the node has no peer in its routing table
 	// before the operation's deadline: it never joined the network.
 	ErrNotReady = errors.New("not connected to the network: routing table is empty")
+	// ErrFindTimeout is returned by Find when its timeout passed before
+	// the search completed; the results found in time were yielded.
+	ErrFindTimeout = errors.New("find timed out")
 	// ErrClosed is returned by operations on a closed Node.
 	ErrClosed = errors.New("dht node closed")
 	// ErrStoreFull is returned when a node's record store is at its bounds
@@ -20,9 +23,6 @@ var (
 	// ErrSourceQuota is returned when the store already holds
 	// StoreLimits.PerSource records delivered from the same address prefix.
 	ErrSourceQuota = errors.New("too many records from one source address prefix")
-	// ErrBadMessage is returned when a registry-protocol message cannot be
-	// decoded or breaks the protocol's limits.
-	ErrBadMessage = errors.New("bad registry protocol message")
 	// ErrNotPublished is returned by Publish (and so Provide) when no
 	// registry and no peer of the DHT walk took the record: nobody can find
 	// it.

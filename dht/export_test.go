@@ -4,18 +4,22 @@ import (
 	"context"
 
 	"github.com/ipfs/go-cid"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/record"
 )
 
 // Push offers peer p one signed record over the registry protocol.
-func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error { return n.push(ctx, p, env) }
+func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error {
+	return n.client.Push(ctx, p, env)
+}
 
 // List asks peer p for the records it holds for service c.
 func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) {
-	return n.list(ctx, p, c, MaxListLimit)
+	return n.client.List(ctx, p, c, registry.MaxListLimit)
 }
 
 // NewVerifiedCache exposes the node's verified-record cache to tests.
@@ -31,3 +35,11 @@ func Proven(n *Node, p peer.ID) bool {
 // ObserveWalk calls fn with every kad-dht query event of the node's finds'
 // DHT walks, in order. Set it before the first Find.
 func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }
+
+// Kad returns the node's kad-dht, for tests and benchmarks that compare
+// netget with the raw DHT or write through it (the netget validator still
+// runs on every put).
+func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
+
+// SpreadTimeout bounds a publication's background work (spreadTimeout).
+const SpreadTimeout = spreadTimeout

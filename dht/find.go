@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -60,12 +62,18 @@ type FindOptions struct {
 	DHTOnly bool
 }
 
-// Find looks up the providers of service name and streams each verified
-// record on the returned channel as soon as it is verified, at most once
-// per peer. The channel closes when the search ends: the DHT walk finished,
-// Limit was reached, the timeout passed or ctx ended. An empty, closed
-// channel means nothing was found in time. Cancel ctx to stop early; the
-// Node owns the search goroutines and Close waits for them.
+// Find looks up the providers of service name and calls yield with each
+// verified record as soon as it is verified, at most once per peer, one
+// call at a time on the caller's goroutine. Find returns when the search
+// has ended: the DHT walk finished, Limit was reached, yield returned
+// false, the timeout passed or ctx ended. It returns nil when the search
+// ended by itself, by Limit, by yield or by ctx; an error wrapping
+// ErrFindTimeout (and context.DeadlineExceeded) when its timeout ended it
+// first, after whatever was yielded in time; and another error when the
+// search could not start (ErrNotReady, ErrClosed, a bad name). This is
+// the one streaming contract of a find, which bridge.Finder shares: the
+// limit and the timeout are applied here and nowhere else. A slow yield
+// holds up this search's results, never its asks or another search.
 //
 // Records come by several paths, in this order, and each is verified
 // whatever its path: the node's connected registries, asked directly (the
@@ -76,53 +84,64 @@ type FindOptions struct {
 // held, the provider itself, then the DHT value store. Each step waits for
 // the asks before it, for at most Config.WalkHedge. Per peer, the highest
 // seq seen wins; a valid tombstone means the provider withdrew and it is
-// not returned. A result already streamed is not taken back by a later
+// not returned. A result already yielded is not taken back by a later
 // tombstone.
-func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan Result, error) {
+func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield func(Result) bool) error {
 	c, err := record.ServiceCID(n.cfg.Network, name)
 	if err != nil {
-		return nil, fmt.Errorf("find: %w", err)
+		return fmt.Errorf("find: %w", err)
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = n.cfg.FindTimeout
 	}
 	if n.ctx.Err() != nil {
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	stop := context.AfterFunc(n.ctx, cancel)
+	defer stop()
 	if err := n.Ready(ctx); err != nil {
-		stop()
-		cancel()
-		return nil, fmt.Errorf("find %s: %w", name, err)
+		return fmt.Errorf("find %s: %w", name, err)
 	}
 	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
-		offered: make(map[[32]byte]bool), listed: make(chan struct{})}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer stop()
-		defer cancel()
+		offered: make(map[[32]byte]bool)}
+	f.changed.L = &f.mu
+	timedOut := false
+	n.wg.Go(func() {
 		defer close(f.out)
 		f.run(ctx)
+		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 		f.n.metrics.find(f.emitted, nil)
-	}()
-	return f.out, nil
+	})
+	for r := range f.out {
+		if !yield(r) {
+			cancel()
+			break
+		}
+	}
+	for range f.out { // the search's goroutines end once ctx has
+	}
+	if timedOut {
+		return fmt.Errorf("find %s: %w after %s (%w)", name, ErrFindTimeout, timeout, context.DeadlineExceeded)
+	}
+	return nil
 }
 
-// FindAll runs Find and collects its results.
+// FindAll runs Find and collects its results. A timeout is not an error
+// here: FindAll returns what was found in time.
 func (n *Node) FindAll(ctx context.Context, name string, opts FindOptions) ([]Result, error) {
-	ch, err := n.Find(ctx, name, opts)
-	if err != nil {
-		return nil, err
-	}
 	var out []Result
-	for r := range ch {
+	err := n.Find(ctx, name, opts, func(r Result) bool {
 		out = append(out, r)
+		return true
+	})
+	if errors.Is(err, ErrFindTimeout) {
+		err = nil
 	}
-	return out, nil
+	return out, err
 }
 
 // search is one Find in flight.
@@ -141,11 +160,11 @@ type search struct {
 	asked     map[peer.ID]bool       // peers sent a list request
 	offered   map[[32]byte]bool      // envelopes already verified (or refused)
 	emitted   int
-	lists     int           // list requests in flight
-	walkLists int           // of which to peers the walk queries
-	fetches   int           // provider / value-store fetches in flight
-	listed    chan struct{} // closed (and replaced) whenever one ends
-	pending   walkState     // what the DHT walk has in flight
+	lists     int       // list requests in flight
+	walkLists int       // of which to peers the walk queries
+	fetches   int       // provider / value-store fetches in flight
+	changed   sync.Cond // on mu: broadcast when a list ends or a record verifies
+	pending   walkState // what the DHT walk has in flight
 }
 
 // peerState is what a search knows about one provider.
@@ -177,7 +196,7 @@ func (f *search) run(ctx context.Context) {
 	// the connected ones nearest it usually hold it, and asking them
 	// costs one round trip, no dial and no walk.
 	var near sync.WaitGroup
-	for _, p := range f.nearest(NearAsks) {
+	for _, p := range f.nearest(nearAsks) {
 		f.ask(ctx, p, SourceNear, &near)
 	}
 	f.hedge(ctx, &near)
@@ -201,9 +220,9 @@ func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup) {
 	}
 }
 
-// NearAsks is how many of the connected DHT servers nearest a service a
+// nearAsks is how many of the connected DHT servers nearest a service a
 // find asks for its records before the DHT walk starts.
-const NearAsks = 3
+const nearAsks = 3
 
 // nearest returns up to k of the peers in the routing table that this node
 // is connected to, nearest the service in the DHT's key space first. The
@@ -229,20 +248,20 @@ func (f *search) nearest(k int) []peer.ID {
 	return out
 }
 
-// MaxWalkLists bounds the list requests a find has in flight to peers its
+// maxWalkLists bounds the list requests a find has in flight to peers its
 // DHT walk queries: kad-dht's own concurrency (alpha), so a find asks the
 // first round of the walk, whichever of them answers first wins, and
 // later rounds are asked as earlier lists end. (Fewer, 3, cut traffic but
 // lost the fastest responder: the DHT path got slower in the benchmark.)
-const MaxWalkLists = 10
+const maxWalkLists = 10
 
 // ask sends peer p a list request for the service, once per search, and
 // offers what it returns as coming from src. A walk peer is skipped while
-// MaxWalkLists are in flight. done, if set, is marked when
+// maxWalkLists are in flight. done, if set, is marked when
 // the answer has been offered.
 func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.WaitGroup) {
 	f.mu.Lock()
-	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.walkLists >= MaxWalkLists) {
+	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.walkLists >= maxWalkLists) {
 		f.mu.Unlock()
 		return
 	}
@@ -262,7 +281,7 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 		}
 		lctx, cancel := context.WithTimeout(ctx, f.n.cfg.FetchTimeout)
 		defer cancel()
-		envs, err := f.n.list(lctx, p, f.c, MaxListLimit)
+		envs, err := f.n.client.List(lctx, p, f.c, registry.MaxListLimit)
 		if err != nil {
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
@@ -303,8 +322,7 @@ func (f *search) listEnded(src Source) {
 	if src == SourceWalk {
 		f.walkLists--
 	}
-	close(f.listed)
-	f.listed = make(chan struct{})
+	f.changed.Broadcast()
 	f.settleLocked()
 	f.mu.Unlock()
 }
@@ -314,19 +332,18 @@ func (f *search) listEnded(src Source) {
 // answer is usually on the way, so dialling p would only compete with it.
 // It reports whether p's record is still missing.
 func (f *search) awaitLists(ctx context.Context, p peer.ID) bool {
-	for {
+	stop := context.AfterFunc(ctx, func() {
 		f.mu.Lock()
-		missing, lists, listed := !f.state(p).verified, f.lists, f.listed
-		f.mu.Unlock()
-		if !missing || lists == 0 {
-			return missing
-		}
-		select {
-		case <-listed:
-		case <-ctx.Done():
-			return false
-		}
+		defer f.mu.Unlock()
+		f.changed.Broadcast()
+	})
+	defer stop()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for !f.state(p).verified && f.lists > 0 && ctx.Err() == nil {
+		f.changed.Wait()
 	}
+	return !f.state(p).verified && ctx.Err() == nil
 }
 
 // fetch asks provider p for its record, then the DHT value store, unless
@@ -339,7 +356,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	if !f.awaitLists(fctx, p) {
 		return
 	}
-	envs, err := n.list(fctx, p, f.c, MaxListLimit)
+	envs, err := n.client.List(fctx, p, f.c, registry.MaxListLimit)
 	if err != nil {
 		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
 	}
@@ -375,9 +392,12 @@ func (f *search) state(p peer.ID) *peerState {
 }
 
 // offer verifies env as a record for the service and streams it if it is
-// the first live record for its peer; tombstones close the peer.
+// the first live record for its peer; tombstones close the peer. It never
+// holds f.mu while it waits for the consumer: a slow reader must not stall
+// the search's other asks and fetches.
 func (f *search) offer(ctx context.Context, env []byte, src Source) {
-	// Every holder returns the same bytes: verify each envelope once.
+	// Every holder returns the same bytes: verify each envelope once, and
+	// hash it once (the validator's cache takes the same sum).
 	sum := sha256.Sum256(env)
 	f.mu.Lock()
 	seen := f.offered[sum]
@@ -386,33 +406,51 @@ func (f *search) offer(ctx context.Context, env []byte, src Source) {
 	if seen {
 		return
 	}
-	s, err := f.n.validator.OpenFor(f.c, env)
+	s, err := f.n.validator.OpenForSum(f.c, sum, env)
 	if err != nil {
 		f.n.metrics.record(err)
 		f.n.log.Info("rejected record", "service", f.c, "source", src, "err", err)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st := f.state(s.Peer)
-	if st.verified && s.Seq <= st.seq {
-		return
-	}
-	st.verified, st.seq = true, s.Seq
-	if st.done || s.Withdrawn {
-		return // streamed already, or withdrawn (a newer live record may follow)
-	}
-	if f.limit > 0 && f.emitted >= f.limit {
+	first, last, ok := f.claim(s)
+	if !ok {
 		return
 	}
 	select {
 	case f.out <- Result{Record: s, Source: src, Elapsed: time.Since(f.start)}:
-		f.n.metrics.result(src, time.Since(f.start), f.emitted == 0)
-		st.done = true
-		f.emitted++
-		if f.limit > 0 && f.emitted >= f.limit {
+		f.n.metrics.result(src, time.Since(f.start), first)
+		if last {
 			f.cancel()
 		}
 	case <-ctx.Done():
+		f.mu.Lock()
+		f.state(s.Peer).done = false
+		f.emitted--
+		f.mu.Unlock()
 	}
+}
+
+// claim takes verified record s into the search's state and reports
+// whether it is to be streamed (ok), as the search's first result and as
+// the one that reaches its limit (last). A record to stream is counted
+// here, under f.mu, so that no other holder's copy streams it twice.
+func (f *search) claim(s *record.Service) (first, last, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.state(s.Peer)
+	if st.verified && s.Seq <= st.seq {
+		return false, false, false
+	}
+	st.verified, st.seq = true, s.Seq
+	f.changed.Broadcast()
+	if st.done || s.Withdrawn {
+		return false, false, false // streamed already, or withdrawn (a newer live record may follow)
+	}
+	if f.limit > 0 && f.emitted >= f.limit {
+		return false, false, false
+	}
+	st.done = true
+	first = f.emitted == 0
+	f.emitted++
+	return first, f.limit > 0 && f.emitted >= f.limit, true
 }

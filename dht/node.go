@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -53,8 +54,7 @@ type Node struct {
 
 	regMu      sync.Mutex
 	registries map[peer.ID]bool // registries this node uses for the fast path
-	limiter    *peerLimiter     // registry-protocol requests per remote peer
-	streams    *streamPool      // idle registry-protocol streams, for reuse
+	client     *registry.Client // registry-protocol requests, streams kept for reuse
 
 	walkObserver func(routing.QueryEvent) // test seam: sees every walk event
 }
@@ -83,12 +83,11 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		cfg:        cfg,
 		host:       h,
 		key:        key,
-		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(VerifiedCacheSize), Allow: cfg.Allow},
+		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(verifiedCacheSize), Allow: cfg.Allow},
 		log:        log.With("network", cfg.Network),
-		proto:      RegistryProtocol(cfg.Network),
+		proto:      registry.Protocol(cfg.Network),
 		registries: make(map[peer.ID]bool),
-		limiter:    newPeerLimiter(cfg.RequestRate, cfg.RequestBurst),
-		streams:    newStreamPool(),
+		client:     registry.NewClient(h, registry.Protocol(cfg.Network)),
 	}
 	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
 	n.store = newStore(backing, n.validator, cfg.Store, n.health)
@@ -130,7 +129,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.log.Info("records loaded from the datastore; verifying their signatures", "records", loaded)
 		n.startVerifier()
 	}
-	h.SetStreamHandler(n.proto, n.handleStream)
+	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst), n.log).HandleStream)
 	n.startSweeper()
 	if cfg.Health.Interval > 0 {
 		n.startMonitor()
@@ -154,15 +153,15 @@ func (n *Node) startVerifier() {
 	}()
 }
 
-// SweepInterval is how often a node deletes expired records.
-const SweepInterval = time.Minute
+// sweepInterval is how often a node deletes expired records.
+const sweepInterval = time.Minute
 
-// startSweeper deletes expired records every SweepInterval until Close.
+// startSweeper deletes expired records every sweepInterval until Close.
 func (n *Node) startSweeper() {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		t := time.NewTicker(SweepInterval)
+		t := time.NewTicker(sweepInterval)
 		defer t.Stop()
 		for {
 			select {
@@ -185,7 +184,7 @@ func (n *Node) Close() error {
 		n.host.RemoveStreamHandler(n.proto)
 		n.cancel()
 		n.wg.Wait()
-		n.streams.close()
+		n.client.Close()
 		err = n.kad.Close()
 	})
 	return err
@@ -196,11 +195,6 @@ func (n *Node) Host() host.Host { return n.host }
 
 // Network returns the network the node is on.
 func (n *Node) Network() string { return n.cfg.Network }
-
-// Kad returns the underlying kad-dht, for benchmarks and diagnostics that
-// compare netget with the raw DHT. Writing through it bypasses nothing: the
-// netget validator still runs on every put.
-func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 
 // RoutingTableSize returns the number of peers in the DHT routing table.
 func (n *Node) RoutingTableSize() int { return n.kad.RoutingTable().Size() }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/p2p/p2ptest"
 	"github.com/netget/netget-peer/record"
 )
@@ -26,7 +27,7 @@ func TestRegistryStreamNormalEndsAreQuiet(t *testing.T) {
 	})
 	client := p2ptest.NewHost(t)
 	p2ptest.Connect(t, client, reg.Host())
-	proto := dht.RegistryProtocol("development")
+	proto := registry.Protocol("development")
 	c, _ := record.ServiceCID("development", "DatabaseService")
 	list := jsonFrame(t, map[string]any{"type": "list", "cid": c.String()})
 	for _, end := range []string{"reset", "close"} {
@@ -60,7 +61,7 @@ func TestRegistryStreamNormalEndsAreQuiet(t *testing.T) {
 			strings.Contains(l, client.ID().String()) {
 			t.Errorf("a normal stream end logged above debug: %s", l)
 		}
-		if strings.Contains(l, dht.ErrBadMessage.Error()) {
+		if strings.Contains(l, registry.ErrBadMessage.Error()) {
 			t.Errorf("a normal stream end called a bad message: %s", l)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/p2p/p2ptest"
 	"github.com/netget/netget-peer/record"
 	"github.com/netget/netget-peer/record/recordtest"
@@ -29,7 +30,7 @@ func rawExchange(t *testing.T, h host.Host, n *dht.Node, frame []byte) (map[stri
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := h.NewStream(ctx, n.Host().ID(), dht.RegistryProtocol(n.Network()))
+	s, err := h.NewStream(ctx, n.Host().ID(), registry.Protocol(n.Network()))
 	if err != nil {
 		t.Fatalf("open stream: %v", err)
 	}
@@ -168,7 +169,7 @@ func TestRegistryProtocolBadMessages(t *testing.T) {
 		wantLog string
 	}{
 		{"garbage", frame([]byte("\x00\xffnot json")), "invalid character"},
-		{"oversized", binary.AppendUvarint(nil, dht.MaxMessageSize+1), "message too large"},
+		{"oversized", binary.AppendUvarint(nil, registry.MaxMessageSize+1), "message too large"},
 		{"unknown type", jsonFrame(t, map[string]any{"type": "delete", "cid": c.String()}), `unknown type \"delete\"`},
 		{"unknown field", jsonFrame(t, map[string]any{"type": "list", "cid": c.String(), "all": true}), `unknown field \"all\"`},
 		{"bad cid", jsonFrame(t, map[string]any{"type": "list", "cid": "bafy-nope"}), "cid:"},
@@ -200,12 +201,14 @@ func TestRegistryProtocolBadMessages(t *testing.T) {
 func firstResult(t *testing.T, finder *dht.Node, name string, opts dht.FindOptions) dht.Result {
 	t.Helper()
 	opts.Limit = 1
-	ch, err := finder.Find(testCtx(t), name, opts)
-	if err != nil {
+	var r dht.Result
+	ok := false
+	err := finder.Find(testCtx(t), name, opts, func(got dht.Result) bool {
+		r, ok = got, true
+		return false
+	})
+	if err != nil && !errors.Is(err, dht.ErrFindTimeout) {
 		t.Fatal(err)
-	}
-	r, ok := <-ch
-	for range ch {
 	}
 	if !ok {
 		t.Fatalf("finder %s found no %s", finder.Host().ID(), name)
@@ -386,7 +389,7 @@ func registryStreams(a, b *dht.Node) int {
 	n := 0
 	for _, c := range a.Host().Network().ConnsToPeer(b.Host().ID()) {
 		for _, s := range c.GetStreams() {
-			if s.Protocol() == dht.RegistryProtocol(a.Network()) {
+			if s.Protocol() == registry.Protocol(a.Network()) {
 				n++
 			}
 		}
@@ -420,7 +423,7 @@ func TestRegistryStreamReuse(t *testing.T) {
 	// The registry drops every stream (as its idle timeout would).
 	for _, conn := range reg.Host().Network().ConnsToPeer(client.Host().ID()) {
 		for _, s := range conn.GetStreams() {
-			if s.Protocol() == dht.RegistryProtocol(reg.Network()) {
+			if s.Protocol() == registry.Protocol(reg.Network()) {
 				s.Reset()
 			}
 		}

@@ -24,9 +24,9 @@ const DefaultTTL = time.Hour
 // one record by Provide, whatever its TTL.
 const MinRepublishInterval = 500 * time.Millisecond
 
-// SpreadTimeout bounds a publication's background work: registry pushes and
+// spreadTimeout bounds a publication's background work: registry pushes and
 // the DHT walk that places the provider record and the signed record.
-const SpreadTimeout = 30 * time.Second
+const spreadTimeout = 30 * time.Second
 
 // Spec describes a service this node provides.
 type Spec struct {
@@ -167,7 +167,7 @@ func (sp *spreading) wait(ctx context.Context) error {
 }
 
 // spread sends a sealed record out, as the node's background work (Settle
-// waits for it), bounded by SpreadTimeout: pushed to every connected
+// waits for it), bounded by spreadTimeout: pushed to every connected
 // registry (the fast path), and, once they have answered (or after
 // Config.WalkHedge), one DHT walk to the peers closest to c, each given the
 // signed record and, when provide is set, a provider record (announce).
@@ -177,13 +177,13 @@ func (n *Node) spread(c cid.Cid, env []byte, provide bool) *spreading {
 	regs := n.fastPath()
 	sp := &spreading{registries: len(regs), accepted: make(chan bool, len(regs)),
 		dht: make(chan error, 1), done: make(chan struct{})}
-	bctx, cancel := context.WithTimeout(n.ctx, SpreadTimeout)
+	bctx, cancel := context.WithTimeout(n.ctx, spreadTimeout)
 	var pushes sync.WaitGroup
 	for _, p := range regs {
 		pushes.Go(func() {
 			pctx, cancel := context.WithTimeout(bctx, n.cfg.FetchTimeout)
 			defer cancel()
-			err := n.push(pctx, p, env)
+			err := n.client.Push(pctx, p, env)
 			if err != nil && n.ctx.Err() == nil {
 				n.log.Warn("registry did not take the record", "registry", p, "err", err)
 			}
@@ -241,7 +241,7 @@ func (n *Node) announce(ctx context.Context, c cid.Cid, env []byte, provide bool
 			}
 			var err error
 			if ok, _ := n.host.Peerstore().SupportsProtocols(p, n.proto); len(ok) > 0 {
-				err = n.push(pctx, p, env)
+				err = n.client.Push(pctx, p, env)
 			} else {
 				err = n.messenger.PutValue(pctx, p, kadrecord.MakePutRecord(key, env))
 			}
@@ -276,7 +276,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 	if err != nil {
 		return nil, err
 	}
-	if err := n.store.put(ctx, c, svc, env, source{}); err != nil {
+	if err := n.store.add(ctx, c, svc, env, source{}); err != nil {
 		return nil, err
 	}
 	n.lastSeq = seq
@@ -299,7 +299,7 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 
 // accept is the write path of records that arrive without a DHT key, for
 // Put and the registry protocol's put alike: verify as a DHT write does,
-// then store (store.put, which a DHT PUT_VALUE reaches too). Every offer is
+// then store (store.add, which a DHT PUT_VALUE reaches too). Every offer is
 // counted, by reason when refused. src is who delivered it (StoreLimits
 // .PerSource); the zero source is none.
 func (n *Node) accept(ctx context.Context, env []byte, src source) (*record.Service, cid.Cid, error) {
@@ -309,7 +309,7 @@ func (n *Node) accept(ctx context.Context, env []byte, src source) (*record.Serv
 		c, err = record.ServiceCID(svc.Network, svc.Name)
 	}
 	if err == nil {
-		err = n.store.put(ctx, c, svc, env, src)
+		err = n.store.add(ctx, c, svc, env, src)
 	}
 	n.metrics.record(err)
 	if err != nil {

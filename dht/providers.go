@@ -13,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-base32"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netget/netget-peer/dht/registry"
 )
 
 // providerStore is the datastore kad-dht's provider manager writes
@@ -36,7 +38,7 @@ type providerStore struct {
 	self    peer.ID
 	perPeer int
 	budget  int
-	limiter *peerLimiter
+	limiter *registry.Limiter
 	log     *slog.Logger
 	counted *prometheus.CounterVec // outcome, reason
 
@@ -53,7 +55,7 @@ func newProviderStore(ctx context.Context, backing ds.Batching, self peer.ID, cf
 	s := &providerStore{
 		Batching: backing, self: self, log: log,
 		perPeer: cfg.ProvidersPerPeer, budget: cfg.MaxProviderRecords,
-		limiter: newPeerLimiter(cfg.ProviderRate, cfg.ProviderBurst),
+		limiter: registry.NewLimiter(cfg.ProviderRate, cfg.ProviderBurst),
 		counted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netget_provider_records_total",
 			Help: "DHT provider records from remote peers, by outcome and, for refusals, reason."},
 			[]string{"outcome", "reason"}),
@@ -97,7 +99,7 @@ func (s *providerStore) admit(key string) (evict string, err error) {
 	if !ok || p == s.self {
 		return "", nil
 	}
-	if !s.limiter.allow(p) {
+	if !s.limiter.Allow(p) {
 		return "", ErrProviderRate
 	}
 	s.mu.Lock()

@@ -139,13 +139,13 @@ func (s *store) lockKey(c cid.Cid, p peer.ID) (unlock func()) {
 	}
 }
 
-// put stores a verified record for service c, delivered from src (the zero
+// add stores a verified record for service c, delivered from src (the zero
 // source: none): in the index, then the datastore. It refuses one whose seq
 // is not above the record held for the same peer (record.ErrOlderSeq),
 // unless it is the very same envelope (a no-op), and one over a quota
-// (ErrKeyQuota, ErrSourceQuota, ErrStoreFull). Puts of different records
+// (ErrKeyQuota, ErrSourceQuota, ErrStoreFull). Adds of different records
 // write at once, so a synced datastore commits them together.
-func (s *store) put(ctx context.Context, c cid.Cid, svc *record.Service, env []byte, src source) error {
+func (s *store) add(ctx context.Context, c cid.Cid, svc *record.Service, env []byte, src source) error {
 	if err := s.health.admit(svc); err != nil {
 		return err
 	}

@@ -62,13 +62,13 @@ func TestStorePutDoesNotHoldLockAcrossWrite(t *testing.T) {
 		stall: dsKey(record.Key(c, slow.Peer)), started: make(chan struct{}), release: make(chan struct{})}
 	s := newStore(d, v, DefaultStoreLimits(), newVerdicts("", time.Now, nil, Health{}))
 	done := make(chan error, 1)
-	go func() { done <- s.put(ctx, c, slow, slowEnv, source{}) }()
+	go func() { done <- s.add(ctx, c, slow, slowEnv, source{}) }()
 	<-d.started
 	others := make(chan error, 1)
 	go func() {
 		for range 10 {
 			svc, env := sealed()
-			if err := s.put(ctx, c, svc, env, source{}); err != nil {
+			if err := s.add(ctx, c, svc, env, source{}); err != nil {
 				others <- err
 				return
 			}
@@ -113,7 +113,7 @@ func TestStoreQuotaAccounting(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, _ := record.ServiceCID(svc.Network, svc.Name)
-		return s.put(ctx, c, svc, recordtest.SealRaw(t, r, key), src)
+		return s.add(ctx, c, svc, recordtest.SealRaw(t, r, key), src)
 	}
 	for seq := uint64(1); seq <= 5; seq++ { // replacing is free
 		if err := put("A", seq, now.Add(time.Hour)); err != nil {

@@ -6,12 +6,12 @@ import (
 	"github.com/netget/netget-peer/record"
 )
 
-// VerifiedCacheSize is how many verified records a node remembers, by the
+// verifiedCacheSize is how many verified records a node remembers, by the
 // SHA-256 of their envelope, so that the same bytes are not verified twice:
 // a record a node was given (and verified) is served from its own index to
 // its own finds, every holder of a record returns the same bytes, and finds
 // repeat. The time-bound checks run on every use (record.Validator.Cache).
-const VerifiedCacheSize = 1024
+const verifiedCacheSize = 1024
 
 // verifiedCache is the node's verified-record cache: a record.Cache that
 // forgets its oldest entry when full.

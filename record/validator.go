@@ -63,6 +63,16 @@ func (v Validator) Open(data []byte) (*Service, error) {
 	var sum [32]byte
 	if v.Cache != nil {
 		sum = sha256.Sum256(data)
+	}
+	return v.open(sum, data)
+}
+
+// open is Open for data whose SHA-256 is sum (used only with a Cache).
+func (v Validator) open(sum [32]byte, data []byte) (*Service, error) {
+	if len(data) > MaxEnvelopeSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), MaxEnvelopeSize)
+	}
+	if v.Cache != nil {
 		// Verified for this network (a cache may serve several).
 		if s, ok := v.Cache.Get(sum); ok && s.Network == v.Network {
 			if err := v.checkPolicy(s); err != nil {
@@ -158,14 +168,36 @@ func (v Validator) OpenFor(c cid.Cid, data []byte) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	want, err := ServiceCID(s.Network, s.Name)
+	if err := checkCID(c, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenForSum is OpenFor for data the caller has hashed already: sum must
+// be sha256.Sum256(data). A caller that dedupes envelopes by their hash
+// (a find) so hashes each once; the Cache is consulted under sum.
+func (v Validator) OpenForSum(c cid.Cid, sum [32]byte, data []byte) (*Service, error) {
+	s, err := v.open(sum, data)
 	if err != nil {
 		return nil, err
 	}
-	if !c.Equals(want) {
-		return nil, fmt.Errorf("%w: want %s, record's service is %s", ErrWrongCID, c, want)
+	if err := checkCID(c, s); err != nil {
+		return nil, err
 	}
 	return s, nil
+}
+
+// checkCID checks that record s is for service c.
+func checkCID(c cid.Cid, s *Service) error {
+	want, err := ServiceCID(s.Network, s.Name)
+	if err != nil {
+		return err
+	}
+	if !c.Equals(want) {
+		return fmt.Errorf("%w: want %s, record's service is %s", ErrWrongCID, c, want)
+	}
+	return nil
 }
 
 // Validate implements go-libp2p-record's Validator.

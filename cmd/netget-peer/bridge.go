@@ -198,28 +198,13 @@ func bridgeURL(a net.Addr, tls bool) string {
 
 // dhtFinder adapts a DHT node to the bridge: finds from the bridge take
 // the node's verified-record path, so a browser only sees records whose
-// signatures the node checked.
+// signatures the node checked. The node applies the find's limit and
+// timeout; the adapter only converts each result.
 type dhtFinder struct{ n *dht.Node }
 
-// Find implements bridge.Finder. Its goroutine forwards the node's results
-// and ends when the node closes its channel, which Find does once ctx ends.
-func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOptions) (<-chan bridge.Result, error) {
-	in, err := f.n.Find(ctx, service, dht.FindOptions{Limit: opts.Limit, Timeout: opts.Timeout})
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan bridge.Result)
-	go func() {
-		defer close(out)
-		for r := range in {
-			select {
-			case out <- bridge.Result{Record: r.Record, Source: string(r.Source), Elapsed: r.Elapsed}:
-			case <-ctx.Done():
-				for range in { // let the node finish its search; drop the rest
-				}
-				return
-			}
-		}
-	}()
-	return out, nil
+// Find implements bridge.Finder.
+func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOptions, yield func(bridge.Result) bool) error {
+	return f.n.Find(ctx, service, dht.FindOptions{Limit: opts.Limit, Timeout: opts.Timeout}, func(r dht.Result) bool {
+		return yield(bridge.Result{Record: r.Record, Source: string(r.Source), Elapsed: r.Elapsed})
+	})
 }

@@ -71,14 +71,14 @@ func findAction(c *cli.Context) error {
 		return joinTimedOut(ctx, c, timeout, err)
 	}
 	defer n.Close()
-	results, err := n.dht.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)})
-	if err != nil {
-		return joinTimedOut(ctx, c, timeout, err)
-	}
 	found := 0
-	for r := range results {
+	err = n.dht.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)}, func(r dht.Result) bool {
 		found++
 		printResult(c.App.Writer, c.Bool("json"), r)
+		return true
+	})
+	if err != nil && !errors.Is(err, dht.ErrFindTimeout) {
+		return joinTimedOut(ctx, c, timeout, err)
 	}
 	if found == 0 {
 		if c.Context.Err() != nil {

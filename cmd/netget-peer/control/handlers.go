@@ -63,25 +63,29 @@ func (s *Server) handleFind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	results, err := s.node.Find(ctx, req.Name, dht.FindOptions{Limit: req.Limit, Timeout: time.Duration(req.Timeout)})
-	if err != nil {
-		s.fail(w, r, publishError(err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	found, broken := 0, false
-	for res := range results { // drained to the end: Find owns its goroutines
-		found++
-		if broken {
-			continue
+	var enc *json.Encoder
+	var rc *http.ResponseController
+	begin := func() { // the stream starts with the first result, or the end
+		if enc == nil {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			rc, enc = http.NewResponseController(w), json.NewEncoder(w)
 		}
+	}
+	found, broken := 0, false
+	err := s.node.Find(ctx, req.Name, dht.FindOptions{Limit: req.Limit, Timeout: time.Duration(req.Timeout)}, func(res dht.Result) bool {
+		begin()
+		found++
 		ev := FindEvent{Type: EventResult, Record: res.Record, Source: string(res.Source),
 			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000}
 		broken = enc.Encode(ev) != nil || rc.Flush() != nil
+		return !broken
+	})
+	if err != nil && !errors.Is(err, dht.ErrFindTimeout) && enc == nil {
+		s.fail(w, r, publishError(err))
+		return
 	}
+	begin()
 	// A stream cut short by shutdown or a client that left has no "done":
 	// the client must not take it for a complete answer.
 	if broken || ctx.Err() != nil {

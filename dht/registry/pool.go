@@ -1,4 +1,4 @@
-package dht
+package registry
 
 import (
 	"sync"
@@ -13,8 +13,8 @@ const (
 	maxIdlePerPeer = 4
 	maxIdleStreams = 256
 	// idleReuse is how long an idle stream stays worth reusing: well
-	// inside the responder's StreamIdleTimeout.
-	idleReuse = StreamIdleTimeout / 2
+	// inside the responder's streamIdleTimeout.
+	idleReuse = streamIdleTimeout / 2
 )
 
 // streamPool keeps idle registry-protocol streams per peer, so a request

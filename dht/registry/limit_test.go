@@ -1,4 +1,4 @@
-package dht
+package registry
 
 import (
 	"fmt"
@@ -14,10 +14,10 @@ import (
 func TestLimiterBoundedWithoutReset(t *testing.T) {
 	const size, burst = 64, 3
 	now := time.Unix(1_000_000, 0)
-	l := newPeerLimiterSize(1, burst, size, func() time.Time { return now })
+	l := newLimiterSize(1, burst, size, func() time.Time { return now })
 	id := func(i int) peer.ID { return peer.ID(fmt.Sprintf("peer-%d", i)) }
 	drain := func(p peer.ID) {
-		for l.allow(p) {
+		for l.Allow(p) {
 		}
 	}
 	attacker := id(0)
@@ -28,15 +28,15 @@ func TestLimiterBoundedWithoutReset(t *testing.T) {
 			t.Fatalf("table holds %d peers, want at most %d", got, size)
 		}
 	}
-	if l.allow(attacker) {
+	if l.Allow(attacker) {
 		t.Fatal("a drained peer got a fresh bucket after the table filled")
 	}
-	if l.allow(id(10*size + 1)) {
+	if l.Allow(id(10*size + 1)) {
 		t.Fatal("a newcomer got tokens while every bucket and the overflow are drained")
 	}
 	now = now.Add(time.Hour) // every bucket refills: the idle ones can go
 	for i := range size {
-		if !l.allow(id(20*size + i)) {
+		if !l.Allow(id(20*size + i)) {
 			t.Fatalf("newcomer %d refused though idle buckets are full", i)
 		}
 	}

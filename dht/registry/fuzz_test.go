@@ -1,4 +1,4 @@
-package dht
+package registry
 
 import (
 	"testing"
@@ -22,7 +22,7 @@ func FuzzDecodeRequest(f *testing.F) {
 			if !c.Defined() || req.Limit < 1 || req.Limit > MaxListLimit {
 				t.Fatalf("accepted list %+v with cid %v", req, c)
 			}
-		case msgPut:
+		case msgPush:
 			if len(req.Record) == 0 {
 				t.Fatalf("accepted put without a record: %+v", req)
 			}

@@ -1,4 +1,4 @@
-package dht
+package registry
 
 import (
 	"container/list"
@@ -17,7 +17,7 @@ const maxLimitedPeers = 4096
 // looks at for a full one to evict when its table is full.
 const evictScan = 8
 
-// peerLimiter rate-limits requests per remote peer with a token bucket
+// Limiter rate-limits requests per remote peer with a token bucket
 // each, in a table of at most max peers. It never gives a peer a fresh
 // bucket it has not earned: when the table is full it evicts only a bucket
 // that has refilled completely (so forgetting it changes nothing), looking
@@ -25,7 +25,7 @@ const evictScan = 8
 // overflow bucket with every other peer that found the table full, until
 // a slot frees. An attacker cycling identities thus drains the overflow
 // bucket, never its own or anyone else's.
-type peerLimiter struct {
+type Limiter struct {
 	rate  rate.Limit
 	burst int
 	max   int
@@ -42,20 +42,22 @@ type limitEntry struct {
 	lim *rate.Limiter
 }
 
-func newPeerLimiter(r float64, burst int) *peerLimiter {
-	return newPeerLimiterSize(r, burst, maxLimitedPeers, time.Now)
+// NewLimiter returns a Limiter granting each peer r requests a second
+// with bursts of burst, for at most 4,096 peers at once.
+func NewLimiter(r float64, burst int) *Limiter {
+	return newLimiterSize(r, burst, maxLimitedPeers, time.Now)
 }
 
-func newPeerLimiterSize(r float64, burst, max int, now func() time.Time) *peerLimiter {
-	return &peerLimiter{
+func newLimiterSize(r float64, burst, max int, now func() time.Time) *Limiter {
+	return &Limiter{
 		rate: rate.Limit(r), burst: burst, max: max, now: now,
 		peers:    make(map[peer.ID]*list.Element),
 		overflow: rate.NewLimiter(rate.Limit(r), burst),
 	}
 }
 
-// allow reports whether p may make one more request now.
-func (l *peerLimiter) allow(p peer.ID) bool {
+// Allow reports whether p may make one more request now.
+func (l *Limiter) Allow(p peer.ID) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -73,7 +75,7 @@ func (l *peerLimiter) allow(p peer.ID) bool {
 
 // evictFull drops one of the least recently used buckets that is full at
 // now, and reports whether it found one.
-func (l *peerLimiter) evictFull(now time.Time) bool {
+func (l *Limiter) evictFull(now time.Time) bool {
 	e := l.lru.Back()
 	for i := 0; i < evictScan && e != nil; i++ {
 		ent := e.Value.(*limitEntry)
@@ -88,7 +90,7 @@ func (l *peerLimiter) evictFull(now time.Time) bool {
 }
 
 // size returns the number of peers the limiter keeps a bucket for.
-func (l *peerLimiter) size() int {
+func (l *Limiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.peers)

@@ -1,0 +1,131 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-msgio"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Holder is what a Handler serves: the records a node holds and the one
+// write path every record takes. Both run with the node's own lifetime,
+// not a request's.
+type Holder interface {
+	// List returns up to limit signed records held for service c, leaving
+	// out expired and withdrawn ones (and those the node judged dead).
+	List(c cid.Cid, limit int) [][]byte
+	// Accept verifies and stores env, delivered from addr; its error is
+	// sent back to the requester as the reason for the refusal.
+	Accept(env []byte, addr ma.Multiaddr) error
+}
+
+// Handler serves the registry protocol over a Holder, with each remote
+// peer's requests bounded by a Limiter.
+type Handler struct {
+	holder  Holder
+	limiter *Limiter
+	log     *slog.Logger
+}
+
+// NewHandler returns a Handler serving h, limiting each peer by l. A nil
+// log discards.
+func NewHandler(h Holder, l *Limiter, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{holder: h, limiter: l, log: log}
+}
+
+// HandleStream serves registry-protocol requests on s, one after another,
+// until the requester closes its side or leaves the stream idle for
+// streamIdleTimeout. A bad request resets the stream. It is a
+// network.StreamHandler.
+func (h *Handler) HandleStream(s network.Stream) {
+	remote := s.Conn().RemotePeer()
+	log := h.log.With("peer", remote, "protocol", s.Protocol())
+	if err := s.Scope().SetService(ServiceName); err != nil {
+		log.Debug("registry stream refused by resource manager", "err", err)
+		s.Reset()
+		return
+	}
+	r := msgio.NewVarintReaderSize(s, MaxMessageSize)
+	for {
+		_ = s.SetDeadline(time.Now().Add(streamIdleTimeout))
+		b, err := r.ReadMsg()
+		switch {
+		case errors.Is(err, io.EOF):
+			s.Close() // the requester is done
+			return
+		case normalEnd(err) != "":
+			log.Debug("registry stream ended", "how", normalEnd(err))
+			s.Reset()
+			return
+		case err != nil:
+			log.Info("registry stream reset", "err", fmt.Errorf("%w: %w", ErrBadMessage, err))
+			s.Reset()
+			return
+		case !h.limiter.Allow(remote):
+			log.Info("registry stream reset: rate limited")
+			s.Reset()
+			return
+		}
+		_ = s.SetDeadline(time.Now().Add(StreamTimeout))
+		resp, err := h.serve(b, s.Conn().RemoteMultiaddr())
+		r.ReleaseMsg(b)
+		if err != nil {
+			log.Info("registry stream reset", "err", err)
+			s.Reset()
+			return
+		}
+		if err := writeMsg(s, resp); err != nil {
+			log.Debug("registry response not sent", "err", err)
+			s.Reset()
+			return
+		}
+	}
+}
+
+// normalEnd says how a read between requests ended when it ended as
+// registry streams normally do, and "" for anything else: a requester
+// resets the stream once it has its answer (a find that is done), or
+// leaves it idle until streamIdleTimeout, or its connection goes. None of
+// these is an error; they are logged at debug level.
+func normalEnd(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, network.ErrReset):
+		return "reset by the requester"
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "idle timeout"
+	case errors.Is(err, net.ErrClosed):
+		return "connection closed"
+	}
+	return ""
+}
+
+// serve answers one request from addr, or says why it is bad.
+func (h *Handler) serve(b []byte, addr ma.Multiaddr) (response, error) {
+	var resp response
+	req, c, err := decodeRequest(b)
+	if err != nil {
+		return resp, err
+	}
+	switch req.Type {
+	case msgList:
+		resp.Records = h.holder.List(c, req.Limit)
+	case msgPush:
+		if err := h.holder.Accept(req.Record, addr); err != nil {
+			h.log.Debug("put refused", "err", err)
+			resp.Error = err.Error()
+		}
+	}
+	return resp, nil
+}

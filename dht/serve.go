@@ -1,0 +1,31 @@
+package dht
+
+import (
+	"github.com/ipfs/go-cid"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// holder is what a node serves over the registry protocol
+// (registry.Holder): its store's records, and the write path every record
+// takes.
+type holder struct{ n *Node }
+
+// List implements registry.Holder: the unexpired, not withdrawn records
+// the store serves for c (a registry leaves out providers found dead).
+func (h holder) List(c cid.Cid, limit int) [][]byte {
+	return h.n.store.list(h.n.ctx, c, h.n.now(), listOpts{limit: limit})
+}
+
+// Accept implements registry.Holder: verified and stored as a DHT write
+// is, charged to the address it came from (StoreLimits.PerSource). It
+// answers once the provider's first check is done, so a provider whose
+// push returned is served at once (health.go).
+func (h holder) Accept(env []byte, addr ma.Multiaddr) error {
+	n := h.n
+	svc, _, err := n.accept(n.ctx, env, n.store.limits.sourceOf(addr))
+	if err != nil {
+		return err
+	}
+	n.health.awaitFirst(n.ctx, svc.Peer, n.health.cfg.Timeout)
+	return nil
+}
