@@ -244,6 +244,46 @@ func (n *Node) AddRegistry(p peer.ID) {
 	n.regMu.Unlock()
 }
 
+// RemoveRegistry stops using p as a registry: finds no longer ask it and
+// publishes no longer push to it, and its connection is no longer
+// protected. It reports whether p was one.
+func (n *Node) RemoveRegistry(p peer.ID) bool {
+	n.regMu.Lock()
+	was := n.registries[p]
+	delete(n.registries, p)
+	n.regMu.Unlock()
+	if was {
+		n.host.ConnManager().Unprotect(p, registryTag)
+	}
+	return was
+}
+
+// KnownRegistries returns every registry of this node, connected or not.
+func (n *Node) KnownRegistries() []peer.ID {
+	n.regMu.Lock()
+	defer n.regMu.Unlock()
+	out := make([]peer.ID, 0, len(n.registries))
+	for p := range n.registries {
+		out = append(out, p)
+	}
+	return out
+}
+
+// PushOwn offers registry p this node's latest record for service name,
+// as a publish does for every registry; p's refusal comes back as an
+// error. A node that holds no record of its own for name pushes nothing.
+func (n *Node) PushOwn(ctx context.Context, p peer.ID, name string) error {
+	c, err := record.ServiceCID(n.cfg.Network, name)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	h, ok := n.ownFor(c)
+	if !ok {
+		return nil
+	}
+	return n.push(ctx, p, h.env)
+}
+
 // Registries returns the registries this node is connected to now.
 func (n *Node) Registries() []peer.ID {
 	n.regMu.Lock()

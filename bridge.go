@@ -1,0 +1,142 @@
+package netget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netget/netget-peer/bridge"
+	"github.com/netget/netget-peer/dht"
+)
+
+// bridgeServer is a node's running WebSocket bridge.
+type bridgeServer struct {
+	srv    *bridge.Server
+	url    string
+	served chan error // Serve's result
+}
+
+// startBridge listens on the node's BridgeAddr and serves a bridge that
+// finds through the node's DHT.
+func startBridge(ctx context.Context, n *Node) (*bridgeServer, error) {
+	cfg := n.cfg.Bridge
+	cfg.PeerID, cfg.Network = n.host.ID().String(), n.cfg.Network
+	if cfg.Logger == nil {
+		cfg.Logger = n.log.With("component", "bridge")
+	}
+	srv, err := bridge.New(dhtFinder{n.dht}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", n.cfg.BridgeAddr)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", n.cfg.BridgeAddr, err)
+	}
+	if reg := n.cfg.Registerer; reg != nil {
+		if err := reg.Register(newBridgeCollector(srv)); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("bridge metrics: %w", err)
+		}
+	}
+	b := &bridgeServer{srv: srv, url: bridgeURL(l.Addr(), srv.TLS()), served: make(chan error, 1)}
+	go func() { b.served <- srv.Serve(l) }()
+	cfg.Logger.Info("bridge serving", "url", b.url, "script", b.url+bridge.PathScript)
+	return b, nil
+}
+
+// shutdown closes the bridge and its WebSockets, bounded by ctx, and waits
+// for Serve to return.
+func (b *bridgeServer) shutdown(ctx context.Context) error {
+	err := b.srv.Shutdown(ctx)
+	if serr := <-b.served; !errors.Is(serr, bridge.ErrClosed) && err == nil {
+		err = serr
+	}
+	b.served <- bridge.ErrClosed // for a second call
+	return err
+}
+
+// stop is shutdown without a deadline, for New's undo steps.
+func (b *bridgeServer) stop() { b.shutdown(context.Background()) }
+
+// bridgeURL is the base URL pages load the bridge from; an unspecified
+// listen address (all interfaces) is shown as localhost.
+func bridgeURL(a net.Addr, tls bool) string {
+	u := url.URL{Scheme: "http", Host: a.String()}
+	if tls {
+		u.Scheme = "https"
+	}
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		u.Host = net.JoinHostPort("localhost", fmt.Sprint(ta.Port))
+	}
+	return u.String()
+}
+
+// dhtFinder adapts a DHT node to the bridge: finds from the bridge take
+// the node's verified-record path, so a browser only sees records whose
+// signatures the node checked.
+type dhtFinder struct{ n *dht.Node }
+
+// Find implements bridge.Finder. Its goroutine forwards the node's results
+// and ends when the node closes its channel, which Find does once ctx ends.
+func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOptions) (<-chan bridge.Result, error) {
+	in, err := f.n.Find(ctx, service, dht.FindOptions{Limit: opts.Limit, Timeout: opts.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan bridge.Result)
+	go func() {
+		defer close(out)
+		for r := range in {
+			select {
+			case out <- bridge.Result{Record: r.Record, Source: string(r.Source), Elapsed: r.Elapsed}:
+			case <-ctx.Done():
+				for range in { // let the node finish its search; drop the rest
+				}
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// bridgeCollector exports a bridge's counters (bridge.Server.Stats), read
+// at each scrape, so the bridge package itself knows nothing of Prometheus.
+type bridgeCollector struct {
+	srv                                              *bridge.Server
+	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
+}
+
+func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
+	return &bridgeCollector{srv: srv,
+		sessions:      prometheus.NewDesc("netget_bridge_sessions", "WebSocket sessions open now.", nil, nil),
+		sessionsTotal: prometheus.NewDesc("netget_bridge_sessions_total", "WebSocket sessions accepted.", nil, nil),
+		finds:         prometheus.NewDesc("netget_bridge_finds_total", "Finds that passed every check and reached the DHT.", nil, nil),
+		results:       prometheus.NewDesc("netget_bridge_results_total", "Result frames sent.", nil, nil),
+		refused: prometheus.NewDesc("netget_bridge_refusals_total",
+			"Connections, sessions, frames and finds the bridge refused, by reason.", []string{"reason"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := b.srv.Stats()
+	ch <- prometheus.MustNewConstMetric(b.sessions, prometheus.GaugeValue, float64(st.Sessions))
+	ch <- prometheus.MustNewConstMetric(b.sessionsTotal, prometheus.CounterValue, float64(st.SessionsTotal))
+	ch <- prometheus.MustNewConstMetric(b.finds, prometheus.CounterValue, float64(st.Finds))
+	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
+	for _, r := range bridge.Reasons() {
+		ch <- prometheus.MustNewConstMetric(b.refused, prometheus.CounterValue, float64(st.Refusals[r]), string(r))
+	}
+}
