@@ -25,8 +25,11 @@ type Config struct {
 	// Nodes on different networks never talk to each other.
 	Network string
 	// Bootstrap are the peers to join through: full multiaddrs ending in
-	// /p2p/<peer ID> (/dns4, /dns6 and /dnsaddr are resolved). Every peer
-	// joined becomes one of the node's registries (the fast path).
+	// /p2p/<peer ID> (/dns4, /dns6 and /dnsaddr are resolved). Each peer
+	// joined that announces bootstrap.RegistryAgent becomes one of the
+	// node's registries (the fast path); the others are DHT peers only.
+	// A peer on another network fails New at once (bootstrap.NetworkError),
+	// unless JoinOptional.
 	Bootstrap []ma.Multiaddr
 	// RequireBootstrap makes New fail without Bootstrap (Service, Daemon).
 	RequireBootstrap bool
@@ -36,8 +39,11 @@ type Config struct {
 	JoinOptional bool
 
 	// DataDir holds the node's state on disk: identity.key, and with
-	// Persist the record datastore, registries.json and the lock. Empty
-	// keeps nothing on disk: a fresh identity each run, records in memory.
+	// Persist the record datastore and registries.json. A node whose
+	// identity or records live there checks that no other user can change
+	// the dir (CheckDataDir) and locks it, so that no second process runs
+	// with the same peer ID. Empty keeps nothing on disk: a fresh identity
+	// each run, records in memory.
 	DataDir string
 	// Identity, when set, is the node's key; it wins over the key file.
 	Identity crypto.PrivKey
@@ -52,15 +58,16 @@ type Config struct {
 	Persist bool
 
 	// Host configures the libp2p host: listen addresses, connection
-	// manager, private-network key (p2p.DefaultConfig). Its identity fields
-	// are set from Identity, IdentityFile and DataDir.
+	// manager, private-network key (PrivateNetwork, read with p2p.LoadPSK),
+	// user agent (p2p.DefaultConfig). Its identity fields are set from
+	// Identity, IdentityFile and DataDir.
 	Host p2p.Config
 	// DHT configures the DHT node: mode, timeouts, limits, health checks
 	// (dht.DefaultConfig). Its Network, Logger, Registerer and Datastore
 	// are set from this Config.
 	DHT dht.Config
 	// Join configures joining: dial attempts, backoff, timeouts
-	// (bootstrap.DefaultConfig).
+	// (bootstrap.DefaultConfig). Its Network is set from this Config.
 	Join bootstrap.Config
 
 	// BridgeAddr, when set, serves the WebSocket bridge for web pages on
@@ -96,13 +103,16 @@ func Service() Config {
 }
 
 // Registry is the preset of a registry: a long-lived DHT server others
-// bootstrap from, on TCP and QUIC port 4001, keeping its records in
-// DataDir (Persist) and health-checking the providers it holds records
-// for. Bootstrap is optional (other registries), and so is reaching it.
+// bootstrap from, on TCP and QUIC port 4001, announcing
+// bootstrap.RegistryAgent (so joiners use it as a registry), keeping its
+// records in DataDir (Persist) and health-checking the providers it holds
+// records for. Bootstrap is optional (other registries), and so is
+// reaching it.
 func Registry() Config {
 	c := Service()
 	c.RequireBootstrap, c.JoinOptional, c.Persist = false, true, true
 	c.Host.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+	c.Host.UserAgent = bootstrap.RegistryAgent
 	c.DHT.Health = dht.RegistryHealth()
 	return c
 }
@@ -154,6 +164,22 @@ func (c Config) dhtConfig(log *slog.Logger) dht.Config {
 	d := c.DHT
 	d.Network, d.Logger, d.Registerer = c.Network, log, c.Registerer
 	return d
+}
+
+// joinConfig is c.Join with the fields this Config owns filled in.
+func (c Config) joinConfig(log *slog.Logger) bootstrap.Config {
+	j := c.Join
+	j.Network = c.Network
+	if j.Logger == nil {
+		j.Logger = log
+	}
+	return j
+}
+
+// locks reports whether New locks DataDir: when the node's identity or
+// records live there.
+func (c Config) locks() bool {
+	return c.DataDir != "" && (c.Persist || (!c.Ephemeral && c.Identity == nil && c.IdentityFile == ""))
 }
 
 // closeTimeout is CloseTimeout or its default.

@@ -62,12 +62,15 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) start(ctx context.Context) error {
 	cfg := n.cfg
 	var store ds.Batching
-	if cfg.Persist {
+	if cfg.locks() {
 		unlock, err := lockDataDir(cfg.DataDir)
 		if err != nil {
 			return err
 		}
 		n.closers = append(n.closers, unlock)
+	}
+	if cfg.Persist {
+		var err error
 		if store, err = dht.OpenDatastore(filepath.Join(cfg.DataDir, "datastore")); err != nil {
 			return err
 		}
@@ -124,22 +127,33 @@ func (n *Node) join(ctx context.Context) error {
 	if len(addrs) == 0 {
 		return nil
 	}
-	jcfg := n.cfg.Join
-	if jcfg.Logger == nil {
-		jcfg.Logger = n.log
-	}
-	joined, err := bootstrap.Join(ctx, n.host, addrs, jcfg)
+	joined, err := bootstrap.Join(ctx, n.host, addrs, n.cfg.joinConfig(n.log))
 	switch {
 	case err != nil && n.cfg.JoinOptional && ctx.Err() == nil:
+		// Registries often list each other; the first to start finds
+		// the rest down, and they will connect to it instead.
 		n.log.Warn("starting without the other bootstrap peers", "err", err)
 	case err != nil:
 		return err
 	}
 	n.joined = joined
 	for _, p := range joined {
-		n.dht.AddRegistry(p)
+		n.useRegistry(p)
 	}
 	return nil
+}
+
+// useRegistry makes connected peer p one of the node's registries if it
+// announces bootstrap.RegistryAgent, and reports whether it did: the one
+// rule for bootstrap peers and registries added at run time. Another peer
+// is asked as a DHT peer only, its records labelled as such.
+func (n *Node) useRegistry(p peer.ID) bool {
+	if !bootstrap.IsRegistry(n.host, p) {
+		n.log.Debug("peer is not a registry; asking it as a DHT peer", "peer", p)
+		return false
+	}
+	n.dht.AddRegistry(p)
+	return true
 }
 
 // Close withdraws the services the node provides (bounded by

@@ -52,7 +52,8 @@ type RegistryStatus struct {
 }
 
 // AddRegistry connects to the registry at addr (a full multiaddr ending
-// in /p2p/<peer ID>), makes it one of the node's registries (finds ask it
+// in /p2p/<peer ID>, of a peer that announces bootstrap.RegistryAgent, on
+// the node's network), makes it one of the node's registries (finds ask it
 // directly, provides push to it, its connection is protected from
 // trimming), pushes the records of the services the node provides to it at
 // once and, on a persistent node, keeps it for the next start. On error
@@ -68,12 +69,13 @@ func (n *Node) AddRegistry(ctx context.Context, addr ma.Multiaddr) (peer.ID, err
 	r := &n.regs
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	jcfg := n.cfg.Join
-	jcfg.Logger = n.log
-	if _, err := bootstrap.Join(ctx, n.host, []ma.Multiaddr{addr}, jcfg); err != nil {
-		return "", fmt.Errorf("add registry: %w", err)
+	if _, err := bootstrap.Join(ctx, n.host, []ma.Multiaddr{addr}, n.cfg.joinConfig(n.log)); err != nil {
+		return "", fmt.Errorf("add registry %s: %w", addr, err)
 	}
-	n.dht.AddRegistry(info.ID)
+	if !n.useRegistry(info.ID) {
+		n.host.ConnManager().Unprotect(info.ID, bootstrap.ProtectTag)
+		return "", fmt.Errorf("%w: %s does not announce itself as a registry (%s)", ErrBadRegistry, addr, bootstrap.RegistryAgent)
+	}
 	if !slices.ContainsFunc(r.added, addr.Equal) {
 		added := append(slices.Clone(r.added), addr)
 		if err := r.save(n, added); err != nil {

@@ -31,8 +31,8 @@ type services struct {
 // provision is one provided service: a dht.Provide loop, running until
 // stopped.
 type provision struct {
-	spec   Spec
-	cancel context.CancelFunc
+	spec    Spec
+	cancel  context.CancelFunc
 	stopped chan struct{} // closed when the loop has returned
 	first   chan struct{} // closed after the first publication attempt
 
@@ -112,6 +112,14 @@ func (n *Node) ProvideLater(spec Spec) error {
 func checkSpec(spec Spec) error {
 	if err := record.ValidateName(spec.Name); err != nil {
 		return fmt.Errorf("provide: %w", err)
+	}
+	if spec.TTL != 0 {
+		if err := record.ValidateTTL(spec.TTL); err != nil {
+			return fmt.Errorf("provide %s: %w", spec.Name, err)
+		}
+	}
+	if err := record.ValidateMeta(spec.Meta); err != nil {
+		return fmt.Errorf("provide %s: %w", spec.Name, err)
 	}
 	return nil
 }

@@ -277,11 +277,11 @@ func (n *Node) PushOwn(ctx context.Context, p peer.ID, name string) error {
 	if err != nil {
 		return fmt.Errorf("push: %w", err)
 	}
-	h, ok := n.ownFor(c)
+	env, ok := n.store.envelope(ctx, c, n.host.ID())
 	if !ok {
 		return nil
 	}
-	return n.push(ctx, p, h.env)
+	return n.push(ctx, p, env)
 }
 
 // Registries returns the registries this node is connected to now.
