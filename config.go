@@ -86,6 +86,10 @@ type Config struct {
 	// services the node provides and closing the bridge's WebSockets
 	// (default 10s).
 	CloseTimeout time.Duration
+	// KeepOnClose makes Close stop providing without withdrawing: the
+	// records stay findable until they expire or a registry's health
+	// checks drop them, as after a crash (default false: Close withdraws).
+	KeepOnClose bool
 }
 
 // Service is the preset of a node that provides services: a stable

@@ -157,7 +157,7 @@ func (n *Node) useRegistry(p peer.ID) bool {
 }
 
 // Close withdraws the services the node provides (bounded by
-// Config.CloseTimeout), then shuts down top-down: bridge, DHT, host,
+// Config.CloseTimeout; not with Config.KeepOnClose), then shuts down top-down: bridge, DHT, host,
 // datastore, data-dir lock. It is idempotent.
 func (n *Node) Close() error {
 	n.once.Do(func() {
@@ -166,7 +166,7 @@ func (n *Node) Close() error {
 		if n.bridge != nil {
 			n.bridge.shutdown(ctx)
 		}
-		n.svcs.stopAll(ctx)
+		n.svcs.stopAll(ctx, !n.cfg.KeepOnClose)
 		n.closeAll()
 	})
 	return nil

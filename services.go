@@ -280,17 +280,17 @@ func (s *services) published() []*record.Service {
 	return out
 }
 
-// stopAll ends every loop and withdraws, concurrently and bounded by ctx,
-// each service that published in this run. No service can be added
-// afterwards.
-func (s *services) stopAll(ctx context.Context) {
+// stopAll ends every loop and, with withdraw, withdraws concurrently and
+// bounded by ctx each service that published in this run. No service can
+// be added afterwards.
+func (s *services) stopAll(ctx context.Context, withdraw bool) {
 	s.opMu.Lock()
 	s.mu.Lock()
 	s.done = true
 	var live []*provision
 	for _, p := range s.loops {
 		p.cancel()
-		if p.last != nil {
+		if p.last != nil && withdraw {
 			live = append(live, p)
 		}
 	}

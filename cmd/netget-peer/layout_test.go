@@ -34,7 +34,7 @@ func TestLayout(t *testing.T) {
 		"bridge":                  {"record"},
 		"cmd/netget-peer":         {"netget", "record", "p2p", "dht", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
 		"cmd/netget-peer/control": {"record", "dht", "p2p"},
-		"cmd/netget-peer/devnet":  {"record", "p2p", "dht", "bootstrap"},
+		"cmd/netget-peer/devnet":  {"netget", "record", "dht"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for {
