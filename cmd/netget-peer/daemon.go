@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/cmd/netget-peer/control"
 	"github.com/netget/netget-peer/dht"
@@ -31,13 +32,9 @@ func daemonCommand() *cli.Command {
 	}
 }
 
-// daemonRole is the daemon: the service role, with its records in the
-// data dir and the data dir locked.
-func daemonRole() role {
-	r := serviceRole()
-	r.persist = true
-	return r
-}
+// daemonRole is the daemon (netget.Daemon): the service node, with its
+// records in the data dir and the data dir locked.
+func daemonRole() role { return role{preset: netget.Daemon} }
 
 // daemonAction runs the daemon until interrupted: `netget-peer daemon`, or
 // bare `netget-peer --bootstrap ADDR`.
@@ -73,11 +70,11 @@ func daemonAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range n.fullAddrs() {
+	for _, a := range n.Addrs() {
 		fmt.Fprintln(c.App.Writer, a)
 	}
 	n.log.Info("daemon running", "node", n.describe(), "control", control.SocketPath(n.dataDir),
-		"bootstrap_peers", len(n.joined))
+		"bootstrap_peers", len(n.Joined()))
 	err = srv.Serve(ctx, ln)
 	n.log.Info("daemon stopped")
 	return err
@@ -94,7 +91,7 @@ func daemonClient(c *cli.Context) (*control.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := trustDataDir(dir, false); err != nil {
+	if err := netget.CheckDataDir(dir, false); err != nil {
 		return nil, dir, err
 	}
 	cl, err := control.Dial(c.Context, dir)
@@ -197,7 +194,7 @@ func noDaemonFlag() cli.Flag {
 // do: a user who typed it by accident learns it starts a node that
 // listens, by default, on every interface.
 func announceBare(c *cli.Context) {
-	listen := strings.Join(daemonRole().listen, " ")
+	listen := strings.Join(netget.Daemon().Host.ListenAddrs, " ")
 	where := " (every interface; narrow it with --listen)"
 	if c.IsSet("listen") {
 		listen, where = strings.Join(c.StringSlice("listen"), " "), ""

@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/dht"
 )
 
@@ -66,7 +67,7 @@ func findAction(c *cli.Context) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.Context, timeout)
 	defer cancel()
-	n, err := startNode(ctx, c, role{ephemeral: true, needBootstrap: true, mode: dht.ModeClient})
+	n, err := startNode(ctx, c, findRole())
 	if err != nil {
 		return joinTimedOut(ctx, c, timeout, err)
 	}
@@ -91,6 +92,16 @@ func findAction(c *cli.Context) error {
 			name, n.dht.Network(), time.Since(start).Round(time.Millisecond), timeout)
 	}
 	return nil
+}
+
+// findRole is find's node: a client (netget.Client) with a fresh key,
+// which needs bootstrap peers to ask.
+func findRole() role {
+	return role{preset: func() netget.Config {
+		cfg := netget.Client()
+		cfg.RequireBootstrap = true
+		return cfg
+	}}
 }
 
 // joinTimedOut blames --timeout, not the network, when find's deadline

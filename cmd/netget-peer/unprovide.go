@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/cmd/netget-peer/control"
 	"github.com/netget/netget-peer/dht"
 )
@@ -56,7 +57,6 @@ func unprovideAction(c *cli.Context) error {
 // publishes name's tombstone.
 func unprovideForeground(c *cli.Context, name string) error {
 	r := serviceRole()
-	r.mode = dht.ModeClient // in and out: no use joining others' routing tables
 	dir, err := dataDir(c, r)
 	if err != nil {
 		return err
@@ -67,7 +67,12 @@ func unprovideForeground(c *cli.Context, name string) error {
 		return fmt.Errorf("unprovide %s: no identity key at %s: this node never provided anything "+
 			"(pass the provider's --identity or --data-dir)", name, key)
 	}
-	n, err := startNode(c.Context, c, r)
+	n, err := startNode(c.Context, c, r, func(cfg *netget.Config) error {
+		if !c.IsSet("dht-mode") {
+			cfg.DHT.Mode = dht.ModeClient // in and out: no use joining others' routing tables
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
