@@ -20,8 +20,9 @@ type bridgeServer struct {
 	served chan error // Serve's result
 }
 
-// startBridge listens on the node's BridgeAddr and serves a bridge that
-// finds through the node's DHT.
+// startBridge serves a bridge that finds through the node's DHT, on
+// Config.BridgeListener or else on a listener at Config.BridgeAddr, and
+// exports its counters on Config.Registerer.
 func startBridge(ctx context.Context, n *Node) (*bridgeServer, error) {
 	cfg := n.cfg.Bridge
 	cfg.PeerID, cfg.Network = n.host.ID().String(), n.cfg.Network
@@ -30,12 +31,14 @@ func startBridge(ctx context.Context, n *Node) (*bridgeServer, error) {
 	}
 	srv, err := bridge.New(dhtFinder{n.dht}, cfg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "tcp", n.cfg.BridgeAddr)
-	if err != nil {
-		return nil, fmt.Errorf("bridge %s: %w", n.cfg.BridgeAddr, err)
+	l := n.cfg.BridgeListener
+	if l == nil {
+		var lc net.ListenConfig
+		if l, err = lc.Listen(ctx, "tcp", n.cfg.BridgeAddr); err != nil {
+			return nil, fmt.Errorf("bridge %s: %w", n.cfg.BridgeAddr, err)
+		}
 	}
 	if reg := n.cfg.Registerer; reg != nil {
 		if err := reg.Register(newBridgeCollector(srv)); err != nil {
@@ -109,6 +112,7 @@ func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOpt
 type bridgeCollector struct {
 	srv                                              *bridge.Server
 	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
+	conns, findsRunning                              *prometheus.Desc
 }
 
 func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
@@ -117,14 +121,17 @@ func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
 		sessionsTotal: prometheus.NewDesc("netget_bridge_sessions_total", "WebSocket sessions accepted.", nil, nil),
 		finds:         prometheus.NewDesc("netget_bridge_finds_total", "Finds that passed every check and reached the DHT.", nil, nil),
 		results:       prometheus.NewDesc("netget_bridge_results_total", "Result frames sent.", nil, nil),
+		conns:         prometheus.NewDesc("netget_bridge_conns", "TCP connections the bridge holds now, upgraded or not.", nil, nil),
+		findsRunning: prometheus.NewDesc("netget_bridge_finds_running",
+			"Finds running now, all sessions together (at most bridge.Config.MaxFinds).", nil, nil),
 		refused: prometheus.NewDesc("netget_bridge_refusals_total",
-			"Connections, sessions, frames and finds the bridge refused, by reason.", []string{"reason"}, nil),
+			"Connections, sessions, frames and finds the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused} {
+	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning} {
 		ch <- d
 	}
 }
@@ -136,6 +143,8 @@ func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(b.sessionsTotal, prometheus.CounterValue, float64(st.SessionsTotal))
 	ch <- prometheus.MustNewConstMetric(b.finds, prometheus.CounterValue, float64(st.Finds))
 	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
+	ch <- prometheus.MustNewConstMetric(b.conns, prometheus.GaugeValue, float64(st.Conns))
+	ch <- prometheus.MustNewConstMetric(b.findsRunning, prometheus.GaugeValue, float64(st.FindsRunning))
 	for _, r := range bridge.Reasons() {
 		ch <- prometheus.MustNewConstMetric(b.refused, prometheus.CounterValue, float64(st.Refusals[r]), string(r))
 	}

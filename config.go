@@ -3,6 +3,7 @@ package netget
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -73,6 +74,11 @@ type Config struct {
 	// BridgeAddr, when set, serves the WebSocket bridge for web pages on
 	// this TCP address (e.g. 127.0.0.1:8080; port 0 picks one).
 	BridgeAddr string
+	// BridgeListener, when set, serves the bridge on this listener instead
+	// of BridgeAddr: a caller that listens first learns of a port in use
+	// before the node starts. New owns it: Close closes it, and so does a
+	// New that fails.
+	BridgeListener net.Listener
 	// Bridge configures the bridge (bridge.DefaultConfig); its PeerID,
 	// Network and Logger are set from the node.
 	Bridge bridge.Config

@@ -53,6 +53,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.svcs.init(n)
 	if err := n.start(ctx); err != nil {
 		n.closeAll()
+		if cfg.BridgeListener != nil && n.bridge == nil {
+			cfg.BridgeListener.Close()
+		}
 		return nil, err
 	}
 	return n, nil
@@ -92,7 +95,7 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.join(ctx); err != nil {
 		return err
 	}
-	if cfg.BridgeAddr != "" {
+	if cfg.BridgeAddr != "" || cfg.BridgeListener != nil {
 		if n.bridge, err = startBridge(ctx, n); err != nil {
 			return err
 		}

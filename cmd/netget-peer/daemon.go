@@ -49,16 +49,11 @@ func daemonAction(c *cli.Context) error {
 		announceBare(c)
 	}
 	ctx := c.Context
-	n, err := startNode(ctx, c, daemonRole())
+	n, err := startNode(ctx, c, daemonRole(), withBridge(c))
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log, n.metrics)
-	if err != nil {
-		return err
-	}
-	defer shutdownBridge(stopBridge) // before the node closes: top-down
+	defer n.Close() // the bridge first: top-down
 	cfg := control.DefaultConfig(n.dataDir)
 	cfg.Logger, cfg.DHTMode, cfg.Version = n.log, n.mode.String(), versionString()
 	srv, err := control.NewServer(n.dht, cfg)

@@ -47,12 +47,7 @@ func startNode(ctx context.Context, c *cli.Context, r role, adjust ...func(*netg
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range adjust {
-		if err := f(&cfg); err != nil {
-			return nil, err
-		}
-	}
-	n := &node{log: cfg.Logger, mode: cfg.DHT.Mode, dataDir: cfg.DataDir}
+	n := &node{log: cfg.Logger, dataDir: cfg.DataDir}
 	var metrics *metricsServer
 	if addr := c.String("metrics"); addr != "" {
 		// Listening first: a port in use fails before the node starts.
@@ -62,6 +57,13 @@ func startNode(ctx context.Context, c *cli.Context, r role, adjust ...func(*netg
 		n.closers = append(n.closers, metrics.close)
 		cfg.Registerer, n.metrics = metrics.reg, metrics.reg
 	}
+	for _, f := range adjust {
+		if err := f(&cfg); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	n.mode = cfg.DHT.Mode
 	if n.Node, err = netget.New(ctx, cfg); err != nil {
 		n.Close()
 		return nil, startError(c, err)

@@ -72,16 +72,11 @@ func registryAction(c *cli.Context) error {
 	n, err := startNode(ctx, c, registryRole(), func(cfg *netget.Config) error {
 		cfg.DHT.Health, cfg.DHT.Store = h, store
 		return nil
-	})
+	}, withBridge(c))
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log, n.metrics)
-	if err != nil {
-		return err
-	}
-	defer shutdownBridge(stopBridge) // before the node closes: top-down
+	defer n.Close() // the bridge first: top-down
 	for _, a := range n.Addrs() {
 		fmt.Fprintln(c.App.Writer, a)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -39,9 +40,14 @@ type Config struct {
 	TTL time.Duration
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
-	// Registerer, if set, receives the gateway's metrics (its host's and
-	// its DHT node's): the node the bridge finds through.
+	// Registerer, if set, receives the gateway's metrics (its host's, its
+	// DHT node's and its bridge's): the node the bridge finds through.
 	Registerer prometheus.Registerer
+	// Gateway, if set, adjusts the gateway's config before it starts: the
+	// command gives it a bridge (netget.Config.BridgeListener, Bridge)
+	// serving page, the devnet's Handler, for the paths the bridge does
+	// not serve itself.
+	Gateway func(cfg *netget.Config, page http.Handler)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -149,6 +155,9 @@ func (d *Devnet) start(ctx context.Context) error {
 	}
 	gw := netget.Client()
 	gw.Registerer = d.cfg.Registerer
+	if d.cfg.Gateway != nil {
+		d.cfg.Gateway(&gw, d.Handler())
+	}
 	var err error
 	if d.gateway, err = d.newNode(ctx, "gateway", gw); err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -271,7 +280,7 @@ func (d *Devnet) Bootstrap() []string {
 }
 
 // Gateway returns the node web pages find through (the bridge's node).
-func (d *Devnet) Gateway() *dht.Node { return d.gateway.DHT() }
+func (d *Devnet) Gateway() *netget.Node { return d.gateway }
 
 // Network returns the devnet's network name.
 func (d *Devnet) Network() string { return d.cfg.Network }
