@@ -84,10 +84,8 @@ func (n *Node) AddRegistry(ctx context.Context, addr ma.Multiaddr) (peer.ID, err
 		}
 		r.added = added
 	}
-	for _, svc := range n.svcs.published() {
-		if err := n.dht.PushOwn(ctx, info.ID, svc.Name); err != nil {
-			n.log.Warn("registry added, but it refused a record", "registry", info.ID, "service", svc.Name, "err", err)
-		}
+	if err := n.dht.PushOwn(ctx, info.ID); err != nil {
+		n.log.Warn("registry added, but it refused a record", "registry", info.ID, "err", err)
 	}
 	return info.ID, nil
 }

@@ -266,20 +266,6 @@ func (s *services) closed() bool {
 	return s.done
 }
 
-// published returns the latest record of every service published in this
-// run, for a registry added at run time.
-func (s *services) published() []*record.Service {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*record.Service
-	for _, p := range s.loops {
-		if p.last != nil {
-			out = append(out, p.last)
-		}
-	}
-	return out
-}
-
 // stopAll ends every loop and, with withdraw, withdraws concurrently and
 // bounded by ctx each service that published in this run. No service can
 // be added afterwards.

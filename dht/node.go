@@ -2,6 +2,7 @@ package dht
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -269,19 +270,22 @@ func (n *Node) KnownRegistries() []peer.ID {
 	return out
 }
 
-// PushOwn offers registry p this node's latest record for service name,
-// as a publish does for every registry; p's refusal comes back as an
-// error. A node that holds no record of its own for name pushes nothing.
-func (n *Node) PushOwn(ctx context.Context, p peer.ID, name string) error {
-	c, err := record.ServiceCID(n.cfg.Network, name)
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
+// PushOwn offers registry p this node's latest record of every service
+// it holds one of its own for (withdrawals included), as a publish does
+// for every registry, whoever published them (Provide, Publish, a record
+// loaded from the datastore). It returns p's refusals, joined.
+func (n *Node) PushOwn(ctx context.Context, p peer.ID) error {
+	var errs []error
+	for _, c := range n.store.servicesOf(n.host.ID()) {
+		env, ok := n.store.envelope(ctx, c, n.host.ID())
+		if !ok {
+			continue // withdrawn and swept since
+		}
+		if err := n.push(ctx, p, env); err != nil {
+			errs = append(errs, fmt.Errorf("push %s: %w", c, err))
+		}
 	}
-	env, ok := n.store.envelope(ctx, c, n.host.ID())
-	if !ok {
-		return nil
-	}
-	return n.push(ctx, p, env)
+	return errors.Join(errs...)
 }
 
 // Registries returns the registries this node is connected to now.

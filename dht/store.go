@@ -308,6 +308,13 @@ func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) 
 	return out
 }
 
+// servicesOf returns the services p has a record for in the store.
+func (s *store) servicesOf(p peer.ID) []cid.Cid {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.byPeer[p])
+}
+
 // envelope returns the signed envelope of p's record for c as the
 // datastore holds it, or false when there is none (or it went since).
 func (s *store) envelope(ctx context.Context, c cid.Cid, p peer.ID) ([]byte, bool) {

@@ -56,6 +56,7 @@ func daemonAction(c *cli.Context) error {
 	defer n.Close() // the bridge first: top-down
 	cfg := control.DefaultConfig(n.dataDir)
 	cfg.Logger, cfg.DHTMode, cfg.Version = n.log, n.mode.String(), versionString()
+	cfg.Registries = n.Node
 	srv, err := control.NewServer(n.dht, cfg)
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ func TestLayout(t *testing.T) {
 		"dht":                     {"record"},
 		"bridge":                  {"record"},
 		"cmd/netget-peer":         {"netget", "record", "p2p", "dht", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
-		"cmd/netget-peer/control": {"record", "dht", "p2p"},
+		"cmd/netget-peer/control": {"netget", "record", "dht", "p2p"},
 		"cmd/netget-peer/devnet":  {"netget", "record", "dht"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))

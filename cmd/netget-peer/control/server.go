@@ -41,6 +41,10 @@ type Config struct {
 	// draining requests, then withdrawing what the daemon provides
 	// (default 10s each).
 	WithdrawTimeout time.Duration
+	// Registries, if set, serves the registry routes (GET /v1/registries,
+	// POST /v1/registries/add and /v1/registries/remove); adding one is
+	// bounded by PublishTimeout. Nil: those routes are 404.
+	Registries Registrar
 }
 
 // DefaultConfig returns the defaults documented on Config for dataDir.

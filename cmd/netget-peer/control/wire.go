@@ -150,6 +150,9 @@ const (
 	CodeUnavailable      = "unavailable"        // 503: the daemon is shutting down
 	CodeTimeout          = "timeout"            // 504: first publication did not land in time
 	CodeInternal         = "internal"           // 500
+	CodeBadRegistry      = "bad_registry"       // 400: registry address without /p2p/, not a registry, this node
+	CodeUnknownRegistry  = "unknown_registry"   // 404: remove of a peer that is not a registry
+	CodeUnreachable      = "unreachable"        // 502: the registry to add could not be reached
 )
 
 // Error is the body of every non-2xx response, and what the Client returns
