@@ -55,6 +55,23 @@
 //	  {"type":"result","record":{…},"source":"registry","elapsed_ms":0.42}
 //	  {"type":"done","found":1}
 //
+//	GET  /v1/registries
+//	  200 {"registries":[{"peer":"12D3Koo…","addrs":["/ip4/10.0.0.7/tcp/4001"],"connected":true}]}
+//
+//	POST /v1/registries/add {"addr":"/ip4/10.0.0.8/tcp/4001/p2p/12D3Koo…"}
+//	  200 {"peer":"12D3Koo…","registries":[…]}   (the registries afterwards)
+//	  400 bad_registry (no /p2p/, not a registry, this node), 502 unreachable
+//
+//	POST /v1/registries/remove {"peer":"12D3Koo…"}
+//	  200 {"peer":"12D3Koo…","registries":[…]}
+//	  404 unknown_registry
+//
+// The registry routes exist when Config.Registries is set (the daemon sets
+// its netget.Node): adding connects, protects the connection, pushes the
+// node's own records and keeps the address in registries.json (bounded by
+// PublishTimeout); removing stops the fast path to it at once. Nothing is
+// kept when adding fails.
+//
 // Provide returns once the first publication has landed (or failed, or
 // not landed within Config.PublishTimeout: then the service is not
 // provided) and the daemon republishes at half the TTL from then on.
