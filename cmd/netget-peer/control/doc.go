@@ -2,6 +2,9 @@
 // listens on, its versioned HTTP + JSON routes, the set of services the
 // daemon provides (one republish loop each, saved in services.json and
 // restored on the next start), and the Client the CLI talks to it with.
+// It depends on two interfaces, not on the types behind them: Node (the
+// finding and publishing a *dht.Node does) and Registrar (the registries
+// a *netget.Node keeps).
 //
 // # Socket
 //
