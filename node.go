@@ -223,9 +223,14 @@ func (n *Node) BridgeURL() string {
 
 // Find looks up the providers of service name and streams each verified
 // record as soon as it verifies; see dht.Node.Find for the paths and the
-// guarantees. The channel closes when the search ends.
+// guarantees. The channel closes when the search ends. After Close it
+// returns ErrClosed.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions) (<-chan Result, error) {
-	return n.dht.Find(ctx, name, opts)
+	ch, err := n.dht.Find(ctx, name, opts)
+	if err != nil {
+		return nil, errClosedOr(err)
+	}
+	return ch, nil
 }
 
 // FindOptions bounds a Find: a limit, a timeout, the DHT path only.

@@ -202,8 +202,15 @@ func TestCloseWithdrawsAndIsIdempotent(t *testing.T) {
 	if got := find(t, cli, "CacheService"); len(got) != 0 {
 		t.Errorf("find after close = %v, want nothing (withdrawn)", got)
 	}
-	if _, err := svc.Provide(context.Background(), netget.Spec{Name: "CacheService"}); !errors.Is(err, netget.ErrClosed) {
+	ctx := context.Background()
+	if _, err := svc.Provide(ctx, netget.Spec{Name: "CacheService"}); !errors.Is(err, netget.ErrClosed) {
 		t.Errorf("provide after close: err = %v, want ErrClosed", err)
+	}
+	if _, err := svc.Find(ctx, "CacheService", netget.FindOptions{}); !errors.Is(err, netget.ErrClosed) {
+		t.Errorf("find after close: err = %v, want ErrClosed", err)
+	}
+	if _, err := svc.AddRegistry(ctx, addrOf(t, reg)); !errors.Is(err, netget.ErrClosed) {
+		t.Errorf("add registry after close: err = %v, want ErrClosed", err)
 	}
 }
 

@@ -57,7 +57,7 @@ type RegistryStatus struct {
 // directly, provides push to it, its connection is protected from
 // trimming), pushes the records of the services the node provides to it at
 // once and, on a persistent node, keeps it for the next start. On error
-// nothing is kept.
+// nothing is kept; after Close it returns ErrClosed.
 func (n *Node) AddRegistry(ctx context.Context, addr ma.Multiaddr) (peer.ID, error) {
 	info, err := peer.AddrInfoFromP2pAddr(addr)
 	if err != nil {
@@ -65,6 +65,9 @@ func (n *Node) AddRegistry(ctx context.Context, addr ma.Multiaddr) (peer.ID, err
 	}
 	if info.ID == n.host.ID() {
 		return "", fmt.Errorf("%w: %s is this node", ErrBadRegistry, addr)
+	}
+	if n.svcs.closed() {
+		return "", ErrClosed
 	}
 	r := &n.regs
 	r.mu.Lock()
