@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/cmd/netget-peer/control"
-	"github.com/netget/netget-peer/dht"
 )
 
 func daemonCommand() *cli.Command {
@@ -138,46 +135,6 @@ func daemonError(dir string, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	}
 	return err
-}
-
-// provideViaDaemon has the daemon provide spec and prints its first
-// publication; the daemon republishes it from then on.
-func provideViaDaemon(c *cli.Context, cl *control.Client, dir string, spec dht.Spec) error {
-	resp, err := cl.Provide(c.Context, control.ProvideRequest{Name: spec.Name, Meta: spec.Meta,
-		TTL: control.Duration(spec.TTL), Network: daemonNetwork(c)})
-	if err != nil {
-		return daemonError(dir, err)
-	}
-	printEvent(c.App.Writer, c.Bool("json"), "published", resp.Service)
-	return nil
-}
-
-// findViaDaemon has the daemon find name and prints each result as it
-// streams in.
-func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit int, timeout time.Duration) error {
-	// The daemon bounds the search; the slack covers a daemon that hangs.
-	ctx, cancel := context.WithTimeout(c.Context, timeout+5*time.Second)
-	defer cancel()
-	found, start := 0, time.Now()
-	req := control.FindRequest{Name: name, Limit: limit, Timeout: control.Duration(timeout), Network: daemonNetwork(c)}
-	for r, err := range cl.Find(ctx, req) {
-		if err != nil {
-			if c.Context.Err() != nil {
-				return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
-			}
-			return daemonError(dir, err)
-		}
-		found++
-		printResult(c.App.Writer, c.Bool("json"), r)
-	}
-	if found == 0 {
-		if took := time.Since(start); took < timeout {
-			return fmt.Errorf("no provider of %s found: the daemon's search ended after %s (asked the daemon in %s)",
-				name, took.Round(time.Millisecond), dir)
-		}
-		return fmt.Errorf("no provider of %s found within --timeout %s (asked the daemon in %s)", name, timeout, dir)
-	}
-	return nil
 }
 
 // noDaemonFlag forces a command to run a node of its own.

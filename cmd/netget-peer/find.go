@@ -56,28 +56,19 @@ func findAction(c *cli.Context) error {
 	if limit < 0 {
 		return usageError("--limit %d: must not be negative", limit)
 	}
-	cl, dir, err := daemonClient(c)
+	b, err := openBackend(c)
 	if err != nil {
 		return err
 	}
-	if cl != nil {
-		defer cl.Close()
-		return findViaDaemon(c, cl, dir, name, limit, timeout)
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(c.Context, timeout)
-	defer cancel()
-	n, err := startNode(ctx, c, findRole())
-	if err != nil {
-		return joinTimedOut(ctx, c, timeout, err)
-	}
-	defer n.Close()
-	results, err := n.dht.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)})
-	if err != nil {
-		return joinTimedOut(ctx, c, timeout, err)
-	}
-	found := 0
-	for r := range results {
+	defer b.close()
+	start, found := time.Now(), 0
+	for r, err := range b.find(c.Context, name, limit, timeout) {
+		if err != nil {
+			if c.Context.Err() != nil {
+				return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
+			}
+			return err
+		}
 		found++
 		printResult(c.App.Writer, c.Bool("json"), r)
 	}
@@ -85,11 +76,7 @@ func findAction(c *cli.Context) error {
 		if c.Context.Err() != nil {
 			return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("no provider of %s found on network %q within --timeout %s", name, n.dht.Network(), timeout)
-		}
-		return fmt.Errorf("no provider of %s found on network %q: the search ended after %s (of --timeout %s), with every registry and the DHT walk asked",
-			name, n.dht.Network(), time.Since(start).Round(time.Millisecond), timeout)
+		return b.none(name, timeout, time.Since(start))
 	}
 	return nil
 }
