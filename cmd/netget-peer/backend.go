@@ -19,9 +19,10 @@ import (
 // (localBackend). openBackend chooses once; each command is one action
 // over it.
 type backend interface {
-	// find streams name's verified providers, bounded by timeout; an
-	// error, if any, is the last thing yielded.
-	find(ctx context.Context, name string, limit int, timeout time.Duration) iter.Seq2[dht.Result, error]
+	// find streams name's verified providers, bounded by timeout, each
+	// in the one view of a found record; an error, if any, is the last
+	// thing yielded.
+	find(ctx context.Context, name string, limit int, timeout time.Duration) iter.Seq2[control.Result, error]
 	// none is find's error when it found nothing after took.
 	none(name string, timeout, took time.Duration) error
 	// provide publishes spec and reports each publication and the
@@ -56,8 +57,8 @@ type daemonBackend struct {
 
 func (b *daemonBackend) close() { b.cl.Close() }
 
-func (b *daemonBackend) find(ctx context.Context, name string, limit int, timeout time.Duration) iter.Seq2[dht.Result, error] {
-	return func(yield func(dht.Result, error) bool) {
+func (b *daemonBackend) find(ctx context.Context, name string, limit int, timeout time.Duration) iter.Seq2[control.Result, error] {
+	return func(yield func(control.Result, error) bool) {
 		// The daemon bounds the search; the slack covers a daemon that hangs.
 		ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
 		defer cancel()
@@ -106,24 +107,24 @@ type localBackend struct{ c *cli.Context }
 
 func (localBackend) close() {}
 
-func (b localBackend) find(ctx context.Context, name string, limit int, timeout time.Duration) iter.Seq2[dht.Result, error] {
-	return func(yield func(dht.Result, error) bool) {
+func (b localBackend) find(ctx context.Context, name string, limit int, timeout time.Duration) iter.Seq2[control.Result, error] {
+	return func(yield func(control.Result, error) bool) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		n, err := startNode(ctx, b.c, findRole())
 		if err != nil {
-			yield(dht.Result{}, joinTimedOut(ctx, b.c, timeout, err))
+			yield(control.Result{}, joinTimedOut(ctx, b.c, timeout, err))
 			return
 		}
 		defer n.Close()
 		results, err := n.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)})
 		if err != nil {
-			yield(dht.Result{}, joinTimedOut(ctx, b.c, timeout, err))
+			yield(control.Result{}, joinTimedOut(ctx, b.c, timeout, err))
 			return
 		}
 		for r := range results {
-			if !yield(r, nil) {
+			if !yield(control.Result{Record: record.ViewOf(r.Record), Source: string(r.Source), Elapsed: r.Elapsed}, nil) {
 				cancel()
 				for range results { // let the node finish its search
 				}

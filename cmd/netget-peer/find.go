@@ -14,7 +14,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	netget "github.com/netget/netget-peer"
-	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/cmd/netget-peer/control"
+	"github.com/netget/netget-peer/record"
 )
 
 func findCommand() *cli.Command {
@@ -101,30 +102,19 @@ func joinTimedOut(ctx context.Context, c *cli.Context, timeout time.Duration, er
 		"(joining takes a few round trips; give a longer --timeout, such as 5s): %w", timeout, err)}
 }
 
-// findResult is find's --json output line; fields are only added.
+// findResult is find's --json output line: the one view of a found
+// record (record.View, as the bridge and the control API show it) and the
+// path that brought it; fields are only added.
 type findResult struct {
-	Peer      string            `json:"peer"`
-	Service   string            `json:"service"`
-	Network   string            `json:"network"`
-	Addrs     []string          `json:"addrs"`
-	Meta      map[string]string `json:"meta"`
-	Seq       uint64            `json:"seq"`
-	IssuedAt  time.Time         `json:"issued_at"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	Source    string            `json:"source"`
-	ElapsedMS float64           `json:"elapsed_ms"`
+	record.View
+	Source    string  `json:"source"`
+	ElapsedMS float64 `json:"elapsed_ms"`
 }
 
-func printResult(w io.Writer, asJSON bool, r dht.Result) {
+func printResult(w io.Writer, asJSON bool, r control.Result) {
 	s := r.Record
 	if asJSON {
-		meta := s.Meta
-		if meta == nil {
-			meta = map[string]string{}
-		}
-		b, _ := json.Marshal(findResult{Peer: s.Peer.String(), Service: s.Name, Network: s.Network,
-			Addrs: s.Addrs, Meta: meta, Seq: s.Seq, IssuedAt: s.IssuedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
-			Source: string(r.Source), ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+		b, _ := json.Marshal(findResult{View: s, Source: r.Source, ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
 		fmt.Fprintln(w, string(b))
 		return
 	}
@@ -132,6 +122,6 @@ func printResult(w io.Writer, asJSON bool, r dht.Result) {
 	for _, k := range slices.Sorted(maps.Keys(s.Meta)) {
 		meta = append(meta, k+"="+s.Meta[k])
 	}
-	fmt.Fprintf(w, "%s %s addrs=%s meta=%s expires=%s\n", s.Peer, s.Name, strings.Join(s.Addrs, ","),
+	fmt.Fprintf(w, "%s %s addrs=%s meta=%s expires=%s\n", s.Peer, s.Service, strings.Join(s.Addrs, ","),
 		strings.Join(meta, ","), s.ExpiresAt.UTC().Format(time.RFC3339))
 }

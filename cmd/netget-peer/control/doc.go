@@ -33,9 +33,10 @@
 // # Routes
 //
 // Bodies are JSON objects of at most MaxBodySize bytes; unknown fields are
-// refused. Durations are Go duration strings ("10m"). Records are the
-// signed record's payload (record.Service's JSON). Fields are only added;
-// anything else gets new /v2 routes.
+// refused. Durations are Go duration strings ("10m"). Provide and
+// unprovide answer with the signed record's payload (record.Service's
+// JSON); a find streams the view of each record found (record.View).
+// Fields are only added; anything else gets new /v2 routes.
 //
 //	GET  /v1/status
 //	  200 {"peer":"12D3Koo…","network":"development","dht_mode":"server",
@@ -55,8 +56,18 @@
 //	POST /v1/find {"name":"DatabaseService","limit":0,"timeout":"10s"}
 //	  200 application/x-ndjson, one line per verified provider as it
 //	      verifies, then "done"; a stream without "done" broke off:
-//	  {"type":"result","record":{…},"source":"registry","elapsed_ms":0.42}
+//	  {"type":"result","record":{"peer":"12D3Koo…","service":"DatabaseService",
+//	   "network":"development","addrs":[…],"meta":{…},"seq":…,"issued_at":"…",
+//	   "expires_at":"…"},"source":"registry","elapsed_ms":0.42}
 //	  {"type":"done","found":1}
+//
+// A found record has one JSON shape everywhere, record.View: this stream,
+// find --json and the bridge's result frames. Decision (issue 14): the
+// find stream's "record" changed from the signed payload (record.Service,
+// with "name" and "v") to the view in place, on /v1, as a documented
+// break: the route is local-only and its one client, the CLI of the same
+// build, changed with it. From now on fields are only added, and anything
+// else gets /v2 routes.
 //
 //	GET  /v1/registries
 //	  200 {"registries":[{"peer":"12D3Koo…","addrs":["/ip4/10.0.0.7/tcp/4001"],"connected":true}]}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/record"
 )
 
 // call is the handler of a JSON request/response route: decode the body
@@ -79,7 +80,8 @@ func (s *Server) handleFind(w http.ResponseWriter, r *http.Request) {
 		if broken {
 			continue
 		}
-		ev := FindEvent{Type: EventResult, Record: res.Record, Source: string(res.Source),
+		view := record.ViewOf(res.Record)
+		ev := FindEvent{Type: EventResult, Record: &view, Source: string(res.Source),
 			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000}
 		broken = enc.Encode(ev) != nil || rc.Flush() != nil
 	}
