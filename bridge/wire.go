@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/netget/netget-peer/record"
 )
@@ -133,17 +132,10 @@ type ResultFrame struct {
 	ElapsedMS float64 `json:"elapsed_ms"`       // since the find started
 }
 
-// Record is a verified service record as a browser sees it.
-type Record struct {
-	Peer      string            `json:"peer"`
-	Service   string            `json:"service"`
-	Network   string            `json:"network"`
-	Addrs     []string          `json:"addrs"`
-	Meta      map[string]string `json:"meta"`
-	Seq       uint64            `json:"seq"`
-	IssuedAt  time.Time         `json:"issued_at"`
-	ExpiresAt time.Time         `json:"expires_at"`
-}
+// Record is a verified service record as a browser sees it: the one view
+// of a found record (record.View), which find --json and the daemon's
+// control API print too.
+type Record = record.View
 
 // DoneFrame ends a find that streamed at least one result, or one the
 // client cancelled.
@@ -371,15 +363,4 @@ func Marshal(f any) ([]byte, error) {
 }
 
 // recordOf converts a verified record to its wire form.
-func recordOf(s *record.Service) Record {
-	meta := s.Meta
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	addrs := s.Addrs
-	if addrs == nil {
-		addrs = []string{}
-	}
-	return Record{Peer: s.Peer.String(), Service: s.Name, Network: s.Network, Addrs: addrs,
-		Meta: meta, Seq: s.Seq, IssuedAt: s.IssuedAt, ExpiresAt: s.ExpiresAt}
-}
+func recordOf(s *record.Service) Record { return record.ViewOf(s) }

@@ -2,6 +2,7 @@ package dht
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -236,6 +237,49 @@ func (n *Node) AddRegistry(p peer.ID) {
 	n.regMu.Lock()
 	n.registries[p] = true
 	n.regMu.Unlock()
+}
+
+// RemoveRegistry stops using p as a registry: finds no longer ask it and
+// publishes no longer push to it, and its connection is no longer
+// protected. It reports whether p was one.
+func (n *Node) RemoveRegistry(p peer.ID) bool {
+	n.regMu.Lock()
+	was := n.registries[p]
+	delete(n.registries, p)
+	n.regMu.Unlock()
+	if was {
+		n.host.ConnManager().Unprotect(p, registryTag)
+	}
+	return was
+}
+
+// KnownRegistries returns every registry of this node, connected or not.
+func (n *Node) KnownRegistries() []peer.ID {
+	n.regMu.Lock()
+	defer n.regMu.Unlock()
+	out := make([]peer.ID, 0, len(n.registries))
+	for p := range n.registries {
+		out = append(out, p)
+	}
+	return out
+}
+
+// PushOwn offers registry p this node's latest record of every service
+// it holds one of its own for (withdrawals included), as a publish does
+// for every registry, whoever published them (Provide, Publish, a record
+// loaded from the datastore). It returns p's refusals, joined.
+func (n *Node) PushOwn(ctx context.Context, p peer.ID) error {
+	var errs []error
+	for _, c := range n.store.servicesOf(n.host.ID()) {
+		env, ok := n.store.envelope(ctx, c, n.host.ID())
+		if !ok {
+			continue // withdrawn and swept since
+		}
+		if err := n.client.Push(ctx, p, env); err != nil {
+			errs = append(errs, fmt.Errorf("push %s: %w", c, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Registries returns the registries this node is connected to now.

@@ -308,6 +308,24 @@ func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) 
 	return out
 }
 
+// servicesOf returns the services p has a record for in the store.
+func (s *store) servicesOf(p peer.ID) []cid.Cid {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.byPeer[p])
+}
+
+// envelope returns the signed envelope of p's record for c as the
+// datastore holds it, or false when there is none (or it went since).
+func (s *store) envelope(ctx context.Context, c cid.Cid, p peer.ID) ([]byte, bool) {
+	b, err := s.ds.Get(ctx, dsKey(record.Key(c, p)))
+	if err != nil {
+		return nil, false
+	}
+	env := envOf(b)
+	return env, env != nil
+}
+
 // verified checks env, p's record for c loaded unverified, and marks it
 // verified if it passes. A record that fails stays hidden until verifyAll
 // deletes it.

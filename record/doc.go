@@ -18,6 +18,9 @@
 // are what the validator checks, and what the CLI, the daemon's control
 // API and the dht package call on their inputs before anything is signed.
 //
+// View (ViewOf) is the one JSON shape of a record a finder verified, shown
+// by find --json, the daemon's control API and the bridge alike.
+//
 // # Keys
 //
 // A service is keyed by a CIDv1 (raw codec, sha2-256) of

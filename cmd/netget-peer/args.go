@@ -12,7 +12,8 @@ import (
 // `netget-peer --network production find --json DatabaseService`, because
 // urfave/cli, like Go's flag package, stops parsing flags at the first
 // positional argument and reads global flags only before the command.
-// Everything after "--" is left as it is.
+// A command's subcommand, named right after it, takes the command's place
+// (`registries add ADDR --json`). Everything after "--" is left as it is.
 func normalizeArgs(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
@@ -37,6 +38,13 @@ func normalizeArgs(app *cli.App, args []string) []string {
 	cmd := app.Command(args[i])
 	if cmd == nil {
 		return args
+	}
+	head := []string{args[i]}
+	if i+1 < len(args) && len(cmd.Subcommands) > 0 { // `registries add ADDR --json`
+		if sub := cmd.Command(args[i+1]); sub != nil {
+			cmd, i = sub, i+1
+			head = append(head, args[i])
+		}
 	}
 	local := valueFlags(cmd.Flags)
 	var glob, flags, pos []string
@@ -65,7 +73,7 @@ func normalizeArgs(app *cli.App, args []string) []string {
 	}
 	out := append([]string{args[0]}, pre...)
 	out = append(out, glob...)
-	out = append(out, args[i])
+	out = append(out, head...)
 	out = append(out, flags...)
 	return append(out, pos...)
 }

@@ -2,19 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/url"
-	"sync"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bridge"
-	"github.com/netget/netget-peer/dht"
 )
 
 // bridgeFlags are the flags of the commands that can serve the WebSocket
@@ -77,10 +71,11 @@ func bridgeLimitFlags() []cli.Flag {
 	}
 }
 
-// bridgeConfig builds the bridge config of node n from the flags, or
-// returns a usage error. It does not check whether --bridge is set.
-func bridgeConfig(c *cli.Context, n *dht.Node, log *slog.Logger) (bridge.Config, error) {
-	cfg := bridge.DefaultConfig(n.Host().ID().String(), n.Network())
+// bridgeConfig builds the bridge config from the flags. netget.New fills
+// in the node's peer ID and network and validates it: a bad value is a
+// usage error then (startError).
+func bridgeConfig(c *cli.Context) bridge.Config {
+	cfg := bridge.DefaultConfig("", "")
 	if c.IsSet("bridge-origin") {
 		cfg.Origins = c.StringSlice("bridge-origin")
 	}
@@ -94,39 +89,33 @@ func bridgeConfig(c *cli.Context, n *dht.Node, log *slog.Logger) (bridge.Config,
 	cfg.ReserveFDs, cfg.MaxFinds = c.Int("bridge-reserve-fds"), c.Int("bridge-max-finds")
 	cfg.TokenBackoff, cfg.MaxTokenBackoff = c.Duration("bridge-token-backoff"), c.Duration("bridge-max-token-backoff")
 	cfg.MaxTrackedAddrs = c.Int("bridge-max-tracked-addrs")
-	cfg.Logger = log.With("component", "bridge")
-	if err := cfg.Validate(); err != nil {
-		return cfg, usageError("--bridge: %w", err)
-	}
-	return cfg, nil
+	return cfg
 }
 
-// startBridge serves the bridge for node n when --bridge is set: it
-// listens, serves in the background and returns stop, which shuts the
-// bridge down (closing its WebSockets, bounded by stop's ctx) and waits for
-// it, and the bridge's base URL (the script is at URL + "/netget-handshaker.js").
-// Without --bridge, stop does nothing and the URL is "". Call stop before
-// closing n. With reg set (--metrics), the bridge's counters are exported.
-func startBridge(ctx context.Context, c *cli.Context, n *dht.Node, log *slog.Logger, reg prometheus.Registerer) (stop func(context.Context) error, baseURL string, err error) {
-	noop := func(context.Context) error { return nil }
-	addr := c.String("bridge")
-	if addr == "" {
-		for _, f := range bridgeFlags() {
-			if name := f.Names()[0]; name != "bridge" && c.IsSet(name) {
-				return noop, "", usageError("--%s needs --bridge ADDR", name)
+// withBridge reads the --bridge flags into a node's Config: with --bridge
+// ADDR it listens at once, so a port in use fails before the node starts,
+// and hands the listener to the node (netget.Config.BridgeListener), which
+// serves the bridge and closes it top-down. Without --bridge, any other
+// bridge flag is a usage error.
+func withBridge(c *cli.Context) func(*netget.Config) error {
+	return func(cfg *netget.Config) error {
+		addr := c.String("bridge")
+		if addr == "" {
+			for _, f := range bridgeFlags() {
+				if name := f.Names()[0]; name != "bridge" && c.IsSet(name) {
+					return usageError("--%s needs --bridge ADDR", name)
+				}
 			}
+			return nil
 		}
-		return noop, "", nil
+		l, err := listenBridge(c.Context, addr)
+		if err != nil {
+			return err
+		}
+		cfg.Bridge, cfg.BridgeListener = bridgeConfig(c), l
+		cfg.Bridge.Logger = cfg.Logger.With("component", "bridge")
+		return nil
 	}
-	cfg, err := bridgeConfig(c, n, log)
-	if err != nil {
-		return noop, "", err
-	}
-	l, err := listenBridge(ctx, addr)
-	if err != nil {
-		return noop, "", err
-	}
-	return serveBridge(dhtFinder{n}, cfg, l, reg)
 }
 
 // listenBridge listens on the bridge's address, so a port in use fails
@@ -138,73 +127,4 @@ func listenBridge(ctx context.Context, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("--bridge %s: %w", addr, err)
 	}
 	return l, nil
-}
-
-// serveBridge serves a bridge built from cfg on l until stop, which is
-// idempotent, and registers its counters on reg when reg is set. A devnet
-// sets cfg.Extra (a page at /). On error l is closed.
-func serveBridge(f bridge.Finder, cfg bridge.Config, l net.Listener, reg prometheus.Registerer) (stop func(context.Context) error, baseURL string, err error) {
-	srv, err := bridge.New(f, cfg)
-	if err != nil {
-		l.Close()
-		return nil, "", usageError("--bridge: %w", err)
-	}
-	if reg != nil {
-		if err := reg.Register(newBridgeCollector(srv)); err != nil {
-			l.Close()
-			return nil, "", fmt.Errorf("bridge metrics: %w", err)
-		}
-	}
-	baseURL = bridgeURL(l.Addr(), srv.TLS())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	cfg.Logger.Info("bridge serving", "url", baseURL, "script", baseURL+bridge.PathScript)
-	var once sync.Once
-	var stopErr error
-	stop = func(ctx context.Context) error {
-		once.Do(func() {
-			stopErr = srv.Shutdown(ctx)
-			if serr := <-served; !errors.Is(serr, bridge.ErrClosed) && stopErr == nil {
-				stopErr = serr
-			}
-		})
-		return stopErr
-	}
-	return stop, baseURL, nil
-}
-
-// bridgeShutdownTimeout bounds closing the bridge's WebSockets at exit.
-const bridgeShutdownTimeout = 5 * time.Second
-
-// shutdownBridge runs a bridge's stop, bounded by bridgeShutdownTimeout.
-func shutdownBridge(stop func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(context.Background(), bridgeShutdownTimeout)
-	defer cancel()
-	stop(ctx)
-}
-
-// bridgeURL is the base URL pages load the bridge from; an unspecified
-// listen address (all interfaces) is shown as localhost.
-func bridgeURL(a net.Addr, tls bool) string {
-	u := url.URL{Scheme: "http", Host: a.String()}
-	if tls {
-		u.Scheme = "https"
-	}
-	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
-		u.Host = net.JoinHostPort("localhost", fmt.Sprint(ta.Port))
-	}
-	return u.String()
-}
-
-// dhtFinder adapts a DHT node to the bridge: finds from the bridge take
-// the node's verified-record path, so a browser only sees records whose
-// signatures the node checked. The node applies the find's limit and
-// timeout; the adapter only converts each result.
-type dhtFinder struct{ n *dht.Node }
-
-// Find implements bridge.Finder.
-func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOptions, yield func(bridge.Result) bool) error {
-	return f.n.Find(ctx, service, dht.FindOptions{Limit: opts.Limit, Timeout: opts.Timeout}, func(r dht.Result) bool {
-		return yield(bridge.Result{Record: r.Record, Source: string(r.Source), Elapsed: r.Elapsed})
-	})
 }

@@ -41,7 +41,7 @@ func TestBridgeFloodSparesLibp2p(t *testing.T) {
 	}
 	metrics := prometheus.NewRegistry()
 	const maxConns, flood = 20, 300
-	url, _ := runBridge(t, reg, metrics, "--bridge", "127.0.0.1:0", "--bridge-max-conns", "20",
+	url, _, _ := runBridge(t, reg, metrics, "--bridge", "127.0.0.1:0", "--bridge-max-conns", "20",
 		"--bridge-max-conns-per-addr", "20", "--bridge-header-timeout", "1s")
 	addr := strings.TrimPrefix(url, "http://")
 	for i := range flood { // the attacker's bounded flood, from one process

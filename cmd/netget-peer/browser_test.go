@@ -19,9 +19,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bridge"
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
@@ -55,7 +58,8 @@ func TestBrowserHandshaker(t *testing.T) {
 // browser.
 type browserFixture struct {
 	t          *testing.T // the parent test, which owns the bridges
-	node       *dht.Node  // the bridge's node
+	node       *dht.Node  // the DHT node the bridge's node joins
+	bridgePeer string     // the bridge's node's peer ID
 	want       map[string]map[string]string
 	bridgeURL  string
 	bridgeArgs []string
@@ -82,7 +86,7 @@ func newBrowserFixture(t *testing.T) *browserFixture {
 	}
 	allowedL, deniedL := listen(t), listen(t)
 	fx.bridgeArgs = []string{"--bridge", "127.0.0.1:0", "--bridge-origin", "http://" + allowedL.Addr().String()}
-	fx.bridgeURL, fx.stopBridge = runBridge(t, fx.node, nil, fx.bridgeArgs...)
+	fx.bridgeURL, fx.stopBridge, fx.bridgePeer = runBridge(t, fx.node, nil, fx.bridgeArgs...)
 	fx.allowed, fx.denied = servePages(t, allowedL, fx.bridgeURL), servePages(t, deniedL, fx.bridgeURL)
 	return fx
 }
@@ -91,8 +95,8 @@ func (fx *browserFixture) scriptTag(t *testing.T) {
 	navigate(t, fx.browser, fx.allowed+"/classic.html")
 	var welcome struct{ Peer, Network string }
 	evalOK(t, fx.browser, `netget.ready`, &welcome)
-	if welcome.Peer != fx.node.Host().ID().String() || welcome.Network != "development" {
-		t.Fatalf("welcome: got %+v, want peer %s", welcome, fx.node.Host().ID())
+	if welcome.Peer != fx.bridgePeer || welcome.Network != "development" {
+		t.Fatalf("welcome: got %+v, want peer %s", welcome, fx.bridgePeer)
 	}
 	var records []bridge.Record
 	start := time.Now()
@@ -146,7 +150,7 @@ func (fx *browserFixture) reconnect(t *testing.T) {
 	args := slices.Clone(fx.bridgeArgs)
 	args[1] = strings.TrimPrefix(fx.bridgeURL, "http://") // the same address
 	// The new bridge belongs to the parent test: the later subtests use it.
-	again, stop, err := bridgeApp(fx.t, fx.node, nil, args...)
+	again, stop, _, err := bridgeApp(fx.t, fx.node, nil, args...)
 	if err != nil || again != fx.bridgeURL {
 		t.Fatalf("restarted bridge at %q (%v), want %s", again, err, fx.bridgeURL)
 	}
@@ -220,7 +224,7 @@ func TestBridgeFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url, _, err := bridgeApp(t, node, nil, tt.args...)
+			url, _, _, err := bridgeApp(t, node, nil, tt.args...)
 			if tt.wantErr == "" {
 				if err != nil || url != "" {
 					t.Fatalf("got url %q, err %v; want no bridge", url, err)
@@ -233,7 +237,7 @@ func TestBridgeFlags(t *testing.T) {
 		})
 	}
 	reg := prometheus.NewRegistry()
-	url, _ := runBridge(t, node, reg, "--bridge", "127.0.0.1:0", "--bridge-service", "DatabaseService")
+	url, _, _ := runBridge(t, node, reg, "--bridge", "127.0.0.1:0", "--bridge-service", "DatabaseService")
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
 		t.Fatalf("bridge URL %q", url)
 	}
@@ -313,43 +317,56 @@ func requireChromium(t *testing.T) {
 	}
 }
 
-// bridgeApp runs the bridge flags through a cli app, as a command would,
-// and returns startBridge's URL, stop and error; a started bridge stops
-// when the test ends. reg, if set, receives the bridge's metrics.
-func bridgeApp(t *testing.T, n *dht.Node, reg prometheus.Registerer, args ...string) (string, func(context.Context) error, error) {
+// bridgeApp runs the bridge flags through a cli app, as a command would
+// (withBridge), on a netget node (netget.Client) joined to n, and returns
+// the bridge's URL, stop (closing the node, its bridge first), the
+// bridge's peer ID and the error; a started node stops when the test
+// ends. reg, if set, receives the node's metrics, the bridge's included.
+func bridgeApp(t *testing.T, n *dht.Node, reg prometheus.Registerer, args ...string) (string, func(context.Context) error, string, error) {
 	t.Helper()
-	var baseURL string
+	var baseURL, id string
 	var stop func(context.Context) error
 	app := &cli.App{Name: "netget-peer", Flags: bridgeFlags(), Writer: io.Discard, ErrWriter: io.Discard,
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action: func(c *cli.Context) error {
-			var err error
-			stop, baseURL, err = startBridge(c.Context, c, n, slog.New(slog.DiscardHandler), reg)
-			if err != nil {
+			cfg := netget.Client()
+			cfg.Network, cfg.Registerer, cfg.Logger = n.Network(), reg, slog.New(slog.DiscardHandler)
+			cfg.Bootstrap = []ma.Multiaddr{fullAddr(t, n)}
+			if err := withBridge(c)(&cfg); err != nil {
 				return err
 			}
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := stop(ctx); err != nil {
-					t.Errorf("stopping the bridge: %v", err)
-				}
-			})
+			node, err := netget.New(c.Context, cfg)
+			if err != nil {
+				return startError(c, err)
+			}
+			stop = func(context.Context) error { return node.Close() }
+			t.Cleanup(func() { node.Close() })
+			baseURL, id = node.BridgeURL(), node.ID().String()
 			return nil
 		}}
 	err := app.RunContext(context.Background(), append([]string{"netget-peer"}, args...))
-	return baseURL, stop, err
+	return baseURL, stop, id, err
 }
 
-// runBridge starts the bridge for n with args and returns its base URL
-// and stop.
-func runBridge(t *testing.T, n *dht.Node, reg prometheus.Registerer, args ...string) (string, func(context.Context) error) {
+// fullAddr is n's first listen address with /p2p/<id>.
+func fullAddr(t *testing.T, n *dht.Node) ma.Multiaddr {
 	t.Helper()
-	url, stop, err := bridgeApp(t, n, reg, args...)
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()})
+	if err != nil || len(addrs) == 0 {
+		t.Fatalf("addresses of %s: %v", n.Host().ID(), err)
+	}
+	return addrs[0]
+}
+
+// runBridge starts the bridge for n with args and returns its base URL,
+// stop and peer ID.
+func runBridge(t *testing.T, n *dht.Node, reg prometheus.Registerer, args ...string) (string, func(context.Context) error, string) {
+	t.Helper()
+	url, stop, id, err := bridgeApp(t, n, reg, args...)
 	if err != nil || url == "" {
 		t.Fatalf("start bridge %v: %q, %v", args, url, err)
 	}
-	return url, stop
+	return url, stop, id
 }
 
 func listen(t *testing.T) net.Listener {

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/cmd/netget-peer/control"
-	"github.com/netget/netget-peer/dht"
 )
 
 func daemonCommand() *cli.Command {
@@ -31,13 +29,9 @@ func daemonCommand() *cli.Command {
 	}
 }
 
-// daemonRole is the daemon: the service role, with its records in the
-// data dir and the data dir locked.
-func daemonRole() role {
-	r := serviceRole()
-	r.persist = true
-	return r
-}
+// daemonRole is the daemon (netget.Daemon): the service node, with its
+// records in the data dir and the data dir locked.
+func daemonRole() role { return role{preset: netget.Daemon} }
 
 // daemonAction runs the daemon until interrupted: `netget-peer daemon`, or
 // bare `netget-peer --bootstrap ADDR`.
@@ -52,18 +46,14 @@ func daemonAction(c *cli.Context) error {
 		announceBare(c)
 	}
 	ctx := c.Context
-	n, err := startNode(ctx, c, daemonRole())
+	n, err := startNode(ctx, c, daemonRole(), withBridge(c))
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log, n.metrics)
-	if err != nil {
-		return err
-	}
-	defer shutdownBridge(stopBridge) // before the node closes: top-down
+	defer n.Close() // the bridge first: top-down
 	cfg := control.DefaultConfig(n.dataDir)
 	cfg.Logger, cfg.DHTMode, cfg.Version = n.log, n.mode.String(), versionString()
+	cfg.Registries = n.Node
 	srv, err := control.NewServer(n.dht, cfg)
 	if err != nil {
 		return err
@@ -73,11 +63,11 @@ func daemonAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range n.fullAddrs() {
+	for _, a := range n.Addrs() {
 		fmt.Fprintln(c.App.Writer, a)
 	}
 	n.log.Info("daemon running", "node", n.describe(), "control", control.SocketPath(n.dataDir),
-		"bootstrap_peers", len(n.joined))
+		"bootstrap_peers", len(n.Joined()))
 	err = srv.Serve(ctx, ln)
 	n.log.Info("daemon stopped")
 	return err
@@ -94,7 +84,7 @@ func daemonClient(c *cli.Context) (*control.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := trustDataDir(dir, false); err != nil {
+	if err := netget.CheckDataDir(dir, false); err != nil {
 		return nil, dir, err
 	}
 	cl, err := control.Dial(c.Context, dir)
@@ -147,46 +137,6 @@ func daemonError(dir string, err error) error {
 	return err
 }
 
-// provideViaDaemon has the daemon provide spec and prints its first
-// publication; the daemon republishes it from then on.
-func provideViaDaemon(c *cli.Context, cl *control.Client, dir string, spec dht.Spec) error {
-	resp, err := cl.Provide(c.Context, control.ProvideRequest{Name: spec.Name, Meta: spec.Meta,
-		TTL: control.Duration(spec.TTL), Network: daemonNetwork(c)})
-	if err != nil {
-		return daemonError(dir, err)
-	}
-	printEvent(c.App.Writer, c.Bool("json"), "published", resp.Service)
-	return nil
-}
-
-// findViaDaemon has the daemon find name and prints each result as it
-// streams in.
-func findViaDaemon(c *cli.Context, cl *control.Client, dir, name string, limit int, timeout time.Duration) error {
-	// The daemon bounds the search; the slack covers a daemon that hangs.
-	ctx, cancel := context.WithTimeout(c.Context, timeout+5*time.Second)
-	defer cancel()
-	found, start := 0, time.Now()
-	req := control.FindRequest{Name: name, Limit: limit, Timeout: control.Duration(timeout), Network: daemonNetwork(c)}
-	for r, err := range cl.Find(ctx, req) {
-		if err != nil {
-			if c.Context.Err() != nil {
-				return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
-			}
-			return daemonError(dir, err)
-		}
-		found++
-		printResult(c.App.Writer, c.Bool("json"), r)
-	}
-	if found == 0 {
-		if took := time.Since(start); took < timeout {
-			return fmt.Errorf("no provider of %s found: the daemon's search ended after %s (asked the daemon in %s)",
-				name, took.Round(time.Millisecond), dir)
-		}
-		return fmt.Errorf("no provider of %s found within --timeout %s (asked the daemon in %s)", name, timeout, dir)
-	}
-	return nil
-}
-
 // noDaemonFlag forces a command to run a node of its own.
 func noDaemonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "no-daemon", Usage: "run a node of its own even when a daemon serves the data dir"}
@@ -197,7 +147,7 @@ func noDaemonFlag() cli.Flag {
 // do: a user who typed it by accident learns it starts a node that
 // listens, by default, on every interface.
 func announceBare(c *cli.Context) {
-	listen := strings.Join(daemonRole().listen, " ")
+	listen := strings.Join(netget.Daemon().Host.ListenAddrs, " ")
 	where := " (every interface; narrow it with --listen)"
 	if c.IsSet("listen") {
 		listen, where = strings.Join(c.StringSlice("listen"), " "), ""

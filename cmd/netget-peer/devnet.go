@@ -4,15 +4,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bridge"
 	"github.com/netget/netget-peer/cmd/netget-peer/devnet"
 	"github.com/netget/netget-peer/record"
@@ -84,26 +85,22 @@ func devnetAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (pass --bridge :0 to pick a free port)", err)
 	}
+	// The gateway serves the bridge on l, with the devnet's page at /.
+	cfg.Gateway = func(gw *netget.Config, page http.Handler) {
+		gw.BridgeListener, gw.Bridge = l, bridge.DefaultConfig("", "")
+		gw.Bridge.Extra, gw.Bridge.Logger = page, log.With("component", "bridge")
+	}
 	d, err := devnet.Start(ctx, cfg)
 	if err != nil {
-		l.Close()
+		l.Close() // in case the gateway never took it
 		return fmt.Errorf("devnet: %w", err)
 	}
 	defer d.Close()
 	gw := d.Gateway()
-	bcfg := bridge.DefaultConfig(gw.Host().ID().String(), d.Network())
-	bcfg.Extra, bcfg.Logger = d.Handler(), log.With("component", "bridge")
-	var reg prometheus.Registerer
 	if metrics != nil {
-		reg = metrics.reg
-		metrics.serve(func() healthz { return nodeHealthz(gw) }, log)
+		metrics.serve(func() healthz { return nodeHealthz(gw.DHT()) }, log)
 	}
-	stop, url, err := serveBridge(dhtFinder{gw}, bcfg, l, reg)
-	if err != nil {
-		return err
-	}
-	defer shutdownBridge(stop)
-	printDevnet(c.App.Writer, d, url)
+	printDevnet(c.App.Writer, d, gw.BridgeURL())
 	d.Run(ctx)
 	log.Info("devnet shutting down")
 	return nil

@@ -13,7 +13,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/netget/netget-peer/dht"
+	netget "github.com/netget/netget-peer"
+	"github.com/netget/netget-peer/cmd/netget-peer/control"
+	"github.com/netget/netget-peer/record"
 )
 
 func findCommand() *cli.Command {
@@ -55,42 +57,39 @@ func findAction(c *cli.Context) error {
 	if limit < 0 {
 		return usageError("--limit %d: must not be negative", limit)
 	}
-	cl, dir, err := daemonClient(c)
+	b, err := openBackend(c)
 	if err != nil {
 		return err
 	}
-	if cl != nil {
-		defer cl.Close()
-		return findViaDaemon(c, cl, dir, name, limit, timeout)
-	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(c.Context, timeout)
-	defer cancel()
-	n, err := startNode(ctx, c, role{ephemeral: true, needBootstrap: true, mode: dht.ModeClient})
-	if err != nil {
-		return joinTimedOut(ctx, c, timeout, err)
-	}
-	defer n.Close()
-	found := 0
-	err = n.dht.Find(ctx, name, dht.FindOptions{Limit: limit, Timeout: timeout - time.Since(start)}, func(r dht.Result) bool {
+	defer b.close()
+	start, found := time.Now(), 0
+	for r, err := range b.find(c.Context, name, limit, timeout) {
+		if err != nil {
+			if c.Context.Err() != nil {
+				return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
+			}
+			return err
+		}
 		found++
 		printResult(c.App.Writer, c.Bool("json"), r)
-		return true
-	})
-	if err != nil && !errors.Is(err, dht.ErrFindTimeout) {
-		return joinTimedOut(ctx, c, timeout, err)
 	}
 	if found == 0 {
 		if c.Context.Err() != nil {
 			return &exitError{code: exitFailure, err: fmt.Errorf("find %s: interrupted", name)}
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("no provider of %s found on network %q within --timeout %s", name, n.dht.Network(), timeout)
-		}
-		return fmt.Errorf("no provider of %s found on network %q: the search ended after %s (of --timeout %s), with every registry and the DHT walk asked",
-			name, n.dht.Network(), time.Since(start).Round(time.Millisecond), timeout)
+		return b.none(name, timeout, time.Since(start))
 	}
 	return nil
+}
+
+// findRole is find's node: a client (netget.Client) with a fresh key,
+// which needs bootstrap peers to ask.
+func findRole() role {
+	return role{preset: func() netget.Config {
+		cfg := netget.Client()
+		cfg.RequireBootstrap = true
+		return cfg
+	}}
 }
 
 // joinTimedOut blames --timeout, not the network, when find's deadline
@@ -103,30 +102,19 @@ func joinTimedOut(ctx context.Context, c *cli.Context, timeout time.Duration, er
 		"(joining takes a few round trips; give a longer --timeout, such as 5s): %w", timeout, err)}
 }
 
-// findResult is find's --json output line; fields are only added.
+// findResult is find's --json output line: the one view of a found
+// record (record.View, as the bridge and the control API show it) and the
+// path that brought it; fields are only added.
 type findResult struct {
-	Peer      string            `json:"peer"`
-	Service   string            `json:"service"`
-	Network   string            `json:"network"`
-	Addrs     []string          `json:"addrs"`
-	Meta      map[string]string `json:"meta"`
-	Seq       uint64            `json:"seq"`
-	IssuedAt  time.Time         `json:"issued_at"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	Source    string            `json:"source"`
-	ElapsedMS float64           `json:"elapsed_ms"`
+	record.View
+	Source    string  `json:"source"`
+	ElapsedMS float64 `json:"elapsed_ms"`
 }
 
-func printResult(w io.Writer, asJSON bool, r dht.Result) {
+func printResult(w io.Writer, asJSON bool, r control.Result) {
 	s := r.Record
 	if asJSON {
-		meta := s.Meta
-		if meta == nil {
-			meta = map[string]string{}
-		}
-		b, _ := json.Marshal(findResult{Peer: s.Peer.String(), Service: s.Name, Network: s.Network,
-			Addrs: s.Addrs, Meta: meta, Seq: s.Seq, IssuedAt: s.IssuedAt.UTC(), ExpiresAt: s.ExpiresAt.UTC(),
-			Source: string(r.Source), ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+		b, _ := json.Marshal(findResult{View: s, Source: r.Source, ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
 		fmt.Fprintln(w, string(b))
 		return
 	}
@@ -134,6 +122,6 @@ func printResult(w io.Writer, asJSON bool, r dht.Result) {
 	for _, k := range slices.Sorted(maps.Keys(s.Meta)) {
 		meta = append(meta, k+"="+s.Meta[k])
 	}
-	fmt.Fprintf(w, "%s %s addrs=%s meta=%s expires=%s\n", s.Peer, s.Name, strings.Join(s.Addrs, ","),
+	fmt.Fprintf(w, "%s %s addrs=%s meta=%s expires=%s\n", s.Peer, s.Service, strings.Join(s.Addrs, ","),
 		strings.Join(meta, ","), s.ExpiresAt.UTC().Format(time.RFC3339))
 }

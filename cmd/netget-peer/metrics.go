@@ -12,8 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/netget/netget-peer/bridge"
 )
 
 // metricsServer serves a node's Prometheus metrics (go-libp2p's own and
@@ -71,47 +69,4 @@ func (m *metricsServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	m.srv.Shutdown(ctx)
-}
-
-// bridgeCollector exports a bridge's counters (bridge.Server.Stats), read
-// at each scrape, so the bridge package itself knows nothing of Prometheus.
-type bridgeCollector struct {
-	srv                                              *bridge.Server
-	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
-	conns, findsRunning                              *prometheus.Desc
-}
-
-func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
-	return &bridgeCollector{srv: srv,
-		sessions:      prometheus.NewDesc("netget_bridge_sessions", "WebSocket sessions open now.", nil, nil),
-		sessionsTotal: prometheus.NewDesc("netget_bridge_sessions_total", "WebSocket sessions accepted.", nil, nil),
-		finds:         prometheus.NewDesc("netget_bridge_finds_total", "Finds that passed every check and reached the DHT.", nil, nil),
-		results:       prometheus.NewDesc("netget_bridge_results_total", "Result frames sent.", nil, nil),
-		conns:         prometheus.NewDesc("netget_bridge_conns", "TCP connections the bridge holds now, upgraded or not.", nil, nil),
-		findsRunning: prometheus.NewDesc("netget_bridge_finds_running",
-			"Finds running now, all sessions together (at most --bridge-max-finds).", nil, nil),
-		refused: prometheus.NewDesc("netget_bridge_refusals_total",
-			"Connections, sessions, frames and finds the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
-	}
-}
-
-// Describe implements prometheus.Collector.
-func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning} {
-		ch <- d
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
-	st := b.srv.Stats()
-	ch <- prometheus.MustNewConstMetric(b.sessions, prometheus.GaugeValue, float64(st.Sessions))
-	ch <- prometheus.MustNewConstMetric(b.sessionsTotal, prometheus.CounterValue, float64(st.SessionsTotal))
-	ch <- prometheus.MustNewConstMetric(b.finds, prometheus.CounterValue, float64(st.Finds))
-	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
-	ch <- prometheus.MustNewConstMetric(b.conns, prometheus.GaugeValue, float64(st.Conns))
-	ch <- prometheus.MustNewConstMetric(b.findsRunning, prometheus.GaugeValue, float64(st.FindsRunning))
-	for _, r := range bridge.Reasons() {
-		ch <- prometheus.MustNewConstMetric(b.refused, prometheus.CounterValue, float64(st.Refusals[r]), string(r))
-	}
 }

@@ -8,192 +8,141 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bootstrap"
+	"github.com/netget/netget-peer/bridge"
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/p2p"
 	"github.com/netget/netget-peer/record"
 )
 
-// role selects a command's defaults.
+// role is a command's node: a netget preset and where its data dir is.
 type role struct {
-	dataDir       string   // default data dir under $NETGET_HOME ("" = $NETGET_HOME itself)
-	ephemeral     bool     // a fresh identity each run, not the data dir's key
-	persist       bool     // keep records in a datastore in the data dir, and lock it
-	listen        []string // default listen addrs
-	mode          dht.Mode // default DHT mode
-	health        dht.Health
-	store         dht.StoreLimits // zero fields: dht's defaults
-	needBootstrap bool            // refuse to start without bootstrap peers
-	joinOptional  bool            // start even when no bootstrap peer is reachable
-	registry      bool            // announce bootstrap.RegistryAgent, so joiners use it as a registry
+	preset  func() netget.Config
+	dataDir string // default data dir under $NETGET_HOME ("" = $NETGET_HOME itself)
 }
 
-// serviceRole is the node that provides services: stable identity,
-// listening on any port, a DHT server, joined through bootstrap.
-func serviceRole() role {
-	return role{
-		listen:        []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"},
-		mode:          dht.ModeServer,
-		needBootstrap: true,
-	}
-}
+// serviceRole is the node that provides services (netget.Service).
+func serviceRole() role { return role{preset: netget.Service} }
 
-// node is a running host + DHT node, joined to its bootstrap peers.
+// node is a running netget node with what the CLI adds around it.
 type node struct {
-	host    host.Host
+	*netget.Node
 	dht     *dht.Node
 	log     *slog.Logger
 	mode    dht.Mode
 	dataDir string
-	joined  []peer.ID
 	metrics prometheus.Registerer // --metrics' registry; nil without it
 	closers []func()              // run in reverse by Close
 }
 
-// startNode builds the host and DHT from the global flags and joins the
-// network. On error, nothing is left running.
-func startNode(ctx context.Context, c *cli.Context, r role) (*node, error) {
-	log, err := newLogger(c)
+// startNode builds the node of role r through netget.New, its Config
+// filled from the global flags, and joins the network. On error, nothing
+// is left running.
+func startNode(ctx context.Context, c *cli.Context, r role, adjust ...func(*netget.Config) error) (*node, error) {
+	cfg, err := nodeConfig(c, r)
 	if err != nil {
 		return nil, err
 	}
-	network := c.String("network")
-	if err := record.ValidateNetwork(network); err != nil {
-		return nil, usageError("--network: %w", err)
-	}
-	boot, err := bootstrap.ParseAddrs(c.StringSlice("bootstrap"), os.Getenv(bootstrap.EnvVar))
-	if err != nil {
-		return nil, usageError("--bootstrap: %w", err)
-	}
-	if r.needBootstrap && len(boot) == 0 {
-		return nil, usageError("no bootstrap peers: pass --bootstrap ADDR or set %s "+
-			"(start a network with `netget-peer registry`)", bootstrap.EnvVar)
-	}
-	mode := r.mode
-	if s := c.String("dht-mode"); s != "" {
-		if mode, err = dht.ParseMode(s); err != nil {
-			return nil, usageError("--dht-mode: %w", err)
-		}
-	}
-	dir, err := dataDir(c, r)
-	if err != nil {
-		return nil, err
-	}
-	n := &node{log: log, mode: mode, dataDir: dir}
-	if err := n.start(ctx, c, r, network, boot); err != nil {
-		n.Close()
-		return nil, err
-	}
-	return n, nil
-}
-
-// start builds what startNode promised, recording how to undo each step.
-func (n *node) start(ctx context.Context, c *cli.Context, r role, network string, boot []ma.Multiaddr) error {
-	hcfg := p2p.DefaultConfig()
-	hcfg.ListenAddrs = r.listen
-	if c.IsSet("listen") {
-		hcfg.ListenAddrs = c.StringSlice("listen")
-	}
-	if !r.ephemeral || c.IsSet("identity") {
-		hcfg.IdentityPath = identityPath(c, n.dataDir)
-	}
-	if path := c.String("psk"); path != "" {
-		psk, err := p2p.LoadPSK(path)
-		if err != nil {
-			return fmt.Errorf("--psk: %w", err)
-		}
-		hcfg.PrivateNetwork = psk
-	}
-	if r.registry {
-		hcfg.UserAgent = bootstrap.RegistryAgent
-	}
-	dcfg := dht.DefaultConfig(network)
-	dcfg.Mode, dcfg.Logger, dcfg.Health, dcfg.Store = n.mode, n.log, r.health, r.store
-	dcfg.DisableFastPath = c.Bool("no-fast-path")
-	if err := applyProviderFlags(c, &dcfg); err != nil {
-		return err
-	}
-	if dcfg.WalkDialTimeout = c.Duration("walk-dial-timeout"); dcfg.WalkDialTimeout <= 0 {
-		return usageError("--walk-dial-timeout %s: must be positive", dcfg.WalkDialTimeout)
-	}
-	// A find's node is throwaway: it never locks a data dir a daemon may
-	// hold. Any other node whose identity comes from the data dir locks
-	// it, so two never run with one peer ID.
-	if r.persist || (!r.ephemeral && (c.IsSet("data-dir") || !c.IsSet("identity"))) {
-		unlock, err := lockDataDir(n.dataDir)
-		if err != nil {
-			return err
-		}
-		n.closers = append(n.closers, unlock)
-		store, err := dht.OpenDatastore(filepath.Join(n.dataDir, "datastore"))
-		if err != nil {
-			return err
-		}
-		n.closers = append(n.closers, func() { store.Close() })
-		dcfg.Datastore = store
-	}
+	n := &node{log: cfg.Logger, dataDir: cfg.DataDir}
 	var metrics *metricsServer
 	if addr := c.String("metrics"); addr != "" {
-		var err error
+		// Listening first: a port in use fails before the node starts.
 		if metrics, err = listenMetrics(addr); err != nil {
-			return err
+			return nil, err
 		}
 		n.closers = append(n.closers, metrics.close)
-		hcfg.Registerer, dcfg.Registerer, n.metrics = metrics.reg, metrics.reg, metrics.reg
+		cfg.Registerer, n.metrics = metrics.reg, metrics.reg
 	}
-	h, err := p2p.NewHost(hcfg)
-	if err != nil {
-		if errors.Is(err, p2p.ErrBadConfig) {
-			return usageError("%w", err)
+	for _, f := range adjust {
+		if err := f(&cfg); err != nil {
+			n.Close()
+			return nil, err
 		}
-		return err
 	}
-	n.host = h
-	n.closers = append(n.closers, func() { h.Close() })
-	if n.dht, err = dht.New(h, dcfg); err != nil {
-		if errors.Is(err, dht.ErrBadConfig) {
-			return usageError("%w", err)
-		}
-		return err
+	n.mode = cfg.DHT.Mode
+	if n.Node, err = netget.New(ctx, cfg); err != nil {
+		n.Close()
+		return nil, startError(c, err)
 	}
-	n.closers = append(n.closers, func() { n.dht.Close() })
-	n.log = n.log.With("peer", h.ID())
+	n.closers = append(n.closers, func() { n.Node.Close() })
+	n.dht, n.log = n.DHT(), cfg.Logger.With("peer", n.ID())
 	if metrics != nil {
 		metrics.serve(n.healthz, n.log)
 		n.closers = append(n.closers, metrics.close) // stop serving first
 	}
-	if len(boot) == 0 {
-		return nil
+	return n, nil
+}
+
+// nodeConfig is r's preset with the global flags applied.
+func nodeConfig(c *cli.Context, r role) (netget.Config, error) {
+	cfg := r.preset()
+	var err error
+	if cfg.Logger, err = newLogger(c); err != nil {
+		return cfg, err
 	}
-	bcfg := bootstrap.DefaultConfig()
-	bcfg.Logger, bcfg.Network = n.log, network
-	n.joined, err = bootstrap.Join(ctx, h, boot, bcfg)
+	cfg.Network = c.String("network")
+	if err := record.ValidateNetwork(cfg.Network); err != nil {
+		return cfg, usageError("--network: %w", err)
+	}
+	if cfg.Bootstrap, err = bootstrap.ParseAddrs(c.StringSlice("bootstrap"), os.Getenv(bootstrap.EnvVar)); err != nil {
+		return cfg, usageError("--bootstrap: %w", err)
+	}
+	if cfg.RequireBootstrap && len(cfg.Bootstrap) == 0 {
+		return cfg, usageError("no bootstrap peers: pass --bootstrap ADDR or set %s "+
+			"(start a network with `netget-peer registry`)", bootstrap.EnvVar)
+	}
+	if s := c.String("dht-mode"); s != "" {
+		if cfg.DHT.Mode, err = dht.ParseMode(s); err != nil {
+			return cfg, usageError("--dht-mode: %w", err)
+		}
+	}
+	if cfg.DataDir, err = dataDir(c, r); err != nil {
+		return cfg, err
+	}
+	if c.IsSet("identity") {
+		cfg.IdentityFile = c.String("identity")
+	}
+	// A find's node is throwaway (Ephemeral): it never locks a data dir a
+	// daemon may hold. Any other node whose identity comes from the data
+	// dir keeps its records there, and so locks it.
+	if !cfg.Ephemeral && (c.IsSet("data-dir") || !c.IsSet("identity")) {
+		cfg.Persist = true
+	}
+	if c.IsSet("listen") {
+		cfg.Host.ListenAddrs = c.StringSlice("listen")
+	}
+	if path := c.String("psk"); path != "" {
+		if cfg.Host.PrivateNetwork, err = p2p.LoadPSK(path); err != nil {
+			return cfg, fmt.Errorf("--psk: %w", err)
+		}
+	}
+	cfg.DHT.DisableFastPath = c.Bool("no-fast-path")
+	if err := applyProviderFlags(c, &cfg.DHT); err != nil {
+		return cfg, err
+	}
+	if cfg.DHT.WalkDialTimeout = c.Duration("walk-dial-timeout"); cfg.DHT.WalkDialTimeout <= 0 {
+		return cfg, usageError("--walk-dial-timeout %s: must be positive", cfg.DHT.WalkDialTimeout)
+	}
+	return cfg, nil
+}
+
+// startError maps what netget.New returned to the CLI's errors: a bad
+// config is a usage error, a bootstrap peer on another network names the
+// flag that fixes it, and a join that timed out hints at --psk.
+func startError(c *cli.Context, err error) error {
 	var wrong *bootstrap.NetworkError
 	switch {
-	case errors.As(err, &wrong) && !r.joinOptional:
+	case errors.As(err, &wrong):
 		return usageError("%w (pass --network %s)", err, wrong.Speaks[0])
-	case err != nil && r.joinOptional && ctx.Err() == nil:
-		// Registries often list each other; the first to start finds
-		// the rest down, and they will connect to it instead.
-		n.log.Warn("starting without the other bootstrap peers", "err", err)
-	case err != nil:
-		return pskHint(c, err)
+	case errors.Is(err, netget.ErrBadConfig), errors.Is(err, p2p.ErrBadConfig),
+		errors.Is(err, dht.ErrBadConfig), errors.Is(err, bootstrap.ErrBadConfig), errors.Is(err, bridge.ErrBadConfig):
+		return usageError("%w", err)
 	}
-	for _, p := range n.joined {
-		if !bootstrap.IsRegistry(h, p) {
-			// Its records still come, by the DHT path, labelled as such.
-			n.log.Debug("bootstrap peer is not a registry; asking it as a DHT peer", "bootstrap", p)
-			continue
-		}
-		n.dht.AddRegistry(p)
-	}
-	return nil
+	return pskHint(c, err)
 }
 
 // pskHint adds to a failed join what a private network looks like from
@@ -238,8 +187,7 @@ func identityPath(c *cli.Context, dir string) string {
 	return filepath.Join(dir, "identity.key")
 }
 
-// Close shuts the node down in reverse order of start: DHT, host,
-// datastore, data-dir lock.
+// Close shuts the node down, then stops serving metrics.
 func (n *node) Close() {
 	for i := len(n.closers) - 1; i >= 0; i-- {
 		n.closers[i]()
@@ -247,21 +195,7 @@ func (n *node) Close() {
 	n.closers = nil
 }
 
-// fullAddrs returns the host's listen addrs with /p2p/<id> appended: what
-// others pass to --bootstrap.
-func (n *node) fullAddrs() []string {
-	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
-	if err != nil {
-		return nil
-	}
-	out := make([]string, len(addrs))
-	for i, a := range addrs {
-		out[i] = a.String()
-	}
-	return out
-}
-
 // describe is the node's one-line self-description for logs.
 func (n *node) describe() string {
-	return fmt.Sprintf("peer %s on network %q, dht %s", n.host.ID(), n.dht.Network(), n.mode)
+	return fmt.Sprintf("peer %s on network %q, dht %s", n.ID(), n.Network(), n.mode)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -54,41 +53,15 @@ func provideAction(c *cli.Context) error {
 	if err := record.ValidateTTL(ttl); err != nil {
 		return usageError("--ttl: %w", err)
 	}
-	cl, dir, err := daemonClient(c)
+	b, err := openBackend(c)
 	if err != nil {
 		return err
 	}
-	if cl != nil {
-		defer cl.Close()
-		return provideViaDaemon(c, cl, dir, dht.Spec{Name: name, Meta: meta, TTL: ttl})
-	}
-	ctx := c.Context
-	n, err := startNode(ctx, c, serviceRole())
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	out := c.App.Writer
-	asJSON := c.Bool("json")
-	err = n.dht.Provide(ctx, dht.Spec{Name: name, Meta: meta, TTL: ttl}, func(s *record.Service, err error) {
-		if err != nil {
-			n.log.Warn("publish failed", "service", name, "err", err)
-			return
-		}
-		printEvent(out, asJSON, "published", s)
+	defer b.close()
+	out, asJSON := c.App.Writer, c.Bool("json")
+	return b.provide(c.Context, dht.Spec{Name: name, Meta: meta, TTL: ttl}, func(event string, s *record.Service) {
+		printEvent(out, asJSON, event, s)
 	})
-	if err != nil {
-		return err
-	}
-	// Interrupted: withdraw on a fresh context, since ctx is already done.
-	wctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
-	defer cancel()
-	tomb, err := n.dht.Withdraw(wctx, name)
-	if err != nil {
-		return fmt.Errorf("withdraw %s: %w", name, err)
-	}
-	printEvent(out, asJSON, "withdrawn", tomb)
-	return nil
 }
 
 // serviceArg returns the single NAME argument, validated.

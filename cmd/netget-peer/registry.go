@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/dht"
 )
 
@@ -45,50 +46,38 @@ func registryCommand() *cli.Command {
 	}
 }
 
-// registryRole is the long-lived DHT server others bootstrap from.
-func registryRole() role {
-	return role{
-		dataDir:      "registry",
-		persist:      true,
-		listen:       []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"},
-		mode:         dht.ModeServer,
-		health:       dht.RegistryHealth(),
-		joinOptional: true,
-		registry:     true,
-	}
-}
+// registryRole is the long-lived DHT server others bootstrap from
+// (netget.Registry), in $NETGET_HOME/registry by default.
+func registryRole() role { return role{preset: netget.Registry, dataDir: "registry"} }
 
 func registryAction(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageError("registry takes no arguments, got %q", c.Args().Slice())
 	}
-	r := registryRole()
-	r.health.Interval = c.Duration("health-interval")
-	r.health.Failures = c.Int("health-failures")
-	r.health.DeregisterAfter = c.Duration("deregister-after")
-	if r.health.Interval < 0 || r.health.Failures < 1 || r.health.DeregisterAfter < time.Second {
+	h := dht.RegistryHealth()
+	h.Interval = c.Duration("health-interval")
+	h.Failures = c.Int("health-failures")
+	h.DeregisterAfter = c.Duration("deregister-after")
+	if h.Interval < 0 || h.Failures < 1 || h.DeregisterAfter < time.Second {
 		return usageError("--health-interval must not be negative, --health-failures at least 1, --deregister-after at least 1s")
 	}
 	store, err := storeLimits(c)
 	if err != nil {
 		return err
 	}
-	r.store = store
-	if err := healthFlags(c, &r.health); err != nil {
+	if err := healthFlags(c, &h); err != nil {
 		return err
 	}
 	ctx := c.Context
-	n, err := startNode(ctx, c, r)
+	n, err := startNode(ctx, c, registryRole(), func(cfg *netget.Config) error {
+		cfg.DHT.Health, cfg.DHT.Store = h, store
+		return nil
+	}, withBridge(c))
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	stopBridge, _, err := startBridge(ctx, c, n.dht, n.log, n.metrics)
-	if err != nil {
-		return err
-	}
-	defer shutdownBridge(stopBridge) // before the node closes: top-down
-	for _, a := range n.fullAddrs() {
+	defer n.Close() // the bridge first: top-down
+	for _, a := range n.Addrs() {
 		fmt.Fprintln(c.App.Writer, a)
 	}
 	n.log.Info("registry running; pass one of the addresses above as --bootstrap", "node", n.describe(),

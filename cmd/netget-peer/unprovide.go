@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/netget/netget-peer/cmd/netget-peer/control"
-	"github.com/netget/netget-peer/dht"
 )
 
 func unprovideCommand() *cli.Command {
@@ -36,47 +31,14 @@ func unprovideAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cl, dir, err := daemonClient(c)
+	b, err := openBackend(c)
 	if err != nil {
 		return err
 	}
-	if cl != nil {
-		defer cl.Close()
-		resp, err := cl.Unprovide(c.Context, control.UnprovideRequest{Name: name, Network: daemonNetwork(c)})
-		if err != nil {
-			return daemonError(dir, err)
-		}
-		printEvent(c.App.Writer, c.Bool("json"), "withdrawn", resp.Service)
-		return nil
-	}
-	return unprovideForeground(c, name)
-}
-
-// unprovideForeground joins the network as the provider, briefly, and
-// publishes name's tombstone.
-func unprovideForeground(c *cli.Context, name string) error {
-	r := serviceRole()
-	r.mode = dht.ModeClient // in and out: no use joining others' routing tables
-	dir, err := dataDir(c, r)
+	defer b.close()
+	tomb, err := b.unprovide(c.Context, name)
 	if err != nil {
 		return err
-	}
-	// A fresh key would withdraw nothing: the record to replace is signed
-	// by the provider's key.
-	if key := identityPath(c, dir); !fileExists(key) {
-		return fmt.Errorf("unprovide %s: no identity key at %s: this node never provided anything "+
-			"(pass the provider's --identity or --data-dir)", name, key)
-	}
-	n, err := startNode(c.Context, c, r)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	ctx, cancel := context.WithTimeout(c.Context, withdrawTimeout)
-	defer cancel()
-	tomb, err := n.dht.Withdraw(ctx, name)
-	if err != nil {
-		return fmt.Errorf("withdraw %s: %w", name, err)
 	}
 	printEvent(c.App.Writer, c.Bool("json"), "withdrawn", tomb)
 	return nil

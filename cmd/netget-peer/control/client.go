@@ -13,7 +13,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/p2p"
 )
 
@@ -142,13 +141,13 @@ func (c *Client) Unprovide(ctx context.Context, req UnprovideRequest) (*Unprovid
 // thing yielded: a failed call (*Error, ErrNoDaemon), or ErrStream if the
 // stream broke off before the daemon said it was done. Stopping the
 // iteration early cancels the find.
-func (c *Client) Find(ctx context.Context, req FindRequest) iter.Seq2[dht.Result, error] {
-	return func(yield func(dht.Result, error) bool) {
+func (c *Client) Find(ctx context.Context, req FindRequest) iter.Seq2[Result, error] {
+	return func(yield func(Result, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		resp, err := c.send(ctx, http.MethodPost, "/v1/find", req)
 		if err != nil {
-			yield(dht.Result{}, err)
+			yield(Result{}, err)
 			return
 		}
 		defer resp.Body.Close()
@@ -159,7 +158,7 @@ func (c *Client) Find(ctx context.Context, req FindRequest) iter.Seq2[dht.Result
 				if ctx.Err() != nil {
 					err = ctx.Err()
 				}
-				yield(dht.Result{}, fmt.Errorf("%w: ended before done: %w", ErrStream, err))
+				yield(Result{}, fmt.Errorf("%w: ended before done: %w", ErrStream, err))
 				return
 			}
 			switch ev.Type {
@@ -167,10 +166,10 @@ func (c *Client) Find(ctx context.Context, req FindRequest) iter.Seq2[dht.Result
 				return
 			case EventResult:
 				if ev.Record == nil {
-					yield(dht.Result{}, fmt.Errorf("%w: result without a record", ErrStream))
+					yield(Result{}, fmt.Errorf("%w: result without a record", ErrStream))
 					return
 				}
-				r := dht.Result{Record: ev.Record, Source: dht.Source(ev.Source),
+				r := Result{Record: *ev.Record, Source: ev.Source,
 					Elapsed: time.Duration(ev.ElapsedMS * float64(time.Millisecond))}
 				if !yield(r, nil) {
 					return

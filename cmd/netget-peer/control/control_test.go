@@ -207,7 +207,7 @@ func TestControlFind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var found []dht.Result
+	var found []Result
 	for r, err := range c.Find(ctx, FindRequest{Name: "CacheService", Timeout: Duration(5 * time.Second)}) {
 		if err != nil {
 			t.Fatalf("Find: %v", err)
@@ -219,7 +219,7 @@ func TestControlFind(t *testing.T) {
 		if r.Record.Meta["engine"] != "redis" || r.Source == "" || r.Elapsed <= 0 {
 			t.Errorf("Find result: got %+v (source %q, elapsed %s)", r.Record, r.Source, r.Elapsed)
 		}
-		peers[r.Record.Peer.String()] = true
+		peers[r.Record.Peer] = true
 	}
 	if len(found) != 2 || !peers[net.Nodes[1].Host().ID().String()] || !peers[net.Nodes[2].Host().ID().String()] {
 		t.Fatalf("Find: got %d results from %v, want one from each provider", len(found), peers)
@@ -304,7 +304,7 @@ func TestControlNotReady(t *testing.T) {
 }
 
 // drain counts a find's results and returns the error it ended with.
-func drain(seq iter.Seq2[dht.Result, error]) (int, error) {
+func drain(seq iter.Seq2[Result, error]) (int, error) {
 	n := 0
 	for _, err := range seq {
 		if err != nil {

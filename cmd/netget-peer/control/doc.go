@@ -2,6 +2,9 @@
 // listens on, its versioned HTTP + JSON routes, the set of services the
 // daemon provides (one republish loop each, saved in services.json and
 // restored on the next start), and the Client the CLI talks to it with.
+// It depends on two interfaces, not on the types behind them: Node (the
+// finding and publishing a *dht.Node does) and Registrar (the registries
+// a *netget.Node keeps).
 //
 // # Socket
 //
@@ -30,9 +33,10 @@
 // # Routes
 //
 // Bodies are JSON objects of at most MaxBodySize bytes; unknown fields are
-// refused. Durations are Go duration strings ("10m"). Records are the
-// signed record's payload (record.Service's JSON). Fields are only added;
-// anything else gets new /v2 routes.
+// refused. Durations are Go duration strings ("10m"). Provide and
+// unprovide answer with the signed record's payload (record.Service's
+// JSON); a find streams the view of each record found (record.View).
+// Fields are only added; anything else gets new /v2 routes.
 //
 //	GET  /v1/status
 //	  200 {"peer":"12D3Koo…","network":"development","dht_mode":"server",
@@ -52,8 +56,35 @@
 //	POST /v1/find {"name":"DatabaseService","limit":0,"timeout":"10s"}
 //	  200 application/x-ndjson, one line per verified provider as it
 //	      verifies, then "done"; a stream without "done" broke off:
-//	  {"type":"result","record":{…},"source":"registry","elapsed_ms":0.42}
+//	  {"type":"result","record":{"peer":"12D3Koo…","service":"DatabaseService",
+//	   "network":"development","addrs":[…],"meta":{…},"seq":…,"issued_at":"…",
+//	   "expires_at":"…"},"source":"registry","elapsed_ms":0.42}
 //	  {"type":"done","found":1}
+//
+// A found record has one JSON shape everywhere, record.View: this stream,
+// find --json and the bridge's result frames. Decision (issue 14): the
+// find stream's "record" changed from the signed payload (record.Service,
+// with "name" and "v") to the view in place, on /v1, as a documented
+// break: the route is local-only and its one client, the CLI of the same
+// build, changed with it. From now on fields are only added, and anything
+// else gets /v2 routes.
+//
+//	GET  /v1/registries
+//	  200 {"registries":[{"peer":"12D3Koo…","addrs":["/ip4/10.0.0.7/tcp/4001"],"connected":true}]}
+//
+//	POST /v1/registries/add {"addr":"/ip4/10.0.0.8/tcp/4001/p2p/12D3Koo…"}
+//	  200 {"peer":"12D3Koo…","registries":[…]}   (the registries afterwards)
+//	  400 bad_registry (no /p2p/, not a registry, this node), 502 unreachable
+//
+//	POST /v1/registries/remove {"peer":"12D3Koo…"}
+//	  200 {"peer":"12D3Koo…","registries":[…]}
+//	  404 unknown_registry
+//
+// The registry routes exist when Config.Registries is set (the daemon sets
+// its netget.Node): adding connects, protects the connection, pushes the
+// node's own records and keeps the address in registries.json (bounded by
+// PublishTimeout); removing stops the fast path to it at once. Nothing is
+// kept when adding fails.
 //
 // Provide returns once the first publication has landed (or failed, or
 // not landed within Config.PublishTimeout: then the service is not

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/record"
 )
 
 // call is the handler of a JSON request/response route: decode the body
@@ -36,6 +37,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/provide", call(s, s.provide))
 	mux.HandleFunc("POST /v1/unprovide", call(s, s.unprovide))
 	mux.HandleFunc("POST /v1/find", s.handleFind)
+	s.registryRoutes(mux)
 	for path, method := range map[string]string{"/v1/status": "GET", "/v1/provide": "POST", "/v1/unprovide": "POST", "/v1/find": "POST"} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", method)
@@ -76,7 +78,8 @@ func (s *Server) handleFind(w http.ResponseWriter, r *http.Request) {
 	err := s.node.Find(ctx, req.Name, dht.FindOptions{Limit: req.Limit, Timeout: time.Duration(req.Timeout)}, func(res dht.Result) bool {
 		begin()
 		found++
-		ev := FindEvent{Type: EventResult, Record: res.Record, Source: string(res.Source),
+		view := record.ViewOf(res.Record)
+		ev := FindEvent{Type: EventResult, Record: &view, Source: string(res.Source),
 			ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000}
 		broken = enc.Encode(ev) != nil || rc.Flush() != nil
 		return !broken

@@ -12,9 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/record"
 )
 
 // Limits of the control API.
@@ -41,6 +43,10 @@ type Config struct {
 	// draining requests, then withdrawing what the daemon provides
 	// (default 10s each).
 	WithdrawTimeout time.Duration
+	// Registries, if set, serves the registry routes (GET /v1/registries,
+	// POST /v1/registries/add and /v1/registries/remove); adding one is
+	// bounded by PublishTimeout. Nil: those routes are 404.
+	Registries Registrar
 }
 
 // DefaultConfig returns the defaults documented on Config for dataDir.
@@ -59,11 +65,31 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Node is what the control API needs of the daemon's node: a *dht.Node
+// is one. The server depends on this interface, not on the DHT type, so
+// that it routes requests and holds the service set, whatever runs them.
+type Node interface {
+	// Host is the node's libp2p host: its ID and addresses for status.
+	Host() host.Host
+	Network() string
+	RoutingTableSize() int
+	StoredRecords() int
+	// Registries are the registries the node is connected to now.
+	Registries() []peer.ID
+	Find(ctx context.Context, name string, opts dht.FindOptions, yield func(dht.Result) bool) error
+	// Provide publishes spec and republishes it until ctx ends, reporting
+	// each publication to published.
+	Provide(ctx context.Context, spec dht.Spec, published func(*record.Service, error)) error
+	Withdraw(ctx context.Context, name string) (*record.Service, error)
+}
+
+var _ Node = (*dht.Node)(nil)
+
 // Server serves the control API of one node over HTTP on a Unix socket,
 // and owns the services that node provides: one republish loop each, and
 // their record in services.json.
 type Server struct {
-	node    *dht.Node
+	node    Node
 	cfg     Config
 	log     *slog.Logger
 	started time.Time
@@ -80,7 +106,7 @@ type Server struct {
 // NewServer returns a server for node, configured by cfg, with the service set
 // saved in cfg.DataDir/services.json (ErrServicesFile if it is unreadable
 // or invalid). Nothing runs until Serve.
-func NewServer(node *dht.Node, cfg Config) (*Server, error) {
+func NewServer(node Node, cfg Config) (*Server, error) {
 	if node == nil {
 		return nil, fmt.Errorf("%w: nil node", ErrBadConfig)
 	}

@@ -89,13 +89,23 @@ const (
 
 // FindEvent is one line of POST /v1/find's NDJSON stream: a "result" per
 // verified provider, as soon as it verifies, then one "done". A stream
-// without "done" broke off.
+// without "done" broke off. Record is the one view of a found record
+// (record.View), as find --json and the bridge show it.
 type FindEvent struct {
-	Type      string          `json:"type"`
-	Record    *record.Service `json:"record,omitempty"`
-	Source    string          `json:"source,omitempty"`
-	ElapsedMS float64         `json:"elapsed_ms,omitempty"`
-	Found     int             `json:"found,omitempty"`
+	Type      string       `json:"type"`
+	Record    *record.View `json:"record,omitempty"`
+	Source    string       `json:"source,omitempty"`
+	ElapsedMS float64      `json:"elapsed_ms,omitempty"`
+	Found     int          `json:"found,omitempty"`
+}
+
+// Result is one verified provider the daemon found, as Client.Find
+// yields it.
+type Result struct {
+	Record record.View
+	// Source is the path that brought it (dht.Source's values).
+	Source  string
+	Elapsed time.Duration
 }
 
 // Status answers GET /v1/status.
@@ -150,6 +160,9 @@ const (
 	CodeUnavailable      = "unavailable"        // 503: the daemon is shutting down
 	CodeTimeout          = "timeout"            // 504: first publication did not land in time
 	CodeInternal         = "internal"           // 500
+	CodeBadRegistry      = "bad_registry"       // 400: registry address without /p2p/, not a registry, this node
+	CodeUnknownRegistry  = "unknown_registry"   // 404: remove of a peer that is not a registry
+	CodeUnreachable      = "unreachable"        // 502: the registry to add could not be reached
 )
 
 // Error is the body of every non-2xx response, and what the Client returns

@@ -6,17 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/netget/netget-peer/bootstrap"
+	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/dht"
-	"github.com/netget/netget-peer/p2p"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -40,9 +40,14 @@ type Config struct {
 	TTL time.Duration
 	// Logger receives the devnet's logs; nil discards them.
 	Logger *slog.Logger
-	// Registerer, if set, receives the gateway's metrics (its host's and
-	// its DHT node's): the node the bridge finds through.
+	// Registerer, if set, receives the gateway's metrics (its host's, its
+	// DHT node's and its bridge's): the node the bridge finds through.
 	Registerer prometheus.Registerer
+	// Gateway, if set, adjusts the gateway's config before it starts: the
+	// command gives it a bridge (netget.Config.BridgeListener, Bridge)
+	// serving page, the devnet's Handler, for the paths the bridge does
+	// not serve itself.
+	Gateway func(cfg *netget.Config, page http.Handler)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -78,30 +83,26 @@ func (c Config) Validate() error {
 var ErrBadConfig = errors.New("invalid devnet config")
 
 // Devnet is a running network: registries, service nodes and a gateway
-// node, all in this process on 127.0.0.1.
+// node, all in this process on 127.0.0.1, each built by netget.New.
 type Devnet struct {
 	cfg Config
 	log *slog.Logger
 
-	registries []*member
-	gateway    *member
+	registries []*netget.Node
+	gateway    *netget.Node
 	started    time.Time
 
 	mu    sync.Mutex // guards nodes' running state (churn)
 	nodes []*member
-	wg    sync.WaitGroup // provide loops
 }
 
-// member is one node of the devnet. Service nodes keep their identity key
-// across churn restarts, so they come back as the same peer.
+// member is one service node of the devnet. It keeps its identity key
+// across churn restarts, so it comes back as the same peer.
 type member struct {
-	role   string // "registry", "service" or "gateway"
-	key    crypto.PrivKey
-	spec   dht.Spec
-	host   host.Host
-	dht    *dht.Node
-	cancel context.CancelFunc // ends the provide loop
-	done   chan struct{}      // closed when the provide loop returned
+	key  crypto.PrivKey
+	id   peer.ID
+	spec netget.Spec
+	node *netget.Node // nil while down
 
 	state string // "running", withdrawn, crashed or stopped
 	since time.Time
@@ -129,7 +130,7 @@ func Start(ctx context.Context, cfg Config) (*Devnet, error) {
 
 func (d *Devnet) start(ctx context.Context) error {
 	for i := range d.cfg.Registries {
-		r, err := d.newMember(ctx, "registry", nil, dht.ModeServer, d.cfg.Health, nil)
+		r, err := d.newNode(ctx, "registry", netget.Registry())
 		if err != nil {
 			return fmt.Errorf("registry %d: %w", i, err)
 		}
@@ -141,116 +142,64 @@ func (d *Devnet) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		id, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			return err
+		}
 		s := samples[i%len(samples)]
-		m := &member{role: "service", key: key, spec: dht.Spec{Name: s.Name, Meta: s.Meta, TTL: d.cfg.TTL}}
+		m := &member{key: key, id: id, spec: netget.Spec{Name: s.Name, Meta: s.Meta, TTL: d.cfg.TTL}}
 		d.nodes = append(d.nodes, m)
 		if err := d.run(ctx, m); err != nil {
 			return fmt.Errorf("service node %d: %w", i, err)
 		}
 	}
-	gw, err := d.newMember(ctx, "gateway", nil, dht.ModeClient, dht.Health{}, d.cfg.Registerer)
-	if err != nil {
+	gw := netget.Client()
+	gw.Registerer = d.cfg.Registerer
+	if d.cfg.Gateway != nil {
+		d.cfg.Gateway(&gw, d.Handler())
+	}
+	var err error
+	if d.gateway, err = d.newNode(ctx, "gateway", gw); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	d.gateway = gw
 	return nil
 }
 
-// newMember starts a host and DHT node on 127.0.0.1 that joins every
-// registry started so far and uses them as its registries; reg, if set,
-// receives their metrics.
-func (d *Devnet) newMember(ctx context.Context, role string, key crypto.PrivKey, mode dht.Mode, health dht.Health, reg prometheus.Registerer) (*member, error) {
-	hcfg := p2p.DefaultConfig()
-	hcfg.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
-	hcfg.Identity, hcfg.Registerer = key, reg
+// newNode builds a node from preset cfg on 127.0.0.1 that joins every
+// registry started so far and uses them as its registries. Registries
+// keep their records in memory and check health at Config.Health.
+func (d *Devnet) newNode(ctx context.Context, role string, cfg netget.Config) (*netget.Node, error) {
+	cfg.Network, cfg.Logger = d.cfg.Network, d.log.With("role", role)
+	cfg.Host.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
 	if role == "registry" {
-		hcfg.UserAgent = bootstrap.RegistryAgent
+		cfg.Persist, cfg.DHT.Health = false, d.cfg.Health
 	}
-	h, err := p2p.NewHost(hcfg)
-	if err != nil {
-		return nil, err
-	}
-	dcfg := dht.DefaultConfig(d.cfg.Network)
-	dcfg.Mode, dcfg.Health, dcfg.Logger, dcfg.Registerer = mode, health, d.log.With("role", role), reg
-	n, err := dht.New(h, dcfg)
-	if err != nil {
-		h.Close()
-		return nil, err
-	}
-	m := &member{role: role, key: key, host: h, dht: n, state: "running", since: time.Now()}
-	if err := d.join(ctx, m); err != nil {
-		n.Close()
-		h.Close()
-		return nil, err
-	}
-	return m, nil
-}
-
-// join connects m to every registry (but itself) and makes them its
-// registries.
-func (d *Devnet) join(ctx context.Context, m *member) error {
-	var peers []peer.AddrInfo
 	for _, r := range d.registries {
-		if r != m {
-			peers = append(peers, peer.AddrInfo{ID: r.host.ID(), Addrs: r.host.Addrs()})
+		for _, a := range r.Addrs() {
+			cfg.Bootstrap = append(cfg.Bootstrap, ma.StringCast(a))
 		}
 	}
-	if len(peers) == 0 {
-		return nil // the first registry
-	}
-	joined, err := bootstrap.Connect(ctx, m.host, peers, bootstrap.DefaultConfig())
-	if err != nil {
-		return err
-	}
-	for _, p := range joined {
-		m.dht.AddRegistry(p)
-	}
-	return nil
+	return netget.New(ctx, cfg)
 }
 
-// run starts service node m (again, after churn) and its provide loop,
-// and returns once its first publication is out.
+// run starts service node m (again, after churn), providing its service,
+// and returns once its first publication is out. Its Close leaves the
+// record in place (KeepOnClose): stop withdraws it only when asked to.
 func (d *Devnet) run(ctx context.Context, m *member) error {
-	fresh, err := d.newMember(ctx, "service", m.key, dht.ModeServer, dht.Health{}, nil)
+	cfg := netget.Service()
+	cfg.Identity, cfg.KeepOnClose = m.key, true
+	n, err := d.newNode(ctx, "service", cfg)
 	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	m.host, m.dht = fresh.host, fresh.dht
-	d.mu.Unlock()
-	pctx, cancel := context.WithCancel(context.Background())
-	published := make(chan error, 1)
-	m.cancel, m.done = cancel, make(chan struct{})
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer close(m.done)
-		err := m.dht.Provide(pctx, m.spec, func(_ *record.Service, err error) {
-			select {
-			case published <- err:
-			default:
-			}
-		})
-		if err != nil {
-			select {
-			case published <- err:
-			default:
-			}
-		}
-	}()
-	select {
-	case err = <-published:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-	if err != nil {
-		d.stop(m, stopped)
+	if _, err := n.Provide(ctx, m.spec); err != nil {
+		n.Close()
 		return err
 	}
 	d.mu.Lock()
-	m.state, m.since = "running", time.Now()
+	m.node, m.state, m.since = n, "running", time.Now()
 	d.mu.Unlock()
-	d.log.Info("service node up", "peer", m.host.ID(), "service", m.spec.Name)
+	d.log.Info("service node up", "peer", m.id, "service", m.spec.Name)
 	return nil
 }
 
@@ -264,26 +213,25 @@ const (
 // stop ends service node m, leaving it in state how (withdrawn, crashed or
 // stopped); only withdrawn publishes a tombstone.
 func (d *Devnet) stop(m *member, how string) {
-	if m.cancel == nil {
+	d.mu.Lock()
+	n := m.node
+	m.node = nil
+	d.mu.Unlock()
+	if n == nil {
 		return
 	}
-	m.cancel()
-	<-m.done
-	state := how
 	if how == withdrawn {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := m.dht.Withdraw(ctx, m.spec.Name); err != nil {
-			d.log.Warn("withdraw failed", "peer", m.host.ID(), "err", err)
+		if _, err := n.Unprovide(ctx, m.spec.Name); err != nil {
+			d.log.Warn("withdraw failed", "peer", m.id, "err", err)
 		}
 		cancel()
 	}
-	m.dht.Close()
-	m.host.Close()
-	m.cancel = nil
+	n.Close()
 	d.mu.Lock()
-	m.state, m.since = state, time.Now()
+	m.state, m.since = how, time.Now()
 	d.mu.Unlock()
-	d.log.Info("service node down", "peer", m.host.ID(), "service", m.spec.Name, "state", state)
+	d.log.Info("service node down", "peer", m.id, "service", m.spec.Name, "state", how)
 }
 
 // Run churns the service nodes, when Config.Churn is set, until ctx ends:
@@ -326,19 +274,13 @@ func (d *Devnet) Run(ctx context.Context) {
 func (d *Devnet) Bootstrap() []string {
 	var out []string
 	for _, r := range d.registries {
-		addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: r.host.ID(), Addrs: r.host.Addrs()})
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			out = append(out, a.String())
-		}
+		out = append(out, r.Addrs()...)
 	}
 	return out
 }
 
 // Gateway returns the node web pages find through (the bridge's node).
-func (d *Devnet) Gateway() *dht.Node { return d.gateway.dht }
+func (d *Devnet) Gateway() *netget.Node { return d.gateway }
 
 // Network returns the devnet's network name.
 func (d *Devnet) Network() string { return d.cfg.Network }
@@ -347,17 +289,14 @@ func (d *Devnet) Network() string { return d.cfg.Network }
 // registries. It is idempotent.
 func (d *Devnet) Close() {
 	if d.gateway != nil {
-		d.gateway.dht.Close()
-		d.gateway.host.Close()
+		d.gateway.Close()
 		d.gateway = nil
 	}
 	for _, m := range d.nodes {
 		d.stop(m, stopped)
 	}
-	d.wg.Wait()
 	for _, r := range d.registries {
-		r.dht.Close()
-		r.host.Close()
+		r.Close()
 	}
 	d.registries = nil
 }

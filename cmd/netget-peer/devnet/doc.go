@@ -3,6 +3,9 @@
 // nodes providing sample services with realistic metadata, a gateway node
 // for the WebSocket bridge, optional churn (service nodes stopped, cleanly
 // or by crashing, and restarted on a schedule), and the page the bridge
-// serves at / with the devnet's state at /devnet.json. The command wires
-// it to the bridge; nothing here listens on a public interface.
+// serves at / with the devnet's state at /devnet.json. Every node is built
+// by netget.New from a preset (Registry, with records in memory; Service;
+// Client for the gateway), so the devnet runs the very nodes the CLI and
+// embedders run. The command wires it to the bridge; nothing here listens
+// on a public interface.
 package devnet

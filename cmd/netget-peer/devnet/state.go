@@ -54,14 +54,14 @@ type NodeState struct {
 func (d *Devnet) State() State {
 	st := State{Network: d.cfg.Network, Started: d.started, Churn: d.cfg.Churn > 0}
 	if d.gateway != nil {
-		st.Gateway = d.gateway.host.ID().String()
+		st.Gateway = d.gateway.ID().String()
 	}
 	for _, r := range d.registries {
-		rs := RegistryState{Peer: r.host.ID().String(), Records: r.dht.StoredRecords(), Providers: []ProviderHealth{}}
-		for _, a := range r.host.Addrs() {
+		rs := RegistryState{Peer: r.ID().String(), Records: r.DHT().StoredRecords(), Providers: []ProviderHealth{}}
+		for _, a := range r.Host().Addrs() {
 			rs.Addrs = append(rs.Addrs, a.String())
 		}
-		for _, p := range r.dht.Providers() {
+		for _, p := range r.DHT().Providers() {
 			rs.Providers = append(rs.Providers, ProviderHealth{Peer: p.Peer.String(), Healthy: p.Healthy, Failures: p.Failures})
 		}
 		slices.SortFunc(rs.Providers, func(a, b ProviderHealth) int { return strings.Compare(a.Peer, b.Peer) })
@@ -70,11 +70,7 @@ func (d *Devnet) State() State {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, m := range d.nodes {
-		peerID := ""
-		if m.host != nil {
-			peerID = m.host.ID().String()
-		}
-		st.Nodes = append(st.Nodes, NodeState{Peer: peerID, Service: m.spec.Name, Meta: m.spec.Meta, State: m.state, Since: m.since})
+		st.Nodes = append(st.Nodes, NodeState{Peer: m.id.String(), Service: m.spec.Name, Meta: m.spec.Meta, State: m.state, Since: m.since})
 	}
 	return st
 }

@@ -1,4 +1,4 @@
-package main
+package netget
 
 import (
 	"errors"
@@ -11,16 +11,15 @@ import (
 	"github.com/netget/netget-peer/p2p"
 )
 
-// errAlreadyRunning is returned when another process holds a data dir.
-var errAlreadyRunning = errors.New("already running")
-
-// trustDataDir refuses a data dir that another local user could change
+// CheckDataDir refuses a data dir that another local user could change
 // (p2p.CheckDir: owned by neither this user nor root, or writable by group
 // or others), as ssh's StrictModes refuses ~/.ssh: whoever can write there
-// can plant a services.json that is provided under this node's key, or a
-// fake control socket. With create, a missing dir is made 0700 first;
-// without, a missing dir is no error (nothing there to trust).
-func trustDataDir(dir string, create bool) error {
+// can plant a services or registries file acted upon under this node's
+// key, or a fake control socket. With create, a missing dir is made 0700
+// first; without, a missing dir is no error (nothing there to trust). New
+// calls it on every data dir it locks; a client of a daemon calls it
+// before trusting the daemon's socket.
+func CheckDataDir(dir string, create bool) error {
 	if create {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("data dir %s: %w", dir, err)
@@ -37,11 +36,11 @@ func trustDataDir(dir string, create bool) error {
 }
 
 // lockDataDir creates dir (0700) if need be, checks that no other user
-// can change it (trustDataDir), and takes an exclusive lock on dir/lock,
-// so two long-running nodes never share a datastore, a socket or a
+// can change it (CheckDataDir), and takes an exclusive lock on dir/lock,
+// so two nodes never share an identity, a datastore, a socket or a
 // services file. The lock goes with the process, however it ends.
 func lockDataDir(dir string) (unlock func(), err error) {
-	if err := trustDataDir(dir, true); err != nil {
+	if err := CheckDataDir(dir, true); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, "lock")
@@ -53,7 +52,7 @@ func lockDataDir(dir string) (unlock func(), err error) {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("data dir %s: another netget-peer is %w with it (it holds %s); stop it, or pass another --data-dir",
-				dir, errAlreadyRunning, path)
+				dir, ErrAlreadyRunning, path)
 		}
 		return nil, fmt.Errorf("data dir %s: lock %s: %w", dir, path, err)
 	}

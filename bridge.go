@@ -1,0 +1,136 @@
+package netget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netget/netget-peer/bridge"
+	"github.com/netget/netget-peer/dht"
+)
+
+// bridgeServer is a node's running WebSocket bridge.
+type bridgeServer struct {
+	srv    *bridge.Server
+	url    string
+	served chan error // Serve's result
+}
+
+// startBridge serves a bridge that finds through the node's DHT, on
+// Config.BridgeListener or else on a listener at Config.BridgeAddr, and
+// exports its counters on Config.Registerer.
+func startBridge(ctx context.Context, n *Node) (*bridgeServer, error) {
+	cfg := n.cfg.Bridge
+	cfg.PeerID, cfg.Network = n.host.ID().String(), n.cfg.Network
+	if cfg.Logger == nil {
+		cfg.Logger = n.log.With("component", "bridge")
+	}
+	srv, err := bridge.New(dhtFinder{n.dht}, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	l := n.cfg.BridgeListener
+	if l == nil {
+		var lc net.ListenConfig
+		if l, err = lc.Listen(ctx, "tcp", n.cfg.BridgeAddr); err != nil {
+			return nil, fmt.Errorf("bridge %s: %w", n.cfg.BridgeAddr, err)
+		}
+	}
+	if reg := n.cfg.Registerer; reg != nil {
+		if err := reg.Register(newBridgeCollector(srv)); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("bridge metrics: %w", err)
+		}
+	}
+	b := &bridgeServer{srv: srv, url: bridgeURL(l.Addr(), srv.TLS()), served: make(chan error, 1)}
+	go func() { b.served <- srv.Serve(l) }()
+	cfg.Logger.Info("bridge serving", "url", b.url, "script", b.url+bridge.PathScript)
+	return b, nil
+}
+
+// shutdown closes the bridge and its WebSockets, bounded by ctx, and waits
+// for Serve to return.
+func (b *bridgeServer) shutdown(ctx context.Context) error {
+	err := b.srv.Shutdown(ctx)
+	if serr := <-b.served; !errors.Is(serr, bridge.ErrClosed) && err == nil {
+		err = serr
+	}
+	b.served <- bridge.ErrClosed // for a second call
+	return err
+}
+
+// stop is shutdown without a deadline, for New's undo steps.
+func (b *bridgeServer) stop() { b.shutdown(context.Background()) }
+
+// bridgeURL is the base URL pages load the bridge from; an unspecified
+// listen address (all interfaces) is shown as localhost.
+func bridgeURL(a net.Addr, tls bool) string {
+	u := url.URL{Scheme: "http", Host: a.String()}
+	if tls {
+		u.Scheme = "https"
+	}
+	if ta, ok := a.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		u.Host = net.JoinHostPort("localhost", fmt.Sprint(ta.Port))
+	}
+	return u.String()
+}
+
+// dhtFinder adapts a DHT node to the bridge: finds from the bridge take
+// the node's verified-record path, so a browser only sees records whose
+// signatures the node checked. The node applies the find's limit and
+// timeout; the adapter only converts each result.
+type dhtFinder struct{ n *dht.Node }
+
+// Find implements bridge.Finder.
+func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOptions, yield func(bridge.Result) bool) error {
+	return f.n.Find(ctx, service, dht.FindOptions{Limit: opts.Limit, Timeout: opts.Timeout}, func(r dht.Result) bool {
+		return yield(bridge.Result{Record: r.Record, Source: string(r.Source), Elapsed: r.Elapsed})
+	})
+}
+
+// bridgeCollector exports a bridge's counters (bridge.Server.Stats), read
+// at each scrape, so the bridge package itself knows nothing of Prometheus.
+type bridgeCollector struct {
+	srv                                              *bridge.Server
+	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
+	conns, findsRunning                              *prometheus.Desc
+}
+
+func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
+	return &bridgeCollector{srv: srv,
+		sessions:      prometheus.NewDesc("netget_bridge_sessions", "WebSocket sessions open now.", nil, nil),
+		sessionsTotal: prometheus.NewDesc("netget_bridge_sessions_total", "WebSocket sessions accepted.", nil, nil),
+		finds:         prometheus.NewDesc("netget_bridge_finds_total", "Finds that passed every check and reached the DHT.", nil, nil),
+		results:       prometheus.NewDesc("netget_bridge_results_total", "Result frames sent.", nil, nil),
+		conns:         prometheus.NewDesc("netget_bridge_conns", "TCP connections the bridge holds now, upgraded or not.", nil, nil),
+		findsRunning: prometheus.NewDesc("netget_bridge_finds_running",
+			"Finds running now, all sessions together (at most bridge.Config.MaxFinds).", nil, nil),
+		refused: prometheus.NewDesc("netget_bridge_refusals_total",
+			"Connections, sessions, frames and finds the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := b.srv.Stats()
+	ch <- prometheus.MustNewConstMetric(b.sessions, prometheus.GaugeValue, float64(st.Sessions))
+	ch <- prometheus.MustNewConstMetric(b.sessionsTotal, prometheus.CounterValue, float64(st.SessionsTotal))
+	ch <- prometheus.MustNewConstMetric(b.finds, prometheus.CounterValue, float64(st.Finds))
+	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
+	ch <- prometheus.MustNewConstMetric(b.conns, prometheus.GaugeValue, float64(st.Conns))
+	ch <- prometheus.MustNewConstMetric(b.findsRunning, prometheus.GaugeValue, float64(st.FindsRunning))
+	for _, r := range bridge.Reasons() {
+		ch <- prometheus.MustNewConstMetric(b.refused, prometheus.CounterValue, float64(st.Refusals[r]), string(r))
+	}
+}
