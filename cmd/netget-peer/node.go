@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
@@ -149,7 +150,10 @@ func startError(c *cli.Context, err error) error {
 // outside: a peer holding another pre-shared key (or none) accepts the TCP
 // connection and never completes the handshake, so the dial times out.
 func pskHint(c *cli.Context, err error) error {
-	if !errors.Is(err, bootstrap.ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+	// A peer that refused the connection is down; one reached whose
+	// handshake timed out or came back garbled (the pre-shared key
+	// scrambles it) may be on a private network.
+	if !errors.Is(err, bootstrap.ErrUnreachable) || errors.Is(err, syscall.ECONNREFUSED) {
 		return err
 	}
 	if c.String("psk") == "" {
