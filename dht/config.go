@@ -74,6 +74,12 @@ type Config struct {
 	FindTimeout time.Duration
 	// FetchTimeout bounds fetching one provider's record (default 5s).
 	FetchTimeout time.Duration
+	// FetchConcurrency is how many providers' records one find fetches at
+	// once, from providers the DHT walk names that no peer had a record
+	// for (default 16); the walk waits for a slot, so however many
+	// providers hostile peers announce, a find runs at most this many
+	// fetches.
+	FetchConcurrency int
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for record times; nil means time.Now.
@@ -149,6 +155,7 @@ func DefaultConfig(network string) Config {
 		Mode:               ModeServer,
 		FindTimeout:        10 * time.Second,
 		FetchTimeout:       5 * time.Second,
+		FetchConcurrency:   16,
 		WalkHedge:          50 * time.Millisecond,
 		WalkDialTimeout:    2 * time.Second,
 		RequestRate:        200,
@@ -170,7 +177,7 @@ func (c Config) Validate() error {
 	if c.Mode < ModeServer || c.Mode > ModeAuto {
 		return fmt.Errorf("%w: mode %d", ErrBadConfig, c.Mode)
 	}
-	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.WalkDialTimeout <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
+	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.WalkDialTimeout <= 0 || c.FetchConcurrency <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
 		return fmt.Errorf("%w: timeouts and request limits must be positive", ErrBadConfig)
 	}
 	if c.ProviderRate <= 0 || c.ProviderBurst <= 0 || c.ProvidersPerPeer <= 0 || c.MaxProviderRecords <= 0 {

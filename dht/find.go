@@ -107,7 +107,7 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield fu
 	}
 	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
-		offered: make(map[[32]byte]bool)}
+		offered: make(map[[32]byte]bool), fetchSlots: make(chan struct{}, n.cfg.FetchConcurrency)}
 	f.changed.L = &f.mu
 	timedOut := false
 	n.wg.Go(func() {
@@ -155,16 +155,17 @@ type search struct {
 	out     chan Result
 	wg      sync.WaitGroup // list and fetch goroutines
 
-	mu        sync.Mutex
-	peers     map[peer.ID]*peerState // providers heard of, by any path
-	asked     map[peer.ID]bool       // peers sent a list request
-	offered   map[[32]byte]bool      // envelopes already verified (or refused)
-	emitted   int
-	lists     int       // list requests in flight
-	walkLists int       // of which to peers the walk queries
-	fetches   int       // provider / value-store fetches in flight
-	changed   sync.Cond // on mu: broadcast when a list ends or a record verifies
-	pending   walkState // what the DHT walk has in flight
+	mu         sync.Mutex
+	peers      map[peer.ID]*peerState // providers heard of, by any path
+	asked      map[peer.ID]bool       // peers sent a list request
+	offered    map[[32]byte]bool      // envelopes already verified (or refused)
+	emitted    int
+	lists      int           // list requests in flight
+	walkLists  int           // of which to peers the walk queries
+	fetches    int           // provider / value-store fetches in flight
+	fetchSlots chan struct{} // one per fetch running (Config.FetchConcurrency)
+	changed    sync.Cond     // on mu: broadcast when a list ends or a record verifies
+	pending    walkState     // what the DHT walk has in flight
 }
 
 // peerState is what a search knows about one provider.
@@ -304,6 +305,12 @@ func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
 	st.fetching = true
 	f.fetches++
 	f.mu.Unlock()
+	select { // the walk waits for a slot: fetches are bounded, however many providers are named
+	case f.fetchSlots <- struct{}{}:
+	case <-ctx.Done():
+		f.fetchEnded()
+		return
+	}
 	if len(ai.Addrs) > 0 {
 		f.n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	}
@@ -311,6 +318,7 @@ func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
 	go func() {
 		defer f.wg.Done()
 		defer f.fetchEnded()
+		defer func() { <-f.fetchSlots }()
 		f.fetch(ctx, ai.ID)
 	}()
 }

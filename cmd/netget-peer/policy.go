@@ -26,6 +26,8 @@ func providerFlags() []cli.Flag {
 			Usage: "DHT provider records held here in all; when full, a newcomer's evicts one of the peer holding the most"},
 		&cli.DurationFlag{Name: "provider-lifetime", Value: def.ProviderLifetime,
 			Usage: "how long an unrefreshed DHT provider record is kept (at most 48h)"},
+		&cli.IntFlag{Name: "fetch-concurrency", Value: def.FetchConcurrency,
+			Usage: "provider records one find fetches at once from providers the DHT walk names (the walk waits for a slot)"},
 		&cli.Float64Flag{Name: "request-rate", Value: def.RequestRate,
 			Usage: "registry-protocol requests per second one peer may send here (token bucket; excess streams are reset)"},
 		&cli.IntFlag{Name: "request-burst", Value: def.RequestBurst,
@@ -47,6 +49,7 @@ func applyProviderFlags(c *cli.Context, cfg *dht.Config) error {
 	cfg.MaxProviderRecords = c.Int("max-provider-records")
 	cfg.ProviderLifetime = c.Duration("provider-lifetime")
 	cfg.RequestRate, cfg.RequestBurst = c.Float64("request-rate"), c.Int("request-burst")
+	cfg.FetchConcurrency = c.Int("fetch-concurrency")
 	if err := cfg.Validate(); err != nil {
 		return usageError("%w", err)
 	}
