@@ -32,6 +32,11 @@ func Proven(n *Node, p peer.ID) bool {
 	return !ok
 }
 
+// ObserveFetches calls fn with the number of provider fetches running
+// each time one of the node's finds starts one. Set it before the first
+// Find.
+func ObserveFetches(n *Node, fn func(running int)) { n.fetchObserver = fn }
+
 // ObserveWalk calls fn with every kad-dht query event of the node's finds'
 // DHT walks, in order. Set it before the first Find.
 func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }

@@ -319,6 +319,9 @@ func (f *search) fetchLater(ctx context.Context, ai peer.AddrInfo) {
 		defer f.wg.Done()
 		defer f.fetchEnded()
 		defer func() { <-f.fetchSlots }()
+		if h := f.n.fetchObserver; h != nil {
+			h(len(f.fetchSlots))
+		}
 		f.fetch(ctx, ai.ID)
 	}()
 }

@@ -57,7 +57,8 @@ type Node struct {
 	registries map[peer.ID]bool // registries this node uses for the fast path
 	client     *registry.Client // registry-protocol requests, streams kept for reuse
 
-	walkObserver func(routing.QueryEvent) // test seam: sees every walk event
+	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
+	fetchObserver func(running int)        // test seam: fetches running as one starts
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and
