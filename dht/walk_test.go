@@ -1,6 +1,7 @@
 package dht_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -63,6 +64,23 @@ func TestFindDoesNotWaitForADeadPeer(t *testing.T) {
 	dead.Close()
 	dead.Host().Close()
 
+	// The walk may end before it reaches the dead node (the answer was
+	// complete already): then nothing is shown, so try again with a fresh
+	// finder, a bounded number of times.
+	const attempts = 5
+	for range attempts {
+		if findDialsDeadPeer(t, ctx, reg, provider.Host().ID(), deadID) {
+			return
+		}
+	}
+	t.Fatalf("in %d finds the walk never dialled the dead node; the test proves nothing", attempts)
+}
+
+// findDialsDeadPeer runs one find from a fresh client of reg, fails the
+// test if it waited for a dial to deadID to fail (or deadID answered), and
+// reports whether the walk dialled deadID at all.
+func findDialsDeadPeer(t *testing.T, ctx context.Context, reg *dht.Node, provider, deadID peer.ID) bool {
+	t.Helper()
 	finder := dhttest.NewNodeOn(t, p2ptest.NewHost(t), "development", dht.ModeClient, func(c *dht.Config) {
 		c.WalkDialTimeout = time.Hour // only the dial's own timeout could end it
 	})
@@ -75,12 +93,11 @@ func TestFindDoesNotWaitForADeadPeer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Find: %v", err)
 	}
-	if len(got) != 1 || got[0].Record.Peer != provider.Host().ID() {
+	if len(got) != 1 || got[0].Record.Peer != provider {
 		t.Fatalf("Find: got %d results, want the provider's", len(got))
 	}
-	evs := log.about(deadID)
 	dialled := false
-	for _, ev := range evs {
+	for _, ev := range log.about(deadID) {
 		switch {
 		case ev.Type == routing.DialingPeer:
 			dialled = true
@@ -90,9 +107,7 @@ func TestFindDoesNotWaitForADeadPeer(t *testing.T) {
 			t.Fatalf("the dead node answered the walk: %+v", ev)
 		}
 	}
-	if !dialled {
-		t.Fatalf("the walk never dialled the dead node (events about it: %+v); the test proves nothing", evs)
-	}
+	return dialled
 }
 
 // TestPublishNobodyTookIt: a record that every registry and DHT peer
