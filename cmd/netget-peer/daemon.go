@@ -54,7 +54,7 @@ func daemonAction(c *cli.Context) error {
 	cfg := control.DefaultConfig(n.dataDir)
 	cfg.Logger, cfg.DHTMode, cfg.Version = n.log, n.mode.String(), versionString()
 	cfg.Registries = n.Node
-	srv, err := control.NewServer(n.dht, cfg)
+	srv, err := control.NewServer(n.Node, cfg)
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/netget/netget-peer/dht"
-	"github.com/netget/netget-peer/dht/dhttest"
 )
 
 func TestControlBadRequests(t *testing.T) {
-	node := dhttest.NewNode(t, "development", dht.ModeServer, nil)
+	node := daemonNode(t, nil, nil)
 	dir := shortDir(t)
 	c, _ := serve(t, node, dir, nil)
 	tests := []struct {

@@ -14,6 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
 	"github.com/netget/netget-peer/p2p/p2ptest"
@@ -37,7 +41,7 @@ func shortDir(t *testing.T) string {
 
 // serve starts a server for node on dir and returns a client for it and a
 // stop function, which ends Serve and waits for it (also run at cleanup).
-func serve(t *testing.T, node *dht.Node, dir string, configure func(*Config)) (*Client, func()) {
+func serve(t *testing.T, node Node, dir string, configure func(*Config)) (*Client, func()) {
 	t.Helper()
 	cfg := DefaultConfig(dir)
 	cfg.DHTMode = "server"
@@ -95,6 +99,45 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// daemonNode starts a node as the daemon runs one (netget.Service on
+// 127.0.0.1), closed at cleanup: joined through net's registries and using
+// them for the fast path, or alone when net is nil. key, if set, is its
+// identity.
+func daemonNode(t *testing.T, net *dhttest.Network, key crypto.PrivKey) *netget.Node {
+	t.Helper()
+	cfg := netget.Service()
+	cfg.Host.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Identity = key
+	var regs []*dht.Node
+	if net != nil {
+		regs = net.Registries
+	}
+	cfg.RequireBootstrap = len(regs) > 0
+	for _, r := range regs {
+		addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: r.Host().ID(), Addrs: r.Host().Addrs()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Bootstrap = append(cfg.Bootstrap, addrs[0])
+	}
+	ctx := ctxT(t)
+	n, err := netget.New(ctx, cfg)
+	if err != nil {
+		t.Fatalf("netget.New: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	for _, r := range regs {
+		n.DHT().AddRegistry(r.Host().ID())
+	}
+	if len(regs) > 0 {
+		if err := n.DHT().Ready(ctx); err != nil {
+			t.Fatalf("daemon node never joined: %v", err)
+		}
+		_ = n.DHT().Refresh(ctx) // best effort: a partial table still routes
+	}
+	return n
+}
+
 // findFrom waits for the background spread of publisher's records, then
 // finds name from a fresh client node joined to the network's registries,
 // as the CLI's find does, and returns the results' metadata by peer.
@@ -121,12 +164,12 @@ func findFrom(t *testing.T, net *dhttest.Network, publisher *dht.Node, name stri
 }
 
 func TestControlRoundTrip(t *testing.T) {
-	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2})
-	daemon := net.Nodes[0]
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 1})
+	daemon := daemonNode(t, net, nil)
 	dir := shortDir(t)
 	c, _ := serve(t, daemon, dir, nil)
 	ctx := ctxT(t)
-	self := daemon.Host().ID().String()
+	self := daemon.ID().String()
 
 	resp, err := c.Provide(ctx, ProvideRequest{Name: "DatabaseService", Meta: map[string]string{"region": "eu"}, TTL: Duration(time.Hour)})
 	if err != nil {
@@ -135,11 +178,11 @@ func TestControlRoundTrip(t *testing.T) {
 	if s := resp.Service; s.Name != "DatabaseService" || s.Peer.String() != self || s.Seq == 0 || s.Withdrawn {
 		t.Fatalf("Provide: got %+v", s)
 	}
-	if got := findFrom(t, net, daemon, "DatabaseService"); !maps.Equal(got[self], map[string]string{"region": "eu"}) {
+	if got := findFrom(t, net, daemon.DHT(), "DatabaseService"); !maps.Equal(got[self], map[string]string{"region": "eu"}) {
 		t.Fatalf("find from another node: got %v, want %s with region=eu", got, self)
 	}
 
-	checkStatus(t, c, net, dir, ServiceStatus{Name: "DatabaseService", Meta: map[string]string{"region": "eu"},
+	checkStatus(t, c, net, self, dir, ServiceStatus{Name: "DatabaseService", Meta: map[string]string{"region": "eu"},
 		TTL: Duration(time.Hour), Seq: resp.Service.Seq, PublishedAt: resp.Service.IssuedAt.UTC(), ExpiresAt: resp.Service.ExpiresAt.UTC()})
 
 	// Providing again replaces the loop: new metadata, a higher seq.
@@ -150,7 +193,7 @@ func TestControlRoundTrip(t *testing.T) {
 	if st, _ := c.Status(ctx); len(st.Services) != 1 || st.Services[0].Meta["region"] != "us" || st.Services[0].TTL != Duration(dht.DefaultTTL) {
 		t.Fatalf("Status after re-provide: %+v", st.Services)
 	}
-	if got := findFrom(t, net, daemon, "DatabaseService"); got[self]["region"] != "us" {
+	if got := findFrom(t, net, daemon.DHT(), "DatabaseService"); got[self]["region"] != "us" {
 		t.Fatalf("find after re-provide: got %v, want region=us", got)
 	}
 
@@ -158,7 +201,7 @@ func TestControlRoundTrip(t *testing.T) {
 	if err != nil || !un.WasProvided || !un.Service.Withdrawn {
 		t.Fatalf("Unprovide: %+v, %v", un, err)
 	}
-	if got := findFrom(t, net, daemon, "DatabaseService"); len(got) != 0 {
+	if got := findFrom(t, net, daemon.DHT(), "DatabaseService"); len(got) != 0 {
 		t.Fatalf("find after unprovide: got %v, want none", got)
 	}
 	if st, _ := c.Status(ctx); len(st.Services) != 0 {
@@ -175,13 +218,12 @@ func TestControlRoundTrip(t *testing.T) {
 
 // checkStatus checks the daemon's status: who it is, and that it
 // provides one service, want.
-func checkStatus(t *testing.T, c *Client, net *dhttest.Network, dir string, want ServiceStatus) {
+func checkStatus(t *testing.T, c *Client, net *dhttest.Network, self, dir string, want ServiceStatus) {
 	t.Helper()
 	st, err := c.Status(ctxT(t))
 	if err != nil {
 		t.Fatalf("Status: %v", err)
 	}
-	self := net.Nodes[0].Host().ID().String()
 	if st.Peer != self || st.Network != "development" || st.DHTMode != "server" || st.RoutingTable == 0 || st.DataDir != dir {
 		t.Fatalf("Status: got %+v", st)
 	}
@@ -200,7 +242,7 @@ func checkStatus(t *testing.T, c *Client, net *dhttest.Network, dir string, want
 // verified result.
 func TestControlFind(t *testing.T) {
 	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 3})
-	c, _ := serve(t, net.Nodes[0], shortDir(t), nil)
+	c, _ := serve(t, daemonNode(t, net, nil), shortDir(t), nil)
 	ctx := ctxT(t)
 	for _, n := range net.Nodes[1:] {
 		if _, err := n.Publish(ctx, dht.Spec{Name: "CacheService", Meta: map[string]string{"engine": "redis"}}); err != nil {
@@ -239,9 +281,13 @@ func equalStatus(a, b ServiceStatus) bool {
 }
 
 func TestControlRestore(t *testing.T) {
-	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2})
-	daemon := net.Nodes[0]
-	self := daemon.Host().ID().String()
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 1})
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := daemonNode(t, net, key)
+	self := daemon.ID().String()
 	dir := shortDir(t)
 	c, stop := serve(t, daemon, dir, nil)
 	ctx := ctxT(t)
@@ -250,6 +296,7 @@ func TestControlRestore(t *testing.T) {
 		t.Fatalf("Provide: %v", err)
 	}
 	stop()
+	daemon.Close() // as the daemon does after Serve
 
 	// Shutdown withdrew the service but kept it in services.json, 0600.
 	path := filepath.Join(dir, ServicesName)
@@ -264,17 +311,18 @@ func TestControlRestore(t *testing.T) {
 	if _, err := os.Stat(SocketPath(dir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket after shutdown: %v, want it removed", err)
 	}
-	if got := findFrom(t, net, daemon, "DatabaseService"); len(got) != 0 {
+	if got := findFrom(t, net, daemon.DHT(), "DatabaseService"); len(got) != 0 {
 		t.Fatalf("find after shutdown: got %v, want none (withdrawn)", got)
 	}
 
-	// A new server on the same data dir provides it again.
+	// A new daemon (same identity) on the same data dir provides it again.
+	daemon = daemonNode(t, net, key)
 	c, _ = serve(t, daemon, dir, nil)
 	waitFor(t, "the saved service to be published again", func() bool {
 		st, err := c.Status(ctx)
 		return err == nil && len(st.Services) == 1 && st.Services[0].Seq != 0
 	})
-	if got := findFrom(t, net, daemon, "DatabaseService"); !maps.Equal(got[self], meta) {
+	if got := findFrom(t, net, daemon.DHT(), "DatabaseService"); !maps.Equal(got[self], meta) {
 		t.Fatalf("find after restart: got %v, want %s with %v", got, self, meta)
 	}
 }
@@ -286,7 +334,7 @@ func equalSpec(a, b dht.Spec) bool {
 // TestControlNotReady: a daemon that never joined refuses provide and
 // find with not_ready, and does not keep the service.
 func TestControlNotReady(t *testing.T) {
-	alone := dhttest.NewNode(t, "development", dht.ModeServer, nil)
+	alone := daemonNode(t, nil, nil)
 	dir := shortDir(t)
 	c, _ := serve(t, alone, dir, func(cfg *Config) { cfg.PublishTimeout = 200 * time.Millisecond })
 	ctx := ctxT(t)
@@ -336,7 +384,7 @@ func TestServicesFile(t *testing.T) {
 		{"bad ttl", `{"version":1,"services":[{"name":"A","ttl":"48h"}]}`},
 		{"unknown field", `{"version":1,"services":[],"extra":1}`},
 	}
-	node := dhttest.NewNode(t, "development", dht.ModeServer, nil)
+	node := daemonNode(t, nil, nil)
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tt.body), 0o600); err != nil {
@@ -392,7 +440,7 @@ func TestCheckSpec(t *testing.T) {
 func TestControlConcurrent(t *testing.T) {
 	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 1})
 	dir := shortDir(t)
-	c, _ := serve(t, net.Nodes[0], dir, nil)
+	c, _ := serve(t, daemonNode(t, net, nil), dir, nil)
 	ctx := ctxT(t)
 	names := []string{"A", "B", "a", "b"} // A and a are one service
 	var wg sync.WaitGroup

@@ -1,10 +1,12 @@
 // Package control owns the daemon's local control API: the Unix socket it
-// listens on, its versioned HTTP + JSON routes, the set of services the
-// daemon provides (one republish loop each, saved in services.json and
+// listens on, its versioned HTTP + JSON routes, the daemon's persistence
+// of the services it provides (services.json: saved before a provide,
 // restored on the next start), and the Client the CLI talks to it with.
 // It depends on two interfaces, not on the types behind them: Node (the
-// finding and publishing a *dht.Node does) and Registrar (the registries
-// a *netget.Node keeps).
+// finding and providing a *netget.Node does: the republish loops are the
+// node's) and Registrar (the registries a *netget.Node keeps). The
+// server routes requests and maps the node's Go errors to API errors in
+// one place (publishError).
 //
 // # Socket
 //
@@ -90,7 +92,7 @@
 // not landed within Config.PublishTimeout: then the service is not
 // provided) and the daemon republishes at half the TTL from then on.
 // Providing a name again (names compare case-insensitively) replaces the
-// running loop with the new metadata and TTL. Unprovide stops the loop and
+// node's loop with the new metadata and TTL. Unprovide stops the loop and
 // publishes the signed tombstone, also for a name this daemon does not
 // provide (a record from an earlier run). Provides and unprovides change
 // the set one at a time, so the last one wins. Any request may carry
@@ -106,7 +108,9 @@
 // # Shutdown
 //
 // When Serve's context ends, in-flight requests end (a find stream without
-// "done"), the provide loops stop, and each service that published is
-// withdrawn, as Consul's agent deregisters its services when it leaves.
-// services.json keeps them: the next start provides them again.
+// "done") and Serve returns; the daemon then closes its node, which stops
+// the provide loops and withdraws each service that published, as
+// Consul's agent deregisters its services when it leaves (the server
+// itself withdraws nothing, so nothing is withdrawn twice). services.json
+// keeps them: the next start provides them again (netget.Node.ProvideLater).
 package control

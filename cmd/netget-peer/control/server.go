@@ -12,9 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
-
+	"github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/record"
 )
@@ -39,9 +37,9 @@ type Config struct {
 	// PublishTimeout bounds how long POST /v1/provide waits for the first
 	// publication (default 30s). Past it the service is not provided.
 	PublishTimeout time.Duration
-	// WithdrawTimeout bounds POST /v1/unprovide's tombstone, and shutdown:
-	// draining requests, then withdrawing what the daemon provides
-	// (default 10s each).
+	// WithdrawTimeout bounds POST /v1/unprovide's tombstone, and draining
+	// requests at shutdown (default 10s each). Withdrawing what the daemon
+	// provides at shutdown is the node's Close (netget.Config.CloseTimeout).
 	WithdrawTimeout time.Duration
 	// Registries, if set, serves the registry routes (GET /v1/registries,
 	// POST /v1/registries/add and /v1/registries/remove); adding one is
@@ -65,42 +63,41 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Node is what the control API needs of the daemon's node: a *dht.Node
-// is one. The server depends on this interface, not on the DHT type, so
-// that it routes requests and holds the service set, whatever runs them.
+// Node is what the control API needs of the daemon's node: a
+// *netget.Node is one. The node holds the services it provides (their
+// republish loops, withdrawn when it closes); the server routes requests
+// to it, maps its errors to API errors, and keeps the set in
+// services.json for the next start.
 type Node interface {
-	// Host is the node's libp2p host: its ID and addresses for status.
-	Host() host.Host
+	// Status is a snapshot of the node for GET /v1/status.
+	Status() netget.Status
 	Network() string
-	RoutingTableSize() int
-	StoredRecords() int
-	// Registries are the registries the node is connected to now.
-	Registries() []peer.ID
-	Find(ctx context.Context, name string, opts dht.FindOptions, yield func(dht.Result) bool) error
-	// Provide publishes spec and republishes it until ctx ends, reporting
-	// each publication to published.
-	Provide(ctx context.Context, spec dht.Spec, published func(*record.Service, error)) error
-	Withdraw(ctx context.Context, name string) (*record.Service, error)
+	Find(ctx context.Context, name string, opts netget.FindOptions, yield func(netget.Result) bool) error
+	// Provide publishes spec, returns once the first record is findable
+	// and keeps it published until Unprovide or the node's Close.
+	Provide(ctx context.Context, spec netget.Spec) (*record.Service, error)
+	// ProvideLater provides spec in the background, retrying until it
+	// lands: the services restored from services.json.
+	ProvideLater(spec netget.Spec) error
+	// Unprovide stops providing name and publishes its tombstone; it
+	// wraps netget.ErrNotProvided when name was not provided.
+	Unprovide(ctx context.Context, name string) (*record.Service, error)
+	// Services are the services the node provides, sorted by name.
+	Services() []netget.ServiceStatus
 }
 
-var _ Node = (*dht.Node)(nil)
+var _ Node = (*netget.Node)(nil)
 
 // Server serves the control API of one node over HTTP on a Unix socket,
-// and owns the services that node provides: one republish loop each, and
-// their record in services.json.
+// and keeps the services that node provides in services.json.
 type Server struct {
 	node    Node
 	cfg     Config
 	log     *slog.Logger
 	started time.Time
-	restore []dht.Spec // from services.json, started by Serve
+	restore []dht.Spec // from services.json, provided again by Serve
 	serving atomic.Bool
-
-	opMu   sync.Mutex // serialises changes to the service set and its file
-	mu     sync.Mutex // guards the fields below and the provisions' state
-	loops  map[string]*provision
-	closed bool
-	wg     sync.WaitGroup // provide loops
+	opMu    sync.Mutex // serialises writes of services.json
 }
 
 // NewServer returns a server for node, configured by cfg, with the service set
@@ -113,7 +110,7 @@ func NewServer(node Node, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{node: node, cfg: cfg, log: cfg.Logger, started: time.Now(), loops: make(map[string]*provision)}
+	s := &Server{node: node, cfg: cfg, log: cfg.Logger, started: time.Now()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -126,12 +123,12 @@ func NewServer(node Node, cfg Config) (*Server, error) {
 
 func (s *Server) servicesPath() string { return filepath.Join(s.cfg.DataDir, ServicesName) }
 
-// Serve provides the saved services again, then serves the API on ln
-// (from Listen) until ctx ends. Then it shuts down: in-flight requests
-// end, provide loops stop, and the services provided are withdrawn (they
-// stay in services.json for the next start). It closes ln, and returns nil
-// after a shutdown, or the error that stopped the listener. Serve runs
-// once; a second call returns ErrClosed.
+// Serve provides the saved services again (the node's ProvideLater), then
+// serves the API on ln (from Listen) until ctx ends. Then in-flight
+// requests end; the services stay with the node, which withdraws them when
+// it closes, and in services.json for the next start. It closes ln, and
+// returns nil after a shutdown, or the error that stopped the listener.
+// Serve runs once; a second call returns ErrClosed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if !s.serving.CompareAndSwap(false, true) {
 		ln.Close()
@@ -164,63 +161,69 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err == nil {
 		err = <-errc
 	}
-	wctx, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WithdrawTimeout)
-	defer cancel2()
-	s.stopAll(wctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return fmt.Errorf("control api: %w", err)
 }
 
-// restoreAll starts a loop for every service saved by an earlier run.
+// restoreAll has the node provide every service saved by an earlier run.
 func (s *Server) restoreAll() {
-	s.opMu.Lock()
-	defer s.opMu.Unlock()
 	for _, spec := range s.restore {
-		s.start(spec)
+		if err := s.node.ProvideLater(spec); err != nil {
+			s.log.Error("not providing saved service", "service", spec.Name, "err", err)
+			continue
+		}
 		s.log.Info("providing saved service", "service", spec.Name)
 	}
 	s.restore = nil
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
 // status describes the node and what it provides.
 func (s *Server) status() Status {
-	h := s.node.Host()
+	ns := s.node.Status()
 	st := Status{
-		Peer:          h.ID().String(),
-		Network:       s.node.Network(),
+		Peer:          ns.ID.String(),
+		Network:       ns.Network,
 		DHTMode:       s.cfg.DHTMode,
-		Addrs:         []string{},
-		RoutingTable:  s.node.RoutingTableSize(),
+		Addrs:         append([]string{}, ns.Addrs...),
+		RoutingTable:  ns.RoutingTable,
 		Registries:    []string{},
-		StoredRecords: s.node.StoredRecords(),
-		Services:      s.servicesStatus(),
+		StoredRecords: ns.StoredRecords,
+		Services:      servicesStatus(ns.Services),
 		DataDir:       s.cfg.DataDir,
 		Version:       s.cfg.Version,
 		StartedAt:     s.started.UTC(),
 	}
-	if addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err == nil {
-		for _, a := range addrs {
-			st.Addrs = append(st.Addrs, a.String())
+	for _, r := range ns.Registries {
+		if r.Connected {
+			st.Registries = append(st.Registries, r.Peer.String())
 		}
-	}
-	for _, p := range s.node.Registries() {
-		st.Registries = append(st.Registries, p.String())
 	}
 	return st
 }
 
-// provide makes req a provided service and waits for its first
-// publication, at most cfg.PublishTimeout: the daemon then republishes it
-// until unprovide or shutdown. A first publication that fails or does not
-// land in time leaves the service not provided.
+// servicesStatus is the API's view of the node's services.
+func servicesStatus(svcs []netget.ServiceStatus) []ServiceStatus {
+	out := make([]ServiceStatus, 0, len(svcs))
+	for _, v := range svcs {
+		st := ServiceStatus{Name: v.Name, Meta: v.Meta, TTL: Duration(v.TTL), Seq: v.Seq,
+			PublishedAt: v.PublishedAt, ExpiresAt: v.ExpiresAt}
+		if st.Meta == nil {
+			st.Meta = map[string]string{}
+		}
+		if v.LastError != nil {
+			st.LastError = v.LastError.Error()
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// provide saves req in services.json, then has the node provide it and
+// waits for its first publication, at most cfg.PublishTimeout: the node
+// then republishes it until unprovide or shutdown. A first publication
+// that fails or does not land in time leaves the service not provided.
 func (s *Server) provide(ctx context.Context, req ProvideRequest) (*ProvideResponse, *Error) {
 	spec, e := checkSpec(req.Name, req.Meta, req.TTL)
 	if e == nil {
@@ -229,34 +232,18 @@ func (s *Server) provide(ctx context.Context, req ProvideRequest) (*ProvideRespo
 	if e != nil {
 		return nil, e
 	}
-	p, e := s.put(spec)
+	s.opMu.Lock()
+	e = s.save(&spec)
+	s.opMu.Unlock()
 	if e != nil {
 		return nil, e
 	}
-	t := time.NewTimer(s.cfg.PublishTimeout)
-	defer t.Stop()
-	select {
-	case <-p.first: // always closed before the loop can end
-	case <-ctx.Done():
-		return nil, unavailable()
-	case <-t.C:
-		s.drop(p)
-		if s.node.RoutingTableSize() == 0 {
-			return nil, publishError(fmt.Errorf("provide %s: %w", spec.Name, dht.ErrNotReady))
-		}
-		return nil, &Error{Status: http.StatusGatewayTimeout, Code: CodeTimeout,
-			Message: fmt.Sprintf("provide %s: first publication did not land within %s", spec.Name, s.cfg.PublishTimeout)}
-	}
-	s.mu.Lock()
-	svc, err := p.firstSvc, p.firstErr
-	s.mu.Unlock()
-	switch {
-	case errors.Is(err, context.Canceled) && !s.isClosed():
-		return nil, &Error{Status: http.StatusConflict, Code: CodeConflict,
-			Message: fmt.Sprintf("provide %s: replaced or withdrawn by another request before its first publication", spec.Name)}
-	case err != nil:
-		s.drop(p)
-		return nil, publishError(err)
+	defer s.resync()
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	svc, err := s.node.Provide(pctx, spec)
+	if err != nil {
+		return nil, s.provideError(ctx, spec, err)
 	}
 	return &ProvideResponse{Service: svc}, nil
 }
@@ -271,9 +258,11 @@ func (s *Server) unprovide(ctx context.Context, req UnprovideRequest) (*Unprovid
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WithdrawTimeout)
 	defer cancel()
-	tomb, was, e := s.withdraw(ctx, req.Name)
-	if e != nil {
-		return nil, e
+	tomb, err := s.node.Unprovide(ctx, req.Name)
+	s.resync()
+	was := !errors.Is(err, netget.ErrNotProvided)
+	if err != nil && was {
+		return nil, publishError(err)
 	}
 	s.log.Info("withdrawn", "service", tomb.Name, "seq", tomb.Seq, "was_provided", was)
 	return &UnprovideResponse{Service: tomb, WasProvided: was}, nil

@@ -141,3 +141,35 @@ func checkSpec(name string, meta map[string]string, ttl Duration) (dht.Spec, *Er
 func badRequest(code, msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Message: msg}
 }
+
+func key(name string) string { return strings.ToLower(name) }
+
+// save writes services.json: the services the node provides, with extra
+// in place of a service of the same name (case-insensitively) when set.
+// It runs under s.opMu after every change to the set, so that the file
+// ends up as what the node provides.
+func (s *Server) save(extra *dht.Spec) *Error {
+	var specs []dht.Spec
+	for _, st := range s.node.Services() {
+		if extra == nil || key(st.Name) != key(extra.Name) {
+			specs = append(specs, dht.Spec{Name: st.Name, Meta: st.Meta, TTL: st.TTL})
+		}
+	}
+	if extra != nil {
+		specs = append(specs, *extra)
+	}
+	if err := saveServices(s.servicesPath(), specs); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// resync saves the service set after a change, logging a failure: the
+// change itself is done.
+func (s *Server) resync() {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	if e := s.save(nil); e != nil {
+		s.log.Error("saving the service set", "err", e.Message)
+	}
+}

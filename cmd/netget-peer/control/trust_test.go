@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netget/netget-peer/dht"
-	"github.com/netget/netget-peer/dht/dhttest"
 	"github.com/netget/netget-peer/p2p"
 )
 
@@ -249,7 +247,7 @@ func TestServerRefusesOtherUsers(t *testing.T) {
 // TestServicesFileTrust: a services.json another user could have planted
 // or changed is refused, and the daemon provides nothing from it.
 func TestServicesFileTrust(t *testing.T) {
-	node := dhttest.NewNode(t, "development", dht.ModeServer, nil)
+	node := daemonNode(t, nil, nil)
 	good := []byte(`{"version":1,"services":[{"name":"Planted","ttl":"1h"}]}`)
 	tests := []struct {
 		name  string
