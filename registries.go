@@ -17,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/netget/netget-peer/bootstrap"
+	"github.com/netget/netget-peer/p2p"
 )
 
 // RegistriesFile is the file in a persistent node's data dir that keeps
@@ -190,27 +191,5 @@ func (r *registries) save(n *Node, addrs []ma.Multiaddr) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-// writeFileAtomic writes b to path through a temporary file beside it,
-// synced, then renamed over path, so a crash leaves the old or the new.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return p2p.WriteFileAtomic(path, append(b, '\n'))
 }

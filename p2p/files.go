@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -117,6 +118,36 @@ func unwrapPath(err error) error {
 		return le.Err
 	}
 	return err
+}
+
+// WriteFileAtomic writes b to path, mode 0600, through a temporary file in
+// the same directory that is synced and then renamed over path, so a crash
+// leaves the old contents or the new, never a mix; the rename is made
+// durable with a sync of the directory (best effort).
+func WriteFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*") // 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 // TrustedUID reports whether a file owner or a peer process with uid may

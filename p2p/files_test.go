@@ -227,3 +227,26 @@ type hostT struct {
 	addrs   []ma.Multiaddr
 	connect func(context.Context, peer.AddrInfo) error
 }
+
+// TestWriteFileAtomic: the file is replaced whole, private, and no
+// temporary file is left beside it.
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	for _, want := range []string{"first\n", "second, longer\n"} {
+		if err := p2p.WriteFileAtomic(path, []byte(want)); err != nil {
+			t.Fatalf("WriteFileAtomic: %v", err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != want {
+			t.Fatalf("read back %q, %v; want %q", got, err, want)
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d files in the directory, want only %s", len(ents), path)
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -90,27 +88,8 @@ func saveServices(path string, specs []dht.Spec) error {
 	if err != nil {
 		return fmt.Errorf("save services: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".services-*.json") // 0600
-	if err != nil {
-		return fmt.Errorf("save services: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
+	if err := p2p.WriteFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("save services %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() // make the rename durable; best effort
-		d.Close()
 	}
 	return nil
 }
