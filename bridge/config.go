@@ -34,6 +34,8 @@ const (
 	DefaultTokenBackoff        = time.Second
 	DefaultMaxTokenBackoff     = 5 * time.Minute
 	DefaultMaxTrackedAddrs     = 16384
+	DefaultMaxSessionWatches   = 8
+	DefaultMaxWatches          = 1024
 )
 
 // MinTokenLen is the shortest Token a bridge accepts, in bytes: a shorter
@@ -144,6 +146,12 @@ type Config struct {
 	// tokens for (DefaultMaxTrackedAddrs); when full, it forgets the
 	// entries whose bar expired, then the oldest.
 	MaxTrackedAddrs int
+	// MaxSessionWatches is the most watches one connection holds open at
+	// once (DefaultMaxSessionWatches); beyond it a watch gets rate_limited.
+	// MaxWatches is the most the whole bridge holds (DefaultMaxWatches);
+	// beyond it a watch gets busy. Watches are counted apart from finds:
+	// they last, and must not starve them.
+	MaxSessionWatches, MaxWatches int
 
 	// CertFile and KeyFile, if set, make Serve speak TLS (wss://) with
 	// that PEM certificate and key. TLSConfig, if set, is used instead.
@@ -185,6 +193,8 @@ func DefaultConfig(peerID, network string) Config {
 		TokenBackoff:        DefaultTokenBackoff,
 		MaxTokenBackoff:     DefaultMaxTokenBackoff,
 		MaxTrackedAddrs:     DefaultMaxTrackedAddrs,
+		MaxSessionWatches:   DefaultMaxSessionWatches,
+		MaxWatches:          DefaultMaxWatches,
 	}
 }
 
@@ -267,6 +277,8 @@ func (c *Config) checkFairness() error {
 		return fmt.Errorf("token backoff %s, max %s: want 0 < backoff <= max", c.TokenBackoff, c.MaxTokenBackoff)
 	case c.MaxTrackedAddrs < 1:
 		return fmt.Errorf("max tracked addresses %d: want 1 or more", c.MaxTrackedAddrs)
+	case c.MaxSessionWatches < 1 || c.MaxWatches < 1:
+		return fmt.Errorf("max watches per session %d, in all %d: want both 1 or more", c.MaxSessionWatches, c.MaxWatches)
 	}
 	return nil
 }

@@ -19,6 +19,10 @@ const (
 	// StageFind: a find passed the rate, in-flight and service checks and
 	// is about to reach the Finder.
 	StageFind
+	// StageWatch: a watch passed the rate, per-session and service checks
+	// and is about to reach the Watcher. A Filter that guards services at
+	// StageFind must guard them here too.
+	StageWatch
 )
 
 // String names the stage.
@@ -30,6 +34,8 @@ func (s Stage) String() string {
 		return "hello"
 	case StageFind:
 		return "find"
+	case StageWatch:
+		return "watch"
 	}
 	return "unknown"
 }
@@ -37,15 +43,16 @@ func (s Stage) String() string {
 // Request is what a Filter decides on. Fields beyond the stage's are empty.
 type Request struct {
 	Stage      Stage
-	RemoteAddr string        // the client's address, as the HTTP server saw it
-	Origin     string        // the page's Origin header ("" for non-browser clients)
-	Host       string        // the Host header
-	Header     http.Header   // the upgrade request's headers (cookies, authorization); read-only
-	Token      string        // hello's token (StageHello, StageFind)
-	Client     string        // hello's client name (StageHello, StageFind)
-	Service    string        // the service asked for (StageFind)
-	Limit      int           // the find's result limit, after defaults and caps (StageFind)
-	Timeout    time.Duration // the find's timeout, after defaults and caps (StageFind)
+	RemoteAddr string            // the client's address, as the HTTP server saw it
+	Origin     string            // the page's Origin header ("" for non-browser clients)
+	Host       string            // the Host header
+	Header     http.Header       // the upgrade request's headers (cookies, authorization); read-only
+	Token      string            // hello's token (StageHello, StageFind)
+	Client     string            // hello's client name (StageHello, StageFind)
+	Service    string            // the service asked for (StageFind, StageWatch)
+	Limit      int               // the find's result limit, or the watch's providers shown at once, after defaults and caps (StageFind, StageWatch)
+	Timeout    time.Duration     // the find's timeout, after defaults and caps (StageFind)
+	Where      map[string]string // the watch's metadata match, a copy (StageWatch)
 }
 
 // Filter is an embedder's own check, run after the bridge's built-in ones

@@ -20,13 +20,13 @@ func (s *session) find(ctx context.Context, f *FindFrame) {
 		return
 	}
 	s.mu.Lock()
-	_, dup := s.finds[f.ID]
+	dup := s.finds[f.ID] != nil || s.watches[f.ID] != nil
 	n := len(s.finds)
 	s.mu.Unlock()
 	switch {
 	case dup:
 		s.srv.stats.refuse(ReasonBadFrame)
-		s.sendErr(ctx, f.ID, &Error{Code: CodeBadRequest, Message: "a find with this id is in flight"})
+		s.sendErr(ctx, f.ID, &Error{Code: CodeBadRequest, Message: "a find or watch with this id is in flight"})
 		return
 	case n >= cfg.MaxInFlight:
 		s.srv.stats.refuse(ReasonInFlight)
@@ -127,11 +127,15 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 	return true
 }
 
-// cancelFind stops the find id, if it is in flight.
+// cancelFind stops the find or watch id, if it is in flight.
 func (s *session) cancelFind(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.finds[id]; st != nil {
+	st := s.finds[id]
+	if st == nil {
+		st = s.watches[id]
+	}
+	if st != nil {
 		st.cancelled = true
 		st.cancel()
 	}

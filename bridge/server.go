@@ -52,6 +52,7 @@ type Result struct {
 type Server struct {
 	cfg      Config
 	finder   Finder
+	watcher  Watcher // the Finder, when it watches too; nil: no watch
 	origins  []originPattern
 	services map[string]bool // lowercase names; nil = any
 	tls      *tls.Config
@@ -72,8 +73,8 @@ type Server struct {
 
 var _ http.Handler = (*Server)(nil)
 
-// New validates cfg and builds a Server answering finds with f. It opens
-// nothing: call Serve, ListenAndServe or mount the Server as a handler.
+// New validates cfg and builds a Server answering finds with f, and
+// watches too when f is also a Watcher. It opens nothing: call Serve, ListenAndServe or mount the Server as a handler.
 func New(f Finder, cfg Config) (*Server, error) {
 	if f == nil {
 		return nil, fmt.Errorf("%w: a Finder is required", ErrBadConfig)
@@ -93,6 +94,7 @@ func New(f Finder, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, finder: f, origins: origins, tls: tlsCfg, log: cfg.Logger, openCap: openCap,
 		backoff: newTokenBackoff(&cfg, time.Now), byAddr: make(map[string]int),
 		sessions: make(map[*session]struct{})}
+	s.watcher, _ = f.(Watcher)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -32,13 +32,14 @@ type session struct {
 	log     *slog.Logger
 	cancel  context.CancelFunc // ends the session; set by run
 
-	mu     sync.Mutex
-	finds  map[string]*inflight
-	active time.Time      // last frame read or find ended
-	wg     sync.WaitGroup // finds and the watchdog
+	mu      sync.Mutex
+	finds   map[string]*inflight
+	watches map[string]*inflight
+	active  time.Time      // last frame read, or find or watch ended
+	wg      sync.WaitGroup // finds, watches and the watchdog
 }
 
-// inflight is one find in progress.
+// inflight is one find or watch in progress.
 type inflight struct {
 	cancel    context.CancelFunc
 	cancelled bool // by the client; guarded by session.mu
@@ -58,6 +59,7 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.FramesPerSecond), s.cfg.FrameBurst),
 		log:     s.log.With("remote", r.RemoteAddr, "origin", r.Header.Get("Origin")),
 		finds:   make(map[string]*inflight),
+		watches: make(map[string]*inflight),
 	}
 }
 
@@ -153,7 +155,7 @@ func (s *session) hello(ctx context.Context) bool {
 	}
 	s.log.Debug("bridge session open", "client", s.req.Client)
 	return s.send(ctx, &WelcomeFrame{Version: min(h.Version, Version), Peer: cfg.PeerID,
-		Network: cfg.Network, Limits: s.srv.limits()}) == nil
+		Network: cfg.Network, Limits: s.srv.limits(), Features: s.srv.features()}) == nil
 }
 
 // checkToken compares a hello's token with the bridge's, unless the
@@ -178,9 +180,13 @@ func (s *session) checkToken(ctx context.Context, token string) bool {
 // limits is what the welcome tells clients.
 func (s *Server) limits() Limits {
 	c := &s.cfg
-	return Limits{FrameBytes: c.MaxFrameSize, InFlight: c.MaxInFlight, MaxResults: c.MaxResults,
+	l := Limits{FrameBytes: c.MaxFrameSize, InFlight: c.MaxInFlight, MaxResults: c.MaxResults,
 		FramesPerSecond: c.FramesPerSecond, FindTimeoutMS: c.FindTimeout.Milliseconds(),
 		MaxFindTimeoutMS: c.MaxFindTimeout.Milliseconds()}
+	if s.watcher != nil {
+		l.Watches = c.MaxSessionWatches
+	}
+	return l
 }
 
 // loop reads and handles frames until the connection ends.
@@ -211,6 +217,8 @@ func (s *session) loop(ctx context.Context) {
 			s.find(ctx, f)
 		case *CancelFrame:
 			s.cancelFind(f.ID)
+		case *WatchFrame:
+			s.watch(ctx, f)
 		case *PingFrame:
 			s.send(ctx, &PongFrame{ID: f.ID})
 		}
@@ -305,11 +313,11 @@ func (s *session) touch() {
 }
 
 // idleFor returns how long the session has been idle: no frame read and
-// no find in flight.
+// no find or watch in flight.
 func (s *session) idleFor() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.finds) > 0 {
+	if len(s.finds) > 0 || len(s.watches) > 0 {
 		return 0
 	}
 	return time.Since(s.active)

@@ -33,6 +33,10 @@ const (
 	ReasonFinds         Reason = "finds"          // find refused busy: MaxFinds running bridge-wide
 	ReasonTokenBackoff  Reason = "token_backoff"  // the address is barred after wrong tokens
 	ReasonHeaderTimeout Reason = "header_timeout" // disconnected: no request headers within HeaderTimeout
+
+	ReasonSessionWatches Reason = "session_watches" // watch refused rate_limited: MaxSessionWatches open in the session
+	ReasonWatches        Reason = "watches"         // watch refused busy: MaxWatches running bridge-wide
+	ReasonSlow           Reason = "slow"            // session dropped: it did not read a watch's frame within WriteTimeout
 )
 
 // Reasons returns every refusal reason, in a stable order, for exporters
@@ -41,7 +45,7 @@ func Reasons() []Reason {
 	return []Reason{ReasonMaxConns, ReasonSubprotocol, ReasonHost, ReasonOrigin, ReasonHello, ReasonNetwork,
 		ReasonToken, ReasonFilter, ReasonTooLarge, ReasonBadFrame, ReasonRate, ReasonInFlight, ReasonService,
 		ReasonAddrSessions, ReasonIdle, ReasonOpenConns, ReasonAddrConns, ReasonFinds, ReasonTokenBackoff,
-		ReasonHeaderTimeout}
+		ReasonHeaderTimeout, ReasonSessionWatches, ReasonWatches, ReasonSlow}
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -51,8 +55,15 @@ type Stats struct {
 	FindsRunning  int               // finds running now, bridge-wide
 	SessionsTotal uint64            // sessions accepted since start
 	Finds         uint64            // finds that reached the Finder
-	Results       uint64            // result frames sent
+	Results       uint64            // result frames sent, of finds and watches
 	Refusals      map[Reason]uint64 // refusals by reason
+
+	WatchesRunning int    // watches open now, bridge-wide
+	Watches        uint64 // watches that reached the Watcher
+	Removed        uint64 // removed frames sent
+	// WatchOverLimit counts upserts of new providers a watch did not show
+	// because it showed its limit of providers already.
+	WatchOverLimit uint64
 }
 
 // counters are a Server's live Stats.
@@ -63,6 +74,11 @@ type counters struct {
 	sessionsTotal atomic.Uint64
 	finds         atomic.Uint64
 	results       atomic.Uint64
+
+	watchesRunning atomic.Int64
+	watches        atomic.Uint64
+	removed        atomic.Uint64
+	watchOverLimit atomic.Uint64
 
 	mu       sync.Mutex
 	refusals map[Reason]uint64
@@ -92,5 +108,10 @@ func (c *counters) snapshot() Stats {
 		Finds:         c.finds.Load(),
 		Results:       c.results.Load(),
 		Refusals:      ref,
+
+		WatchesRunning: int(c.watchesRunning.Load()),
+		Watches:        c.watches.Load(),
+		Removed:        c.removed.Load(),
+		WatchOverLimit: c.watchOverLimit.Load(),
 	}
 }

@@ -23,8 +23,8 @@ const (
 	MaxIDLen = 64
 )
 
-// Frame types, append-only. Client frames: hello, find, cancel, ping.
-// Server frames: welcome, result, done, pong, error.
+// Frame types, append-only. Client frames: hello, find, cancel, ping,
+// watch. Server frames: welcome, result, done, pong, error, removed.
 const (
 	TypeHello   = "hello"   // client → server, first frame: version, token
 	TypeWelcome = "welcome" // server → client: peer ID, network, limits
@@ -35,6 +35,8 @@ const (
 	TypePing    = "ping"    // client → server: liveness
 	TypePong    = "pong"    // server → client: answers ping
 	TypeError   = "error"   // server → client: a find or the session failed
+	TypeWatch   = "watch"   // client → server: follow a service's providers until cancel
+	TypeRemoved = "removed" // server → client: a watched provider is gone
 )
 
 // Code is a stable, machine-readable error code carried by error frames.
@@ -77,11 +79,11 @@ func Codes() []Code {
 }
 
 // ClientFrame is a frame a client sends: *HelloFrame, *FindFrame,
-// *CancelFrame or *PingFrame.
+// *CancelFrame, *PingFrame or *WatchFrame.
 type ClientFrame interface{ clientFrame() }
 
 // ServerFrame is a frame the bridge sends: *WelcomeFrame, *ResultFrame,
-// *DoneFrame, *PongFrame or *ErrorFrame.
+// *DoneFrame, *PongFrame, *ErrorFrame or *RemovedFrame.
 type ServerFrame interface{ serverFrame() }
 
 // HelloFrame opens a session; it must be the client's first frame.
@@ -100,6 +102,9 @@ type WelcomeFrame struct {
 	Peer    string `json:"peer"`    // the bridge node's peer ID
 	Network string `json:"network"` // the netget network it finds on
 	Limits  Limits `json:"limits"`
+	// Features lists what this bridge serves beyond hello and ping:
+	// "find", and "watch" when its node can watch. Append-only names.
+	Features []string `json:"features,omitempty"`
 }
 
 // Limits tells a client the bridge's per-connection limits.
@@ -110,6 +115,7 @@ type Limits struct {
 	FramesPerSecond  float64 `json:"frames_per_second"`   // sustained frame rate
 	FindTimeoutMS    int64   `json:"find_timeout_ms"`     // default find timeout
 	MaxFindTimeoutMS int64   `json:"max_find_timeout_ms"` // longest find timeout
+	Watches          int     `json:"watches,omitempty"`   // watches at once (0: no watch)
 }
 
 // FindFrame asks for the verified providers of a service. ID names the
@@ -232,6 +238,8 @@ func ParseClientFrame(b []byte) (ClientFrame, error) {
 			}
 		}
 		return f, nil
+	case TypeWatch:
+		return parseWatch(b)
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, truncate(typ, 32))
 }
@@ -275,6 +283,8 @@ func ParseServerFrame(b []byte) (ServerFrame, error) {
 		f = &PongFrame{}
 	case TypeError:
 		f = &ErrorFrame{}
+	case TypeRemoved:
+		f = &RemovedFrame{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, truncate(typ, 32))
 	}
@@ -352,6 +362,10 @@ func Marshal(f any) ([]byte, error) {
 		f.Type = TypePong
 	case *ErrorFrame:
 		f.Type = TypeError
+	case *WatchFrame:
+		f.Type = TypeWatch
+	case *RemovedFrame:
+		f.Type = TypeRemoved
 	default:
 		return nil, fmt.Errorf("marshal: %w: %T", ErrUnknownType, f)
 	}

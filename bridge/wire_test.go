@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +31,8 @@ func exampleFrames() []struct {
 		{"hello", &bridge.HelloFrame{Type: "hello", Version: 1, Token: "9f2c4e1a7b3d5f60", Network: "development", Client: "netget-handshaker/1"}},
 		{"welcome", &bridge.WelcomeFrame{Type: "welcome", Version: 1, Peer: "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK",
 			Network: "development", Limits: bridge.Limits{FrameBytes: 8192, InFlight: 8, MaxResults: 32,
-				FramesPerSecond: 20, FindTimeoutMS: 10000, MaxFindTimeoutMS: 30000}}},
+				FramesPerSecond: 20, FindTimeoutMS: 10000, MaxFindTimeoutMS: 30000, Watches: 8},
+			Features: []string{"find", "watch"}}},
 		{"find", &bridge.FindFrame{Type: "find", ID: "f1", Service: "DatabaseService", Limit: 5, TimeoutMS: 3000}},
 		{"result", &bridge.ResultFrame{Type: "result", ID: "f1", Source: "registry", ElapsedMS: 0.42,
 			Record: bridge.Record{Peer: "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp", Service: "DatabaseService",
@@ -43,6 +46,9 @@ func exampleFrames() []struct {
 		{"pong", &bridge.PongFrame{Type: "pong", ID: "p1"}},
 		{"error-find", &bridge.ErrorFrame{Type: "error", ID: "f3", Code: bridge.CodeNotFound, Message: "no provider of CacheService found"}},
 		{"error-session", &bridge.ErrorFrame{Type: "error", Code: bridge.CodeForbidden, Message: "origin not allowed"}},
+		{"watch", &bridge.WatchFrame{Type: "watch", ID: "w1", Service: "DatabaseService", Where: map[string]string{"region": "eu-west"}}},
+		{"removed", &bridge.RemovedFrame{Type: "removed", ID: "w1", Peer: "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
+			Reason: bridge.RemovedWithdrawn}},
 	}
 }
 
@@ -111,6 +117,14 @@ func TestParseClientFrameErrors(t *testing.T) {
 		{"find negative timeout", `{"type":"find","id":"a","service":"A","timeout_ms":-5}`, bridge.ErrBadFrame},
 		{"cancel no id", `{"type":"cancel"}`, bridge.ErrBadFrame},
 		{"ping bad id", `{"type":"ping","id":"\u0000"}`, bridge.ErrBadFrame},
+		{"watch no id", `{"type":"watch","service":"A"}`, bridge.ErrBadFrame},
+		{"watch bad service", `{"type":"watch","id":"w","service":"a b"}`, bridge.ErrBadFrame},
+		{"watch negative limit", `{"type":"watch","id":"w","service":"A","limit":-1}`, bridge.ErrBadFrame},
+		{"watch where not an object", `{"type":"watch","id":"w","service":"A","where":["a"]}`, bridge.ErrBadFrame},
+		{"watch where value not a string", `{"type":"watch","id":"w","service":"A","where":{"a":1}}`, bridge.ErrBadFrame},
+		{"watch where empty key", `{"type":"watch","id":"w","service":"A","where":{"":"x"}}`, bridge.ErrBadFrame},
+		{"watch where long value", `{"type":"watch","id":"w","service":"A","where":{"k":"` + string(bytes.Repeat([]byte("v"), 513)) + `"}}`, bridge.ErrBadFrame},
+		{"watch where too many pairs", `{"type":"watch","id":"w","service":"A","where":{` + manyPairs(33) + `}}`, bridge.ErrBadFrame},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,6 +153,8 @@ func FuzzParseClientFrame(f *testing.F) {
 	f.Add([]byte(`{"type":"find","id":"x","service":"A","limit":-1,"timeout_ms":1e99}`))
 	f.Add([]byte(`{"type":"hello","version":1,"extra":{"nested":[1,2,3]}}`))
 	f.Add([]byte(` {"type":"ping"} `))
+	f.Add([]byte(`{"type":"watch","id":"w","service":"A","where":{"a":"1","a":"2"},"limit":3}`))
+	f.Add([]byte(`{"type":"watch","id":"w","service":"A","where":{}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := bridge.ParseClientFrame(b)
 		if err != nil {
@@ -161,6 +177,10 @@ func FuzzParseClientFrame(f *testing.F) {
 				t.Fatal("accepted cancel without id")
 			}
 		case *bridge.PingFrame:
+		case *bridge.WatchFrame:
+			if fr.ID == "" || len(fr.ID) > bridge.MaxIDLen || fr.Service == "" || fr.Limit < 0 || len(fr.Where) > 32 {
+				t.Fatalf("accepted watch %+v", fr)
+			}
 		default:
 			t.Fatalf("accepted %T", fr)
 		}
@@ -173,4 +193,16 @@ func FuzzParseClientFrame(f *testing.F) {
 			t.Fatalf("round trip of %s: %#v, %v; want %#v", again, back, err, fr)
 		}
 	})
+}
+
+// manyPairs returns n distinct JSON object members "kI":"v".
+func manyPairs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"k%d":"v"`, i)
+	}
+	return b.String()
 }
