@@ -98,6 +98,7 @@ type bridgeCollector struct {
 	srv                                              *bridge.Server
 	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
 	conns, findsRunning                              *prometheus.Desc
+	watches, watchesRunning, removed                 *prometheus.Desc
 }
 
 func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
@@ -110,13 +111,18 @@ func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
 		findsRunning: prometheus.NewDesc("netget_bridge_finds_running",
 			"Finds running now, all sessions together (at most bridge.Config.MaxFinds).", nil, nil),
 		refused: prometheus.NewDesc("netget_bridge_refusals_total",
-			"Connections, sessions, frames and finds the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
+			"Connections, sessions, frames, finds and watches the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
+		watches: prometheus.NewDesc("netget_bridge_watches_total", "Watches that passed every check and reached the node.", nil, nil),
+		watchesRunning: prometheus.NewDesc("netget_bridge_watches_running",
+			"Watches open now, all sessions together (at most bridge.Config.MaxWatches).", nil, nil),
+		removed: prometheus.NewDesc("netget_bridge_removed_total", "Removed frames sent to watching pages.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning} {
+	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning,
+		b.watches, b.watchesRunning, b.removed} {
 		ch <- d
 	}
 }
@@ -130,6 +136,9 @@ func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
 	ch <- prometheus.MustNewConstMetric(b.conns, prometheus.GaugeValue, float64(st.Conns))
 	ch <- prometheus.MustNewConstMetric(b.findsRunning, prometheus.GaugeValue, float64(st.FindsRunning))
+	ch <- prometheus.MustNewConstMetric(b.watches, prometheus.CounterValue, float64(st.Watches))
+	ch <- prometheus.MustNewConstMetric(b.watchesRunning, prometheus.GaugeValue, float64(st.WatchesRunning))
+	ch <- prometheus.MustNewConstMetric(b.removed, prometheus.CounterValue, float64(st.Removed))
 	for _, r := range bridge.Reasons() {
 		ch <- prometheus.MustNewConstMetric(b.refused, prometheus.CounterValue, float64(st.Refusals[r]), string(r))
 	}

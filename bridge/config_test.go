@@ -42,6 +42,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no finds", func(c *bridge.Config) { c.MaxFinds = 0 }, "max finds"},
 		{"backoff over max", func(c *bridge.Config) { c.TokenBackoff = 2 * c.MaxTokenBackoff }, "token backoff"},
 		{"no tracked addrs", func(c *bridge.Config) { c.MaxTrackedAddrs = 0 }, "tracked addresses"},
+		{"no watches per session", func(c *bridge.Config) { c.MaxSessionWatches = 0 }, "max watches per session 0"},
+		{"no watches", func(c *bridge.Config) { c.MaxWatches = 0 }, "in all 0"},
 		{"cert without key", func(c *bridge.Config) { c.CertFile = "cert.pem" }, "key file"},
 		{"pings off", func(c *bridge.Config) { c.PingInterval = 0 }, ""},
 		{"allowlists", func(c *bridge.Config) {

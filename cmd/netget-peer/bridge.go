@@ -68,6 +68,10 @@ func bridgeLimitFlags() []cli.Flag {
 			Usage: "longest bar after wrong tokens; an address quiet that long after its bar starts over"},
 		&cli.IntFlag{Name: "bridge-max-tracked-addrs", Value: bridge.DefaultMaxTrackedAddrs,
 			Usage: "how many client addresses the bridge remembers wrong tokens for"},
+		&cli.IntFlag{Name: "bridge-max-session-watches", Value: bridge.DefaultMaxSessionWatches,
+			Usage: "most watches one WebSocket session holds open at once; beyond, a watch gets rate_limited"},
+		&cli.IntFlag{Name: "bridge-max-watches", Value: bridge.DefaultMaxWatches,
+			Usage: "most watches the bridge holds open, all sessions together; beyond, a watch gets busy"},
 	}
 }
 
@@ -89,6 +93,7 @@ func bridgeConfig(c *cli.Context) bridge.Config {
 	cfg.ReserveFDs, cfg.MaxFinds = c.Int("bridge-reserve-fds"), c.Int("bridge-max-finds")
 	cfg.TokenBackoff, cfg.MaxTokenBackoff = c.Duration("bridge-token-backoff"), c.Duration("bridge-max-token-backoff")
 	cfg.MaxTrackedAddrs = c.Int("bridge-max-tracked-addrs")
+	cfg.MaxSessionWatches, cfg.MaxWatches = c.Int("bridge-max-session-watches"), c.Int("bridge-max-watches")
 	return cfg
 }
 
