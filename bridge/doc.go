@@ -1,10 +1,10 @@
 // Package bridge owns the WebSocket bridge that lets web pages find
 // services on a netget network through one node: its HTTP endpoints, its
-// JSON protocol (v1, PROTOCOL.md), the checks every session and find pass
-// before reaching the node, and the embedded handshaker script pages load.
-// It depends on a narrow Finder interface, never on the DHT; the command
-// adapts a dht.Node to it, so a browser only ever sees records the node
-// verified.
+// JSON protocol (v1, PROTOCOL.md), the checks every session, find and
+// watch pass before reaching the node, and the embedded handshaker script
+// pages load. It depends on narrow Finder and Watcher interfaces, never on
+// the DHT; the root package adapts its node to them, so a browser only
+// ever sees records the node verified.
 //
 // # Endpoints
 //
@@ -81,6 +81,22 @@
 // Several finds run at once on one connection, each in its own goroutine;
 // the session waits for them when it ends.
 //
+// # Watches
+//
+// When the Finder given to New is also a Watcher, a watch frame follows a
+// service's providers: a result frame for each provider now and each new
+// or republished one, a removed frame for each that goes, until cancel
+// (done {cancelled: true}). The bridge keeps, per watch, only the set of
+// peers it showed (at most the watch's limit, capped by MaxResults): a
+// removed names a shown peer only, and where turns an upsert that stops
+// matching into removed "unmatched". Watches pass the Services allowlist,
+// a unique id, MaxSessionWatches (rate_limited), Filters at StageWatch and
+// MaxWatches bridge-wide (busy). Each runs in its own goroutine, which the
+// Watcher drives through yield; a frame is written as the Watcher yields
+// it, and a client that does not read it within WriteTimeout is
+// disconnected (Reason slow), so nothing queues for a slow page: the
+// Watcher's yield blocks at most WriteTimeout, then returns false.
+//
 // # Errors
 //
 // Error frames carry a stable Code and a message for humans. Messages
@@ -94,7 +110,8 @@
 // Shutdown stops the listeners, closes every WebSocket with 1001 (going
 // away), cancels their finds and waits for them, bounded by its context;
 // Close does the same at once. Both are idempotent. Goroutines: one per
-// session (the HTTP server's), one per find, and one watchdog per session
+// session (the HTTP server's), one per find and per watch, and one
+// watchdog per session
 // (idle timeout, and pings when PingInterval is set); all end with their
 // session.
 package bridge

@@ -5,6 +5,8 @@
  *   <script src="https://bridge.example/netget-handshaker.js"
  *           data-network="production" data-token="…"></script>
  *   const records = await netget.find("DatabaseService");
+ *   const stop = netget.watch("DatabaseService", { onAdd, onRemove }); // live
+ *   for await (const ev of netget.watch("DatabaseService")) { … }  // the same, iterated
  *
  * ES module (React and other module code):
  *   import netget, { connect } from "https://bridge.example/netget-handshaker.mjs";
@@ -69,6 +71,7 @@
       this._retry = null;
       this._nextId = 1;
       this._finds = new Map(); // id → find state
+      this._watches = new Map(); // id → watch state
       this._listeners = { open: [], close: [], error: [] };
       var self = this;
       this._ready = new Promise(function (resolve, reject) {
@@ -148,6 +151,34 @@
       });
     }
 
+    // watch follows the verified providers of name until stopped: it calls
+    // opts.onAdd(record, frame) for each provider there is and each that
+    // appears or republishes, opts.onRemove(peer, reason) for each that
+    // goes (withdrawn, expired, unhealthy, deregistered, unmatched, or
+    // disconnected: the connection to the bridge dropped; the watch
+    // resubscribes on its own after reconnecting), and opts.onError(err)
+    // if the watch ends with an error. opts.where ({key: value}) shows only
+    // providers with that metadata; opts.limit bounds how many at once.
+    // It returns stop(), which is also async-iterable:
+    //   for await (const ev of netget.watch("X")) // {type: "add", peer, record} or {type: "remove", peer, reason}
+    // Leaving the loop stops the watch.
+    watch(name, opts) {
+      opts = opts || {};
+      this._start();
+      var st = new Watch(this, "w" + this._nextId++, String(name), opts);
+      if (this._closed || this._fatal) {
+        var err = this._fatal || new NetgetError("closed", "netget: closed");
+        setTimeout(function () { st.end(err); });
+      } else {
+        this._watches.set(st.id, st);
+        if (this.welcome) this._sendWatch(st);
+      }
+      var stop = function () { st.stop(); };
+      stop[Symbol.asyncIterator] = function () { return st.iterate(); };
+      stop.id = st.id;
+      return stop;
+    }
+
     // close ends the session for good and rejects pending finds.
     close() {
       if (this._closed) return;
@@ -156,6 +187,7 @@
       var err = new NetgetError("closed", "netget: closed");
       this._readyReject(err);
       this._rejectAll(err, false);
+      this._endWatches(err);
       if (this._ws) {
         var ws = this._ws;
         this._ws = null;
@@ -199,6 +231,11 @@
         return; // the bridge only sends JSON; ignore anything else
       }
       var st = f.id ? this._finds.get(f.id) : null;
+      var wst = f.id && !st ? this._watches.get(f.id) : null;
+      if (wst) {
+        this._onWatchFrame(wst, f);
+        return;
+      }
       switch (f.type) {
         case "welcome":
           this.welcome = f;
@@ -207,6 +244,7 @@
           this._emit("open", f);
           var self = this;
           this._finds.forEach(function (s) { if (!s.sent) self._sendFind(s); });
+          this._watches.forEach(function (w) { if (!w.sent) self._sendWatch(w); });
           break;
         case "result":
           if (st) {
@@ -240,6 +278,9 @@
       // Finds sent on this connection are lost with it; queued ones wait.
       this._rejectAll(new NetgetError("disconnected",
         "netget: connection to the bridge closed (" + ev.code + ")"), true);
+      // Watches outlive the connection: what they showed is unknown now,
+      // and the next welcome subscribes them again, with a fresh snapshot.
+      this._watches.forEach(function (w) { w.sent = false; w.drop("disconnected"); });
       var base = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * Math.pow(2, this._attempt++));
       var delay = Math.round(base / 2 + Math.random() * base / 2);
       this._emit("close", { code: ev.code, reason: ev.reason, reconnecting: true, delay: delay });
@@ -251,6 +292,7 @@
       this._closed = true;
       this._readyReject(err);
       this._rejectAll(err, false);
+      this._endWatches(err);
       this._emit("close", { code: ev ? ev.code : 0, reason: ev ? ev.reason : "", reconnecting: false });
     }
 
@@ -263,6 +305,36 @@
       if (st.opts.timeout) f.timeout_ms = st.opts.timeout;
       st.sent = true;
       this._ws.send(JSON.stringify(f));
+    }
+
+    _sendWatch(st) {
+      if (!this._ws || this._ws.readyState !== 1) return;
+      var f = { type: "watch", id: st.id, service: st.name };
+      if (st.opts.where) f.where = st.opts.where;
+      if (st.opts.limit) f.limit = st.opts.limit;
+      st.sent = true;
+      this._ws.send(JSON.stringify(f));
+    }
+
+    _onWatchFrame(st, f) {
+      switch (f.type) {
+        case "result":
+          st.add(f.record, f);
+          break;
+        case "removed":
+          st.remove(f.peer, f.reason);
+          break;
+        case "done": // the bridge's node stopped watching
+          st.end(null);
+          break;
+        case "error":
+          st.end(new NetgetError(f.code, f.message));
+          break;
+      }
+    }
+
+    _endWatches(err) {
+      Array.from(this._watches.values()).forEach(function (w) { w.end(err); });
     }
 
     _abort(st) {
@@ -298,6 +370,115 @@
       this._listeners[event].slice().forEach(function (fn) {
         try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); }
       });
+    }
+  }
+
+  // Watch is one netget.watch: what it has shown, its callbacks and its
+  // iterators. Each iterator queues at most one event per peer (a newer
+  // one replaces it; an add and a remove the loop never saw cancel out),
+  // so a loop that lags holds no more than twice the providers shown.
+  class Watch {
+    constructor(client, id, name, opts) {
+      this.client = client;
+      this.id = id;
+      this.name = name;
+      this.opts = opts;
+      this.sent = false;
+      this.known = new Map(); // peer → record shown
+      this.iters = [];
+      this.ended = false;
+      this.error = null;
+    }
+
+    add(record, frame) {
+      this.known.set(record.peer, record);
+      this._call(this.opts.onAdd, record, frame);
+      this._push({ type: "add", peer: record.peer, record: record });
+    }
+
+    remove(peer, reason) {
+      if (!this.known.delete(peer)) return;
+      this._call(this.opts.onRemove, peer, reason);
+      this._push({ type: "remove", peer: peer, reason: reason });
+    }
+
+    // drop removes every provider shown, with reason.
+    drop(reason) {
+      var self = this;
+      Array.from(this.known.keys()).forEach(function (p) { self.remove(p, reason); });
+    }
+
+    // stop ends the watch at the page's wish: the bridge is told, loops end.
+    stop() {
+      var c = this.client;
+      if (this.sent && c._ws && c.welcome && c._watches.has(this.id)) {
+        c._ws.send(JSON.stringify({ type: "cancel", id: this.id }));
+      }
+      this.end(null);
+    }
+
+    // end forgets the watch; err (if any) goes to onError and the loops.
+    end(err) {
+      if (this.ended) return;
+      this.ended = true;
+      this.error = err;
+      this.client._watches.delete(this.id);
+      if (err) this._call(this.opts.onError, err);
+      this.iters.forEach(function (it) { it.wake(); });
+    }
+
+    iterate() {
+      var self = this;
+      var it = { queue: new Map(), seen: new Set(), waiting: null };
+      it.wake = function () {
+        if (!it.waiting || (it.queue.size === 0 && !self.ended)) return;
+        var w = it.waiting;
+        it.waiting = null;
+        self._next(it).then(w.resolve, w.reject);
+      };
+      this.iters.push(it);
+      return {
+        next: function () {
+          return new Promise(function (resolve, reject) {
+            if (it.queue.size > 0 || self.ended) {
+              self._next(it).then(resolve, reject);
+            } else {
+              it.waiting = { resolve: resolve, reject: reject };
+            }
+          });
+        },
+        return: function () {
+          self.stop();
+          return Promise.resolve({ value: undefined, done: true });
+        },
+        [Symbol.asyncIterator]: function () { return this; }
+      };
+    }
+
+    _next(it) {
+      var first = it.queue.entries().next();
+      if (!first.done) {
+        it.queue.delete(first.value[0]);
+        var ev = first.value[1];
+        if (ev.type === "add") it.seen.add(ev.peer); else it.seen.delete(ev.peer);
+        return Promise.resolve({ value: ev, done: false });
+      }
+      var i = this.iters.indexOf(it);
+      if (i >= 0) this.iters.splice(i, 1);
+      return this.error ? Promise.reject(this.error) : Promise.resolve({ value: undefined, done: true });
+    }
+
+    _push(ev) {
+      this.iters.forEach(function (it) {
+        it.queue.delete(ev.peer);
+        if (ev.type === "add" || it.seen.has(ev.peer)) it.queue.set(ev.peer, ev);
+        it.wake();
+      });
+    }
+
+    _call(fn, a, b) {
+      if (!fn) return;
+      try { fn(a, b); } catch (e) { setTimeout(function () { throw e; }); }
     }
   }
 
