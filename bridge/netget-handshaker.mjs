@@ -4,6 +4,7 @@
  *   import netget, { connect } from "https://bridge.example/netget-handshaker.mjs";
  *   const records = await netget.find("DatabaseService");   // default client
  *   const ng = connect({ token: "…", network: "production" }); // your own
+ *   for await (const ev of netget.watch("DatabaseService")) { … } // live: add / remove
  *
  * The default client connects on first use. Protocol: bridge/PROTOCOL.md.
  */
