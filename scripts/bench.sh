@@ -5,6 +5,7 @@
 #   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh registry bridge # only those
+#   scripts/bench.sh watch           # only the bridge's watch (about 40 s)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
 #
 # network:  in-process networks of 25, 100 and 200 nodes on TCP loopback:
@@ -15,6 +16,9 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
+# watch:    1,000 pages watching one service through one bridge: change
+#           pushed → result read, against every page polling with a find
+#           (bridge/bench_watch_test.go).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -25,7 +29,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network registry bridge)
+[ ${#what[@]} -eq 0 ] && what=(network registry bridge watch)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -35,8 +39,9 @@ for w in "${what[@]}"; do
 	case "$w" in
 	network) go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
-	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry or bridge)" >&2; exit 2 ;;
+	bridge) go test -run '^$' -bench 'BenchmarkBridge$' -benchtime 20000x -timeout 10m ./bridge/ ;;
+	watch) go test -run '^$' -bench 'BenchmarkBridgeWatch$' -benchtime 50x -timeout 10m ./bridge/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge or watch)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -61,7 +66,7 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	mem = ("MiB/10k-records" in m) ? sprintf("%.1f", m["MiB/10k-records"]) : "(on disk)"
 	printf "| %s | %.0f | %s |\n", name($1), m["records/s"], mem
 }
-/^BenchmarkBridge/ {
+/^BenchmarkBridge-/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!br++) { print "\n| bridge, concurrent WebSocket clients | finds per second | p50 | p99 | KiB per connection |"; print "| --- | --- | --- | --- | --- |" }
 	printf "| %d clients |", m["clients"]
@@ -70,5 +75,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	for (k in m) if (k ~ /p99/) printf " %.1f ms |", m[k]
 	for (k in m) if (k ~ /KiB/) printf " %.1f |", m[k]
 	printf "\n"
+}
+/^BenchmarkBridgeWatch-/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	print "\n| bridge, pages watching one service | change → page p50 / p95 | every page polls: find p50 / p95 | change / poll p50 | KiB per watch | goroutines per watch |"
+	print "| --- | --- | --- | --- | --- | --- |"
+	printf "| %d pages | %.1f / %.1f ms | %.1f / %.1f ms | %.2f× | %.1f | %.0f |\n", m["watchers"], m["change-p50-ms"], m["change-p95-ms"],
+		m["poll-p50-ms"], m["poll-p95-ms"], m["change/poll-p50"], m["KiB/watch"], m["goroutines/watch"]
 }' "$out"
 echo "(misses: lookups with no result within 10 s; full log: $out)"

@@ -103,7 +103,7 @@ function watch(name) {
       const known = !!document.querySelector(`#results tbody tr[data-peer="${rec.peer}"]`);
       removeRow(rec.peer);
       addResult(rec, frame, first ? (performance.now() - t0).toFixed(1) + " ms" : "at " + new Date().toLocaleTimeString());
-      if (!known) change("add", rec.peer, "provides " + name);
+      if (!known && !first) change("add", rec.peer, "provides " + name);
       status();
     },
     onRemove: (peer, reason) => {
