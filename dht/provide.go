@@ -300,7 +300,7 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 
 // accept is the write path of records that arrive without a DHT key, for
 // Put and the registry protocol's put alike: verify as a DHT write does,
-// then store (store.add, which a DHT PUT_VALUE reaches too). Every offer is
+// then store (Store.Add, which a DHT PUT_VALUE reaches too). Every offer is
 // counted, by reason when refused. src is who delivered it (StoreLimits
 // .PerSource); the zero source is none.
 func (n *Node) accept(ctx context.Context, env []byte, src store.Source) (*record.Service, cid.Cid, error) {
