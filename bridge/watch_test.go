@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -255,4 +256,31 @@ func TestWatchSlowClient(t *testing.T) {
 		t.Fatalf("refusals[slow] = %d, want 1", got)
 	}
 	t.Logf("the bridge sent %d frames of ~2.2 KB before the socket buffers filled and it dropped the page", taken)
+}
+
+// TestWatchFlood: a client that sends a thousand watch frames gets its
+// MaxSessionWatches and a rate_limited error for every other one; the
+// bridge never runs more, and nothing is left running once it leaves.
+func TestWatchFlood(t *testing.T) {
+	w := newFakeWatcher(t)
+	cfg := testConfig()
+	cfg.FramesPerSecond, cfg.FrameBurst = 1e6, 1e6
+	s := startServer(t, w, cfg)
+	c := dial(t, s, dialOpts{})
+	c.hello("")
+	const n = 1000
+	for i := range n {
+		c.send(&bridge.WatchFrame{ID: fmt.Sprint("w", i), Service: "A", Where: map[string]string{"i": fmt.Sprint(i)}})
+	}
+	refused := 0
+	for refused < n-cfg.MaxSessionWatches {
+		c.expectError(fmt.Sprint("w", cfg.MaxSessionWatches+refused), bridge.CodeRateLimited)
+		refused++
+	}
+	st := s.Stats()
+	if st.WatchesRunning != cfg.MaxSessionWatches || st.Refusals[bridge.ReasonSessionWatches] != n-uint64(cfg.MaxSessionWatches) {
+		t.Fatalf("stats %+v; want %d running, %d refused", st, cfg.MaxSessionWatches, n-cfg.MaxSessionWatches)
+	}
+	c.conn.Close(websocket.StatusNormalClosure, "")
+	eventually(t, "every watch ends with the session", func() bool { return s.Stats().WatchesRunning == 0 })
 }
