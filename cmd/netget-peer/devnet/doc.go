@@ -3,7 +3,9 @@
 // nodes providing sample services with realistic metadata, a gateway node
 // for the WebSocket bridge, optional churn (service nodes stopped, cleanly
 // or by crashing, and restarted on a schedule), and the page the bridge
-// serves at / with the devnet's state at /devnet.json. Every node is built
+// serves at / with the devnet's state at /devnet.json. The page follows the
+// service it shows with a live watch through the handshaker (netget.watch;
+// one find on a bridge without the feature), so churn shows as it happens. Every node is built
 // by netget.New from a preset (Registry, with records in memory; Service;
 // Client for the gateway), so the devnet runs the very nodes the CLI and
 // embedders run. The command wires it to the bridge; nothing here listens
