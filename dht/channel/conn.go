@@ -90,6 +90,7 @@ type Conn struct {
 	rerr error // why readLoop returned
 
 	closeOnce sync.Once
+	eofSeen   atomic.Bool // Receive returned io.EOF once
 	last      atomic.Int64 // unix nanos of the last message either way
 	idle      *time.Timer  // the provider's idle timeout, nil without
 }
@@ -190,19 +191,40 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 	select {
 	case m := <-c.in:
 		return m, nil
+	default:
+	}
+	ended := c.ended
+	if c.eofSeen.Load() {
+		ended = nil // reported: the close, when it comes, wins
+	} else if c.isEnded() {
+		c.eofSeen.Store(true)
+		return Message{}, io.EOF
+	}
+	select {
+	case m := <-c.in:
+		return m, nil
 	case <-c.done:
+		if !c.eofSeen.Load() && c.isEnded() {
+			c.eofSeen.Store(true)
+			return Message{}, io.EOF
+		}
 		return Message{}, c.err()
 	case <-c.closed:
 		return Message{}, ErrClosed
-	case <-c.ended:
-		select {
-		case <-c.done:
-			return Message{}, c.err()
-		default:
-			return Message{}, io.EOF
-		}
+	case <-ended:
+		c.eofSeen.Store(true)
+		return Message{}, io.EOF
 	case <-ctx.Done():
 		return Message{}, ctx.Err()
+	}
+}
+
+func (c *Conn) isEnded() bool {
+	select {
+	case <-c.ended:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -122,12 +122,12 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.host.RemoveStreamHandler(s.proto)
-	s.stop()
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Go(func() { c.Close(CloseGoingAway, "node closing") })
 	}
 	wg.Wait()
+	s.stop()
 	s.wg.Wait()
 	return nil
 }
@@ -216,6 +216,9 @@ func (s *Server) handleStream(st network.Stream) {
 	log.Debug("channel open", "service", req.Service, "origin", req.Origin)
 	defer s.untrack(c)
 	serve(s.ctx, c)
+	if s.ctx.Err() != nil {
+		c.Close(CloseGoingAway, "node closing")
+	}
 	c.Close(CloseNormal, "")
 }
 
