@@ -90,7 +90,7 @@ type Conn struct {
 	rerr error // why readLoop returned
 
 	closeOnce sync.Once
-	eofSeen   atomic.Bool // Receive returned io.EOF once
+	eofSeen   atomic.Bool  // Receive returned io.EOF once
 	last      atomic.Int64 // unix nanos of the last message either way
 	idle      *time.Timer  // the provider's idle timeout, nil without
 }
