@@ -63,7 +63,7 @@ func DefaultConfig() Config {
 // Validate checks c: no negative field, a message limit between
 // MinMessageLimit and MaxMessageLimit.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	switch {
 	case c.MaxMessageSize < MinMessageLimit || c.MaxMessageSize > MaxMessageLimit:
 		return fmt.Errorf("%w: max message size %d: want %d to %d bytes", ErrBadConfig, c.MaxMessageSize, MinMessageLimit, MaxMessageLimit)
@@ -75,8 +75,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// withDefaults fills the zero fields.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with each zero field set to its default.
+func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = d.MaxMessageSize

@@ -63,7 +63,7 @@ func NewServer(h host.Host, network string, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{
 		host: h, proto: Protocol(network), cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
