@@ -24,6 +24,8 @@ func channelLimitFlags() []cli.Flag {
 			Usage: "channels one opener peer (a bridge counts as one) has here at once; more are refused as busy"},
 		&cli.DurationFlag{Name: "channel-idle-timeout", Value: d.IdleTimeout,
 			Usage: "close a served channel (code 1001) after this long without a message either way"},
+		&cli.DurationFlag{Name: "channel-open-timeout", Value: d.OpenTimeout,
+			Usage: "bound on opening a channel: the open request, the target's dial and the answer"},
 	}
 }
 
@@ -45,6 +47,7 @@ func applyChannelFlags(c *cli.Context, cfg *netget.Config) error {
 	cfg.Channel.MaxChannels = c.Int("max-channels")
 	cfg.Channel.MaxChannelsPerPeer = c.Int("max-channels-per-peer")
 	cfg.Channel.IdleTimeout = c.Duration("channel-idle-timeout")
+	cfg.Channel.OpenTimeout = c.Duration("channel-open-timeout")
 	if err := cfg.Channel.Validate(); err != nil {
 		return usageError("%w", err)
 	}

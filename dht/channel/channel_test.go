@@ -380,3 +380,49 @@ func TestHostileInput(t *testing.T) {
 	// Nothing else was affected.
 	roundTrip(t, ctx, bystander, channel.Message{Type: channel.Text, Data: []byte("unaffected")})
 }
+
+// TestOpenFlood: one peer opening far more channels than it may at once
+// gets busy refusals (or resets from go-libp2p's own limits), never more
+// than MaxChannelsPerPeer channels, and another peer is served meanwhile.
+func TestOpenFlood(t *testing.T) {
+	const per, flood = 8, 400
+	p := newProvider(t, channel.Config{MaxChannelsPerPeer: per})
+	p.handle(t, "Echo", channel.Accept(echoServe))
+	ctx := testCtx(t)
+	var (
+		mu     sync.Mutex
+		opened []*channel.Conn
+		busy   int
+		wg     sync.WaitGroup
+	)
+	for range flood {
+		wg.Go(func() {
+			c, err := p.open(ctx, channel.Claims{Service: "Echo"})
+			var re *channel.RefusedError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				opened = append(opened, c)
+			case errors.As(err, &re) && re.Code == channel.CodeBusy:
+				busy++
+			}
+		})
+	}
+	wg.Wait()
+	if len(opened) != per || busy == 0 {
+		t.Fatalf("%d opens from one peer: %d opened, %d busy; want exactly %d opened and the rest refused", flood, len(opened), busy, per)
+	}
+	other := p2ptest.NewHost(t)
+	p2ptest.Connect(t, other, p.h)
+	c, err := channel.Open(ctx, other, network_, p.h.ID(), channel.Claims{Service: "Echo"}, channel.Config{})
+	if err != nil {
+		t.Fatalf("another peer during the flood: %v", err)
+	}
+	roundTrip(t, ctx, c, channel.Message{Type: channel.Text, Data: []byte("served")})
+	c.Close(channel.CloseNormal, "")
+	for _, c := range opened {
+		c.Close(channel.CloseNormal, "")
+	}
+	waitFor(t, "every slot to free", func() bool { return p.srv.Open() == 0 })
+}
