@@ -24,6 +24,10 @@ func channelLimitFlags() []cli.Flag {
 			Usage: "channels one opener peer (a bridge counts as one) has here at once; more are refused as busy"},
 		&cli.DurationFlag{Name: "channel-idle-timeout", Value: d.IdleTimeout,
 			Usage: "close a served channel (code 1001) after this long without a message either way"},
+		&cli.Float64Flag{Name: "channel-open-rate", Value: d.OpenRate,
+			Usage: "channels one opener peer may open per second (token bucket); beyond, refused as rate_limited"},
+		&cli.IntFlag{Name: "channel-open-burst", Value: d.OpenBurst,
+			Usage: "burst of channels one opener peer may open at once"},
 		&cli.DurationFlag{Name: "channel-open-timeout", Value: d.OpenTimeout,
 			Usage: "bound on opening a channel: the open request, the target's dial and the answer"},
 	}
@@ -48,6 +52,7 @@ func applyChannelFlags(c *cli.Context, cfg *netget.Config) error {
 	cfg.Channel.MaxChannelsPerPeer = c.Int("max-channels-per-peer")
 	cfg.Channel.IdleTimeout = c.Duration("channel-idle-timeout")
 	cfg.Channel.OpenTimeout = c.Duration("channel-open-timeout")
+	cfg.Channel.OpenRate, cfg.Channel.OpenBurst = c.Float64("channel-open-rate"), c.Int("channel-open-burst")
 	if err := cfg.Channel.Validate(); err != nil {
 		return usageError("%w", err)
 	}

@@ -32,7 +32,7 @@ func TestLayout(t *testing.T) {
 		"bootstrap":               {},
 		"dht":                     {"record", "dht/registry"},
 		"dht/registry":            {},
-		"dht/channel":             {"record"},
+		"dht/channel":             {"record", "dht/registry"},
 		"bridge":                  {"record"},
 		"cmd/netget-peer":         {"netget", "record", "p2p", "dht", "dht/channel", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
 		"cmd/netget-peer/control": {"netget", "record", "dht", "p2p"},

@@ -179,6 +179,7 @@ func TestRefusals(t *testing.T) {
 		c.Close(channel.CloseNormal, "")
 	})
 	t.Run("busy", func(t *testing.T) {
+		waitFor(t, "the earlier channels to close", func() bool { return p.srv.Open() == 0 })
 		a, b := p.mustOpen(t, ctx, "Echo"), p.mustOpen(t, ctx, "Echo")
 		_, err := p.open(ctx, channel.Claims{Service: "Echo"})
 		var re *channel.RefusedError
@@ -425,4 +426,22 @@ func TestOpenFlood(t *testing.T) {
 		c.Close(channel.CloseNormal, "")
 	}
 	waitFor(t, "every slot to free", func() bool { return p.srv.Open() == 0 })
+}
+
+func TestOpenRate(t *testing.T) {
+	p := newProvider(t, channel.Config{OpenRate: 0.01, OpenBurst: 2})
+	p.handle(t, "Echo", channel.Accept(echoServe))
+	ctx := testCtx(t)
+	for i := range 3 {
+		c, err := p.open(ctx, channel.Claims{Service: "Echo"})
+		var re *channel.RefusedError
+		switch {
+		case i < 2 && err != nil:
+			t.Fatalf("open %d within the burst: %v", i, err)
+		case i < 2:
+			c.Close(channel.CloseNormal, "")
+		case !errors.As(err, &re) || re.Code != channel.CodeRateLimited:
+			t.Fatalf("open past the burst = %v, want %q", err, channel.CodeRateLimited)
+		}
+	}
 }

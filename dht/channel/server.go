@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -45,6 +46,7 @@ type Server struct {
 	proto protocol.ID
 	cfg   Config
 	log   *slog.Logger
+	rate  *registry.Limiter // opens per opener peer
 	ctx   context.Context // ends at Close
 	stop  context.CancelFunc
 
@@ -67,6 +69,7 @@ func NewServer(h host.Host, network string, cfg Config) (*Server, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{
 		host: h, proto: Protocol(network), cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
+		rate:     registry.NewLimiter(cfg.OpenRate, cfg.OpenBurst),
 		handlers: make(map[string]Handler), perPeer: make(map[peer.ID]int), conns: make(map[*Conn]struct{}),
 	}
 	h.SetStreamHandler(s.proto, s.handleStream)
@@ -139,6 +142,8 @@ func (s *Server) admit(p peer.ID) error {
 	switch {
 	case s.closed:
 		return Refuse(CodeUnavailable, "node closing")
+	case !s.rate.Allow(p):
+		return Refuse(CodeRateLimited, "more than %g channels a second from your peer", s.cfg.OpenRate)
 	case s.open >= s.cfg.MaxChannels:
 		return Refuse(CodeBusy, "%d channels open, the most this provider serves", s.open)
 	case s.perPeer[p] >= s.cfg.MaxChannelsPerPeer:
