@@ -47,7 +47,7 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	rate  *registry.Limiter // opens per opener peer
-	ctx   context.Context // ends at Close
+	ctx   context.Context   // ends at Close
 	stop  context.CancelFunc
 
 	mu       sync.Mutex
