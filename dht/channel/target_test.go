@@ -140,6 +140,19 @@ func TestTargetWebSocket(t *testing.T) {
 	if _, err := c.Receive(ctx); !errors.As(err, &ce) || ce.Code != 4001 || ce.Reason != "asked to quit" {
 		t.Fatalf("Receive after the target closed = %v, want close 4001 asked to quit", err)
 	}
+
+	// The opener's close reaches the target with its code.
+	closed := make(chan error, 1)
+	p.handle(t, "Watch", target(t, wsTarget(t, func(ctx context.Context, ws *websocket.Conn) {
+		_, _, err := ws.Read(ctx)
+		closed <- err
+	})).Handler(channel.Filter{}, nil))
+	w := p.mustOpen(t, ctx, "Watch")
+	w.Close(4002, "done here")
+	var wce websocket.CloseError
+	if err := <-closed; !errors.As(err, &wce) || wce.Code != 4002 || wce.Reason != "done here" {
+		t.Fatalf("the target's Read after the opener closed = %v, want close 4002 done here", err)
+	}
 }
 
 func TestTargetTCP(t *testing.T) {
