@@ -70,7 +70,7 @@ type Claims struct {
 // and hands Receive one message at a time, so at most one message per
 // channel waits in memory.
 type Conn struct {
-	s      network.Stream
+	s      stream
 	peer   peer.ID
 	claims Claims
 	maxIn  int // the largest message this side takes
@@ -95,10 +95,22 @@ type Conn struct {
 	idle      *time.Timer  // the provider's idle timeout, nil without
 }
 
-// newConn starts a channel over s after a successful open.
-func newConn(s network.Stream, br *bufio.Reader, cl Claims, maxIn, maxOut int) *Conn {
+// stream is what a Conn runs over: a libp2p stream, or a local
+// connection (NewLocal).
+type stream interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+	Reset() error
+	SetDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+var _ stream = network.Stream(nil)
+
+// newConn starts a channel over s, with peer p, after a successful open.
+func newConn(s stream, p peer.ID, br *bufio.Reader, cl Claims, maxIn, maxOut int) *Conn {
 	c := &Conn{
-		s: s, peer: s.Conn().RemotePeer(), claims: cl, maxIn: maxIn, maxOut: maxOut, br: br,
+		s: s, peer: p, claims: cl, maxIn: maxIn, maxOut: maxOut, br: br,
 		in: make(chan Message), done: make(chan struct{}), closed: make(chan struct{}), ended: make(chan struct{}),
 	}
 	c.touch()

@@ -67,5 +67,5 @@ func Open(ctx context.Context, h host.Host, network string, p peer.ID, cl Claims
 	}
 	_ = st.SetDeadline(time.Time{})
 	cl.Peer = h.ID()
-	return newConn(st, br, cl, cfg.MaxMessageSize, resp.MaxMessage), nil
+	return newConn(st, p, br, cl, cfg.MaxMessageSize, resp.MaxMessage), nil
 }

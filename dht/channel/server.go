@@ -212,7 +212,7 @@ func (s *Server) handleStream(st network.Stream) {
 		return
 	}
 	_ = st.SetDeadline(time.Time{})
-	c := newConn(st, br, cl, s.cfg.MaxMessageSize, req.MaxMessage)
+	c := newConn(st, remote, br, cl, s.cfg.MaxMessageSize, req.MaxMessage)
 	c.closeWhenIdle(s.cfg.IdleTimeout)
 	if !s.track(c) {
 		c.Close(CloseGoingAway, "node closing")
