@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	netget "github.com/netget/netget-peer"
+	"github.com/netget/netget-peer/cmd/netget-peer/control"
 	"github.com/netget/netget-peer/dht/channel"
 	"github.com/netget/netget-peer/record"
 )
@@ -33,7 +34,8 @@ func connectCommand() *cli.Command {
 			"half-closed and connect exits when the target closes its side; a WebSocket has no half\n" +
 			"close, so connect closes the channel once no message came for --linger. It exits 0\n" +
 			"when the channel closes normally, 1 on a refusal (its code is printed), another close\n" +
-			"code or a broken channel. It runs a node of its own (not through the daemon yet).",
+			"code or a broken channel. When a daemon serves the data dir, the daemon finds the\n" +
+			"service and holds the channel (--no-daemon: a node of its own).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "peer", Usage: "open the channel to this provider `PEERID` only"},
 			&cli.GenericFlag{Name: "where", Value: &metaFlag{},
@@ -45,6 +47,7 @@ func connectCommand() *cli.Command {
 				Usage: "after the end of stdin, close a message channel once nothing arrived for this long"},
 			&cli.IntFlag{Name: "max-message-size", Value: channel.DefaultMaxMessageSize,
 				Usage: "largest message this end takes, in bytes (1 KiB to 64 MiB)"},
+			noDaemonFlag(),
 		},
 		Action: connectAction,
 	}
@@ -64,6 +67,20 @@ func connectAction(c *cli.Context) error {
 		if o.Peer, err = peer.Decode(p); err != nil {
 			return usageError("--peer %q: %w", p, err)
 		}
+	}
+	cl, dir, err := daemonClient(c)
+	if err != nil {
+		return err
+	}
+	if cl != nil {
+		defer cl.Close()
+		ch, info, err := cl.Connect(c.Context, control.ConnectRequest{Service: name, Peer: c.String("peer"), Where: where,
+			Token: o.Token, Timeout: control.Duration(o.Timeout), MaxMessage: c.Int("max-message-size"), Network: daemonNetwork(c)})
+		if err != nil {
+			return daemonError(dir, err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "connected to %s for %s (%s, through the daemon)\n", info.Peer, name, info.Mode)
+		return pipe(c.Context, ch, info.Mode, c.Duration("linger"), c.App.Reader, c.App.Writer)
 	}
 	n, err := startNode(c.Context, c, findRole(), func(cfg *netget.Config) error {
 		cfg.Channel.MaxMessageSize = c.Int("max-message-size")

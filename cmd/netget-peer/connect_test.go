@@ -211,3 +211,29 @@ func TestCLIConnectProviderKilled(t *testing.T) {
 	}
 	t.Logf("connect ended %s after the provider was killed", took)
 }
+
+// TestCLIConnectThroughDaemon: with a daemon serving the data dir,
+// connect asks it, and the daemon holds the channel.
+func TestCLIConnectThroughDaemon(t *testing.T) {
+	boot := startRegistry(t)
+	echo := listenTCP(t, func(c net.Conn) { io.Copy(c, c) })
+	provideTarget(t, boot, "Echo", "tcp://"+echo)
+	provideTarget(t, boot, "Upper", upper(t), "--channel-token", "s3cret")
+	dir := shortDataDir(t)
+	startDaemon(t, "daemon", "--bootstrap", boot, "--data-dir", dir, "--listen", loopback)
+
+	in := "through\x00the daemon\n"
+	c := startInput(t, strings.NewReader(in), "connect", "Echo", "--data-dir", dir)
+	out, code := c.output(t)
+	if code != 0 || out != strings.TrimSuffix(in, "\n") || !strings.Contains(c.stderr.String(), "through the daemon") {
+		t.Fatalf("connect Echo via the daemon: exit %d, out %q; stderr:\n%s", code, out, c.stderr)
+	}
+	c = startInput(t, strings.NewReader("a\nb\n"), "connect", "Upper", "--data-dir", dir, "--token", "s3cret")
+	if out, code := c.output(t); code != 0 || out != "A\nB" {
+		t.Fatalf("connect Upper via the daemon: exit %d, out %q; stderr:\n%s", code, out, c.stderr)
+	}
+	c = startInput(t, strings.NewReader("a\n"), "connect", "Upper", "--data-dir", dir)
+	if _, code := c.output(t); code != exitFailure || !strings.Contains(c.stderr.String(), "channel refused: forbidden") {
+		t.Fatalf("connect Upper via the daemon without a token: exit %d; stderr:\n%s", code, c.stderr)
+	}
+}
