@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -170,7 +169,11 @@ const (
 // natOptions are the libp2p options for cfg's reachability, relay and
 // AutoNAT services, AutoRelay and hole punching.
 func natOptions(cfg Config) []libp2p.Option {
-	var opts []libp2p.Option
+	// The relay transport dials circuit addresses, which is how any host,
+	// even one listening nowhere (a find's), reaches a provider behind
+	// NAT. A host with no relay slot cannot be reached through one: a v2
+	// relay connects only peers holding a reservation.
+	opts := []libp2p.Option{libp2p.EnableRelay()}
 	switch cfg.Reachability {
 	case ReachabilityPublic:
 		opts = append(opts, libp2p.ForceReachabilityPublic())
@@ -253,19 +256,13 @@ func (s NATStatus) String() string {
 	return "unknown"
 }
 
-// Status returns how h is reachable now: its reachability (from the last
-// EvtLocalReachabilityChanged, which AutoNAT or a forced reachability
-// emits) and the relay addresses among its addresses.
+// Status returns how h is reachable now: its reachability (as the host
+// believes it, from AutoNAT or a forced reachability) and the relay
+// addresses among its addresses.
 func Status(h host.Host) NATStatus {
 	s := NATStatus{Reachability: network.ReachabilityUnknown}
-	if sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged)); err == nil {
-		// The emitter is stateful: a new subscriber gets the last event at once.
-		select {
-		case e := <-sub.Out():
-			s.Reachability = e.(event.EvtLocalReachabilityChanged).Reachability
-		default:
-		}
-		sub.Close()
+	if r, ok := h.(interface{ Reachability() network.Reachability }); ok {
+		s.Reachability = r.Reachability()
 	}
 	for _, a := range h.Addrs() {
 		relayID, ok := RelayOf(a)
