@@ -193,6 +193,13 @@ func TestNATProviderBehindRelay(t *testing.T) {
 	boot := reg.line(t, "registry address", func(l string) bool { return strings.HasPrefix(l, "/ip4/"+labRegistry+"/") })
 	regID := boot[strings.LastIndex(boot, "/")+1:]
 
+	// A second provider behind the same NAT is left to AutoNAT: the
+	// registry dials it back, fails, and it learns it is private.
+	autoDir := shortDataDir(t)
+	autoStart := time.Now()
+	startIn(t, lab.priv, "daemon", "--bootstrap", boot, "--listen", "/ip4/"+labProvider+"/tcp/0", "--data-dir", autoDir).
+		line(t, "provider address", func(l string) bool { return strings.HasPrefix(l, "/ip4/"+labProvider+"/") })
+
 	dir := shortDataDir(t)
 	prov := startIn(t, lab.priv, "daemon", "--bootstrap", boot, "--listen", "/ip4/"+labProvider+"/tcp/0",
 		"--reachability", "private", "--data-dir", dir)
@@ -208,23 +215,8 @@ func TestNATProviderBehindRelay(t *testing.T) {
 		t.Fatalf("the router cannot reach the registry: %v", err)
 	}
 
-	var st struct {
-		Reachability string   `json:"reachability"`
-		Relays       []string `json:"relays"`
-		RelayAddrs   []string `json:"relay_addrs"`
-		Addrs        []string `json:"addrs"`
-	}
-	waitUntil(t, "the provider's relay address", func() bool {
-		out, stderr, code := runCLI(t, "status", "--data-dir", dir, "--json")
-		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
-			t.Fatalf("status --json: exit %d, out %q, stderr:\n%s", code, out, stderr)
-		}
-		return len(st.RelayAddrs) > 0
-	})
 	wantRelay := "/ip4/" + labRegistry + "/tcp/4001/p2p/" + regID + "/p2p-circuit"
-	if st.Reachability != "private" || len(st.Relays) != 1 || st.Relays[0] != regID || st.RelayAddrs[0] != wantRelay {
-		t.Fatalf("status: reachability %q via %v at %v; want private via [%s] at [%s]", st.Reachability, st.Relays, st.RelayAddrs, regID, wantRelay)
-	}
+	waitRelayed(t, dir, regID, wantRelay, 30*time.Second)
 	out, _, _ := runCLI(t, "status", "--data-dir", dir)
 	if !strings.Contains(out, "private via relays "+regID) || !strings.Contains(out, wantRelay) {
 		t.Errorf("status does not say how the node is reached; got:\n%s", out)
@@ -256,6 +248,39 @@ func TestNATProviderBehindRelay(t *testing.T) {
 		t.Fatalf("ping from a listening finder: %s", pong.Error)
 	}
 	t.Logf("ping from a finder listening on %s: relayed=%v at %s, %.2f ms", labRegistry, pong.Relayed, pong.Addr, pong.RTTMS)
+
+	// AutoNAT (v1) probes after 15s; allow it a minute.
+	waitRelayed(t, autoDir, regID, wantRelay, time.Minute)
+	t.Logf("--reachability auto: private via the relay %s after start", time.Since(autoStart).Round(time.Second))
+}
+
+// waitRelayed waits until the daemon in dir says, in `status --json`, that
+// it is private and reachable through registry regID at wantRelay.
+func waitRelayed(t *testing.T, dir, regID, wantRelay string, within time.Duration) {
+	t.Helper()
+	var st struct {
+		Reachability string   `json:"reachability"`
+		Relays       []string `json:"relays"`
+		RelayAddrs   []string `json:"relay_addrs"`
+	}
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(250 * time.Millisecond) // each poll is a process
+	defer tick.Stop()
+	for ; ; <-tick.C {
+		out, stderr, code := runCLI(t, "status", "--data-dir", dir, "--json")
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			t.Fatalf("status --json: exit %d, out %q, stderr:\n%s", code, out, stderr)
+		}
+		if st.Reachability == "private" && len(st.RelayAddrs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, status says reachability %q via %v; want private via %s", within, st.Reachability, st.Relays, regID)
+		}
+	}
+	if len(st.Relays) != 1 || st.Relays[0] != regID || len(st.RelayAddrs) != 1 || st.RelayAddrs[0] != wantRelay {
+		t.Fatalf("status: private via %v at %v; want via [%s] at [%s]", st.Relays, st.RelayAddrs, regID, wantRelay)
+	}
 }
 
 // pingIn runs `ping NatService` in namespace ns and returns its one line.
