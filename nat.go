@@ -2,11 +2,13 @@ package netget
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/netget/netget-peer/p2p"
 )
@@ -56,14 +58,16 @@ func (n *Node) relayCandidates() []peer.AddrInfo {
 	return out
 }
 
-// awaitRelayAddrs waits, on a node that believes itself private and has
-// registries to relay through, until the host advertises a circuit
-// address, so that a first record is not published with private
-// addresses only (which a public registry refuses). It gives up after
-// Config.RelayWait or when ctx ends, and the record goes out with what
-// there is; a later change of addresses republishes it.
-func (n *Node) awaitRelayAddrs(ctx context.Context) {
-	if n.cfg.RelayWait <= 0 || n.cfg.Host.Reachability == p2p.ReachabilityPublic || len(n.relayCandidates()) == 0 {
+// AwaitRelay waits, on a node that believes itself private and has
+// registries with a public address to relay through, until the host
+// advertises a circuit address, so that a record published next carries
+// it (a public registry refuses a record with private addresses only). It
+// gives up after Config.RelayWait or when ctx ends; records are
+// republished whenever the node's addresses change anyway. Provide and
+// ProvideLater call it before their first publication; call it before
+// publishing through DHT().Provide.
+func (n *Node) AwaitRelay(ctx context.Context) {
+	if n.cfg.RelayWait <= 0 || n.cfg.Host.Reachability == p2p.ReachabilityPublic || !publicRelay(n.relayCandidates()) {
 		return
 	}
 	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
@@ -75,7 +79,8 @@ func (n *Node) awaitRelayAddrs(ctx context.Context) {
 	defer t.Stop()
 	for {
 		st := p2p.Status(n.host)
-		if st.Reachability != network.ReachabilityPrivate || len(st.RelayAddrs) > 0 {
+		private := st.Reachability == network.ReachabilityPrivate || n.cfg.Host.Reachability == p2p.ReachabilityPrivate
+		if !private || len(st.RelayAddrs) > 0 {
 			return
 		}
 		select {
@@ -87,4 +92,16 @@ func (n *Node) awaitRelayAddrs(ctx context.Context) {
 		case <-sub.Out():
 		}
 	}
+}
+
+// publicRelay reports whether a relay among rs has a public address: only
+// those make circuit addresses (go-libp2p's AutoRelay drops the others),
+// so on a LAN or loopback there is nothing to wait for.
+func publicRelay(rs []peer.AddrInfo) bool {
+	for _, r := range rs {
+		if slices.ContainsFunc(r.Addrs, manet.IsPublicAddr) {
+			return true
+		}
+	}
+	return false
 }

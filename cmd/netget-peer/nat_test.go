@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -248,6 +249,19 @@ func TestNATProviderBehindRelay(t *testing.T) {
 		t.Fatalf("ping from a listening finder: %s", pong.Error)
 	}
 	t.Logf("ping from a finder listening on %s: relayed=%v at %s, %.2f ms", labRegistry, pong.Relayed, pong.Addr, pong.RTTMS)
+
+	// A foreground provide behind the NAT waits for its relay slot, so its
+	// first record carries the relay address (the registry, on a public
+	// address, refuses one with private addresses only).
+	fg := startIn(t, lab.priv, "provide", "FgService", "--bootstrap", boot, "--listen", "/ip4/"+labProvider+"/tcp/0",
+		"--reachability", "private", "--data-dir", shortDataDir(t), "--json")
+	l := fg.line(t, "foreground publication", func(l string) bool { return strings.Contains(l, `"published"`) })
+	var ev providerEvent
+	if err := json.Unmarshal([]byte(l), &ev); err != nil || !slices.ContainsFunc(ev.Addrs, func(a string) bool {
+		return strings.HasPrefix(a, "/ip4/"+labRegistry+"/tcp/4001/p2p/"+regID+"/p2p-circuit")
+	}) {
+		t.Fatalf("foreground provide published %q (%v); want the relay address among its addrs", l, err)
+	}
 
 	// AutoNAT (v1) probes after 15s; allow it a minute.
 	waitRelayed(t, autoDir, regID, wantRelay, time.Minute)
