@@ -311,3 +311,26 @@ func pingIn(t *testing.T, ns, boot string, extra ...string) pingLine {
 	}
 	return p
 }
+
+// TestCLINATFlagsRefused: a bad reachability or relay limit is a usage
+// error (exit 2) that names what is wrong, before anything starts.
+func TestCLINATFlagsRefused(t *testing.T) {
+	boot := "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWCXDDYokYmbKsVBcXnGKfcgg1oCZyM1mcyLpXVtZkc1at"
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"reachability", []string{"find", "X", "--bootstrap", boot, "--reachability", "maybe"}, `reachability "maybe": want auto, public or private`},
+		{"relay bytes", []string{"registry", "--listen", loopback, "--relay-circuit-bytes", "0"}, "circuit bytes 0"},
+		{"relay slots", []string{"registry", "--listen", loopback, "--relay-max-reservations", "0"}, "relay service limits must be positive"},
+		{"autonat rate", []string{"registry", "--listen", loopback, "--autonat-rate", "0"}, "autonat service limits must be positive"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := runCLI(t, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 saying %q", code, stderr, tc.want)
+			}
+		})
+	}
+}
