@@ -22,7 +22,7 @@ const statusTimeout = 10 * time.Second
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the running daemon: peer ID, addresses, network, registries, provided services",
+		Usage: "show the running daemon: peer ID, addresses, reachability and relay addresses, network, registries, provided services",
 		Description: "Asks the daemon serving the data dir (--data-dir, or $NETGET_HOME) over its control\n" +
 			"socket. Exits 1 when no daemon runs there. --json prints the control API's status object\n" +
 			"(GET /v1/status), whose fields are only ever added.",
