@@ -87,7 +87,10 @@ func printPong(w io.Writer, asJSON bool, svc *record.Service, pong netget.Pong, 
 	if err != nil {
 		r.Error = err.Error()
 	} else {
-		r.RTTMS, r.Addr = float64(pong.RTT.Microseconds())/1000, pong.Addr.String()
+		r.RTTMS = float64(pong.RTT.Microseconds()) / 1000
+		if pong.Addr != nil {
+			r.Addr = pong.Addr.String()
+		}
 	}
 	if asJSON {
 		b, _ := json.Marshal(r)
