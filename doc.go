@@ -46,6 +46,14 @@
 //     yields them and returns the last refusal when all refuse. The node
 //     raises go-libp2p's per-peer stream limits for the channel protocol to
 //     Config.Channel.MaxChannelsPerPeer (p2p.Config.PeerStreams).
+//   - Behind NAT, a node's relays are its registries: Config.Host.Relays
+//     defaults to the node's connected registries (Node.relayCandidates),
+//     so a provider that is private (AutoNAT, or p2p.ReachabilityPrivate)
+//     reserves a slot on them and its records carry the circuit
+//     addresses. Its first publication waits for one (Config.RelayWait);
+//     every change of its addresses republishes (dht.Node.Provide).
+//     Status.Reachability says how it is reached; Node.Ping reaches a
+//     found provider, through its relay if need be.
 //   - Close withdraws the services provided in this run (bounded by
 //     Config.CloseTimeout) before it stops the DHT, so finders stop seeing
 //     them at once rather than at expiry.

@@ -145,9 +145,12 @@ func (st ProviderState) state() string {
 // Providers returns the providers the node holds live (unexpired, not
 // withdrawn) records for, with what its health checks found.
 func (n *Node) Providers() []ProviderState {
-	out := n.store.providerStates(n.host.ID(), n.now())
-	for i := range out {
-		n.health.state(&out[i])
+	live := n.store.Live(n.host.ID(), n.now())
+	out := make([]ProviderState, 0, len(live))
+	for p, records := range live {
+		st := ProviderState{Peer: p, Records: records}
+		n.health.state(&st)
+		out = append(out, st)
 	}
 	return out
 }
@@ -213,7 +216,7 @@ func (m *monitor) run(ctx context.Context) {
 		now := m.n.now()
 		m.deregister(ctx, now)
 		if served, suspect := m.v.due(now); len(served)+len(suspect) > 0 {
-			addrs := m.n.store.providers(m.n.host.ID(), now)
+			addrs := m.n.store.Providers(m.n.host.ID(), now)
 			m.served.push(dues(served, addrs))
 			near, far := m.split(suspect)
 			m.near.push(dues(near, addrs))
@@ -286,8 +289,8 @@ func (m *monitor) check(ctx context.Context, d due) {
 // rate held every address back.
 func (m *monitor) reach(ctx context.Context, d due, now time.Time) (retry time.Time, err error) {
 	n := m.n
-	if n.host.Network().Connectedness(d.p) == network.Connected {
-		return time.Time{}, nil
+	if c := n.host.Network().Connectedness(d.p); c == network.Connected || c == network.Limited {
+		return time.Time{}, nil // a relayed (limited) connection carries the ping too
 	}
 	public := m.cfg.Addrs.publicOnly(n.host.Addrs)
 	var addrs []ma.Multiaddr
@@ -316,7 +319,7 @@ func (m *monitor) reach(ctx context.Context, d due, now time.Time) (retry time.T
 	if err != nil {
 		owner = ""
 	}
-	m.dials.learn(ok, owner, err)
+	m.dials.learn(d.p, ok, owner, err)
 	return time.Time{}, err
 }
 
@@ -327,7 +330,7 @@ func (m *monitor) deregister(ctx context.Context, now time.Time) {
 	if len(gone) == 0 {
 		return
 	}
-	deleted, err := m.n.store.sweep(ctx, now, gone)
+	deleted, err := m.n.store.Sweep(ctx, now, gone)
 	if err != nil {
 		m.n.log.Error("deregistering providers", "err", err)
 		return

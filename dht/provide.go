@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,9 +12,11 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	kadrecord "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -88,10 +91,10 @@ func (n *Node) Withdraw(ctx context.Context, name string) (*record.Service, erro
 	// expiry when this node published it, else the longest a record lives.
 	now := n.now()
 	svc := &record.Service{Name: name, Withdrawn: true, IssuedAt: now, ExpiresAt: now.Add(record.MaxTTL)}
-	if prev, ok := n.ownFor(c); ok {
+	if prev, ok := n.ownExpires(c); ok {
 		svc.ExpiresAt = now.Add(time.Minute)
-		if prev.expires.After(svc.ExpiresAt) {
-			svc.ExpiresAt = prev.expires
+		if prev.After(svc.ExpiresAt) {
+			svc.ExpiresAt = prev
 		}
 	}
 	return n.publish(ctx, c, svc, false)
@@ -276,7 +279,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 	if err != nil {
 		return nil, err
 	}
-	if err := n.store.add(ctx, c, svc, env, source{}); err != nil {
+	if err := n.store.Add(ctx, c, svc, env, store.Source{}); err != nil {
 		return nil, err
 	}
 	n.lastSeq = seq
@@ -287,7 +290,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 // and puts it in the DHT value store. A record whose seq is not above the
 // one held for its peer is refused with record.ErrOlderSeq.
 func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
-	svc, c, err := n.accept(ctx, env, source{})
+	svc, c, err := n.accept(ctx, env, store.Source{})
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
 	}
@@ -299,17 +302,17 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 
 // accept is the write path of records that arrive without a DHT key, for
 // Put and the registry protocol's put alike: verify as a DHT write does,
-// then store (store.add, which a DHT PUT_VALUE reaches too). Every offer is
+// then store (Store.Add, which a DHT PUT_VALUE reaches too). Every offer is
 // counted, by reason when refused. src is who delivered it (StoreLimits
 // .PerSource); the zero source is none.
-func (n *Node) accept(ctx context.Context, env []byte, src source) (*record.Service, cid.Cid, error) {
+func (n *Node) accept(ctx context.Context, env []byte, src store.Source) (*record.Service, cid.Cid, error) {
 	svc, err := n.validator.Open(env)
 	var c cid.Cid
 	if err == nil {
 		c, err = record.ServiceCID(svc.Network, svc.Name)
 	}
 	if err == nil {
-		err = n.store.add(ctx, c, svc, env, src)
+		err = n.store.Add(ctx, c, svc, env, src)
 	}
 	n.metrics.record(err)
 	if err != nil {
@@ -364,9 +367,12 @@ func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Se
 		return err
 	}
 	every := max(spec.ttl()/2, MinRepublishInterval)
-	wait, retry := every, time.Duration(0)
+	next, retry := time.Now().Add(every), time.Duration(0)
+	moved, stop := n.addrsMoved(spec)
+	defer stop()
+	last := svc.Addrs
 	for {
-		t := time.NewTimer(wait)
+		t := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -374,6 +380,15 @@ func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Se
 		case <-n.ctx.Done():
 			t.Stop()
 			return ErrClosed
+		case <-moved:
+			t.Stop()
+			// The node's addresses changed (a relay slot gained or lost):
+			// republish soon, once they settle, if the record's differ.
+			if soon := time.Now().Add(MinRepublishInterval); soon.Before(next) &&
+				!slices.Equal(last, n.recordAddrs(spec.Addrs)) {
+				next = soon
+			}
+			continue
 		case <-t.C:
 		}
 		svc, err := n.Publish(ctx, spec)
@@ -384,9 +399,34 @@ func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Se
 		if err != nil {
 			n.log.Warn("republish failed; retrying", "service", spec.Name, "err", err)
 			retry = min(max(2*retry, time.Second), every)
-			wait = retry
+			next = time.Now().Add(retry)
 			continue
 		}
-		wait, retry = every, 0
+		next, retry, last = time.Now().Add(every), 0, svc.Addrs
 	}
+}
+
+// addrsMoved returns a channel that receives when the host's addresses
+// change, for a spec that carries the host's own (no Spec.Addrs), and
+// the function that stops it; nil (never receiving) otherwise.
+func (n *Node) addrsMoved(spec Spec) (<-chan event.EvtLocalAddressesUpdated, func()) {
+	if len(spec.Addrs) > 0 {
+		return nil, func() {}
+	}
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
+	if err != nil {
+		return nil, func() {}
+	}
+	out := make(chan event.EvtLocalAddressesUpdated, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range sub.Out() {
+			select {
+			case out <- e.(event.EvtLocalAddressesUpdated):
+			default: // one is pending: the loop compares addresses then
+			}
+		}
+	}()
+	return out, func() { sub.Close(); <-done }
 }

@@ -5,6 +5,7 @@
 #   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh registry bridge # only those
+#   scripts/bench.sh relay           # only the relay (a few seconds)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
 #
 # network:  in-process networks of 25, 100 and 200 nodes on TCP loopback:
@@ -15,6 +16,9 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
+# relay:    a registry-protocol round trip and a libp2p ping to a node behind
+#           a circuit relay v2, against the same node dialled directly
+#           (dht/nat_bench_test.go).
 # channel:  a Go opener -> libp2p channel -> provider -> WebSocket echo target,
 #           against the same client talking to the target directly: round
 #           trip p50/p99, round trips/s with 1, 100 and 1,000 channels, memory
@@ -29,7 +33,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network registry bridge channel)
+[ ${#what[@]} -eq 0 ] && what=(network registry bridge relay channel)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -40,8 +44,9 @@ for w in "${what[@]}"; do
 	network) go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
+	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
 	channel) go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge or channel)" >&2; exit 2 ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge, relay or channel)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -65,6 +70,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	if (!reg++) { print "\n| registry store | records accepted per second | MiB per 10,000 records |"; print "| --- | --- | --- |" }
 	mem = ("MiB/10k-records" in m) ? sprintf("%.1f", m["MiB/10k-records"]) : "(on disk)"
 	printf "| %s | %.0f | %s |\n", name($1), m["records/s"], mem
+}
+/^BenchmarkRelay/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!rl++) { print "\n| through a circuit relay v2, loopback | direct p50 | relayed p50 | relayed / direct |"; print "| --- | --- | --- | --- |" }
+	printf "| registry-protocol round trip (List) | %.3f ms | %.3f ms | %.2f× |\n", m["direct-list-p50-ms"], m["relayed-list-p50-ms"], m["list-relayed/direct"]
+	printf "| libp2p ping | %.3f ms | %.3f ms | %.2f× |\n", m["direct-ping-p50-ms"], m["relayed-ping-p50-ms"], m["ping-relayed/direct"]
 }
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

@@ -152,6 +152,7 @@ func (b localBackend) provide(ctx context.Context, spec dht.Spec, event func(str
 		return err
 	}
 	defer n.Close()
+	n.AwaitRelay(ctx) // behind NAT, the first record carries the relay address
 	if b.served != nil {
 		if spec.Meta, err = b.served.serve(n, spec.Name, spec.Meta); err != nil {
 			return err
