@@ -236,7 +236,7 @@ func TestCloseCodes(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
-	p := newProvider(t, channel.Config{IdleTimeout: 300 * time.Millisecond})
+	p := newProvider(t, channel.Config{IdleTimeout: time.Second})
 	p.handle(t, "Echo", channel.Accept(echoServe))
 	ctx := testCtx(t)
 	c := p.mustOpen(t, ctx, "Echo")
