@@ -32,6 +32,7 @@ const (
 	Binary MessageType = MessageType(frameBinary)
 )
 
+// String returns "text" or "binary".
 func (t MessageType) String() string {
 	switch t {
 	case Text:
