@@ -40,7 +40,10 @@
 // context ends: kad-dht republishes nothing by itself. Withdraw publishes a signed tombstone and waits for
 // every copy; it outlives the record it replaces.
 //
-// Find asks each connected registry for the service's records and, once
+// Find first streams the live records for the service that the node
+// already holds in its own store (Source local: no round trip, no wait on
+// a hedge; a find whose Limit they fill asks nothing), then asks each
+// connected registry for the service's records and, once
 // they have answered (or after Config.WalkHedge), takes the DHT path. The
 // peers closest to the service hold its records, so it first asks the
 // three connected DHT servers nearest the service in its routing table

@@ -48,3 +48,21 @@ func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 
 // SpreadTimeout bounds a publication's background work (spreadTimeout).
 const SpreadTimeout = spreadTimeout
+
+// HoldLists makes n serve each registry-protocol list only once hold has
+// returned (a slow registry); pushes are served as before.
+func HoldLists(n *Node, hold func(c cid.Cid)) {
+	h := registry.NewHandler(heldLists{holder{n}, hold}, registry.NewLimiter(n.cfg.RequestRate, n.cfg.RequestBurst), n.log)
+	n.host.SetStreamHandler(n.proto, h.HandleStream)
+}
+
+// heldLists is a registry.Holder whose lists wait for hold.
+type heldLists struct {
+	holder
+	hold func(c cid.Cid)
+}
+
+func (h heldLists) List(c cid.Cid, limit int) [][]byte {
+	h.hold(c)
+	return h.holder.List(c, limit)
+}

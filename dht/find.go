@@ -36,7 +36,8 @@ const (
 	SourceProvider Source = "provider"
 	// SourceDHT: fetched from the DHT value store.
 	SourceDHT Source = "dht"
-	// SourceLocal: held by this node (its own, or given to it).
+	// SourceLocal: held by this node (its own, or given to it), streamed
+	// before anything is asked: no round trip.
 	SourceLocal Source = "local"
 )
 
@@ -76,13 +77,15 @@ type FindOptions struct {
 // holds up this search's results, never its asks or another search.
 //
 // Records come by several paths, in this order, and each is verified
-// whatever its path: the node's connected registries, asked directly (the
-// fast path, one round trip); this node's own index; the connected DHT
-// servers nearest the service, which providers give their records to; every
-// peer the provider walk queries, asked over the registry protocol on the
-// connection the walk opens; and, for a provider whose record none of those
-// held, the provider itself, then the DHT value store. Each step waits for
-// the asks before it, for at most Config.WalkHedge. Per peer, the highest
+// whatever its path: this node's own store, streamed before anything is
+// asked (no round trip; a find whose Limit these fill asks nothing); the
+// node's connected registries, asked directly (the fast path, one round
+// trip); the connected DHT servers nearest the service, which providers
+// give their records to; every peer the provider walk queries, asked over
+// the registry protocol on the connection the walk opens; and, for a
+// provider whose record none of those held, the provider itself, then the
+// DHT value store. Each network step waits for the asks before it, for at
+// most Config.WalkHedge. Per peer, the highest
 // seq seen wins; a valid tombstone means the provider withdrew and it is
 // not returned. A result already yielded is not taken back by a later
 // tombstone.
@@ -177,21 +180,24 @@ type peerState struct {
 }
 
 func (f *search) run(ctx context.Context) {
+	// An answer in hand needs no round trip: what this node holds streams
+	// first, and the network is asked only for what it leaves to find.
+	held := f.held(ctx)
 	var regs sync.WaitGroup
-	if !f.dhtOnly {
+	if !f.dhtOnly && !f.full() {
 		for _, p := range f.n.Registries() {
 			f.ask(ctx, p, SourceRegistry, &regs)
 		}
 	}
-	// The registries have every provider's latest record (providers push to
-	// them); copies this node holds may be older, so they wait their turn.
-	f.hedge(ctx, &regs)
-	for _, env := range f.n.store.list(ctx, f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
-		f.offer(ctx, env, SourceLocal)
+	for _, r := range held {
+		f.send(ctx, r)
+	}
+	if ctx.Err() == nil {
+		f.hedge(ctx, &regs)
 	}
 	if ctx.Err() != nil {
 		f.wg.Wait()
-		return // the registries gave all that was asked for
+		return // what was held, or the registries, gave all that was asked for
 	}
 	// Providers give their records to the peers closest to the service:
 	// the connected ones nearest it usually hold it, and asking them
@@ -207,6 +213,29 @@ func (f *search) run(ctx context.Context) {
 	}
 	f.walk(ctx)
 	f.wg.Wait()
+}
+
+// held verifies and claims the records for the service that this node
+// already holds in its own store (its own, and those given to it), before
+// anything is asked: they stream at once as SourceLocal, with no round
+// trip. A tombstone held closes its peer. A held copy is as fresh as the
+// last publish that reached this node; a newer record of the same peer
+// found later is not streamed again (one result per peer).
+func (f *search) held(ctx context.Context) []found {
+	var out []found
+	for _, env := range f.n.store.list(ctx, f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
+		if r, ok := f.take(env, SourceLocal); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// full reports whether the search has claimed Limit results.
+func (f *search) full() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limit > 0 && f.emitted >= f.limit
 }
 
 // hedge holds the next step of a find back until the peers asked in this
@@ -402,40 +431,57 @@ func (f *search) state(p peer.ID) *peerState {
 	return st
 }
 
+// found is a verified record claimed for streaming (see claim).
+type found struct {
+	rec         *record.Service
+	src         Source
+	first, last bool
+}
+
 // offer verifies env as a record for the service and streams it if it is
-// the first live record for its peer; tombstones close the peer. It never
-// holds f.mu while it waits for the consumer: a slow reader must not stall
-// the search's other asks and fetches.
+// the first live record for its peer; tombstones close the peer.
 func (f *search) offer(ctx context.Context, env []byte, src Source) {
-	// Every holder returns the same bytes: verify each envelope once, and
-	// hash it once (the validator's cache takes the same sum).
+	if r, ok := f.take(env, src); ok {
+		f.send(ctx, r)
+	}
+}
+
+// take verifies env as a record for the service and claims it if it is the
+// first live record for its peer. Every holder returns the same bytes:
+// each envelope is verified once per search, and hashed once (the
+// validator's cache takes the same sum).
+func (f *search) take(env []byte, src Source) (found, bool) {
 	sum := sha256.Sum256(env)
 	f.mu.Lock()
 	seen := f.offered[sum]
 	f.offered[sum] = true
 	f.mu.Unlock()
 	if seen {
-		return
+		return found{}, false
 	}
 	s, err := f.n.validator.OpenForSum(f.c, sum, env)
 	if err != nil {
 		f.n.metrics.record(err)
 		f.n.log.Info("rejected record", "service", f.c, "source", src, "err", err)
-		return
+		return found{}, false
 	}
 	first, last, ok := f.claim(s)
-	if !ok {
-		return
-	}
+	return found{rec: s, src: src, first: first, last: last}, ok
+}
+
+// send streams claimed record r. It never holds f.mu while it waits for
+// the consumer: a slow reader must not stall the search's other asks and
+// fetches. If ctx ends first, r's claim is given back.
+func (f *search) send(ctx context.Context, r found) {
 	select {
-	case f.out <- Result{Record: s, Source: src, Elapsed: time.Since(f.start)}:
-		f.n.metrics.result(src, time.Since(f.start), first)
-		if last {
+	case f.out <- Result{Record: r.rec, Source: r.src, Elapsed: time.Since(f.start)}:
+		f.n.metrics.result(r.src, time.Since(f.start), r.first)
+		if r.last {
 			f.cancel()
 		}
 	case <-ctx.Done():
 		f.mu.Lock()
-		f.state(s.Peer).done = false
+		f.state(r.rec.Peer).done = false
 		f.emitted--
 		f.mu.Unlock()
 	}
