@@ -50,7 +50,6 @@ func TestFindAnswersFromHandFirst(t *testing.T) {
 		settle(t, n)
 	}
 
-
 	t.Run("limit filled by what is held", func(t *testing.T) {
 		r := firstResult(t, finder, "CacheService", dht.FindOptions{})
 		if r.Source != dht.SourceLocal || r.Record.Peer != finder.Host().ID() {
