@@ -41,6 +41,12 @@ func ObserveFetches(n *Node, fn func(running int)) { n.fetchObserver = fn }
 // DHT walks, in order. Set it before the first Find.
 func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }
 
+// ObserveAsks calls fn each time one of the node's finds sends a request
+// for records: a registry-protocol list (src registry, near, walk or
+// provider) or a DHT value-store get (src dht). Set it before the first
+// Find.
+func ObserveAsks(n *Node, fn func(src Source)) { n.askObserver = fn }
+
 // Kad returns the node's kad-dht, for tests and benchmarks that compare
 // netget with the raw DHT or write through it (the netget validator still
 // runs on every put).

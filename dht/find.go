@@ -304,6 +304,7 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 	if done != nil {
 		done.Add(1)
 	}
+	f.observeAsk(src)
 	f.wg.Go(func() {
 		defer f.listEnded(src)
 		if done != nil {
@@ -320,6 +321,14 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 			f.offer(ctx, env, src)
 		}
 	})
+}
+
+// observeAsk tells the test seam, if set, that a request for records is
+// being sent on path src.
+func (f *search) observeAsk(src Source) {
+	if h := f.n.askObserver; h != nil {
+		h(src)
+	}
 }
 
 // fetchLater starts fetching provider ai's record from ai itself (then the
@@ -396,6 +405,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	if !f.awaitLists(fctx, p) {
 		return
 	}
+	f.observeAsk(SourceProvider)
 	envs, err := n.client.List(fctx, p, f.c, registry.MaxListLimit)
 	if err != nil {
 		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
@@ -406,6 +416,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	if f.known(p) {
 		return
 	}
+	f.observeAsk(SourceDHT)
 	env, err := n.kad.GetValue(fctx, record.Key(f.c, p))
 	if err != nil {
 		n.log.Debug("no record in the DHT", "provider", p, "err", err)
