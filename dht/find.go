@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -223,7 +224,7 @@ func (f *search) run(ctx context.Context) {
 // found later is not streamed again (one result per peer).
 func (f *search) held(ctx context.Context) []found {
 	var out []found
-	for _, env := range f.n.store.list(ctx, f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
+	for _, env := range f.n.store.List(ctx, f.c, f.n.now(), store.ListOpts{Limit: MaxRecordsPerService, Tombstones: true}) {
 		if r, ok := f.take(env, SourceLocal); ok {
 			out = append(out, r)
 		}
