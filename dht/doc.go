@@ -43,15 +43,20 @@
 // Find first streams the live records for the service that the node
 // already holds in its own store (Source local: no round trip, no wait on
 // a hedge; a find whose Limit they fill asks nothing), then asks each
-// connected registry for the service's records and, once
-// they have answered (or after Config.WalkHedge), takes the DHT path. The
-// peers closest to the service hold its records, so it first asks the
-// three connected DHT servers nearest the service in its routing table
-// (one round trip, no dial, no walk: most finds end here); once they have
-// answered (or after the same hedge) it runs kad-dht's provider walk,
-// asking each peer the walk queries for the records it holds and, for a
-// provider whose record none of them had, the provider itself, then the
-// DHT value store. Every
+// connected registry for the service's records and, once they have
+// answered (or after the hedge), takes the DHT path. The peers closest to
+// the service hold its records, so it first asks the three connected DHT
+// servers nearest the service in its routing table (one round trip, no
+// dial, no walk: most finds end here); once they have answered (or after
+// the hedge) it runs kad-dht's provider walk, asking each peer the walk
+// queries for the records it holds and, for a provider whose record none
+// of them had, the provider itself, then the DHT value store. The hedge is
+// Config.WalkHedge (50 ms) or, where this node's round trips are slower,
+// the time nearly all their answers take (smoothed RTT plus four
+// deviations of its record requests, as TCP's retransmission timeout), at
+// most MaxWalkHedge: a fixed 50 ms under a 100 ms RTT started every next
+// step before any answer could arrive, five to seven times the requests
+// per find for no earlier result (BenchmarkLatency). Every
 // record is verified with record.Validator whatever path brought it;
 // identical envelopes are verified once per search; per peer the highest
 // seq wins and a valid tombstone stops that peer. Results stream as soon as

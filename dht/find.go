@@ -246,8 +246,8 @@ func (f *search) full() bool {
 // for the CPU; a slow or silent peer delays the next step by the hedge at
 // most.
 func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup) {
-	if f.n.cfg.WalkHedge > 0 {
-		waitFor(ctx, asked, f.n.cfg.WalkHedge)
+	if h := f.n.hedge(); h > 0 {
+		waitFor(ctx, asked, h)
 	}
 }
 
@@ -313,11 +313,13 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 		}
 		lctx, cancel := context.WithTimeout(ctx, f.n.cfg.FetchTimeout)
 		defer cancel()
+		t0 := time.Now()
 		envs, err := f.n.client.List(lctx, p, f.c, registry.MaxListLimit)
 		if err != nil {
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
 		}
+		f.n.rtt.observe(time.Since(t0))
 		for _, env := range envs {
 			f.offer(ctx, env, src)
 		}

@@ -1,0 +1,73 @@
+package dht
+
+import (
+	"sync"
+	"time"
+)
+
+// MaxWalkHedge bounds the adaptive hedge (Node.hedge): however slow this
+// node's round trips, a step of a find or a publish waits at most this long
+// for the asks of the step before it.
+const MaxWalkHedge = time.Second
+
+// rttEstimator smooths the round trips of the record requests a node's
+// finds send (registry-protocol lists to registries and DHT peers), as TCP
+// smooths its own (RFC 6298: SRTT and RTTVAR, gains 1/8 and 1/4).
+type rttEstimator struct {
+	mu     sync.Mutex
+	srtt   time.Duration
+	rttvar time.Duration
+}
+
+// observe takes one measured round trip.
+func (e *rttEstimator) observe(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srtt == 0 {
+		e.srtt, e.rttvar = d, d/2
+		return
+	}
+	diff := e.srtt - d
+	if diff < 0 {
+		diff = -diff
+	}
+	e.rttvar = (3*e.rttvar + diff) / 4
+	e.srtt = (7*e.srtt + d) / 8
+}
+
+// timeout returns SRTT + 4·RTTVAR, the time by which nearly every answer
+// to a request is in (TCP's retransmission timeout); 0 before the first
+// round trip.
+func (e *rttEstimator) timeout() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.srtt + 4*e.rttvar
+}
+
+// hedge returns how long a step of a find (or a publish's DHT walk) waits
+// for the peers asked in the step before it: Config.WalkHedge, or, when
+// this node's round trips are slower than that, the time by which nearly
+// all their answers are in (rttEstimator.timeout), at most MaxWalkHedge.
+// A fixed hedge shorter than the round trip would start the next step
+// before any answer could arrive: its requests would only add traffic, and
+// a step that ends the search (the registries' answer) would not stop them.
+// 0 (WalkHedge 0) runs every step at once.
+func (n *Node) hedge() time.Duration {
+	h := n.cfg.WalkHedge
+	if h <= 0 {
+		return 0
+	}
+	return max(h, min(n.rtt.timeout(), MaxWalkHedge))
+}
+
+// SmoothedRTT returns the smoothed round trip of this node's record
+// requests (0 before its first find has had an answer), the base of its
+// adaptive hedge.
+func (n *Node) SmoothedRTT() time.Duration {
+	n.rtt.mu.Lock()
+	defer n.rtt.mu.Unlock()
+	return n.rtt.srtt
+}
