@@ -323,8 +323,9 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 		"raw-misses":      float64(raw.misses),
 		"local-misses":    float64(local.misses),
 	})
-	b.Logf("N=%d RTT=%s | floor %.2f RTT | find p50/p95 in RTTs: fast %.2f/%.2f, dht-only %.2f/%.2f, raw %.2f/%.2f | local p95 %.3f ms | provide %.2f/%.2f vs raw %.2f/%.2f RTT | per find dials/requests: fast %.1f/%.1f, dht %.1f/%.1f, raw %.1f/%.1f | misses fast %d dht %d raw %d local %d | first-result sources: fast %v, dht-only %v",
-		size, rtt, inRTT(floor.ms, 50), inRTT(fast.ms, 50), inRTT(fast.ms, 95), inRTT(dhtOnly.ms, 50), inRTT(dhtOnly.ms, 95),
+	load, _ := os.ReadFile("/proc/loadavg")
+	b.Logf("N=%d RTT=%s | load %s| floor p50/p95 %.2f/%.2f RTT | find p50/p95 in RTTs: fast %.2f/%.2f, dht-only %.2f/%.2f, raw %.2f/%.2f | local p95 %.3f ms | provide %.2f/%.2f vs raw %.2f/%.2f RTT | per find dials/requests: fast %.1f/%.1f, dht %.1f/%.1f, raw %.1f/%.1f | misses fast %d dht %d raw %d local %d | first-result sources: fast %v, dht-only %v",
+		size, rtt, strings.Join(strings.Fields(string(load))[:3], " ")+" ", inRTT(floor.ms, 50), inRTT(floor.ms, 95), inRTT(fast.ms, 50), inRTT(fast.ms, 95), inRTT(dhtOnly.ms, 50), inRTT(dhtOnly.ms, 95),
 		inRTT(raw.ms, 50), inRTT(raw.ms, 95), pct(local.ms, 95), inRTT(prov.ms, 50), inRTT(prov.ms, 95),
 		inRTT(rawProv.ms, 50), inRTT(rawProv.ms, 95), mean(fastCost.dials), mean(fastCost.requests),
 		mean(dhtCost.dials), mean(dhtCost.requests), mean(rawCost.dials), mean(rawCost.requests),

@@ -65,11 +65,11 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 /^BenchmarkLatency\// {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!lat++) {
-		print "\n| nodes, RTT | find, fast path p50 / p95 | find, DHT path p50 / p95 | raw kad-dht find p50 / p95 | DHT / raw p50, p95 | held locally p95 | provide p50 / p95 | raw Provide p50 / p95 | dials / requests per find: fast, DHT, raw | misses fast / DHT / raw / local |"
-		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+		print "\n| nodes, RTT | floor p50 / p95 | find, fast path p50 / p95 | find, DHT path p50 / p95 | raw kad-dht find p50 / p95 | DHT / raw p50, p95 | held locally p95 | provide p50 / p95 | raw Provide p50 / p95 | dials / requests per find: fast, DHT, raw | misses fast / DHT / raw / local |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	}
-	printf "| %s | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f×, %.2f× | %.3f ms (%.3f RTT) | %.2f / %.2f RTT | %.2f / %.2f RTT | %.1f / %.1f, %.1f / %.1f, %.1f / %.1f | %d / %d / %d / %d |\n",
-		name($1), m["fast-p50-rtt"], m["fast-p95-rtt"], m["dht-p50-rtt"], m["dht-p95-rtt"], m["raw-p50-rtt"], m["raw-p95-rtt"],
+	printf "| %s | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f×, %.2f× | %.3f ms (%.3f RTT) | %.2f / %.2f RTT | %.2f / %.2f RTT | %.1f / %.1f, %.1f / %.1f, %.1f / %.1f | %d / %d / %d / %d |\n",
+		name($1), m["floor-rtt"], m["floor-p95-rtt"], m["fast-p50-rtt"], m["fast-p95-rtt"], m["dht-p50-rtt"], m["dht-p95-rtt"], m["raw-p50-rtt"], m["raw-p95-rtt"],
 		m["dht/raw-p50"], m["dht/raw-p95"], m["local-p95-ms"], m["local-p95-rtt"], m["provide-p50-rtt"], m["provide-p95-rtt"],
 		m["rawprov-p50-rtt"], m["rawprov-p95-rtt"], m["fast-dials"], m["fast-msgs"], m["dht-dials"], m["dht-msgs"],
 		m["raw-dials"], m["raw-msgs"], m["fast-misses"], m["dht-misses"], m["raw-misses"], m["local-misses"]
