@@ -193,7 +193,7 @@ func (f *search) run(ctx context.Context) {
 		f.send(ctx, r)
 	}
 	if ctx.Err() == nil {
-		f.hedge(ctx, &regs)
+		f.hedge(ctx, &regs, f.n.registryHedge())
 	}
 	if ctx.Err() != nil {
 		f.wg.Wait()
@@ -206,7 +206,7 @@ func (f *search) run(ctx context.Context) {
 	for _, p := range f.nearest(nearAsks) {
 		f.ask(ctx, p, SourceNear, &near)
 	}
-	f.hedge(ctx, &near)
+	f.hedge(ctx, &near, f.n.nearHedge())
 	if ctx.Err() != nil {
 		f.wg.Wait()
 		return
@@ -240,12 +240,12 @@ func (f *search) full() bool {
 
 // hedge holds the next step of a find back until the peers asked in this
 // one (the registries, then the nearest peers) have all answered, for at
-// most Config.WalkHedge: each step's first result needs one round trip,
-// and the next step started at the same moment would only compete with it
-// for the CPU; a slow or silent peer delays the next step by the hedge at
-// most.
-func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup) {
-	if h := f.n.hedge(); h > 0 {
+// most h (Node.registryHedge, Node.nearHedge): each step's first result
+// needs one round trip, and the next step started at the same moment would
+// only compete with it; a slow or silent peer delays the next step by the
+// hedge at most.
+func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup, h time.Duration) {
+	if h > 0 {
 		waitFor(ctx, asked, h)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// MaxWalkHedge bounds the adaptive hedge (Node.hedge): however slow this
+// MaxWalkHedge bounds the adaptive hedge (Node.registryHedge): however slow this
 // node's round trips, a step of a find or a publish waits at most this long
 // for the asks of the step before it.
 const MaxWalkHedge = time.Second
@@ -47,20 +47,36 @@ func (e *rttEstimator) timeout() time.Duration {
 	return e.srtt + 4*e.rttvar
 }
 
-// hedge returns how long a step of a find (or a publish's DHT walk) waits
-// for the peers asked in the step before it: Config.WalkHedge, or, when
-// this node's round trips are slower than that, the time by which nearly
-// all their answers are in (rttEstimator.timeout), at most MaxWalkHedge.
-// A fixed hedge shorter than the round trip would start the next step
-// before any answer could arrive: its requests would only add traffic, and
-// a step that ends the search (the registries' answer) would not stop them.
-// 0 (WalkHedge 0) runs every step at once.
-func (n *Node) hedge() time.Duration {
+// registryHedge returns how long the next step of a find (the nearest
+// peers' asks) or of a publish (its DHT walk) waits for this node's
+// registries: Config.WalkHedge, or, when this node's round trips are
+// slower than that, the time by which nearly all their answers are in
+// (rttEstimator.timeout), at most MaxWalkHedge. The registries hold every
+// provider's record, so their answer usually ends a find; a fixed hedge
+// shorter than the round trip started the next step before any answer
+// could arrive, and its requests only added traffic. 0 (WalkHedge 0) runs
+// every step at once.
+func (n *Node) registryHedge() time.Duration {
 	h := n.cfg.WalkHedge
 	if h <= 0 {
 		return 0
 	}
 	return max(h, min(n.rtt.timeout(), MaxWalkHedge))
+}
+
+// nearHedge returns how long a find's DHT walk waits for the nearest
+// peers' answers: Config.WalkHedge while nearly every round trip ends
+// within it (loopback, a LAN: there a walk started at once only competes
+// for the CPU with answers that are a fraction of a millisecond away), and
+// 0 where round trips are slower: the nearest peers are a guess, and
+// waiting for a miss would cost the find a whole round trip over a walk
+// that starts at once, as raw kad-dht's does.
+func (n *Node) nearHedge() time.Duration {
+	h := n.cfg.WalkHedge
+	if h <= 0 || n.rtt.timeout() > h {
+		return 0
+	}
+	return h
 }
 
 // SmoothedRTT returns the smoothed round trip of this node's record
