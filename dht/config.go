@@ -89,15 +89,16 @@ type Config struct {
 	// registry directly and provides push to none (benchmarks, comparing
 	// paths). The DHT path is unaffected.
 	DisableFastPath bool
-	// WalkHedge is how long, at least, each step of a find waits for the
-	// peers asked in the step before it (default 50ms): the asks of the
-	// nearest peers wait for the registries, the DHT walk for the nearest
-	// peers. Each step's answer needs one round trip, and the next step
-	// started at once only competes with it. Where round trips are slower,
-	// the hedge grows to the time nearly all answers take (the smoothed
-	// round trip of this node's record requests plus four deviations, as
-	// TCP's retransmission timeout), at most MaxWalkHedge. 0 runs every
-	// step at once.
+	// WalkHedge is how long each step of a find waits for the peers asked
+	// in the step before it (default 50ms): the asks of the nearest peers
+	// wait for the registries, the DHT walk for the nearest peers. Each
+	// step's answer needs one round trip, and the next step started at once
+	// only competes with it. It adapts to the node's measured round trip
+	// (the smoothed RTT of its record requests plus four deviations, as
+	// TCP's retransmission timeout): where that is longer than WalkHedge,
+	// the wait for the registries grows to it (at most MaxWalkHedge) and
+	// the walk no longer waits for the nearest peers. 0 runs every step at
+	// once.
 	WalkHedge time.Duration
 	// WalkDialTimeout bounds each dial a find's DHT walk makes (default
 	// 2s; go-libp2p's own is 5s on a local network and 15s elsewhere): a

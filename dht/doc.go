@@ -50,13 +50,16 @@
 // dial, no walk: most finds end here); once they have answered (or after
 // the hedge) it runs kad-dht's provider walk, asking each peer the walk
 // queries for the records it holds and, for a provider whose record none
-// of them had, the provider itself, then the DHT value store. The hedge is
-// Config.WalkHedge (50 ms) or, where this node's round trips are slower,
-// the time nearly all their answers take (smoothed RTT plus four
-// deviations of its record requests, as TCP's retransmission timeout), at
-// most MaxWalkHedge: a fixed 50 ms under a 100 ms RTT started every next
-// step before any answer could arrive, five to seven times the requests
-// per find for no earlier result (BenchmarkLatency). Every
+// of them had, the provider itself, then the DHT value store. The hedges
+// adapt to the node's measured round trip (the smoothed RTT of its record
+// requests plus four deviations, as TCP's retransmission timeout): while
+// that is within Config.WalkHedge (50 ms: loopback, a LAN) each step waits
+// up to WalkHedge; where it is longer, the wait for the registries grows
+// to it (at most MaxWalkHedge), since a fixed 50 ms under a 100 ms RTT
+// started the DHT path before any registry could answer, for several
+// times the requests per find and no earlier result, and the walk starts
+// with the nearest peers' asks instead of after them, since waiting for
+// their miss cost a round trip in the tail (BenchmarkLatency). Every
 // record is verified with record.Validator whatever path brought it;
 // identical envelopes are verified once per search; per peer the highest
 // seq wins and a valid tombstone stops that peer. Results stream as soon as

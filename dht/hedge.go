@@ -61,7 +61,7 @@ func (n *Node) registryHedge() time.Duration {
 	if h <= 0 {
 		return 0
 	}
-	return max(h, min(n.rtt.timeout(), MaxWalkHedge))
+	return max(h, min(n.roundTripTimeout(), MaxWalkHedge))
 }
 
 // nearHedge returns how long a find's DHT walk waits for the nearest
@@ -73,10 +73,26 @@ func (n *Node) registryHedge() time.Duration {
 // that starts at once, as raw kad-dht's does.
 func (n *Node) nearHedge() time.Duration {
 	h := n.cfg.WalkHedge
-	if h <= 0 || n.rtt.timeout() > h {
+	if h <= 0 || n.roundTripTimeout() > h {
 		return 0
 	}
 	return h
+}
+
+// roundTripTimeout returns the time by which nearly every answer to one
+// of this node's record requests is in (rttEstimator.timeout). Before its
+// finds have measured any, it takes the round trip go-libp2p's peerstore
+// holds for its registries (kad-dht records one on every request, so a
+// node that joined has it), as TCP's first sample: three times the slowest.
+func (n *Node) roundTripTimeout() time.Duration {
+	if t := n.rtt.timeout(); t > 0 {
+		return t
+	}
+	var slowest time.Duration
+	for _, p := range n.Registries() {
+		slowest = max(slowest, n.host.Peerstore().LatencyEWMA(p))
+	}
+	return 3 * slowest
 }
 
 // SmoothedRTT returns the smoothed round trip of this node's record

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	kadpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/routing"
@@ -279,6 +280,10 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 				rawCost.add(dials, queries)
 			},
 		}
+		// Each finder has made the request a join makes to its registries
+		// (kad-dht records their round trip), at this RTT.
+		joinRequests(b, fastFinder, net.registries)
+		joinRequests(b, dhtFinder, net.registries)
 		before := net.counts[fastFinder].snapshot()
 		d, src, err := firstNetget(fastFinder, name, false)
 		fast.add(d, err == nil)
@@ -330,6 +335,23 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 		inRTT(rawProv.ms, 50), inRTT(rawProv.ms, 95), mean(fastCost.dials), mean(fastCost.requests),
 		mean(dhtCost.dials), mean(dhtCost.requests), mean(rawCost.dials), mean(rawCost.requests),
 		fast.misses, dhtOnly.misses, raw.misses, local.misses, sources, dhtSources)
+}
+
+// joinRequests sends each registry the request a joining node sends its
+// bootstrap peers (kad-dht FIND_NODE for its own ID), as a node that joined
+// this network would have; kad-dht records the round trip.
+func joinRequests(b *testing.B, n *dht.Node, regs []*dht.Node) {
+	pm, err := kadpb.NewProtocolMessenger(n.Kad().MessageSender())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, r := range regs {
+		if _, err := pm.GetClosestPeers(ctx, r.Host().ID(), n.Host().ID()); err != nil {
+			b.Fatalf("join request to a registry: %v", err)
+		}
+	}
 }
 
 // since returns the dials and requests (walk queries plus record requests)
