@@ -209,6 +209,8 @@ func newMockNetwork(b *testing.B, size int) *mockNetwork {
 			}
 		}
 	}
+	// Teardown at full speed: closing a node waits on exchanges in flight.
+	b.Cleanup(func() { net.setRTT(b, 0) }) // runs first
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, n := range all {
