@@ -96,8 +96,7 @@ type Config struct {
 	// only competes with it. It adapts to the node's measured round trip
 	// (the smoothed RTT of its record requests plus four deviations, as
 	// TCP's retransmission timeout): where that is longer than WalkHedge,
-	// the wait for the registries grows to it (at most MaxWalkHedge) and
-	// the walk no longer waits for the nearest peers. 0 runs every step at
+	// each wait grows to it, at most MaxWalkHedge. 0 runs every step at
 	// once.
 	WalkHedge time.Duration
 	// WalkDialTimeout bounds each dial a find's DHT walk makes (default

@@ -50,16 +50,15 @@
 // dial, no walk: most finds end here); once they have answered (or after
 // the hedge) it runs kad-dht's provider walk, asking each peer the walk
 // queries for the records it holds and, for a provider whose record none
-// of them had, the provider itself, then the DHT value store. The hedges
-// adapt to the node's measured round trip (the smoothed RTT of its record
-// requests plus four deviations, as TCP's retransmission timeout): while
-// that is within Config.WalkHedge (50 ms: loopback, a LAN) each step waits
-// up to WalkHedge; where it is longer, the wait for the registries grows
-// to it (at most MaxWalkHedge), since a fixed 50 ms under a 100 ms RTT
-// started the DHT path before any registry could answer, for several
-// times the requests per find and no earlier result, and the walk starts
-// with the nearest peers' asks instead of after them, since waiting for
-// their miss cost a round trip in the tail (BenchmarkLatency). Every
+// of them had, the provider itself, then the DHT value store. The hedge
+// adapts to the node's measured round trip (the smoothed RTT of its record
+// requests plus four deviations, as TCP's retransmission timeout; before
+// the first, its registries' round trip as kad-dht recorded it): each step
+// waits up to Config.WalkHedge (50 ms) or, where round trips are slower,
+// up to that timeout (at most MaxWalkHedge), since a fixed 50 ms under a
+// 100 ms RTT started the DHT path before any registry could answer, for
+// several times the requests per find and no earlier result
+// (BenchmarkLatency). Every
 // record is verified with record.Validator whatever path brought it;
 // identical envelopes are verified once per search; per peer the highest
 // seq wins and a valid tombstone stops that peer. Results stream as soon as

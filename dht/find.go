@@ -193,7 +193,7 @@ func (f *search) run(ctx context.Context) {
 		f.send(ctx, r)
 	}
 	if ctx.Err() == nil {
-		f.hedge(ctx, &regs, f.n.registryHedge())
+		f.hedge(ctx, &regs, f.n.hedge())
 	}
 	if ctx.Err() != nil {
 		f.wg.Wait()
@@ -206,7 +206,7 @@ func (f *search) run(ctx context.Context) {
 	for _, p := range f.nearest(nearAsks) {
 		f.ask(ctx, p, SourceNear, &near)
 	}
-	f.hedge(ctx, &near, f.n.nearHedge())
+	f.hedge(ctx, &near, f.n.hedge())
 	if ctx.Err() != nil {
 		f.wg.Wait()
 		return
@@ -240,7 +240,7 @@ func (f *search) full() bool {
 
 // hedge holds the next step of a find back until the peers asked in this
 // one (the registries, then the nearest peers) have all answered, for at
-// most h (Node.registryHedge, Node.nearHedge): each step's first result
+// most h (Node.hedge): each step's first result
 // needs one round trip, and the next step started at the same moment would
 // only compete with it; a slow or silent peer delays the next step by the
 // hedge at most.
