@@ -305,6 +305,7 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 	report(b, map[string]float64{
 		"rtt-ms":          rttMS,
 		"floor-rtt":       inRTT(floor.ms, 50),
+		"floor-p95-rtt":   inRTT(floor.ms, 95),
 		"fast-p50-rtt":    inRTT(fast.ms, 50),
 		"fast-p95-rtt":    inRTT(fast.ms, 95),
 		"dht-p50-rtt":     inRTT(dhtOnly.ms, 50),

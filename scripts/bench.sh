@@ -2,7 +2,7 @@
 # Benchmarks, with figures (not timed tests). Prints Markdown tables, the
 # ones in the README, after the raw `go test -bench` output.
 #
-#   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
+#   scripts/bench.sh                 # everything (about 15 minutes on 2 cores)
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh latency         # only the mocknet networks with link latency
 #   scripts/bench.sh registry bridge # only those
