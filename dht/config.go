@@ -94,7 +94,7 @@ type Config struct {
 	// wait for the registries, the DHT walk for the nearest peers. Each
 	// step's answer needs one round trip, and the next step started at once
 	// only competes with it. It adapts to the node's measured round trip
-	// (the smoothed RTT of its record requests plus four deviations, as
+	// (the smoothed RTT of its registries' answers plus four deviations, as
 	// TCP's retransmission timeout): where that is longer than WalkHedge,
 	// each wait grows to it, at most MaxWalkHedge. 0 runs every step at
 	// once.

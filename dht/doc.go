@@ -51,9 +51,11 @@
 // the hedge) it runs kad-dht's provider walk, asking each peer the walk
 // queries for the records it holds and, for a provider whose record none
 // of them had, the provider itself, then the DHT value store. The hedge
-// adapts to the node's measured round trip (the smoothed RTT of its record
-// requests plus four deviations, as TCP's retransmission timeout; before
-// the first, its registries' round trip as kad-dht recorded it): each step
+// adapts to the node's measured round trip (the smoothed RTT of its
+// registries' answers plus four deviations, as TCP's retransmission
+// timeout; before the first, their round trip as kad-dht recorded it; DHT
+// peers' answers are left out, since any of them can be slow on purpose):
+// each step
 // waits up to Config.WalkHedge (50 ms) or, where round trips are slower,
 // up to that timeout (at most MaxWalkHedge), since a fixed 50 ms under a
 // 100 ms RTT started the DHT path before any registry could answer, for

@@ -318,7 +318,9 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
 		}
-		f.n.rtt.observe(time.Since(t0))
+		if src == SourceRegistry { // not a DHT peer's: a slow one would stretch every hedge
+			f.n.rtt.observe(time.Since(t0))
+		}
 		for _, env := range envs {
 			f.offer(ctx, env, src)
 		}

@@ -10,9 +10,11 @@ import (
 // for the asks of the step before it.
 const MaxWalkHedge = time.Second
 
-// rttEstimator smooths the round trips of the record requests a node's
-// finds send (registry-protocol lists to registries and DHT peers), as TCP
-// smooths its own (RFC 6298: SRTT and RTTVAR, gains 1/8 and 1/4).
+// rttEstimator smooths the round trips of the lists a node's finds send
+// to its registries, as TCP smooths its own (RFC 6298: SRTT and RTTVAR,
+// gains 1/8 and 1/4). DHT peers' answers are left out: any peer can be
+// slow on purpose, and the hedge would stretch with it (up to
+// MaxWalkHedge) for every find.
 type rttEstimator struct {
 	mu     sync.Mutex
 	srtt   time.Duration
@@ -67,8 +69,8 @@ func (n *Node) hedge() time.Duration {
 	return max(h, min(n.roundTripTimeout(), MaxWalkHedge))
 }
 
-// roundTripTimeout returns the time by which nearly every answer to one
-// of this node's record requests is in (rttEstimator.timeout). Before its
+// roundTripTimeout returns the time by which nearly every answer of this
+// node's registries is in (rttEstimator.timeout). Before its
 // finds have measured any, it takes the round trip go-libp2p's peerstore
 // holds for its registries (kad-dht records one on every request, so a
 // node that joined has it), as TCP's first sample: three times the slowest.
