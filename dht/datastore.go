@@ -332,6 +332,9 @@ func (k kadView) Put(ctx context.Context, key ds.Key, value []byte) error {
 		err = k.n.store.add(ctx, c, svc, rec.GetValue(), source{})
 	}
 	k.n.metrics.record(err)
+	if err == nil { // new: the same bytes returned above
+		k.n.sync.forward(rec.GetValue(), "")
+	}
 	return err
 }
 

@@ -48,3 +48,10 @@ func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 
 // SpreadTimeout bounds a publication's background work (spreadTimeout).
 const SpreadTimeout = spreadTimeout
+
+// Held returns the seq of p's record for c in n's store and whether it is
+// a tombstone, if n holds one.
+func Held(n *Node, c cid.Cid, p peer.ID) (seq uint64, withdrawn, ok bool) {
+	h, ok := n.store.get(c, p)
+	return h.seq, h.withdrawn, ok
+}

@@ -57,6 +57,8 @@ type Node struct {
 	registries map[peer.ID]bool // registries this node uses for the fast path
 	client     *registry.Client // registry-protocol requests, streams kept for reuse
 
+	sync *syncer // a registry's sync with the others (sync.go); nil when Config.Sync is off
+
 	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
 	fetchObserver func(running int)        // test seam: fetches running as one starts
 }
@@ -132,6 +134,12 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.startVerifier()
 	}
 	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst), n.log).HandleStream)
+	if cfg.Sync.Interval > 0 {
+		if err := n.startSync(); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	n.startSweeper()
 	if cfg.Health.Interval > 0 {
 		n.startMonitor()
@@ -184,9 +192,11 @@ func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		n.host.RemoveStreamHandler(n.proto)
+		n.sync.close()
 		n.cancel()
 		n.wg.Wait()
 		n.client.Close()
+		n.sync.closeClient()
 		err = n.kad.Close()
 	})
 	return err

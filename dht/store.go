@@ -451,3 +451,26 @@ func (s *store) sizeBytes() int64 {
 	defer s.mu.Unlock()
 	return s.bytes
 }
+
+// keyed names one record of the store: its service, provider and seq.
+type keyed struct {
+	c   cid.Cid
+	p   peer.ID
+	seq uint64
+}
+
+// entries returns every unexpired record the store holds (tombstones and
+// records of providers not healthy included): what registry sync compares.
+func (s *store) entries(now time.Time) []keyed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]keyed, 0, s.count)
+	for c, peers := range s.bySvc {
+		for p, h := range peers {
+			if now.Before(h.expires) {
+				out = append(out, keyed{c, p, h.seq})
+			}
+		}
+	}
+	return out
+}
