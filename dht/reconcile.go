@@ -129,13 +129,13 @@ func (r replica) Forwarded(p peer.ID, envs [][]byte) int {
 // once (a synced datastore commits their writes together), with the
 // caller waiting when they are all busy.
 type applier struct {
-	s        *syncer
-	from     peer.ID
-	forward  bool // pass new records on to the other sync peers
-	sem      chan struct{}
-	wg       sync.WaitGroup
-	taken    atomic.Uint64
-	refused  atomic.Uint64
+	s       *syncer
+	from    peer.ID
+	forward bool // pass new records on to the other sync peers
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	taken   atomic.Uint64
+	refused atomic.Uint64
 }
 
 func (s *syncer) newApplier(from peer.ID, forward bool) *applier {
