@@ -115,8 +115,9 @@ func Service() Config {
 // Registry is the preset of a registry: a long-lived DHT server others
 // bootstrap from, on TCP and QUIC port 4001, announcing
 // bootstrap.RegistryAgent (so joiners use it as a registry), keeping its
-// records in DataDir (Persist) and health-checking the providers it holds
-// records for. Bootstrap is optional (other registries), and so is
+// records in DataDir (Persist), health-checking the providers it holds
+// records for and syncing with the other registries it is connected to
+// (dht.RegistrySync). Bootstrap is optional (other registries), and so is
 // reaching it.
 func Registry() Config {
 	c := Service()
@@ -124,6 +125,7 @@ func Registry() Config {
 	c.Host.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
 	c.Host.UserAgent = bootstrap.RegistryAgent
 	c.DHT.Health = dht.RegistryHealth()
+	c.DHT.Sync = dht.RegistrySync()
 	return c
 }
 

@@ -45,6 +45,9 @@ type Sync struct {
 	ForwardQueue int
 }
 
+// MinSyncPeerBurst is the least Sync.PeerBurst: one pull's bytes.
+const MinSyncPeerBurst = registry.PullBudget
+
 // RegistrySync returns the registry defaults: reconcile every 30s, and the
 // other defaults documented on Sync.
 func RegistrySync() Sync { return Sync{Interval: 30 * time.Second}.withDefaults() }
@@ -72,8 +75,8 @@ func (s Sync) validate() error {
 	if s.Interval < 0 || s.MaxRecords < 0 || s.MaxBytes < 0 || s.PeerRate < 0 || s.ForwardQueue < 0 {
 		return fmt.Errorf("%w: sync limits must not be negative", ErrBadConfig)
 	}
-	if s.PeerBurst != 0 && s.PeerBurst < registry.PullBudget {
-		return fmt.Errorf("%w: sync peer burst %d bytes: want at least %d (one pull)", ErrBadConfig, s.PeerBurst, registry.PullBudget)
+	if s.PeerBurst != 0 && s.PeerBurst < MinSyncPeerBurst {
+		return fmt.Errorf("%w: sync peer burst %d bytes: want at least %d (one pull)", ErrBadConfig, s.PeerBurst, MinSyncPeerBurst)
 	}
 	return nil
 }
