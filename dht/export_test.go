@@ -55,3 +55,18 @@ func Held(n *Node, c cid.Cid, p peer.ID) (seq uint64, withdrawn, ok bool) {
 	h, ok := n.store.get(c, p)
 	return h.seq, h.withdrawn, ok
 }
+
+// ObserveSync calls fn with every record sync brings n that is new there
+// (forwarded or pulled), as it is stored. Set it before n has sync peers.
+func ObserveSync(n *Node, fn func(env []byte)) { n.syncObserver = fn }
+
+// Load verifies and stores envs in n's store as a write from nowhere (no
+// source, nothing forwarded): a benchmark's way to fill a registry.
+func Load(ctx context.Context, n *Node, envs [][]byte) error {
+	for _, env := range envs {
+		if _, _, err := n.accept(ctx, env, source{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

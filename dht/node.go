@@ -61,6 +61,7 @@ type Node struct {
 
 	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
 	fetchObserver func(running int)        // test seam: fetches running as one starts
+	syncObserver  func(env []byte)         // test seam: a record sync brought, new here
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and

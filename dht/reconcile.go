@@ -31,6 +31,7 @@ const applyChunk = 32
 // with their digest.
 type snapshot struct {
 	at      time.Time
+	gen     uint64 // the store's generation it was taken at
 	entries []snapEntry
 	digest  registry.Digest
 }
@@ -42,18 +43,20 @@ type snapEntry struct {
 	seq uint64
 }
 
-// current returns a snapshot of the store no older than maxAge.
+// current returns a snapshot of the store no older than maxAge, or the
+// last one if the store has not changed since.
 func (s *syncer) current(maxAge time.Duration) *snapshot {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	now := time.Now()
-	if s.snap != nil && now.Sub(s.snap.at) < maxAge {
+	gen := s.n.store.generation()
+	if s.snap != nil && (s.snap.gen == gen || now.Sub(s.snap.at) < maxAge) {
 		return s.snap
 	}
 	ks := s.n.store.entries(s.n.now())
-	snap := &snapshot{at: now, entries: make([]snapEntry, len(ks))}
+	snap := &snapshot{at: now, gen: gen, entries: make([]snapEntry, len(ks))}
 	for i, k := range ks {
-		e := snapEntry{key: registry.KeyHash(record.Key(k.c, k.p)), c: k.c, p: k.p, seq: k.seq}
+		e := snapEntry{key: registry.KeyHash(k.c.Bytes(), []byte(k.p)), c: k.c, p: k.p, seq: k.seq}
 		snap.entries[i] = e
 		snap.digest.Add(registry.Entry{Key: e.key, Seq: e.seq})
 	}
@@ -167,6 +170,9 @@ func (a *applier) one(env []byte) {
 		a.refused.Add(1)
 	case fresh:
 		a.taken.Add(1)
+		if o := n.syncObserver; o != nil {
+			o(env)
+		}
 		if a.forward {
 			a.s.forward(env, a.from)
 		}
@@ -241,17 +247,26 @@ func (s *syncer) reconcile(ctx context.Context, p peer.ID, b *budget) error {
 	mine := s.current(0)
 	a := s.newApplier(p, false)
 	defer a.wait()
-	for bk := range registry.Buckets {
-		if theirs[bk] == mine.digest[bk] || theirs[bk].Count == 0 {
+	differs := func(bk int) bool { return theirs[bk] != mine.digest[bk] && theirs[bk].Count > 0 }
+	for bk := 0; bk < registry.Buckets; bk++ {
+		if !differs(bk) {
 			continue
 		}
-		from, last := registry.BucketRange(bk)
+		// A run of buckets that differ is pulled as one range: an empty
+		// registry pulls the whole key space in full-sized responses.
+		end := bk
+		for end+1 < registry.Buckets && differs(end+1) {
+			end++
+		}
+		from, _ := registry.BucketRange(bk)
+		_, last := registry.BucketRange(end)
 		if err := s.pullRange(ctx, p, mine, from, last, a, b); err != nil {
 			return err
 		}
 		if b.spent() {
 			return nil
 		}
+		bk = end
 	}
 	return nil
 }

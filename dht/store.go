@@ -50,6 +50,7 @@ type store struct {
 	bytes    int64                 // what the records held cost (charge)
 	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
 	bySource map[source]int        // records held per source
+	gen      uint64                // counts changes to the index (generation)
 }
 
 // held is one record in the index: the few fields the store decides by.
@@ -222,6 +223,7 @@ func (s *store) indexLocked(c cid.Cid, p peer.ID, h held) {
 		s.bySvc[c] = peers
 	}
 	peers[p] = h
+	s.gen++
 	s.count++
 	s.bytes += h.cost()
 	s.byPeer[p] = append(s.byPeer[p], c)
@@ -355,6 +357,7 @@ func (s *store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
+	s.gen++
 	s.count--
 	s.bytes -= h.cost()
 	if h.src.valid() {
@@ -457,6 +460,13 @@ type keyed struct {
 	c   cid.Cid
 	p   peer.ID
 	seq uint64
+}
+
+// generation returns a number that changes whenever the index does.
+func (s *store) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
 }
 
 // entries returns every unexpired record the store holds (tombstones and

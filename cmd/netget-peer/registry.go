@@ -112,7 +112,7 @@ func syncFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "sync-peer-rate-mib", Value: def.PeerRate / (1 << 20),
 			Usage: "MiB per second of records this registry sends one peer's pulls"},
 		&cli.IntFlag{Name: "sync-peer-burst-kib", Value: def.PeerBurst >> 10,
-			Usage: "burst of --sync-peer-rate-mib, in KiB (at least one pull: 192)"},
+			Usage: "burst of --sync-peer-rate-mib, in KiB (at least one pull: 160)"},
 		&cli.IntFlag{Name: "sync-forward-queue", Value: def.ForwardQueue,
 			Usage: "records waiting to be forwarded to one registry; beyond, the next reconciliation brings them"},
 	}

@@ -27,7 +27,7 @@ import (
 //	→ {"type":"forward","records":["CiQIARIg…"]}
 //	← {"refused":0}
 //
-// The digest splits the key space (KeyHash of each record's DHT key) into
+// The digest splits the key space (KeyHash of each record's CID and peer) into
 // Buckets ranges by the hash's first byte; each bucket is a record count
 // (uint32) and the XOR of EntryHash over its records (uint64), big-endian.
 // A pull asks for the records the responder holds in the key-hash range
@@ -43,8 +43,9 @@ const (
 	Buckets = 256
 	// MaxHave bounds the records one pull's have list names.
 	MaxHave = 8192
-	// PullBudget bounds the envelope bytes of one pull response.
-	PullBudget = 192 << 10
+	// PullBudget bounds the envelope bytes of one pull response: in base64
+	// with their JSON, well inside MaxMessageSize.
+	PullBudget = 160 << 10
 	// MaxForward bounds the records of one forward.
 	MaxForward = 64
 
@@ -81,11 +82,16 @@ type Bucket struct {
 // key-hash space.
 type Digest [Buckets]Bucket
 
-// KeyHash maps a record's DHT key (/netget/<cid>/<peer>) into the key
-// space digests and pulls range over: its SHA-256's first 8 bytes.
-func KeyHash(dhtKey string) uint64 {
-	sum := sha256.Sum256([]byte(dhtKey))
-	return binary.BigEndian.Uint64(sum[:8])
+// KeyHash maps a record into the key space digests and pulls range over:
+// the first 8 bytes of the SHA-256 of its service CID's bytes followed by
+// its provider's peer ID bytes (the binary form of its DHT key
+// /netget/<cid>/<peer>).
+func KeyHash(service, provider []byte) uint64 {
+	h := sha256.New()
+	h.Write(service)
+	h.Write(provider)
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint64(h.Sum(sum[:0])[:8])
 }
 
 // BucketOf returns the digest bucket of key hash k.
