@@ -9,7 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/dht/registry"
-	"github.com/netget/netget-peer/record"
+	"github.com/netget/netget-peer/dht/store"
 )
 
 // Push offers peer p one signed record over the registry protocol.
@@ -21,9 +21,6 @@ func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error {
 func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) {
 	return n.client.List(ctx, p, c, registry.MaxListLimit)
 }
-
-// NewVerifiedCache exposes the node's verified-record cache to tests.
-func NewVerifiedCache(size int) record.Cache { return newVerifiedCache(size) }
 
 // Proven reports whether n's health checks saw p pass a check (its
 // records are no longer expendable).
@@ -52,8 +49,7 @@ const SpreadTimeout = spreadTimeout
 // Held returns the seq of p's record for c in n's store and whether it is
 // a tombstone, if n holds one.
 func Held(n *Node, c cid.Cid, p peer.ID) (seq uint64, withdrawn, ok bool) {
-	h, ok := n.store.get(c, p)
-	return h.seq, h.withdrawn, ok
+	return n.store.Seq(c, p)
 }
 
 // ObserveSync calls fn with every record sync brings n that is new there
@@ -64,7 +60,7 @@ func ObserveSync(n *Node, fn func(env []byte)) { n.syncObserver = fn }
 // source, nothing forwarded): a benchmark's way to fill a registry.
 func Load(ctx context.Context, n *Node, envs [][]byte) error {
 	for _, env := range envs {
-		if _, _, err := n.accept(ctx, env, source{}); err != nil {
+		if _, _, err := n.accept(ctx, env, store.Source{}); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -49,14 +50,14 @@ func (s *syncer) current(maxAge time.Duration) *snapshot {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	now := time.Now()
-	gen := s.n.store.generation()
+	gen := s.n.store.Generation()
 	if s.snap != nil && (s.snap.gen == gen || now.Sub(s.snap.at) < maxAge) {
 		return s.snap
 	}
-	ks := s.n.store.entries(s.n.now())
+	ks := s.n.store.Entries(s.n.now())
 	snap := &snapshot{at: now, gen: gen, entries: make([]snapEntry, len(ks))}
 	for i, k := range ks {
-		e := snapEntry{key: registry.KeyHash(k.c.Bytes(), []byte(k.p)), c: k.c, p: k.p, seq: k.seq}
+		e := snapEntry{key: registry.KeyHash(k.C.Bytes(), []byte(k.P)), c: k.C, p: k.P, seq: k.Seq}
 		snap.entries[i] = e
 		snap.digest.Add(registry.Entry{Key: e.key, Seq: e.seq})
 	}
@@ -104,7 +105,7 @@ func (r replica) Pull(from, last uint64, have []registry.Entry, budget int) ([][
 		if seq, ok := known[e.key]; ok && seq >= e.seq {
 			continue
 		}
-		env, ok := r.s.n.store.envelope(r.s.n.ctx, e.c, e.p)
+		env, ok := r.s.n.store.Envelope(r.s.n.ctx, e.c, e.p)
 		if !ok {
 			continue // gone since the snapshot
 		}
@@ -163,7 +164,7 @@ func (a *applier) add(envs [][]byte) {
 // one verifies and stores env through the one write path (acceptFresh).
 func (a *applier) one(env []byte) {
 	n := a.s.n
-	_, _, fresh, err := n.acceptFresh(n.ctx, env, source{})
+	_, _, fresh, err := n.acceptFresh(n.ctx, env, store.Source{})
 	switch {
 	case errors.Is(err, record.ErrOlderSeq): // not newer: it stops here
 	case err != nil:

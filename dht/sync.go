@@ -122,9 +122,12 @@ type syncer struct {
 	collectors                                             []prometheus.Collector
 }
 
-// startSync serves the sync protocol and starts tracking sync peers and
-// reconciling, until the node closes.
-func (n *Node) startSync() error {
+// newSyncer returns the sync of a node whose Config.Sync is on, not yet
+// running (start), with its metrics registered; nil when sync is off.
+func newSyncer(n *Node) (*syncer, error) {
+	if n.cfg.Sync.Interval <= 0 {
+		return nil, nil
+	}
 	s := &syncer{n: n, cfg: n.cfg.Sync.withDefaults(), proto: registry.SyncProtocol(n.cfg.Network),
 		client: registry.NewSyncClient(n.host, n.cfg.Network), kick: make(chan struct{}, 1),
 		peers: make(map[peer.ID]*forwarder)}
@@ -132,10 +135,20 @@ func (n *Node) startSync() error {
 	if n.cfg.Registerer != nil {
 		for _, c := range s.collectors {
 			if err := n.cfg.Registerer.Register(c); err != nil {
-				return fmt.Errorf("%w: metrics: %w", ErrBadConfig, err)
+				return nil, fmt.Errorf("%w: metrics: %w", ErrBadConfig, err)
 			}
 		}
 	}
+	return s, nil
+}
+
+// start serves the sync protocol and starts tracking sync peers and
+// reconciling, until the node closes.
+func (s *syncer) start() error {
+	if s == nil {
+		return nil
+	}
+	n := s.n
 	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtPeerIdentificationCompleted),
 		new(event.EvtPeerProtocolsUpdated), new(event.EvtPeerConnectednessChanged)})
 	if err != nil {
@@ -144,7 +157,6 @@ func (n *Node) startSync() error {
 	requests := registry.NewLimiter(n.cfg.RequestRate, n.cfg.RequestBurst)
 	bytes := registry.NewLimiter(s.cfg.PeerRate, s.cfg.PeerBurst)
 	n.host.SetStreamHandler(s.proto, registry.NewSyncHandler(replica{s}, requests, bytes, n.log).HandleStream)
-	n.sync = s
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
