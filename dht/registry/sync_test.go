@@ -1,7 +1,14 @@
 package registry
 
 import (
+	"context"
+	"math"
 	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/netget/netget-peer/p2p/p2ptest"
 )
 
 // FuzzDecodeSyncRequest: the sync-protocol decoder never panics, and what
@@ -59,5 +66,53 @@ func TestDigestRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeDigest(make([]byte, 5)); err == nil {
 		t.Fatal("a 5-byte digest decoded")
+	}
+}
+
+// bigReplica serves budget-sized pulls of junk envelopes (the requester
+// would refuse them; this test is about the bytes the responder sends).
+type bigReplica struct{}
+
+func (bigReplica) Digest() *Digest { return &Digest{} }
+
+func (bigReplica) Pull(from, last uint64, have []Entry, budget int) ([][]byte, uint64, bool) {
+	var out [][]byte
+	for n := 0; n+4096 <= budget; n += 4096 {
+		out = append(out, make([]byte, 4096))
+	}
+	return out, 0, false
+}
+
+func (bigReplica) Forwarded(peer.ID, [][]byte) int { return 0 }
+
+// TestSyncPullByteRate: a peer that pulls everything again and again gets
+// its burst, then nothing more than the byte rate allows: a pull that
+// would need more tokens than the rate refills within the exchange's
+// deadline resets the stream.
+func TestSyncPullByteRate(t *testing.T) {
+	hosts := p2ptest.NewHosts(t, 2)
+	server, puller := hosts[0], hosts[1]
+	requests := NewLimiter(1000, 1000)
+	bytes := NewLimiter(1, PullBudget) // one pull's burst, then a byte a second
+	server.SetStreamHandler(SyncProtocol("development"), NewSyncHandler(bigReplica{}, requests, bytes, nil).HandleStream)
+	p2ptest.Connect(t, puller, server)
+	cl := NewSyncClient(puller, "development")
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := cl.Pull(ctx, server.ID(), 0, math.MaxUint64, nil)
+	if err != nil || len(got.Records) == 0 {
+		t.Fatalf("first pull: %d records, %v; want a full pull within the burst", len(got.Records), err)
+	}
+	if got, err := cl.Pull(ctx, server.ID(), 0, math.MaxUint64, nil); err == nil {
+		t.Fatalf("second pull right after: %d records; want it refused by the byte rate", len(got.Records))
+	}
+	// Another peer has a bucket of its own.
+	other := p2ptest.NewHost(t)
+	p2ptest.Connect(t, other, server)
+	cl2 := NewSyncClient(other, "development")
+	t.Cleanup(cl2.Close)
+	if got, err := cl2.Pull(ctx, server.ID(), 0, math.MaxUint64, nil); err != nil || len(got.Records) == 0 {
+		t.Fatalf("another peer's first pull: %d records, %v; want its own burst", len(got.Records), err)
 	}
 }
