@@ -27,6 +27,9 @@ type Status struct {
 	StoredRecords int
 	// BridgeURL is the bridge's base URL, "" without a bridge.
 	BridgeURL string
+	// Reachability is how the node is reached: public, private (through
+	// which relays, at which circuit addresses) or unknown.
+	Reachability Reachability
 	// Sync is what a registry's sync with the other registries has done;
 	// nil on a node that does not sync (Config.DHT.Sync off).
 	Sync *SyncStatus
@@ -48,6 +51,7 @@ func (n *Node) Status() Status {
 		Services:      n.Services(),
 		StoredRecords: n.dht.StoredRecords(),
 		BridgeURL:     n.BridgeURL(),
+		Reachability:  n.reachability(),
 		Sync:          n.syncStatus(),
 	}
 }

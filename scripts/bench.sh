@@ -5,6 +5,7 @@
 #   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh registry bridge # only those
+#   scripts/bench.sh relay           # only the relay (a few seconds)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
 #
 # network:  in-process networks of 25, 100 and 200 nodes on TCP loopback:
@@ -20,6 +21,9 @@
 #           (time, CPU, bytes read vs the records' bytes), and propagation of
 #           a pushed record to 3 and 10 registries, against the push's own
 #           round trip measured in the same run.
+# relay:    a registry-protocol round trip and a libp2p ping to a node behind
+#           a circuit relay v2, against the same node dialled directly
+#           (dht/nat_bench_test.go).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -30,7 +34,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network registry bridge sync)
+[ ${#what[@]} -eq 0 ] && what=(network registry bridge relay sync)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -42,7 +46,8 @@ for w in "${what[@]}"; do
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
 	sync) go test -run '^$' -bench 'BenchmarkSync' -benchtime 1x -timeout 30m ./dht/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge or sync)" >&2; exit 2 ;;
+	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge, relay or sync)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -76,6 +81,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!pr++) { print "\n| pushed record reaches every registry | p50 | p95 | push round trip p50 | p50 / round trip |"; print "| --- | --- | --- | --- | --- |" }
 	printf "| %s | %.2f ms | %.2f ms | %.2f ms | %.2f× |\n", name($1), m["prop-p50-ms"], m["prop-p95-ms"], m["rtt-p50-ms"], m["prop/rtt"]
+}
+/^BenchmarkRelay/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!rl++) { print "\n| through a circuit relay v2, loopback | direct p50 | relayed p50 | relayed / direct |"; print "| --- | --- | --- | --- |" }
+	printf "| registry-protocol round trip (List) | %.3f ms | %.3f ms | %.2f× |\n", m["direct-list-p50-ms"], m["relayed-list-p50-ms"], m["list-relayed/direct"]
+	printf "| libp2p ping | %.3f ms | %.3f ms | %.2f× |\n", m["direct-ping-p50-ms"], m["relayed-ping-p50-ms"], m["ping-relayed/direct"]
 }
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

@@ -31,6 +31,9 @@ func registryCommand() *cli.Command {
 			"verdict, it only brings the next check forward. Each\n" +
 			"provider is checked on its own schedule, providers not yet healthy in a lane apart, and\n" +
 			"each address named in records is dialled at most once per interval for another peer.\n\n" +
+			"It offers peers behind NAT a circuit relay v2 slot (--relay-… flags bound it) and AutoNAT\n" +
+			"dial-backs (--autonat-…); providers that are not public reserve a slot on their registries\n" +
+			"and advertise the relay addresses in their records.\n\n" +
 			"Registries of one network sync without a leader: each forwards the records it takes to\n" +
 			"the registries it is connected to, and every --sync-interval pulls from each of them what it\n" +
 			"lacks (a digest, then only the differences; at once with a registry it newly connects to),\n" +
@@ -48,7 +51,7 @@ func registryCommand() *cli.Command {
 			&cli.Float64Flag{Name: "health-dial-rate", Value: def.DialRate, Usage: "check dials per second to one host (IP or DNS name)"},
 			&cli.IntFlag{Name: "health-dial-burst", Value: def.DialBurst, Usage: "burst of check dials to one host"},
 			&cli.StringFlag{Name: "health-addrs", Value: def.Addrs.String(), Usage: "`POLICY` for provider addresses accepted and dialled: auto (public only while the registry listens on a public address), any (LANs, tests) or public"},
-		}, append(append(storeFlags(), syncFlags()...), bridgeFlags()...)...),
+		}, append(append(append(storeFlags(), syncFlags()...), relayFlags()...), bridgeFlags()...)...),
 		Action: registryAction,
 	}
 }
@@ -82,6 +85,7 @@ func registryAction(c *cli.Context) error {
 	ctx := c.Context
 	n, err := startNode(ctx, c, registryRole(), func(cfg *netget.Config) error {
 		cfg.DHT.Health, cfg.DHT.Store, cfg.DHT.Sync = h, store, sync
+		applyRelayFlags(c, cfg)
 		return nil
 	}, withBridge(c))
 	if err != nil {

@@ -83,7 +83,10 @@ func (cl *Client) exchangeInto(ctx context.Context, p peer.ID, req, resp any) (i
 			return n, err
 		}
 	}
-	s, err := cl.host.NewStream(ctx, p, cl.proto)
+	// A provider behind NAT is reached through a relay: its connection is
+	// limited (bounded in time and bytes by the relay), which suits a
+	// request and its answer.
+	s, err := cl.host.NewStream(network.WithAllowLimitedConn(ctx, "netget registry"), p, cl.proto)
 	if err != nil {
 		return 0, err
 	}
