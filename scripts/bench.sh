@@ -24,6 +24,10 @@
 # relay:    a registry-protocol round trip and a libp2p ping to a node behind
 #           a circuit relay v2, against the same node dialled directly
 #           (dht/nat_bench_test.go).
+# channel:  a Go opener -> libp2p channel -> provider -> WebSocket echo target,
+#           against the same client talking to the target directly: round
+#           trip p50/p99, round trips/s with 1, 100 and 1,000 channels, memory
+#           per open channel (dht/channel/bench_test.go).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -34,7 +38,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network registry bridge relay sync)
+[ ${#what[@]} -eq 0 ] && what=(network registry bridge relay channel sync)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -47,7 +51,8 @@ for w in "${what[@]}"; do
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
 	sync) go test -run '^$' -bench 'BenchmarkSync' -benchtime 1x -timeout 30m ./dht/ ;;
 	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge, relay or sync)" >&2; exit 2 ;;
+	channel) go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge, relay, channel or sync)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -97,5 +102,15 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	for (k in m) if (k ~ /p99/) printf " %.1f ms |", m[k]
 	for (k in m) if (k ~ /KiB/) printf " %.1f |", m[k]
 	printf "\n"
+}
+/^BenchmarkChannel/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	print "\n| loopback, WebSocket echo target | round trip p50 / p99 | round trips/s, 1 / 100 / 1,000 open | KiB per open channel |"
+	print "| --- | --- | --- | --- |"
+	printf "| client → target directly | %.0f / %.0f µs | %.0f / %.0f / %.0f | %.1f |\n", m["direct-p50-us"], m["direct-p99-us"],
+		m["direct-1-msgs/s"], m["direct-100-msgs/s"], m["direct-1000-msgs/s"], m["direct-KiB/conn"]
+	printf "| client → channel → provider → target | %.0f / %.0f µs | %.0f / %.0f / %.0f | %.1f |\n", m["channel-p50-us"], m["channel-p99-us"],
+		m["channel-1-msgs/s"], m["channel-100-msgs/s"], m["channel-1000-msgs/s"], m["channel-KiB/channel"]
+	printf "| channel / direct | %.2f× p50 | %.2f× / %.2f× / %.2f× | |\n", m["p50-ratio"], m["ratio-1"], m["ratio-100"], m["ratio-1000"]
 }' "$out"
 echo "(misses: lookups with no result within 10 s; full log: $out)"

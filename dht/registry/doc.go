@@ -3,7 +3,8 @@
 // message codec, a Client (List, Push) that keeps idle streams per peer for
 // reuse, a Handler that serves the protocol over a small Holder interface
 // (list the records held for a service; accept one record), and the
-// per-peer Limiter that bounds each remote peer's requests.
+// per-peer Limiter that bounds each remote peer's requests (dht/channel
+// bounds channel opens per peer with it too).
 //
 // It also carries the sync protocol registries keep each other in step
 // with, /netget/<network>/sync/1.0.0 (sync.go: digest, pull, forward): a
