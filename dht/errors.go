@@ -30,6 +30,12 @@ var (
 	// ErrDatastore is returned by OpenDatastore when the directory cannot be
 	// opened as a datastore: not a directory, corrupt, or unreadable.
 	ErrDatastore = errors.New("cannot open datastore")
+	// ErrTooManyWatchers is returned (and sent to the watcher as the drop
+	// reason) when a node already serves WatchLimits.Max watches.
+	ErrTooManyWatchers = errors.New("too many watchers")
+	// ErrWatcherQuota is returned (and sent to the watcher as the drop
+	// reason) when one peer already holds WatchLimits.PerPeer watches.
+	ErrWatcherQuota = errors.New("too many watches from this peer")
 	// ErrPrivateAddrs is returned when a registry that only accepts public
 	// provider addresses (AddrPolicy) is offered a record without one.
 	ErrPrivateAddrs = errors.New("record has no public address")

@@ -60,6 +60,8 @@ type FindOptions struct {
 	// directly (benchmarks, comparing paths). Config.DisableFastPath does
 	// the same for every find and provide of a node.
 	DHTOnly bool
+
+	noWatch bool // skip the node's watched sets (a watch's own DHT poll)
 }
 
 // Find looks up the providers of service name and calls yield with each
@@ -105,7 +107,7 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield fu
 	if err := n.Ready(ctx); err != nil {
 		return fmt.Errorf("find %s: %w", name, err)
 	}
-	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, start: time.Now(), cancel: cancel,
+	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, noWatch: opts.noWatch, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
 		offered: make(map[[32]byte]bool), fetchSlots: make(chan struct{}, n.cfg.FetchConcurrency)}
 	f.changed.L = &f.mu
@@ -150,6 +152,7 @@ type search struct {
 	c       cid.Cid
 	limit   int
 	dhtOnly bool
+	noWatch bool
 	start   time.Time
 	cancel  context.CancelFunc
 	out     chan Result
@@ -177,6 +180,9 @@ type peerState struct {
 }
 
 func (f *search) run(ctx context.Context) {
+	if !f.noWatch {
+		f.offerWatched(ctx) // a watch of this node has the live set: zero round trips
+	}
 	var regs sync.WaitGroup
 	if !f.dhtOnly {
 		for _, p := range f.n.Registries() {

@@ -54,8 +54,14 @@ type Node struct {
 	lastSeq uint64
 
 	regMu      sync.Mutex
-	registries map[peer.ID]bool // registries this node uses for the fast path
-	client     *registry.Client // registry-protocol requests, streams kept for reuse
+	registries map[peer.ID]bool  // registries this node uses for the fast path
+	client     *registry.Client  // registry-protocol requests, streams kept for reuse
+	limiter    *registry.Limiter // registry and watch requests per remote peer
+
+	watchHub   *watchHub           // the watches this node serves (watch_hub.go)
+	watchProto protocol.ID         // registry.WatchProtocol
+	watchMu    sync.Mutex          // guards watches
+	watches    map[*watch]struct{} // this node's own watches, for Find (watch.go)
 
 	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
 	fetchObserver func(running int)        // test seam: fetches running as one starts
@@ -90,9 +96,14 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		proto:      registry.Protocol(cfg.Network),
 		registries: make(map[peer.ID]bool),
 		client:     registry.NewClient(h, registry.Protocol(cfg.Network)),
+		limiter:    registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst),
+		watchProto: registry.WatchProtocol(cfg.Network),
+		watches:    make(map[*watch]struct{}),
 	}
 	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
 	n.store = newStore(backing, n.validator, cfg.Store, n.health)
+	n.watchHub = newWatchHub(n, cfg.Watch)
+	n.store.changed = n.watchHub.notify
 	n.metrics = newMetrics(n.store, n.Providers)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {
@@ -131,7 +142,9 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.log.Info("records loaded from the datastore; verifying their signatures", "records", loaded)
 		n.startVerifier()
 	}
-	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst), n.log).HandleStream)
+	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, n.limiter, n.log).HandleStream)
+	h.SetStreamHandler(n.watchProto, n.handleWatch)
+	n.wg.Go(func() { n.watchHub.run(n.ctx) })
 	n.startSweeper()
 	if cfg.Health.Interval > 0 {
 		n.startMonitor()
@@ -184,6 +197,7 @@ func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		n.host.RemoveStreamHandler(n.proto)
+		n.host.RemoveStreamHandler(n.watchProto)
 		n.cancel()
 		n.wg.Wait()
 		n.client.Close()

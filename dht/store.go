@@ -40,6 +40,10 @@ type store struct {
 	v      record.Validator // checks records loaded unverified
 	limits StoreLimits
 	health *verdicts // whose records are served, in what order, and which are expendable (verdicts.go)
+	// changed, if set, is told of every change to p's record for c: after
+	// a write, and as a record leaves the index (with s.mu held). It must
+	// not block or call back into the store (watchHub.notify).
+	changed func(c cid.Cid, p peer.ID)
 
 	keysMu  sync.Mutex
 	writing map[victim]*keyLock // records being written, so puts of one record take turns
@@ -189,9 +193,29 @@ func (s *store) add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 			}
 		}
 		s.mu.Unlock()
+		s.notify(c, svc.Peer)
 		return fmt.Errorf("store record: %w", err)
 	}
+	s.notify(c, svc.Peer)
 	return nil
+}
+
+// notify tells the change hook, if any, that p's record for c changed.
+func (s *store) notify(c cid.Cid, p peer.ID) {
+	if s.changed != nil {
+		s.changed(c, p)
+	}
+}
+
+// peersOf returns the providers the store holds a record for service c of.
+func (s *store) peersOf(c cid.Cid) []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]peer.ID, 0, len(s.bySvc[c]))
+	for p := range s.bySvc[c] {
+		out = append(out, p)
+	}
+	return out
 }
 
 // index adds a record already in the datastore to the index, unverified,
@@ -378,6 +402,7 @@ func (s *store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 // store knows of p once it holds none of its records. s.mu must be held.
 func (s *store) unindexLocked(c cid.Cid, p peer.ID) {
 	s.detachLocked(c, p)
+	s.notify(c, p)
 	if len(s.byPeer[p]) == 0 {
 		delete(s.byPeer, p)
 		s.health.left(p)
