@@ -48,3 +48,6 @@ func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 
 // SpreadTimeout bounds a publication's background work (spreadTimeout).
 const SpreadTimeout = spreadTimeout
+
+// Watchers returns how many watches n serves as a registry.
+func Watchers(n *Node) int { return n.watchHub.watchers() }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/netget/netget-peer/dht/registry"
@@ -242,7 +243,10 @@ const (
 func (w *watch) follow(ctx context.Context, reg peer.ID) {
 	backoff := watchRetryMin
 	for ctx.Err() == nil {
-		ws, err := registry.OpenWatch(ctx, w.n.host, w.n.watchProto, reg, w.c)
+		// Our own backoff paces the dials: the swarm's (5s and up, per
+		// address) would keep a registry that restarted unreachable.
+		dctx := network.WithForceDirectDial(network.WithDialPeerTimeout(ctx, w.n.cfg.WalkDialTimeout), "watch")
+		ws, err := registry.OpenWatch(dctx, w.n.host, w.n.watchProto, reg, w.c)
 		if err == nil {
 			var synced bool
 			synced, err = w.read(ctx, reg, ws)
