@@ -58,10 +58,10 @@ type Node struct {
 	client     *registry.Client  // registry-protocol requests, streams kept for reuse
 	limiter    *registry.Limiter // registry and watch requests per remote peer
 
-	watchHub   *watchHub           // the watches this node serves (watch_hub.go)
-	watchProto protocol.ID         // registry.WatchProtocol
-	watchMu    sync.Mutex          // guards watches
-	watches    map[*watch]struct{} // this node's own watches, for Find (watch.go)
+	watchHub   *watchHub          // the watches this node serves (watch_hub.go)
+	watchProto protocol.ID        // registry.WatchProtocol
+	watchMu    sync.Mutex         // guards watches
+	watches    map[cid.Cid]*watch // this node's own watches, one per service (watch.go)
 
 	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
 	fetchObserver func(running int)        // test seam: fetches running as one starts
@@ -98,7 +98,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		client:     registry.NewClient(h, registry.Protocol(cfg.Network)),
 		limiter:    registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst),
 		watchProto: registry.WatchProtocol(cfg.Network),
-		watches:    make(map[*watch]struct{}),
+		watches:    make(map[cid.Cid]*watch),
 	}
 	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
 	n.store = newStore(backing, n.validator, cfg.Store, n.health)

@@ -236,8 +236,10 @@ func TestWatchRegistryRestart(t *testing.T) {
 
 	stop()
 	reg, _ = start(listen)
-	for _, p := range []*dht.Node{p1, p2} {
-		p2ptest.Connect(t, p.Host(), reg.Host())
+	for _, p := range []*dht.Node{p1, p2} { // past the swarm's backoff from their own redials
+		if err := p.Host().Connect(network.WithForceDirectDial(ctx, "test"), p2ptest.AddrInfo(reg.Host())); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := p2.Publish(ctx, dht.Spec{Name: "DatabaseService", TTL: time.Hour}); err != nil {
 		t.Fatal(err)
