@@ -377,3 +377,38 @@ func TestWatchBounds(t *testing.T) {
 	}
 	_ = open
 }
+
+// TestWatchWithoutRegistries: a node without registries learns changes
+// from finds on the DHT path, every WatchPollInterval; two callers of one
+// watch each get every change, and a caller that does not read holds up
+// neither the other nor the watch.
+func TestWatchWithoutRegistries(t *testing.T) {
+	ctx := testCtx(t)
+	net := dhttest.New(t, dhttest.Options{Registries: 1, Nodes: 2})
+	p := net.Nodes[0]
+	watcher := dhttest.NewNode(t, "development", dht.ModeServer, func(c *dht.Config) {
+		c.DisableFastPath, c.WatchPollInterval = true, 100*time.Millisecond
+	})
+	for _, n := range net.All() {
+		p2ptest.Connect(t, watcher.Host(), n.Host())
+	}
+	if err := watcher.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(ctx, dht.Spec{Name: "DatabaseService", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, p)
+	idle := watch(t, watcher, "DatabaseService") // never read
+	ch := watch(t, watcher, "DatabaseService")
+	wantEvent(t, ch, dht.EventUpsert, p.Host().ID(), "")
+	if _, err := p.Withdraw(ctx, "DatabaseService"); err != nil {
+		t.Fatal(err)
+	}
+	settle(t, p)
+	wantEvent(t, ch, dht.EventRemove, p.Host().ID(), dht.ReasonDeregistered)
+	noEvent(t, ch)
+	// The caller that did not read has the same two events waiting.
+	wantEvent(t, idle, dht.EventUpsert, p.Host().ID(), "")
+	wantEvent(t, idle, dht.EventRemove, p.Host().ID(), dht.ReasonDeregistered)
+}
