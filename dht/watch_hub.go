@@ -61,7 +61,7 @@ type watchHub struct {
 	active atomic.Int64 // watchers subscribed
 
 	pmu     sync.Mutex // a leaf lock: notify runs under the store's lock
-	pending map[victim]struct{}
+	pending map[change]struct{}
 	watched map[cid.Cid]int // watchers per service, for notify's filter
 	kick    chan struct{}   // cap 1: pending is not empty
 
@@ -71,6 +71,12 @@ type watchHub struct {
 	total   int
 	next    time.Time // earliest expiry of a served record in any feed
 	expiry  *time.Timer
+}
+
+// change is one provider's record of one service that changed.
+type change struct {
+	c cid.Cid
+	p peer.ID
 }
 
 // feed is one watched service: what its watchers have been told of each
@@ -115,7 +121,7 @@ type watchOut struct {
 }
 
 func newWatchHub(n *Node, limits WatchLimits) *watchHub {
-	h := &watchHub{n: n, limits: limits.withDefaults(), pending: make(map[victim]struct{}), watched: make(map[cid.Cid]int),
+	h := &watchHub{n: n, limits: limits.withDefaults(), pending: make(map[change]struct{}), watched: make(map[cid.Cid]int),
 		kick: make(chan struct{}, 1), feeds: make(map[cid.Cid]*feed), perPeer: make(map[peer.ID]int),
 		expiry: time.NewTimer(time.Hour)}
 	h.expiry.Stop()
@@ -130,7 +136,7 @@ func (h *watchHub) notify(c cid.Cid, p peer.ID) {
 	if h.watched[c] == 0 {
 		return
 	}
-	h.pending[victim{c, p}] = struct{}{}
+	h.pending[change{c, p}] = struct{}{}
 	select {
 	case h.kick <- struct{}{}:
 	default:
@@ -143,7 +149,7 @@ func (h *watchHub) peerChanged(p peer.ID) {
 	if h.active.Load() == 0 {
 		return
 	}
-	for _, c := range h.n.store.servicesOf(p) {
+	for _, c := range h.n.store.ServicesOf(p) {
 		h.notify(c, p)
 	}
 }
@@ -170,7 +176,7 @@ func (h *watchHub) run(ctx context.Context) {
 		}
 		h.pmu.Lock()
 		batch := h.pending
-		h.pending = make(map[victim]struct{})
+		h.pending = make(map[change]struct{})
 		h.pmu.Unlock()
 		now := h.n.now()
 		h.mu.Lock()
@@ -194,12 +200,12 @@ func (h *watchHub) run(ctx context.Context) {
 
 // status is what the store says of p's record for c now.
 func (h *watchHub) status(c cid.Cid, p peer.ID, now time.Time) watchState {
-	hd, ok := h.n.store.get(c, p)
-	st := watchState{seq: hd.seq, expires: hd.expires, sum: hd.sum}
+	e, ok := h.n.store.Entry(c, p)
+	st := watchState{seq: e.Seq, expires: e.Expires, sum: e.Sum}
 	switch {
-	case !ok || !now.Before(hd.expires):
+	case !ok || !now.Before(e.Expires):
 		st.kind = watchAbsent
-	case hd.withdrawn:
+	case e.Withdrawn:
 		st.kind = watchWithdrawn
 	case !h.n.health.serves(p):
 		ps := ProviderState{Peer: p}
@@ -229,7 +235,7 @@ func (h *watchHub) refreshLocked(ctx context.Context, c cid.Cid, p peer.ID, now 
 	msg := registry.WatchMsg{Type: registry.WatchRemove, Peer: p.String()}
 	switch cur.kind {
 	case watchServed, watchWithdrawn:
-		env, ok := h.n.store.envelope(ctx, c, p)
+		env, ok := h.n.store.Envelope(ctx, c, p)
 		if !ok || sha256.Sum256(env) != cur.sum {
 			return // being written or deleted: its own notice follows
 		}
@@ -309,7 +315,7 @@ func (h *watchHub) subscribe(remote peer.ID, c cid.Cid) (*watcher, error) {
 		h.watched[c]++ // from now on, changes to c are noted
 		h.pmu.Unlock()
 		now := h.n.now()
-		for _, p := range h.n.store.peersOf(c) {
+		for _, p := range h.n.store.Peers(c) {
 			if st := h.status(c, p, now); st.kind != watchAbsent {
 				f.state[p] = st
 				if st.kind == watchServed {

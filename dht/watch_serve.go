@@ -105,7 +105,7 @@ func (n *Node) writeWatch(s network.Stream, w *watcher, out watchOut) error {
 func (n *Node) snapshotMsg(w *watcher, p peer.ID, st watchState) (registry.WatchMsg, bool) {
 	switch st.kind {
 	case watchServed, watchWithdrawn:
-		env, ok := n.store.envelope(n.ctx, w.c, p)
+		env, ok := n.store.Envelope(n.ctx, w.c, p)
 		if !ok {
 			return registry.WatchMsg{}, false // gone: its remove is queued
 		}
