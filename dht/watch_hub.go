@@ -108,8 +108,8 @@ type watchState struct {
 type watcher struct {
 	remote peer.ID
 	c      cid.Cid
-	q      chan watchOut // bounded: Config.Watch.Queue
-	quit   chan struct{} // closed when the hub drops it; reason says why
+	q      chan *watchOut // bounded: Config.Watch.Queue; a pointer each, shared
+	quit   chan struct{}  // closed when the hub drops it; reason says why
 	reason string
 }
 
@@ -266,9 +266,10 @@ func (h *watchHub) refreshLocked(ctx context.Context, c cid.Cid, p peer.ID, now 
 		h.n.log.Error("watch message not encoded", "err", err)
 		return
 	}
+	out := &watchOut{enc: enc} // one for every watcher
 	for w := range f.subs {
 		select {
-		case w.q <- watchOut{enc: enc}:
+		case w.q <- out:
 		default:
 			h.dropLocked(w, fmt.Sprintf("slow watcher: %d messages queued", cap(w.q)))
 		}
@@ -328,12 +329,12 @@ func (h *watchHub) subscribe(remote peer.ID, c cid.Cid) (*watcher, error) {
 		h.watched[c]++
 		h.pmu.Unlock()
 	}
-	w := &watcher{remote: remote, c: c, q: make(chan watchOut, h.limits.Queue), quit: make(chan struct{})}
+	w := &watcher{remote: remote, c: c, q: make(chan *watchOut, h.limits.Queue), quit: make(chan struct{})}
 	snap := make(map[peer.ID]watchState, len(f.state))
 	for p, st := range f.state {
 		snap[p] = st
 	}
-	w.q <- watchOut{snap: snap}
+	w.q <- &watchOut{snap: snap}
 	f.subs[w] = struct{}{}
 	h.perPeer[remote]++
 	h.total++

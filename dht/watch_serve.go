@@ -82,7 +82,7 @@ func (n *Node) handleWatch(s network.Stream) {
 
 // writeWatch writes one queued message (or a snapshot and "synced") to
 // the watcher, each write bounded by registry.StreamTimeout.
-func (n *Node) writeWatch(s network.Stream, w *watcher, out watchOut) error {
+func (n *Node) writeWatch(s network.Stream, w *watcher, out *watchOut) error {
 	if out.snap == nil {
 		_ = s.SetWriteDeadline(time.Now().Add(registry.StreamTimeout))
 		return registry.WriteFrame(s, out.enc)

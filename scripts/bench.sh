@@ -5,6 +5,7 @@
 #   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh registry bridge # only those
+#   scripts/bench.sh watch           # watch (about 30 s)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
 #
 # network:  in-process networks of 25, 100 and 200 nodes on TCP loopback:
@@ -15,6 +16,9 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
+# watch:    1,000 watchers on one registry: change-to-watcher latency for
+#           provide and withdraw vs a finder polling every second, memory per
+#           watcher, a repeat Find on a watching node (dht/watch_bench_test.go).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -36,7 +40,8 @@ for w in "${what[@]}"; do
 	network) go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry or bridge)" >&2; exit 2 ;;
+	watch) go test -run '^$' -bench 'BenchmarkWatch$' -benchtime 1x -timeout 10m ./dht/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge or watch)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -60,6 +65,14 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	if (!reg++) { print "\n| registry store | records accepted per second | MiB per 10,000 records |"; print "| --- | --- | --- |" }
 	mem = ("MiB/10k-records" in m) ? sprintf("%.1f", m["MiB/10k-records"]) : "(on disk)"
 	printf "| %s | %.0f | %s |\n", name($1), m["records/s"], mem
+}
+/^BenchmarkWatch-/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	print "\n| watchers on one registry | provide → watcher p50 / p95 | withdraw → watcher p50 / p95 | first watcher p50 | polling every 1 s p50 / p95 | poll / watch | stream round trip | KiB per watcher (both ends) | repeat Find on a watching node p50 | load average |"
+	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	printf "| %d | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.0f / %.0f ms | %.1f× | %.3f ms | %.1f | %.3f ms | %.1f |\n",
+		m["watchers"], m["provide-p50-ms"], m["provide-p95-ms"], m["withdraw-p50-ms"], m["withdraw-p95-ms"], m["first-p50-ms"],
+		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["rtt-ms"], m["KiB/watcher"], m["find-p50-ms"], m["load"]
 }
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
