@@ -99,7 +99,11 @@ func (w *watch) follow(ctx context.Context, reg peer.ID) {
 		if ctx.Err() != nil {
 			return
 		}
-		w.n.log.Debug("watch stream ended; subscribing again", "registry", reg, "service", w.name, "err", err, "in", backoff)
+		log := w.n.log.Debug
+		if errors.Is(err, registry.ErrWatchDropped) {
+			log = w.n.log.Warn // the registry said why: a bound, or a slow reader
+		}
+		log("watch stream ended; subscribing again", "registry", reg, "service", w.name, "err", err, "in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

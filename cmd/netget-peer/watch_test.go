@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netget/netget-peer/cmd/netget-peer/control"
 )
@@ -81,5 +82,23 @@ func TestDaemonWatch(t *testing.T) {
 	w.cmd.Process.Signal(syscall.SIGINT)
 	if code := w.wait(t); code != 0 {
 		t.Fatalf("find --watch via the daemon after Ctrl-C: exit %d, stderr:\n%s", code, w.stderr)
+	}
+}
+
+// TestCLIWatchLimits: the registry's watch limits are flags; a watch over
+// --max-watchers is refused and the watcher says why on stderr, and a
+// negative limit is a usage error.
+func TestCLIWatchLimits(t *testing.T) {
+	_, boot := registryAt(t, filepath.Join(t.TempDir(), "reg"), loopback, "--max-watchers", "1")
+	_, peer := providedBy(t, boot, "DatabaseService")
+	first := start(t, "find", "DatabaseService", "--watch", "--json", "--bootstrap", boot)
+	watchLine(t, first, control.EventUpsert, peer)
+	second := start(t, "find", "DatabaseService", "--watch", "--json", "--bootstrap", boot)
+	waitFor(t, 30*time.Second, "the second watcher reports the refusal", func() bool {
+		return strings.Contains(second.stderr.String(), "too many watchers")
+	})
+	_, stderr, code := runCLI(t, "find", "DatabaseService", "--watch", "--bootstrap", boot, "--watch-queue", "-1")
+	if code != exitUsage || !strings.Contains(stderr, "watch limits must not be negative") {
+		t.Fatalf("--watch-queue -1: exit %d, stderr:\n%s", code, stderr)
 	}
 }
