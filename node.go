@@ -256,6 +256,13 @@ func (n *Node) Watch(ctx context.Context, name string) (<-chan Event, error) {
 // Event is one change to a watched service's provider set.
 type Event = dht.Event
 
+// What an Event reports: a provider joined the set or its record changed
+// (EventUpsert), or it left the set (EventRemove, with a Reason).
+const (
+	EventUpsert = dht.EventUpsert
+	EventRemove = dht.EventRemove
+)
+
 // FindOptions bounds a Find: a limit, a timeout, the DHT path only.
 type FindOptions = dht.FindOptions
 
