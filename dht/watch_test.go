@@ -190,9 +190,10 @@ func TestWatchTwoRegistries(t *testing.T) {
 }
 
 // TestWatchRegistryRestart: a registry restarted under a watcher (same
-// identity, address and datastore) is watched again with a fresh snapshot:
-// the provider it held is not reported twice, and a change made once it is
-// back is reported once.
+// identity, address and datastore; health checks on, so what it loads is
+// pending until checked) is watched again with a fresh snapshot: the
+// provider it held is neither removed nor reported twice, and a change
+// made once it is back is reported once.
 func TestWatchRegistryRestart(t *testing.T) {
 	ctx := testCtx(t)
 	dir := filepath.Join(t.TempDir(), "datastore")
@@ -214,6 +215,9 @@ func TestWatchRegistryRestart(t *testing.T) {
 		}
 		c := dht.DefaultConfig("development")
 		c.Datastore = d
+		// Health checks on: after the restart every record is pending
+		// until checked again, and must not flap in the watcher.
+		c.Health = dht.Health{Interval: 100 * time.Millisecond, Failures: 2, Timeout: time.Second}
 		reg, err := dht.New(h, c)
 		if err != nil {
 			h.Close()
