@@ -106,6 +106,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	n.watchHub = newWatchHub(n, cfg.Watch)
 	n.store.OnChange(n.watchHub.notify)
 	n.metrics = newMetrics(n.store, n.Providers)
+	n.metrics.collectors = append(n.metrics.collectors, n.watchHub.collectors()...)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {
 			return nil, err

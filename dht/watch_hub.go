@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netget/netget-peer/dht/registry"
 )
@@ -59,6 +60,7 @@ type watchHub struct {
 	n      *Node
 	limits WatchLimits
 	active atomic.Int64 // watchers subscribed
+	drops  *prometheus.CounterVec
 
 	pmu     sync.Mutex // a leaf lock: notify runs under the store's lock
 	pending map[change]struct{}
@@ -123,7 +125,9 @@ type watchOut struct {
 func newWatchHub(n *Node, limits WatchLimits) *watchHub {
 	h := &watchHub{n: n, limits: limits.withDefaults(), pending: make(map[change]struct{}), watched: make(map[cid.Cid]int),
 		kick: make(chan struct{}, 1), feeds: make(map[cid.Cid]*feed), perPeer: make(map[peer.ID]int),
-		expiry: time.NewTimer(time.Hour)}
+		expiry: time.NewTimer(time.Hour),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netget_watch_drops_total",
+			Help: "Watches this node refused or dropped, by reason (peer_quota, full, slow)."}, []string{"reason"})}
 	h.expiry.Stop()
 	return h
 }
@@ -271,6 +275,7 @@ func (h *watchHub) refreshLocked(ctx context.Context, c cid.Cid, p peer.ID, now 
 		select {
 		case w.q <- out:
 		default:
+			h.drops.WithLabelValues("slow").Inc()
 			h.dropLocked(w, fmt.Sprintf("slow watcher: %d messages queued", cap(w.q)))
 		}
 	}
@@ -304,8 +309,10 @@ func (h *watchHub) subscribe(remote peer.ID, c cid.Cid) (*watcher, error) {
 	defer h.mu.Unlock()
 	switch {
 	case h.total >= h.limits.Max:
+		h.drops.WithLabelValues("full").Inc()
 		return nil, fmt.Errorf("%w: %d", ErrTooManyWatchers, h.limits.Max)
 	case h.perPeer[remote] >= h.limits.PerPeer:
+		h.drops.WithLabelValues("peer_quota").Inc()
 		return nil, fmt.Errorf("%w: %d", ErrWatcherQuota, h.limits.PerPeer)
 	}
 	f := h.feeds[c]
@@ -382,6 +389,14 @@ func (h *watchHub) removeLocked(w *watcher) bool {
 		delete(h.feeds, w.c)
 	}
 	return true
+}
+
+// collectors are the hub's metrics: watches served, and refused or
+// dropped by reason.
+func (h *watchHub) collectors() []prometheus.Collector {
+	served := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_watchers",
+		Help: "Watches this node serves (registry watch protocol)."}, func() float64 { return float64(h.watchers()) })
+	return []prometheus.Collector{served, h.drops}
 }
 
 // watchers returns how many watchers the hub serves.

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
@@ -333,8 +334,10 @@ func TestWatchDropsForgedRecords(t *testing.T) {
 // not read once its queue is full, keeping none of its messages.
 func TestWatchBounds(t *testing.T) {
 	ctx := testCtx(t)
+	metrics := prometheus.NewRegistry()
 	reg := dhttest.NewNode(t, "development", dht.ModeServer, func(c *dht.Config) {
 		c.Watch = dht.WatchLimits{PerPeer: 2, Max: 8, Queue: 4}
+		c.Registerer = metrics
 	})
 	attacker := p2ptest.NewHost(t)
 	p2ptest.Connect(t, attacker, reg.Host())
@@ -380,6 +383,33 @@ func TestWatchBounds(t *testing.T) {
 		}
 	}
 	_ = open
+	for reason, want := range map[string]float64{"peer_quota": 1, "slow": 2} {
+		if got := counter(t, metrics, "netget_watch_drops_total", reason); got != want {
+			t.Errorf("netget_watch_drops_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+}
+
+// counter returns the value of metric name whose label reason is reason.
+func counter(t *testing.T, g prometheus.Gatherer, name, reason string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // TestWatchWithoutRegistries: a node without registries learns changes
