@@ -186,7 +186,10 @@
 // network.WithForceDirectDial: the swarm's own dial backoff would keep a
 // restarted registry out for seconds), and its new snapshot reconciles:
 // providers it no longer names are removed (expired or deregistered),
-// those it names as pending keep their place. Without registries (or with
+// those it names as pending keep their place. A registry (its health
+// monitor runs) also reads its own hub, in process (localWatch), with its
+// own watches exempt from PerPeer (it runs one per service). Without
+// registries (or with
 // DisableFastPath) a Find on the DHT path every WatchPollInterval is the
 // snapshot instead. Each caller has its own channel fed by its own
 // goroutine from a set of changed providers (one entry each), so a caller

@@ -22,12 +22,17 @@ const maxWatchStrikes = 16
 
 // registriesOf returns the registries a watch uses: every registry of the
 // node, connected or not (a registry restarting comes back), unless the
-// fast path is off.
+// fast path is off; and the node itself when it is a registry (its health
+// monitor runs), read from its own hub without a stream.
 func (w *watch) registriesOf() []peer.ID {
-	if w.n.cfg.DisableFastPath {
-		return nil
+	var out []peer.ID
+	if w.n.cfg.Health.Interval > 0 {
+		out = append(out, w.n.host.ID())
 	}
-	return w.n.KnownRegistries()
+	if w.n.cfg.DisableFastPath {
+		return out
+	}
+	return append(out, w.n.KnownRegistries()...)
 }
 
 // syncRegs starts a reader for each new registry, stops those of
@@ -79,15 +84,35 @@ const (
 	watchRetryMax = 5 * time.Second
 )
 
+// watchSource is where a reader gets one registry's watch messages: a
+// stream (registry.WatchStream), or this node's own hub (localWatch).
+type watchSource interface {
+	Next() (registry.WatchMsg, peer.ID, error)
+	Close()
+}
+
+// open subscribes to the service on reg: this node's hub when reg is
+// itself, else a stream, dialling reg if need be.
+func (w *watch) open(ctx context.Context, reg peer.ID) (watchSource, error) {
+	if reg == w.n.host.ID() {
+		sub, err := w.n.watchHub.subscribe(reg, w.c)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", registry.ErrWatchDropped, err)
+		}
+		return &localWatch{n: w.n, w: sub}, nil
+	}
+	// Our own backoff paces the dials: the swarm's (5s and up, per
+	// address) would keep a registry that restarted unreachable.
+	dctx := network.WithForceDirectDial(network.WithDialPeerTimeout(ctx, w.n.cfg.WalkDialTimeout), "watch")
+	return registry.OpenWatch(dctx, w.n.host, w.n.watchProto, reg, w.c)
+}
+
 // follow watches the service on registry reg, subscribing again with
 // backoff whenever the stream ends, until ctx ends.
 func (w *watch) follow(ctx context.Context, reg peer.ID) {
 	backoff := watchRetryMin
 	for ctx.Err() == nil {
-		// Our own backoff paces the dials: the swarm's (5s and up, per
-		// address) would keep a registry that restarted unreachable.
-		dctx := network.WithForceDirectDial(network.WithDialPeerTimeout(ctx, w.n.cfg.WalkDialTimeout), "watch")
-		ws, err := registry.OpenWatch(dctx, w.n.host, w.n.watchProto, reg, w.c)
+		ws, err := w.open(ctx, reg)
 		if err == nil {
 			var synced bool
 			synced, err = w.read(ctx, reg, ws)
@@ -117,7 +142,7 @@ func (w *watch) follow(ctx context.Context, reg peer.ID) {
 
 // read passes one stream's messages, verified, to the merger until it
 // ends. It reports whether the snapshot completed.
-func (w *watch) read(ctx context.Context, reg peer.ID, ws *registry.WatchStream) (synced bool, err error) {
+func (w *watch) read(ctx context.Context, reg peer.ID, ws watchSource) (synced bool, err error) {
 	stop := context.AfterFunc(ctx, ws.Close)
 	defer stop()
 	if !w.send(ctx, regMsg{reg: reg, kind: msgBegin}) {
@@ -186,4 +211,50 @@ func (w *watch) poll(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// localWatch is a watch of this node's own hub, as a registry watching a
+// service reads it: the hub's messages as a stream would carry them.
+type localWatch struct {
+	n     *Node
+	w     *watcher
+	queue []localMsg // the rest of a snapshot
+}
+
+type localMsg struct {
+	m registry.WatchMsg
+	p peer.ID
+}
+
+// Next returns the next message, waiting for the hub; Close ends the wait.
+func (l *localWatch) Next() (registry.WatchMsg, peer.ID, error) {
+	for len(l.queue) == 0 {
+		select {
+		case out := <-l.w.q:
+			if out.snap == nil {
+				return registry.DecodeWatchMsg(out.enc)
+			}
+			for p, st := range out.snap {
+				if m, ok := l.n.snapshotMsg(l.w, p, st); ok {
+					l.queue = append(l.queue, localMsg{m, p})
+				}
+			}
+			l.queue = append(l.queue, localMsg{m: registry.WatchMsg{Type: registry.WatchSynced}})
+		case <-l.w.quit:
+			return registry.WatchMsg{}, "", fmt.Errorf("%w: %s", registry.ErrWatchDropped, l.w.reason)
+		}
+	}
+	next := l.queue[0]
+	l.queue = l.queue[1:]
+	if next.m.Type == registry.WatchUpsert {
+		next.p = "" // an upsert names its peer in its record, as on the wire
+	}
+	return next.m, next.p, nil
+}
+
+// Close unsubscribes; a Next waiting returns.
+func (l *localWatch) Close() {
+	l.n.watchHub.mu.Lock()
+	defer l.n.watchHub.mu.Unlock()
+	l.n.watchHub.dropLocked(l.w, "closed")
 }

@@ -311,7 +311,7 @@ func (h *watchHub) subscribe(remote peer.ID, c cid.Cid) (*watcher, error) {
 	case h.total >= h.limits.Max:
 		h.drops.WithLabelValues("full").Inc()
 		return nil, fmt.Errorf("%w: %d", ErrTooManyWatchers, h.limits.Max)
-	case h.perPeer[remote] >= h.limits.PerPeer:
+	case h.perPeer[remote] >= h.limits.PerPeer && remote != h.n.host.ID(): // the node's own watches: one per service
 		h.drops.WithLabelValues("peer_quota").Inc()
 		return nil, fmt.Errorf("%w: %d", ErrWatcherQuota, h.limits.PerPeer)
 	}

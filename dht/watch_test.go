@@ -446,3 +446,24 @@ func TestWatchWithoutRegistries(t *testing.T) {
 	wantEvent(t, idle, dht.EventUpsert, p.Host().ID(), "")
 	wantEvent(t, idle, dht.EventRemove, p.Host().ID(), dht.ReasonDeregistered)
 }
+
+// TestWatchOnRegistry: a registry (its health monitor runs) that watches a
+// service reads its own store's changes, with no stream and no DHT poll.
+func TestWatchOnRegistry(t *testing.T) {
+	ctx := testCtx(t)
+	reg := registryOn(t, mustKey(t), openStore(t, t.TempDir()), dht.Health{Interval: 100 * time.Millisecond, Failures: 2, Timeout: time.Second})
+	ch := watch(t, reg, "DatabaseService")
+	p := joined(t, nil, reg, dht.ModeClient)
+	if _, err := p.Publish(ctx, dht.Spec{Name: "DatabaseService", TTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, ch, dht.EventUpsert, p.Host().ID(), "")
+	if _, err := p.Withdraw(ctx, "DatabaseService"); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, ch, dht.EventRemove, p.Host().ID(), dht.ReasonWithdrawn)
+	noEvent(t, ch)
+	if n := dht.Watchers(reg); n != 1 {
+		t.Fatalf("registry serves %d watches, want its own one", n)
+	}
+}
