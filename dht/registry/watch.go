@@ -64,11 +64,19 @@ const (
 
 // Watch message types.
 const (
-	WatchUpsert  = "upsert"
-	WatchRemove  = "remove"
+	// WatchUpsert carries a provider's signed record: served now.
+	WatchUpsert = "upsert"
+	// WatchRemove names a provider no longer served, with a Reason (and,
+	// when withdrawn, the signed tombstone).
+	WatchRemove = "remove"
+	// WatchPending names a provider the registry holds but has not judged
+	// yet (its first health check is not done): whatever the watcher had
+	// from this registry stands.
 	WatchPending = "pending"
-	WatchSynced  = "synced"
-	WatchDrop    = "drop"
+	// WatchSynced ends the snapshot.
+	WatchSynced = "synced"
+	// WatchDrop ends the watch, with a Reason.
+	WatchDrop = "drop"
 )
 
 // WatchProtocol returns the watch protocol ID of network.
