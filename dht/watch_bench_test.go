@@ -3,17 +3,20 @@ package dht_test
 import (
 	"context"
 	"crypto/sha256"
+	"io"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/netget/netget-peer/dht"
@@ -40,7 +43,9 @@ import (
 // process would: 1,000 Ed25519 verifications of each change on two cores
 // would measure the CPU, not the push. Each real watcher adds one verify
 // (about 0.1 ms) on its own machine. first-p50 is the first watcher to see
-// each change; load is the machine's load average during the run.
+// each change; load is the machine's load average during the run;
+// KiB/idle-stream is the baseline of the memory figure: a stream between
+// the same hosts whose handler only waits for it to end.
 func BenchmarkWatch(b *testing.B) {
 	const hosts, perHost, changes = 20, 50, 10
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -60,6 +65,9 @@ func BenchmarkWatch(b *testing.B) {
 	before := memUse()
 	ws := openWatchers(ctx, b, clients, perHost, reg.Host().ID(), c)
 	after := memUse()
+	// Measured with the watches open, so that neither reuses buffers the
+	// other freed.
+	idle := idleStreams(ctx, b, clients, perHost, reg.Host())
 	arrivals := make([][]arrival, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
@@ -146,6 +154,7 @@ func BenchmarkWatch(b *testing.B) {
 	b.ReportMetric(pct(provided, 50)/rtt, "provide/rtt")
 	b.ReportMetric(pct(polled, 50)/pct(provided, 50), "poll/watch")
 	b.ReportMetric(float64(after-before)/float64(hosts*perHost)/1024, "KiB/watcher")
+	b.ReportMetric(idle, "KiB/idle-stream")
 	b.ReportMetric(loadAvg(), "load")
 	b.ReportMetric(repeatFind(ctx, b, wnode, prov), "find-p50-ms")
 }
@@ -175,6 +184,54 @@ func repeatFind(ctx context.Context, b *testing.B, n, p *dht.Node) float64 {
 		took = append(took, ms(time.Since(start)))
 	}
 	return pct(took, 50)
+}
+
+// idleStreams opens perHost streams from each host to reg whose handler
+// only waits for the stream to end (one goroutine, as a watcher's reader),
+// and returns what each costs, both ends, in KiB: the baseline a watch's
+// memory compares with. It closes them before it returns.
+func idleStreams(ctx context.Context, b *testing.B, hosts []host.Host, perHost int, reg host.Host) float64 {
+	const proto = "/netget-bench/idle/1.0.0"
+	var running, ended atomic.Int64
+	reg.SetStreamHandler(proto, func(s network.Stream) {
+		running.Add(1)
+		defer ended.Add(1)
+		_, _ = io.Copy(io.Discard, s)
+		s.Reset()
+	})
+	defer reg.RemoveStreamHandler(proto)
+	before := memUse()
+	var open []network.Stream
+	for _, h := range hosts {
+		for range perHost {
+			s, err := h.NewStream(ctx, reg.ID(), proto)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Write([]byte{1}); err != nil { // the handler runs once the stream opens
+				b.Fatal(err)
+			}
+			open = append(open, s)
+		}
+	}
+	waitBench(b, "every idle stream's handler runs", func() bool { return running.Load() == int64(len(open)) })
+	after := memUse()
+	for _, s := range open {
+		s.Reset()
+	}
+	waitBench(b, "every idle stream's handler ends", func() bool { return ended.Load() == int64(len(open)) })
+	return float64(after-before) / float64(len(open)) / 1024
+}
+
+// waitBench waits until cond holds, for at most a minute.
+func waitBench(b *testing.B, what string, cond func() bool) {
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("timed out waiting until %s", what)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
 }
 
 // memUse is the process's heap and goroutine stacks in use, after a GC.

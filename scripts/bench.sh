@@ -68,11 +68,11 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 }
 /^BenchmarkWatch-/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
-	print "\n| watchers on one registry | provide → watcher p50 / p95 | withdraw → watcher p50 / p95 | first watcher p50 | polling every 1 s p50 / p95 | poll / watch | stream round trip | KiB per watcher (both ends) | repeat Find on a watching node p50 | load average |"
-	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-	printf "| %d | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.0f / %.0f ms | %.1f× | %.3f ms | %.1f | %.3f ms | %.1f |\n",
+	print "\n| watchers on one registry | provide → watcher p50 / p95 | withdraw → watcher p50 / p95 | first watcher p50 | polling every 1 s p50 / p95 | poll / watch | stream round trip | KiB per watcher (both ends) | KiB per idle stream (baseline) | repeat Find on a watching node p50 | load average |"
+	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	printf "| %d | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.0f / %.0f ms | %.1f× | %.3f ms | %.1f | %.1f | %.3f ms | %.1f |\n",
 		m["watchers"], m["provide-p50-ms"], m["provide-p95-ms"], m["withdraw-p50-ms"], m["withdraw-p95-ms"], m["first-p50-ms"],
-		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["rtt-ms"], m["KiB/watcher"], m["find-p50-ms"], m["load"]
+		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["rtt-ms"], m["KiB/watcher"], m["KiB/idle-stream"], m["find-p50-ms"], m["load"]
 }
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
