@@ -49,7 +49,7 @@ func (w *watch) syncRegs(ctx context.Context) {
 		if !want[p] {
 			cancel()
 			delete(w.regs, p)
-			go w.send(ctx, regMsg{reg: p, kind: msgForget})
+			w.wg.Go(func() { w.send(ctx, regMsg{reg: p, kind: msgForget}) }) // the merger is the caller: not inline
 		}
 	}
 	for p := range want {

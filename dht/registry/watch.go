@@ -17,7 +17,8 @@ import (
 
 // The watch protocol, /netget/<network>/watch/1.0.0, is the registry
 // protocol's sibling for live provider sets: one stream is one watch of
-// one service. The watcher writes one request, then only reads; the
+// one service. The watcher writes one request, then only reads (closing
+// its write side, or writing anything more, ends the watch); the
 // registry answers with a snapshot of what it holds for the service (one
 // message per provider, then "synced"), then one message per change, until
 // the watcher closes or resets the stream, the connection goes, or the
