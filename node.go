@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -36,6 +38,8 @@ type Node struct {
 	once    sync.Once  // Close
 	svcs    services   // provided services and their republish loops
 	regs    registries // registries added at run time, and their file
+
+	relayDHT atomic.Pointer[dht.Node] // n.dht, for AutoRelay's goroutine (relayCandidates)
 }
 
 // New builds a node from cfg and joins its network: identity, data dir
@@ -93,6 +97,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.closers = append(n.closers, func() { n.dht.Close() })
+	n.relayDHT.Store(n.dht)
 	n.log = n.log.With("peer", h.ID())
 	ccfg := cfg.Channel
 	ccfg.Logger = n.log
@@ -116,6 +121,18 @@ func (n *Node) start(ctx context.Context) error {
 func (n *Node) hostConfig() p2p.Config {
 	h := n.cfg.Host
 	h.Registerer = n.cfg.Registerer
+	if h.Relays == nil {
+		h.Relays = n.relayCandidates
+	}
+	// One opener peer (a bridge) may hold MaxChannelsPerPeer channels,
+	// each a stream, more than go-libp2p allows one peer by default.
+	per := n.cfg.Channel.WithDefaults().MaxChannelsPerPeer
+	h.PeerStreams = maps.Clone(h.PeerStreams)
+	if h.PeerStreams == nil {
+		h.PeerStreams = make(map[string]int, 2)
+	}
+	h.PeerStreams[string(channel.Protocol(n.cfg.Network))] = per
+	h.PeerStreams[channel.ServiceName] = per
 	switch {
 	case n.cfg.Identity != nil:
 		h.Identity = n.cfg.Identity

@@ -3,12 +3,16 @@ package p2p
 import (
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -44,6 +48,31 @@ type Config struct {
 	// Registerer, if set, receives go-libp2p's own Prometheus metrics
 	// (swarm, identify, resource manager…); nil turns them off.
 	Registerer prometheus.Registerer
+	// PeerStreams raises the resource manager's limit of the streams one
+	// peer may have open at once, each way, for the protocols or
+	// resource-manager services it names (go-libp2p's defaults: 64 per
+	// protocol and 128 per service, plus a few per GiB of memory), where
+	// one peer legitimately holds many: channels, which a bridge opens one
+	// per page. The netget node sets it from its channel limits.
+	PeerStreams map[string]int
+
+	// Reachability is how others reach the host (default
+	// ReachabilityAuto: AutoNAT decides; Registry preset: public).
+	Reachability Reachability
+	// Relays, when set, names the relays a host that is not public
+	// reserves a slot on (go-libp2p's AutoRelay; the node passes its
+	// registries). While private, the host advertises their circuit
+	// addresses. Nil, a public host or one listening nowhere: no AutoRelay.
+	Relays func() []peer.AddrInfo
+	// HolePunching upgrades relayed connections to direct ones when it
+	// can (DCUtR; default true). Only with listen addresses.
+	HolePunching bool
+	// RelayService is the circuit relay v2 service the host offers, and
+	// its limits (default off; Registry preset: on).
+	RelayService RelayService
+	// AutoNATService answers other peers' AutoNAT requests, within its
+	// limits (default off; Registry preset: on).
+	AutoNATService AutoNATService
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -54,6 +83,10 @@ func DefaultConfig() Config {
 		ConnHigh:    200,
 		ConnGrace:   20 * time.Second,
 		UserAgent:   "netget-peer",
+
+		HolePunching:   true,
+		RelayService:   DefaultRelayService(),
+		AutoNATService: DefaultAutoNATService(),
 	}
 }
 
@@ -67,7 +100,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: listen address %q: %w", ErrBadConfig, a, err)
 		}
 	}
-	return nil
+	if c.Reachability < ReachabilityAuto || c.Reachability > ReachabilityPrivate {
+		return fmt.Errorf("%w: reachability %d", ErrBadConfig, int(c.Reachability))
+	}
+	if err := c.RelayService.Validate(); err != nil {
+		return err
+	}
+	return c.AutoNATService.Validate()
 }
 
 // NewHost builds and starts a libp2p host from cfg.
@@ -98,7 +137,8 @@ func NewHost(cfg Config) (host.Host, error) {
 		// busy node.
 		rmOpts = append(rmOpts, rcmgr.WithMetricsDisabled())
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()), rmOpts...)
+	limits := scalingLimits(cfg.PeerStreams)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), rmOpts...)
 	if err != nil {
 		cm.Close()
 		return nil, fmt.Errorf("resource manager: %w", err)
@@ -129,10 +169,30 @@ func NewHost(cfg Config) (host.Host, error) {
 	if len(cfg.ListenAddrs) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
 	}
+	opts = append(opts, natOptions(cfg)...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		// libp2p.New closes what it built on failure, including cm and rm.
 		return nil, fmt.Errorf("start host: %w", err)
 	}
 	return h, nil
+}
+
+// scalingLimits are go-libp2p's default limits with peerStreams applied:
+// each key is a protocol ID when it starts with "/", else a
+// resource-manager service name.
+func scalingLimits(peerStreams map[string]int) rcmgr.ScalingLimitConfig {
+	limits := rcmgr.DefaultLimits
+	// The maps are shared with the package default: copy before adding.
+	limits.ProtocolPeerLimits = maps.Clone(limits.ProtocolPeerLimits)
+	limits.ServicePeerLimits = maps.Clone(limits.ServicePeerLimits)
+	for name, n := range peerStreams {
+		base := rcmgr.BaseLimit{StreamsInbound: n, StreamsOutbound: n, Streams: 2 * n, Memory: int64(n) << 20}
+		if strings.HasPrefix(name, "/") {
+			limits.AddProtocolPeerLimit(protocol.ID(name), base, rcmgr.BaseLimitIncrease{})
+		} else {
+			limits.AddServicePeerLimit(name, base, rcmgr.BaseLimitIncrease{})
+		}
+	}
+	return limits
 }

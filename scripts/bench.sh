@@ -6,6 +6,7 @@
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh registry bridge # only those
 #   scripts/bench.sh watch           # watch (about 30 s)
+#   scripts/bench.sh relay           # only the relay (a few seconds)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
 #
 # network:  in-process networks of 25, 100 and 200 nodes on TCP loopback:
@@ -19,6 +20,13 @@
 # watch:    1,000 watchers on one registry: change-to-watcher latency for
 #           provide and withdraw vs a finder polling every second, memory per
 #           watcher, a repeat Find on a watching node (dht/watch_bench_test.go).
+# relay:    a registry-protocol round trip and a libp2p ping to a node behind
+#           a circuit relay v2, against the same node dialled directly
+#           (dht/nat_bench_test.go).
+# channel:  a Go opener -> libp2p channel -> provider -> WebSocket echo target,
+#           against the same client talking to the target directly: round
+#           trip p50/p99, round trips/s with 1, 100 and 1,000 channels, memory
+#           per open channel (dht/channel/bench_test.go).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -29,7 +37,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network registry bridge)
+[ ${#what[@]} -eq 0 ] && what=(network registry bridge relay channel)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -41,7 +49,9 @@ for w in "${what[@]}"; do
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
 	watch) go test -run '^$' -bench 'BenchmarkWatch$' -benchtime 1x -timeout 10m ./dht/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge or watch)" >&2; exit 2 ;;
+	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
+	channel) go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge, relay, channel or watch)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -74,6 +84,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 		m["watchers"], m["provide-p50-ms"], m["provide-p95-ms"], m["withdraw-p50-ms"], m["withdraw-p95-ms"], m["first-p50-ms"],
 		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["rtt-ms"], m["KiB/watcher"], m["KiB/idle-stream"], m["find-p50-ms"], m["load"]
 }
+/^BenchmarkRelay/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!rl++) { print "\n| through a circuit relay v2, loopback | direct p50 | relayed p50 | relayed / direct |"; print "| --- | --- | --- | --- |" }
+	printf "| registry-protocol round trip (List) | %.3f ms | %.3f ms | %.2f× |\n", m["direct-list-p50-ms"], m["relayed-list-p50-ms"], m["list-relayed/direct"]
+	printf "| libp2p ping | %.3f ms | %.3f ms | %.2f× |\n", m["direct-ping-p50-ms"], m["relayed-ping-p50-ms"], m["ping-relayed/direct"]
+}
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!br++) { print "\n| bridge, concurrent WebSocket clients | finds per second | p50 | p99 | KiB per connection |"; print "| --- | --- | --- | --- | --- |" }
@@ -83,5 +99,15 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	for (k in m) if (k ~ /p99/) printf " %.1f ms |", m[k]
 	for (k in m) if (k ~ /KiB/) printf " %.1f |", m[k]
 	printf "\n"
+}
+/^BenchmarkChannel/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	print "\n| loopback, WebSocket echo target | round trip p50 / p99 | round trips/s, 1 / 100 / 1,000 open | KiB per open channel |"
+	print "| --- | --- | --- | --- |"
+	printf "| client → target directly | %.0f / %.0f µs | %.0f / %.0f / %.0f | %.1f |\n", m["direct-p50-us"], m["direct-p99-us"],
+		m["direct-1-msgs/s"], m["direct-100-msgs/s"], m["direct-1000-msgs/s"], m["direct-KiB/conn"]
+	printf "| client → channel → provider → target | %.0f / %.0f µs | %.0f / %.0f / %.0f | %.1f |\n", m["channel-p50-us"], m["channel-p99-us"],
+		m["channel-1-msgs/s"], m["channel-100-msgs/s"], m["channel-1000-msgs/s"], m["channel-KiB/channel"]
+	printf "| channel / direct | %.2f× p50 | %.2f× / %.2f× / %.2f× | |\n", m["p50-ratio"], m["ratio-1"], m["ratio-100"], m["ratio-1000"]
 }' "$out"
 echo "(misses: lookups with no result within 10 s; full log: $out)"

@@ -23,6 +23,9 @@ go vet ./...
 echo "== chromium (the browser tests drive Debian's headless chromium)"
 scripts/chromium.sh
 
+echo "== ip and nft (the NAT test builds network namespaces)"
+scripts/netns.sh
+
 echo "== go test -race"
 # -count=1: always run for real; the timeout is far above the suite's few minutes.
 go test -race -count=1 -timeout 20m ./... "$@"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/dht/channel"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -86,6 +87,8 @@ type Node interface {
 	Unprovide(ctx context.Context, name string) (*record.Service, error)
 	// Services are the services the node provides, sorted by name.
 	Services() []netget.ServiceStatus
+	// Connect finds a service and opens a channel to a provider of it.
+	Connect(ctx context.Context, service string, o netget.ConnectOptions) (*channel.Conn, netget.Result, error)
 }
 
 var _ Node = (*netget.Node)(nil)
@@ -196,6 +199,12 @@ func (s *Server) status() Status {
 		DataDir:       s.cfg.DataDir,
 		Version:       s.cfg.Version,
 		StartedAt:     s.started.UTC(),
+		Reachability:  ns.Reachability.State,
+		Relays:        []string{},
+		RelayAddrs:    append([]string{}, ns.Reachability.RelayAddrs...),
+	}
+	for _, p := range ns.Reachability.Relays {
+		st.Relays = append(st.Relays, p.String())
 	}
 	for _, r := range ns.Registries {
 		if r.Connected {
