@@ -2,7 +2,6 @@ package dht
 
 import (
 	"context"
-	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -188,23 +187,8 @@ func (n *Node) watched(c cid.Cid) []*record.Service {
 // live.
 func (f *search) offerWatched(ctx context.Context) {
 	for _, s := range f.n.watched(f.c) {
-		first, last, ok := f.claim(s)
-		if !ok {
-			continue
-		}
-		select {
-		case f.out <- Result{Record: s, Source: SourceWatch, Elapsed: time.Since(f.start)}:
-			f.n.metrics.result(SourceWatch, time.Since(f.start), first)
-			if last {
-				f.cancel()
-				return
-			}
-		case <-ctx.Done():
-			f.mu.Lock()
-			f.state(s.Peer).done = false
-			f.emitted--
-			f.mu.Unlock()
-			return
+		if first, last, ok := f.claim(s); ok {
+			f.send(ctx, found{rec: s, src: SourceWatch, first: first, last: last})
 		}
 	}
 }
