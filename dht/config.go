@@ -146,6 +146,13 @@ type Config struct {
 	// prefix, per service and in bytes (DefaultStoreLimits; a zero field
 	// takes its default).
 	Store StoreLimits
+	// Watch bounds the watches this node serves (as a registry) per peer,
+	// in all, and each watcher's queue (DefaultWatchLimits; a zero field
+	// takes its default).
+	Watch WatchLimits
+	// WatchPollInterval is how often a Watch on a node without registries
+	// runs a find on the DHT path to learn changes (default 10s).
+	WatchPollInterval time.Duration
 	// Registerer, if set, receives the node's Prometheus metrics.
 	Registerer prometheus.Registerer
 	// KadOptions are appended to netget's kad-dht options (datastores,
@@ -175,6 +182,8 @@ func DefaultConfig(network string) Config {
 		MaxProviderRecords: 65536,
 		ProviderLifetime:   record.MaxTTL + time.Hour,
 		Store:              DefaultStoreLimits(),
+		Watch:              DefaultWatchLimits(),
+		WatchPollInterval:  10 * time.Second,
 	}
 }
 
@@ -194,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProviderLifetime <= 0 || c.ProviderLifetime > MaxProviderLifetime {
 		return fmt.Errorf("%w: provider lifetime %v: want more than 0 and at most %v", ErrBadConfig, c.ProviderLifetime, MaxProviderLifetime)
+	}
+	if c.Watch.PerPeer < 0 || c.Watch.Max < 0 || c.Watch.Queue < 0 || c.WatchPollInterval < 0 {
+		return fmt.Errorf("%w: watch limits must not be negative", ErrBadConfig)
 	}
 	if err := c.Store.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)

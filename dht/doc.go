@@ -162,6 +162,54 @@
 // every read by a find refuses anyone else's record with
 // record.ErrNotAllowed, counted like any other rejection.
 //
+// # Watch
+//
+// Node.Watch streams a service's live provider set. As a registry, a node
+// serves the watch protocol (registry.WatchProtocol; watch_hub.go,
+// watch_serve.go): a snapshot of what it holds for the service, then one
+// message per change. It learns of changes from one hook, the store's
+// OnChange (every write, and every record leaving the index: expired,
+// evicted, deregistered), plus the health monitor's verdicts and a timer
+// at the earliest expiry of a served record; nothing polls. The hub keeps,
+// per watched service, what its watchers were told of each provider
+// (served, withdrawn, unhealthy, pending) and turns a change into one
+// message, encoded once and queued (a shared pointer) for every watcher.
+// Choices made here:
+//
+//   - Bounded: WatchLimits.PerPeer watches per remote peer, Max in all
+//     (one more gets a drop saying why: ErrWatcherQuota,
+//     ErrTooManyWatchers), and Queue messages waiting per watcher; a
+//     watcher whose queue is full is dropped ("slow watcher") rather than
+//     buffered, and resubscribes with a fresh snapshot.
+//   - A snapshot names a provider's state only; its writer reads the
+//     envelope the store holds when it writes, so a snapshot of a big
+//     service costs the watcher's queue one entry.
+//   - Watch requests count against the registry protocol's per-peer
+//     request rate (the same Limiter).
+//
+// As a watcher (watch.go, watch_follow.go, watch_merge.go), a node runs
+// one watch per service, shared by every caller: a reader per registry
+// (KnownRegistries, connected or not, so a registry that restarts comes
+// back) that verifies every record and tombstone (a stream with 16 that
+// fail is reset), and a merger that keeps per provider the highest seq and
+// the registries serving it. A provider leaves the set when no registry
+// serves it any more, or at once for a valid tombstone. A registry's
+// stream that ends is opened again with backoff (100 ms to 5 s, with
+// network.WithForceDirectDial: the swarm's own dial backoff would keep a
+// restarted registry out for seconds), and its new snapshot reconciles:
+// providers it no longer names are removed (expired or deregistered),
+// those it names as pending keep their place. A registry (its health
+// monitor runs) also reads its own hub, in process (localWatch), with its
+// own watches exempt from PerPeer (it runs one per service). Without
+// registries (or with
+// DisableFastPath) a Find on the DHT path every WatchPollInterval is the
+// snapshot instead. Each caller has its own channel fed by its own
+// goroutine from a set of changed providers (one entry each), so a caller
+// that does not read holds up nobody and is brought up to date with each
+// provider's latest state when it reads again. While a watch has a
+// complete snapshot, Find yields its set first (SourceWatch), before any
+// network ask.
+//
 // # Readiness and metrics
 //
 // Providing or finding with an empty routing table fails inside kad-dht
@@ -242,9 +290,10 @@
 // dht/registry is the registry protocol on the wire: protocol ID, codec,
 // the client (List, Push) with its stream pool, the handler over a small
 // Holder interface (serve.go is the Node's side) and the per-peer
-// limiter; and the sync protocol between registries (digest, pull,
+// limiter; the sync protocol between registries (digest, pull,
 // forward: SyncClient, SyncHandler over a Replica, reconcile.go is the
-// Node's side). It imports nothing of netget's; dht imports it, never the
+// Node's side); and the watch protocol's messages, codec and watcher
+// side (OpenWatch). It imports nothing of netget's; dht imports it, never the
 // other way. Find yields results to a callback (Node.Find), the contract
 // bridge.Finder shares.
 //

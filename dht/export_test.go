@@ -52,6 +52,9 @@ func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 // SpreadTimeout bounds a publication's background work (spreadTimeout).
 const SpreadTimeout = spreadTimeout
 
+// Watchers returns how many watches n serves as a registry.
+func Watchers(n *Node) int { return n.watchHub.watchers() }
+
 // HoldLists makes n serve each registry-protocol list only once hold has
 // returned (a slow registry); pushes are served as before.
 func HoldLists(n *Node, hold func(c cid.Cid)) {

@@ -54,7 +54,7 @@ func (s *syncer) current(maxAge time.Duration) *snapshot {
 	if s.snap != nil && (s.snap.gen == gen || now.Sub(s.snap.at) < maxAge) {
 		return s.snap
 	}
-	ks := s.n.store.Entries(s.n.now())
+	ks := s.n.store.Versions(s.n.now())
 	snap := &snapshot{at: now, gen: gen, entries: make([]snapEntry, len(ks))}
 	for i, k := range ks {
 		e := snapEntry{key: registry.KeyHash(k.C.Bytes(), []byte(k.P)), c: k.C, p: k.P, seq: k.Seq}

@@ -4,7 +4,11 @@
 // reuse, a Handler that serves the protocol over a small Holder interface
 // (list the records held for a service; accept one record), and the
 // per-peer Limiter that bounds each remote peer's requests (dht/channel
-// bounds channel opens per peer with it too).
+// bounds channel opens per peer with it too). Beside it, the watch
+// protocol, /netget/<network>/watch/1.0.0 (watch.go): its messages
+// (WatchMsg, strictly decoded by DecodeWatchMsg), the request reader a
+// registry uses and the watcher's side (OpenWatch, WatchStream); the
+// serving side is dht's, which owns the records and their changes.
 //
 // It also carries the sync protocol registries keep each other in step
 // with, /netget/<network>/sync/1.0.0 (sync.go: digest, pull, forward): a

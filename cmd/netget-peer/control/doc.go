@@ -80,6 +80,13 @@
 //	   "expires_at":"…"},"source":"registry","elapsed_ms":0.42}
 //	  {"type":"done","found":1}
 //
+//	POST /v1/watch {"name":"DatabaseService"}
+//	  200 application/x-ndjson, an "upsert" per provider serving now, then
+//	      one line per change, until the client closes the request:
+//	  {"type":"upsert","peer":"12D3Koo…","record":{"peer":"12D3Koo…",…},"source":"watch"}
+//	  {"type":"remove","peer":"12D3Koo…","reason":"withdrawn"}
+//	  (reasons: withdrawn, expired, unhealthy, deregistered)
+//
 // A found record has one JSON shape everywhere, record.View: this stream,
 // find --json and the bridge's result frames. Decision (issue 14): the
 // find stream's "record" changed from the signed payload (record.Service,

@@ -74,6 +74,8 @@ type Node interface {
 	Status() netget.Status
 	Network() string
 	Find(ctx context.Context, name string, opts netget.FindOptions, yield func(netget.Result) bool) error
+	// Watch streams name's live provider set until ctx ends.
+	Watch(ctx context.Context, name string) (<-chan netget.Event, error)
 	// Provide publishes spec, returns once the first record is findable
 	// and keeps it published until Unprovide or the node's Close.
 	Provide(ctx context.Context, spec netget.Spec) (*record.Service, error)

@@ -99,6 +99,33 @@ type FindEvent struct {
 	Found     int          `json:"found,omitempty"`
 }
 
+// WatchRequest is the body of POST /v1/watch.
+type WatchRequest struct {
+	Name    string `json:"name"`
+	Network string `json:"network,omitempty"`
+}
+
+// Watch stream event types.
+const (
+	// EventUpsert: a provider joined the set, or its record changed.
+	EventUpsert = "upsert"
+	// EventRemove: a provider left the set; Reason says why.
+	EventRemove = "remove"
+)
+
+// WatchEvent is one line of POST /v1/watch's NDJSON stream, and of
+// find --watch --json: an "upsert" with the provider's verified record
+// (record.View, the one view of a found record) for each provider
+// serving now, then one line per change ("upsert", or "remove" with a
+// reason: withdrawn, expired, unhealthy, deregistered).
+type WatchEvent struct {
+	Type   string       `json:"type"`
+	Peer   string       `json:"peer"`
+	Reason string       `json:"reason,omitempty"`
+	Record *record.View `json:"record,omitempty"`
+	Source string       `json:"source,omitempty"`
+}
+
 // Result is one verified provider the daemon found, as Client.Find
 // yields it.
 type Result struct {
