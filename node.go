@@ -257,6 +257,29 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield fu
 	return errClosedOr(n.dht.Find(ctx, name, opts, yield))
 }
 
+// Watch streams the live provider set of service name: an upsert for each
+// provider the node's registries serve now, then one event per change
+// (upsert; remove with a reason: withdrawn, expired, unhealthy,
+// deregistered), until ctx ends or the node closes, when the channel is
+// closed. Records are verified like a find's; see dht.Node.Watch for the
+// merging of several registries, resubscription and the DHT fallback.
+// While it runs, Find answers for the service from the watched set at once.
+// After Close it returns ErrClosed.
+func (n *Node) Watch(ctx context.Context, name string) (<-chan Event, error) {
+	ch, err := n.dht.Watch(ctx, name)
+	return ch, errClosedOr(err)
+}
+
+// Event is one change to a watched service's provider set.
+type Event = dht.Event
+
+// What an Event reports: a provider joined the set or its record changed
+// (EventUpsert), or it left the set (EventRemove, with a Reason).
+const (
+	EventUpsert = dht.EventUpsert
+	EventRemove = dht.EventRemove
+)
+
 // FindOptions bounds a Find: a limit, a timeout, the DHT path only.
 type FindOptions = dht.FindOptions
 

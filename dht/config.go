@@ -138,10 +138,21 @@ type Config struct {
 	// on, a full store evicts never-checked and unhealthy providers'
 	// records before it refuses a newcomer.
 	Health Health
+	// Sync turns on a registry's sync with the other registries of its
+	// network (zero: off): forwarding the records it takes, periodic
+	// reconciliation, the sync protocol. See Sync and RegistrySync.
+	Sync Sync
 	// Store bounds the record store per signing key, per source address
 	// prefix, per service and in bytes (DefaultStoreLimits; a zero field
 	// takes its default).
 	Store StoreLimits
+	// Watch bounds the watches this node serves (as a registry) per peer,
+	// in all, and each watcher's queue (DefaultWatchLimits; a zero field
+	// takes its default).
+	Watch WatchLimits
+	// WatchPollInterval is how often a Watch on a node without registries
+	// runs a find on the DHT path to learn changes (default 10s).
+	WatchPollInterval time.Duration
 	// Registerer, if set, receives the node's Prometheus metrics.
 	Registerer prometheus.Registerer
 	// KadOptions are appended to netget's kad-dht options (datastores,
@@ -171,6 +182,8 @@ func DefaultConfig(network string) Config {
 		MaxProviderRecords: 65536,
 		ProviderLifetime:   record.MaxTTL + time.Hour,
 		Store:              DefaultStoreLimits(),
+		Watch:              DefaultWatchLimits(),
+		WatchPollInterval:  10 * time.Second,
 	}
 }
 
@@ -191,8 +204,14 @@ func (c Config) Validate() error {
 	if c.ProviderLifetime <= 0 || c.ProviderLifetime > MaxProviderLifetime {
 		return fmt.Errorf("%w: provider lifetime %v: want more than 0 and at most %v", ErrBadConfig, c.ProviderLifetime, MaxProviderLifetime)
 	}
+	if c.Watch.PerPeer < 0 || c.Watch.Max < 0 || c.Watch.Queue < 0 || c.WatchPollInterval < 0 {
+		return fmt.Errorf("%w: watch limits must not be negative", ErrBadConfig)
+	}
 	if err := c.Store.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if err := c.Sync.validate(); err != nil {
+		return err
 	}
 	return c.Health.validate()
 }

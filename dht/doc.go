@@ -162,6 +162,54 @@
 // every read by a find refuses anyone else's record with
 // record.ErrNotAllowed, counted like any other rejection.
 //
+// # Watch
+//
+// Node.Watch streams a service's live provider set. As a registry, a node
+// serves the watch protocol (registry.WatchProtocol; watch_hub.go,
+// watch_serve.go): a snapshot of what it holds for the service, then one
+// message per change. It learns of changes from one hook, the store's
+// OnChange (every write, and every record leaving the index: expired,
+// evicted, deregistered), plus the health monitor's verdicts and a timer
+// at the earliest expiry of a served record; nothing polls. The hub keeps,
+// per watched service, what its watchers were told of each provider
+// (served, withdrawn, unhealthy, pending) and turns a change into one
+// message, encoded once and queued (a shared pointer) for every watcher.
+// Choices made here:
+//
+//   - Bounded: WatchLimits.PerPeer watches per remote peer, Max in all
+//     (one more gets a drop saying why: ErrWatcherQuota,
+//     ErrTooManyWatchers), and Queue messages waiting per watcher; a
+//     watcher whose queue is full is dropped ("slow watcher") rather than
+//     buffered, and resubscribes with a fresh snapshot.
+//   - A snapshot names a provider's state only; its writer reads the
+//     envelope the store holds when it writes, so a snapshot of a big
+//     service costs the watcher's queue one entry.
+//   - Watch requests count against the registry protocol's per-peer
+//     request rate (the same Limiter).
+//
+// As a watcher (watch.go, watch_follow.go, watch_merge.go), a node runs
+// one watch per service, shared by every caller: a reader per registry
+// (KnownRegistries, connected or not, so a registry that restarts comes
+// back) that verifies every record and tombstone (a stream with 16 that
+// fail is reset), and a merger that keeps per provider the highest seq and
+// the registries serving it. A provider leaves the set when no registry
+// serves it any more, or at once for a valid tombstone. A registry's
+// stream that ends is opened again with backoff (100 ms to 5 s, with
+// network.WithForceDirectDial: the swarm's own dial backoff would keep a
+// restarted registry out for seconds), and its new snapshot reconciles:
+// providers it no longer names are removed (expired or deregistered),
+// those it names as pending keep their place. A registry (its health
+// monitor runs) also reads its own hub, in process (localWatch), with its
+// own watches exempt from PerPeer (it runs one per service). Without
+// registries (or with
+// DisableFastPath) a Find on the DHT path every WatchPollInterval is the
+// snapshot instead. Each caller has its own channel fed by its own
+// goroutine from a set of changed providers (one entry each), so a caller
+// that does not read holds up nobody and is brought up to date with each
+// provider's latest state when it reads again. While a watch has a
+// complete snapshot, Find yields its set first (SourceWatch), before any
+// network ask.
+//
 // # Readiness and metrics
 //
 // Providing or finding with an empty routing table fails inside kad-dht
@@ -171,6 +219,61 @@
 // rejected by reason, finds and time to first result, results by path,
 // health checks by outcome, providers healthy and unhealthy, records held,
 // provider records accepted and refused by reason.
+//
+// # Registries in concert
+//
+// Registries of a network are peers, not a cluster with a leader; like
+// Serf's push-pull and Dynamo's anti-entropy they converge by themselves
+// (Config.Sync, RegistrySync; sync.go, forward.go, reconcile.go):
+//
+//   - Finding each other: a registry whose sync is on serves the sync
+//     protocol, /netget/<network>/sync/1.0.0, and its sync peers are the
+//     connected peers whose identify reports that protocol. Chosen over a
+//     provider record under a well-known key because registries already
+//     connect to each other (they bootstrap from each other and are each
+//     other's DHT servers), identify tells at once and for free, and a
+//     provider record would need a walk and its own republishing; the
+//     price is that a registry syncs only with registries it is connected
+//     to (list them with --bootstrap). Connections to sync peers are
+//     protected from trimming.
+//   - Push: every record a registry stores that it did not hold (a
+//     registry put from a provider, a DHT PUT_VALUE, a forward) is queued
+//     for every sync peer but the one it came from, and each peer's
+//     forwarder sends what queued in one forward (at most
+//     registry.MaxForward records), so a record reaches every connected
+//     registry one round trip after it landed. A record that is not new
+//     where it arrives (older seq, or the very envelope held) stops
+//     there: a record crosses each link at most once in each direction. A
+//     full queue (Sync.ForwardQueue) drops, and reconciliation repairs.
+//   - Anti-entropy: every Sync.Interval, and at once with a sync peer
+//     newly connected, a registry asks each sync peer in turn for its
+//     digest (registry.Digest: 256 buckets of the key-hash space, each a
+//     count and an XOR of per-record hashes of (service, peer, seq),
+//     3 KiB) and pulls only the ranges whose buckets differ, telling the
+//     peer what it holds there (16 bytes a record) so the peer sends only
+//     what it lacks or holds older. Runs of differing buckets are pulled
+//     as one range, so an empty registry pulls everything in full-sized
+//     responses: about 1.34 times the records' bytes (base64 in JSON).
+//     One round is bounded by Sync.MaxRecords and Sync.MaxBytes; what one
+//     peer's pulls receive is bounded by Sync.PeerRate (bytes a second,
+//     the response waits for its tokens), and sync requests by the same
+//     per-peer request rate as the registry protocol.
+//   - Bounded like a push: whatever sync brings goes through the one write
+//     path (acceptFresh: record.Validator, then store.Store.Add and its
+//     quotas per signing key, per service and in bytes), so a registry
+//     never takes from a peer registry what it would refuse from a
+//     provider. kad-dht does not say who sent a PUT_VALUE, and a registry
+//     cannot know who first sent a record it forwards, so synced records,
+//     like DHT writes, have no source (Limits.PerSource bounds pushes from
+//     an address, not what registries relay). A forged record is refused
+//     at the first registry and never forwarded.
+//   - Health stays local: tombstones and records of providers a registry
+//     found unhealthy sync like any others; each registry checks and
+//     serves (or hides) the providers it holds by its own checks, so a
+//     synced record is served once this registry's first check passed.
+//     A registry that deregistered a provider may get its records back
+//     from a peer that still holds them; it deletes them again after its
+//     DeregisterAfter, since its verdict is remembered.
 //
 // # Sub-packages
 //
@@ -187,7 +290,10 @@
 // dht/registry is the registry protocol on the wire: protocol ID, codec,
 // the client (List, Push) with its stream pool, the handler over a small
 // Holder interface (serve.go is the Node's side) and the per-peer
-// limiter. It imports nothing of netget's; dht imports it, never the
+// limiter; the sync protocol between registries (digest, pull,
+// forward: SyncClient, SyncHandler over a Replica, reconcile.go is the
+// Node's side); and the watch protocol's messages, codec and watcher
+// side (OpenWatch). It imports nothing of netget's; dht imports it, never the
 // other way. Find yields results to a callback (Node.Find), the contract
 // bridge.Finder shares.
 //

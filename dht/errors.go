@@ -36,6 +36,12 @@ var (
 	// opened as a datastore: not a directory, corrupt, or unreadable
 	// (store.ErrDatastore).
 	ErrDatastore = store.ErrDatastore
+	// ErrTooManyWatchers is returned (and sent to the watcher as the drop
+	// reason) when a node already serves WatchLimits.Max watches.
+	ErrTooManyWatchers = errors.New("too many watchers")
+	// ErrWatcherQuota is returned (and sent to the watcher as the drop
+	// reason) when one peer already holds WatchLimits.PerPeer watches.
+	ErrWatcherQuota = errors.New("too many watches from this peer")
 	// ErrPrivateAddrs is returned when a registry that only accepts public
 	// provider addresses (AddrPolicy) is offered a record without one.
 	ErrPrivateAddrs = errors.New("record has no public address")

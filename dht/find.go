@@ -61,6 +61,8 @@ type FindOptions struct {
 	// directly (benchmarks, comparing paths). Config.DisableFastPath does
 	// the same for every find and provide of a node.
 	DHTOnly bool
+
+	noWatch bool // skip the node's watched sets (a watch's own DHT poll)
 }
 
 // Find looks up the providers of service name and calls yield with each
@@ -108,7 +110,7 @@ func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield fu
 	if err := n.Ready(ctx); err != nil {
 		return fmt.Errorf("find %s: %w", name, err)
 	}
-	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, start: time.Now(), cancel: cancel,
+	f := &search{n: n, c: c, limit: opts.Limit, dhtOnly: opts.DHTOnly || n.cfg.DisableFastPath, noWatch: opts.noWatch, start: time.Now(), cancel: cancel,
 		out: make(chan Result), peers: make(map[peer.ID]*peerState), asked: make(map[peer.ID]bool),
 		offered: make(map[[32]byte]bool), fetchSlots: make(chan struct{}, n.cfg.FetchConcurrency)}
 	f.changed.L = &f.mu
@@ -153,6 +155,7 @@ type search struct {
 	c       cid.Cid
 	limit   int
 	dhtOnly bool
+	noWatch bool
 	start   time.Time
 	cancel  context.CancelFunc
 	out     chan Result
@@ -180,6 +183,9 @@ type peerState struct {
 }
 
 func (f *search) run(ctx context.Context) {
+	if !f.noWatch {
+		f.offerWatched(ctx) // a watch of this node has the live set: zero round trips
+	}
 	// An answer in hand needs no round trip: what this node holds streams
 	// first, and the network is asked only for what it leaves to find.
 	held := f.held(ctx)

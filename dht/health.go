@@ -274,6 +274,7 @@ func (m *monitor) check(ctx context.Context, d due) {
 	}
 	n.metrics.healthCheck(err == nil)
 	changed, healthy := m.v.checked(d.p, err == nil, start, time.Time{})
+	n.watchHub.peerChanged(d.p) // a first verdict, or a changed one, changes what watchers see
 	switch {
 	case changed && healthy:
 		n.log.Info("provider healthy; serving its records", "provider", d.p)

@@ -55,13 +55,22 @@ type Node struct {
 	lastSeq uint64
 
 	regMu      sync.Mutex
-	registries map[peer.ID]bool // registries this node uses for the fast path
-	client     *registry.Client // registry-protocol requests, streams kept for reuse
+	registries map[peer.ID]bool  // registries this node uses for the fast path
+	client     *registry.Client  // registry-protocol requests, streams kept for reuse
+	limiter    *registry.Limiter // registry and watch requests per remote peer
+
+	watchHub   *watchHub          // the watches this node serves (watch_hub.go)
+	watchProto protocol.ID        // registry.WatchProtocol
+	watchMu    sync.Mutex         // guards watches
+	watches    map[cid.Cid]*watch // this node's own watches, one per service (watch.go)
+
+	sync *syncer // a registry's sync with the others (sync.go); nil when Config.Sync is off
 
 	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
 	fetchObserver func(running int)        // test seam: fetches running as one starts
 	askObserver   func(Source)             // test seam: each record request a find sends
 	rtt           rttEstimator             // registries' round trips (hedge.go)
+	syncObserver  func(env []byte)         // test seam: a record sync brought, new here
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and
@@ -93,15 +102,26 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		proto:      registry.Protocol(cfg.Network),
 		registries: make(map[peer.ID]bool),
 		client:     registry.NewClient(h, registry.Protocol(cfg.Network)),
+		limiter:    registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst),
+		watchProto: registry.WatchProtocol(cfg.Network),
+		watches:    make(map[cid.Cid]*watch),
 	}
 	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
 	n.store = store.New(backing, n.validator, cfg.Store, storeVerdicts{n.health})
+	n.watchHub = newWatchHub(n, cfg.Watch)
+	n.store.OnChange(n.watchHub.notify)
 	n.metrics = newMetrics(n.store, n.Providers)
+	n.metrics.collectors = append(n.metrics.collectors, n.watchHub.collectors()...)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {
 			return nil, err
 		}
 	}
+	sy, err := newSyncer(n)
+	if err != nil {
+		return nil, err
+	}
+	n.sync = sy
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	loaded, err := n.store.Load(n.ctx, n.now())
 	if err != nil {
@@ -116,7 +136,8 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	opts = append(opts,
 		kaddht.ProtocolPrefix(protocol.ID("/netget/"+cfg.Network)),
 		kaddht.Validator(kadValidator(n.validator, n.metrics)),
-		kaddht.Datastore(store.NewView(backing, n.store, n.validator, n.metrics.record)),
+		kaddht.Datastore(store.NewView(backing, n.store, n.validator, n.metrics.record).
+			OnAdded(func(env []byte) { n.sync.forward(env, "") })),
 		kaddht.ProviderDatastore(n.providers),
 		kaddht.ProviderManagerOpts(records.ProvideValidity(cfg.ProviderLifetime)),
 		kaddht.Mode(cfg.Mode.kad()),
@@ -134,7 +155,13 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.log.Info("records loaded from the datastore; verifying their signatures", "records", loaded)
 		n.startVerifier()
 	}
-	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst), n.log).HandleStream)
+	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, n.limiter, n.log).HandleStream)
+	h.SetStreamHandler(n.watchProto, n.handleWatch)
+	n.wg.Go(func() { n.watchHub.run(n.ctx) })
+	if err := n.sync.start(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.startSweeper()
 	if cfg.Health.Interval > 0 {
 		n.startMonitor()
@@ -187,9 +214,12 @@ func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		n.host.RemoveStreamHandler(n.proto)
+		n.sync.close()
+		n.host.RemoveStreamHandler(n.watchProto)
 		n.cancel()
 		n.wg.Wait()
 		n.client.Close()
+		n.sync.closeClient()
 		err = n.kad.Close()
 	})
 	return err

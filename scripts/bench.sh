@@ -6,6 +6,7 @@
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh latency         # only the mocknet networks with link latency
 #   scripts/bench.sh registry bridge # only those
+#   scripts/bench.sh watch           # watch (about 30 s)
 #   scripts/bench.sh relay           # only the relay (a few seconds)
 #   scripts/bench.sh bridge-watch    # only the bridge's watch (about 40 s)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
@@ -23,6 +24,14 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
+# sync:     registries in concert (dht/sync_bench_test.go): an empty
+#           registry catching up with one holding 10,000 and 100,000 records
+#           (time, CPU, bytes read vs the records' bytes), and propagation of
+#           a pushed record to 3 and 10 registries, against the push's own
+#           round trip measured in the same run.
+# watch:    1,000 watchers on one registry: change-to-watcher latency for
+#           provide and withdraw vs a finder polling every second, memory per
+#           watcher, a repeat Find on a watching node (dht/watch_bench_test.go).
 # relay:    a registry-protocol round trip and a libp2p ping to a node behind
 #           a circuit relay v2, against the same node dialled directly
 #           (dht/nat_bench_test.go).
@@ -43,7 +52,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network latency registry bridge relay channel bridge-watch)
+[ ${#what[@]} -eq 0 ] && what=(network latency registry bridge relay channel sync watch bridge-watch)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -55,10 +64,12 @@ for w in "${what[@]}"; do
 	latency) go test -run '^$' -bench 'BenchmarkLatency' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge$' -benchtime 20000x -timeout 10m ./bridge/ ;;
+	sync) go test -run '^$' -bench 'BenchmarkSync' -benchtime 1x -timeout 30m ./dht/ ;;
+	watch) go test -run '^$' -bench 'BenchmarkWatch$' -benchtime 1x -timeout 10m ./dht/ ;;
 	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
 	channel) go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/ ;;
 	bridge-watch) go test -run '^$' -bench 'BenchmarkBridgeWatch$' -benchtime 50x -timeout 10m ./bridge/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay, channel or bridge-watch)" >&2; exit 2 ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay, channel, sync, watch or bridge-watch)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -94,6 +105,24 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	if (!reg++) { print "\n| registry store | records accepted per second | MiB per 10,000 records |"; print "| --- | --- | --- |" }
 	mem = ("MiB/10k-records" in m) ? sprintf("%.1f", m["MiB/10k-records"]) : "(on disk)"
 	printf "| %s | %.0f | %s |\n", name($1), m["records/s"], mem
+}
+/^BenchmarkSyncCatchUp\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!cu++) { print "\n| empty registry catching up | time | CPU (both registries) | records | read | read / records |"; print "| --- | --- | --- | --- | --- | --- |" }
+	printf "| %s | %.2f s | %.2f s | %.1f MiB | %.1f MiB | %.2f× |\n", name($1), m["catchup-s"], m["cpu-s"], m["records-MiB"], m["read-MiB"], m["read/records"]
+}
+/^BenchmarkSyncPropagation\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!pr++) { print "\n| pushed record reaches every registry | p50 | p95 | push round trip p50 | p50 / round trip |"; print "| --- | --- | --- | --- | --- |" }
+	printf "| %s | %.2f ms | %.2f ms | %.2f ms | %.2f× |\n", name($1), m["prop-p50-ms"], m["prop-p95-ms"], m["rtt-p50-ms"], m["prop/rtt"]
+}
+/^BenchmarkWatch-/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	print "\n| watchers on one registry | provide → watcher p50 / p95 | withdraw → watcher p50 / p95 | first watcher p50 | polling every 1 s p50 / p95 | poll / watch | stream round trip | KiB per watcher (both ends) | KiB per idle stream (baseline) | repeat Find on a watching node p50 | load average |"
+	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	printf "| %d | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.0f / %.0f ms | %.1f× | %.3f ms | %.1f | %.1f | %.3f ms | %.1f |\n",
+		m["watchers"], m["provide-p50-ms"], m["provide-p95-ms"], m["withdraw-p50-ms"], m["withdraw-p95-ms"], m["first-p50-ms"],
+		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["rtt-ms"], m["KiB/watcher"], m["KiB/idle-stream"], m["find-p50-ms"], m["load"]
 }
 /^BenchmarkRelay/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

@@ -24,6 +24,11 @@ type backend interface {
 	// in the one view of a found record; an error, if any, is the last
 	// thing yielded.
 	find(ctx context.Context, name string, limit int, timeout time.Duration) iter.Seq2[control.Result, error]
+	// watch streams name's live provider set, each event in its one JSON
+	// shape, until ctx ends (then it ends without an error); joining, on a
+	// node of its own, is bounded by joinTimeout. An error, if any, is the
+	// last thing yielded.
+	watch(ctx context.Context, name string, joinTimeout time.Duration) iter.Seq2[control.WatchEvent, error]
 	// none is find's error when it found nothing after took.
 	none(name string, timeout, took time.Duration) error
 	// provide publishes spec and reports each publication and the
@@ -70,6 +75,20 @@ func (b *daemonBackend) find(ctx context.Context, name string, limit int, timeou
 				return
 			}
 			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+func (b *daemonBackend) watch(ctx context.Context, name string, _ time.Duration) iter.Seq2[control.WatchEvent, error] {
+	return func(yield func(control.WatchEvent, error) bool) {
+		for ev, err := range b.cl.Watch(ctx, control.WatchRequest{Name: name, Network: daemonNetwork(b.c)}) {
+			if err != nil {
+				yield(ev, daemonError(b.dir, err))
+				return
+			}
+			if !yield(ev, nil) {
 				return
 			}
 		}
@@ -129,6 +148,30 @@ func (b localBackend) find(ctx context.Context, name string, limit int, timeout 
 		})
 		if err != nil && !stopped && !errors.Is(err, dht.ErrFindTimeout) {
 			yield(control.Result{}, joinTimedOut(ctx, b.c, timeout, err))
+		}
+	}
+}
+
+func (b localBackend) watch(ctx context.Context, name string, joinTimeout time.Duration) iter.Seq2[control.WatchEvent, error] {
+	return func(yield func(control.WatchEvent, error) bool) {
+		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		n, err := startNode(jctx, b.c, findRole())
+		if err != nil {
+			defer cancel()
+			yield(control.WatchEvent{}, joinTimedOut(jctx, b.c, joinTimeout, err))
+			return
+		}
+		cancel()
+		defer n.Close()
+		events, err := n.Watch(ctx, name)
+		if err != nil {
+			yield(control.WatchEvent{}, err)
+			return
+		}
+		for ev := range events {
+			if !yield(control.WatchEventOf(ev), nil) {
+				return
+			}
 		}
 	}
 }

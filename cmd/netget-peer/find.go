@@ -34,11 +34,17 @@ func findCommand() *cli.Command {
 			"service), walk (a peer the DHT walk queried), provider (the provider itself) or dht (the\n" +
 			"DHT value store). The global --no-fast-path skips the registries.\n\n" +
 			"When a daemon serves the data dir (`netget-peer daemon`), the daemon's node does the\n" +
-			"finding, already joined; the output is the same.",
+			"finding, already joined; the output is the same.\n\n" +
+			"With --watch it keeps watching until Ctrl-C: it prints each provider the registries serve\n" +
+			"now, then one line per change as the registries push it (no polling): \"upsert\" lines for a\n" +
+			"new provider or record, \"remove\" lines with a reason (withdrawn, expired, unhealthy,\n" +
+			"deregistered); with --json, one JSON object per event with type, peer, reason and record.\n" +
+			"--timeout then bounds joining only.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
 			&cli.DurationFlag{Name: "timeout", Aliases: []string{"t"}, Value: 10 * time.Second, Usage: "give up after this long, joining included (a Go duration such as 5s or 1m)"},
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Usage: "stop after this many providers (0: all found within the timeout)"},
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "print the providers, then every change until Ctrl-C"},
 			noDaemonFlag(),
 		},
 		Action: findAction,
@@ -57,11 +63,17 @@ func findAction(c *cli.Context) error {
 	if limit < 0 {
 		return usageError("--limit %d: must not be negative", limit)
 	}
+	if c.Bool("watch") && c.IsSet("limit") {
+		return usageError("--limit: not with --watch, which runs until Ctrl-C")
+	}
 	b, err := openBackend(c)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	if c.Bool("watch") {
+		return watchAction(c, b, name, timeout)
+	}
 	start, found := time.Now(), 0
 	for r, err := range b.find(c.Context, name, limit, timeout) {
 		if err != nil {
@@ -126,4 +138,32 @@ func printResult(w io.Writer, asJSON bool, r control.Result) {
 	}
 	fmt.Fprintf(w, "%s %s addrs=%s meta=%s expires=%s\n", s.Peer, s.Service, strings.Join(s.Addrs, ","),
 		strings.Join(meta, ","), s.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// watchAction is find --watch: every event until Ctrl-C, which is its
+// normal end (exit 0).
+func watchAction(c *cli.Context, b backend, name string, joinTimeout time.Duration) error {
+	for ev, err := range b.watch(c.Context, name, joinTimeout) {
+		if err != nil {
+			return err
+		}
+		printWatchEvent(c.App.Writer, c.Bool("json"), name, ev)
+	}
+	return nil
+}
+
+// printWatchEvent prints one watch event: the one JSON shape with --json, else
+// "upsert" and find's line for the record, or "remove", the peer and why.
+func printWatchEvent(w io.Writer, asJSON bool, name string, ev control.WatchEvent) {
+	if asJSON {
+		b, _ := json.Marshal(ev)
+		fmt.Fprintln(w, string(b))
+		return
+	}
+	if ev.Type == control.EventUpsert && ev.Record != nil {
+		fmt.Fprint(w, "upsert ")
+		printResult(w, false, control.Result{Record: *ev.Record, Source: ev.Source})
+		return
+	}
+	fmt.Fprintf(w, "%s %s %s reason=%s\n", ev.Type, ev.Peer, name, ev.Reason)
 }

@@ -10,7 +10,7 @@ import (
 // providerFlags say whose records this node accepts (--allow-provider),
 // bound the DHT provider records (ADD_PROVIDER) other peers store on it
 // (every node that runs as a DHT server keeps them) and the
-// registry-protocol requests every node serves.
+// registry-protocol requests and watches every node serves.
 func providerFlags() []cli.Flag {
 	def := dht.DefaultConfig("")
 	return []cli.Flag{
@@ -32,6 +32,14 @@ func providerFlags() []cli.Flag {
 			Usage: "registry-protocol requests per second one peer may send here (token bucket; excess streams are reset)"},
 		&cli.IntFlag{Name: "request-burst", Value: def.RequestBurst,
 			Usage: "burst of registry-protocol requests one peer may send at once"},
+		&cli.IntFlag{Name: "watchers-per-peer", Value: def.Watch.PerPeer,
+			Usage: "watches one peer may hold here at once (find --watch, netget.watch); one more is dropped saying why"},
+		&cli.IntFlag{Name: "max-watchers", Value: def.Watch.Max,
+			Usage: "watches this node serves in all"},
+		&cli.IntFlag{Name: "watch-queue", Value: def.Watch.Queue,
+			Usage: "changes that may wait for one watcher; a watcher that falls further behind is dropped (it watches again with a fresh snapshot)"},
+		&cli.DurationFlag{Name: "watch-poll-interval", Value: def.WatchPollInterval,
+			Usage: "how often a watch on a node without registries runs a find on the DHT path"},
 	}
 }
 
@@ -50,6 +58,8 @@ func applyProviderFlags(c *cli.Context, cfg *dht.Config) error {
 	cfg.ProviderLifetime = c.Duration("provider-lifetime")
 	cfg.RequestRate, cfg.RequestBurst = c.Float64("request-rate"), c.Int("request-burst")
 	cfg.FetchConcurrency = c.Int("fetch-concurrency")
+	cfg.Watch = dht.WatchLimits{PerPeer: c.Int("watchers-per-peer"), Max: c.Int("max-watchers"), Queue: c.Int("watch-queue")}
+	cfg.WatchPollInterval = c.Duration("watch-poll-interval")
 	if err := cfg.Validate(); err != nil {
 		return usageError("%w", err)
 	}

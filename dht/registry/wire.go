@@ -119,6 +119,8 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
+func encodeJSON(v any) ([]byte, error) { return json.Marshal(v) }
+
 func writeMsg(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

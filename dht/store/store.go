@@ -40,6 +40,10 @@ type Store struct {
 	v      record.Validator // checks records loaded unverified
 	limits Limits
 	health Verdicts // whose records are served, in what order, and which are expendable
+	// changed, if set, is told of every change to p's record for c: after
+	// a write, and as a record leaves the index (with s.mu held). See
+	// OnChange.
+	changed func(c cid.Cid, p peer.ID)
 
 	keysMu  sync.Mutex
 	writing map[victim]*keyLock // records being written, so puts of one record take turns
@@ -50,6 +54,7 @@ type Store struct {
 	bytes    int64                 // what the records held cost (charge)
 	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
 	bySource map[Source]int        // records held per Source
+	gen      uint64                // counts changes to the index (Generation)
 }
 
 // held is one record in the index: the few fields the store decides by.
@@ -189,9 +194,50 @@ func (s *Store) Add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 			}
 		}
 		s.mu.Unlock()
+		s.notify(c, svc.Peer)
 		return fmt.Errorf("store record: %w", err)
 	}
+	s.notify(c, svc.Peer)
 	return nil
+}
+
+// OnChange sets the one change hook: fn is told of every change to p's
+// record for c, after a write lands and as a record leaves the index
+// (expired, evicted, deregistered, failed verification), so watchers need
+// no polling. fn runs with the store's lock held: it must not block nor
+// call back into the store. Set it before the store is used.
+func (s *Store) OnChange(fn func(c cid.Cid, p peer.ID)) { s.changed = fn }
+
+// notify tells the change hook, if any, that p's record for c changed.
+func (s *Store) notify(c cid.Cid, p peer.ID) {
+	if s.changed != nil {
+		s.changed(c, p)
+	}
+}
+
+// Entry is what the store's index holds of one record.
+type Entry struct {
+	Seq       uint64
+	Expires   time.Time
+	Withdrawn bool
+	Sum       [32]byte // SHA-256 of the envelope
+}
+
+// Entry returns the index entry of p's record for service c.
+func (s *Store) Entry(c cid.Cid, p peer.ID) (Entry, bool) {
+	h, ok := s.get(c, p)
+	return Entry{Seq: h.seq, Expires: h.expires, Withdrawn: h.withdrawn, Sum: h.sum}, ok
+}
+
+// Peers returns the providers the store holds a record for service c of.
+func (s *Store) Peers(c cid.Cid) []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]peer.ID, 0, len(s.bySvc[c]))
+	for p := range s.bySvc[c] {
+		out = append(out, p)
+	}
+	return out
 }
 
 // index adds a record already in the datastore to the index, unverified,
@@ -222,6 +268,7 @@ func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 		s.bySvc[c] = peers
 	}
 	peers[p] = h
+	s.gen++
 	s.count++
 	s.bytes += h.cost()
 	s.byPeer[p] = append(s.byPeer[p], c)
@@ -237,6 +284,20 @@ func (s *Store) get(c cid.Cid, p peer.ID) (held, bool) {
 	defer s.mu.Unlock()
 	h, ok := s.bySvc[c][p]
 	return h, ok
+}
+
+// Holds reports whether the store holds env itself as p's record for c
+// (not an older or newer one): a write of env would change nothing.
+func (s *Store) Holds(c cid.Cid, p peer.ID, env []byte) bool {
+	h, ok := s.get(c, p)
+	return ok && h.sum == sha256.Sum256(env)
+}
+
+// Seq returns the seq of p's record for c and whether it is a tombstone,
+// if the store holds one.
+func (s *Store) Seq(c cid.Cid, p peer.ID) (seq uint64, withdrawn, ok bool) {
+	h, ok := s.get(c, p)
+	return h.seq, h.withdrawn, ok
 }
 
 // Expires returns when p's record for service c expires, if the store
@@ -365,6 +426,7 @@ func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
+	s.gen++
 	s.count--
 	s.bytes -= h.cost()
 	if h.src.valid() {
@@ -388,6 +450,7 @@ func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 // store knows of p once it holds none of its records. s.mu must be held.
 func (s *Store) unindexLocked(c cid.Cid, p peer.ID) {
 	s.detachLocked(c, p)
+	s.notify(c, p)
 	if len(s.byPeer[p]) == 0 {
 		delete(s.byPeer, p)
 		s.health.Left(p)
@@ -457,4 +520,35 @@ func (s *Store) Bytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes
+}
+
+// Version names one record of the store: its service, provider and seq.
+type Version struct {
+	C   cid.Cid
+	P   peer.ID
+	Seq uint64
+}
+
+// Versions returns every unexpired record the store holds (tombstones and
+// records of providers not healthy included): what registry sync compares.
+func (s *Store) Versions(now time.Time) []Version {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Version, 0, s.count)
+	for c, peers := range s.bySvc {
+		for p, h := range peers {
+			if now.Before(h.expires) {
+				out = append(out, Version{c, p, h.seq})
+			}
+		}
+	}
+	return out
+}
+
+// Generation returns a number that changes whenever the index does, so a
+// summary of Versions can be kept until it changes.
+func (s *Store) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
 }

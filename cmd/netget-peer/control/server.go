@@ -74,6 +74,8 @@ type Node interface {
 	Status() netget.Status
 	Network() string
 	Find(ctx context.Context, name string, opts netget.FindOptions, yield func(netget.Result) bool) error
+	// Watch streams name's live provider set until ctx ends.
+	Watch(ctx context.Context, name string) (<-chan netget.Event, error)
 	// Provide publishes spec, returns once the first record is findable
 	// and keeps it published until Unprovide or the node's Close.
 	Provide(ctx context.Context, spec netget.Spec) (*record.Service, error)
@@ -209,7 +211,24 @@ func (s *Server) status() Status {
 			st.Registries = append(st.Registries, r.Peer.String())
 		}
 	}
+	if ns.Sync != nil {
+		st.Sync = syncStatus(ns.Sync)
+	}
 	return st
+}
+
+// syncStatus is the API's view of a registry's sync.
+func syncStatus(s *netget.SyncStatus) *SyncStatus {
+	out := &SyncStatus{Peers: make([]string, 0, len(s.Peers)), LastError: s.LastError,
+		LastFetched: s.LastFetched, LastBytes: s.LastBytes, Rounds: s.Rounds, Fetched: s.Fetched,
+		Forwarded: s.Forwarded, Received: s.Received, Refused: s.Refused}
+	if !s.LastRound.IsZero() {
+		out.LastRound = s.LastRound.UTC()
+	}
+	for _, p := range s.Peers {
+		out.Peers = append(out.Peers, p.String())
+	}
+	return out
 }
 
 // servicesStatus is the API's view of the node's services.

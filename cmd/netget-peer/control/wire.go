@@ -99,6 +99,33 @@ type FindEvent struct {
 	Found     int          `json:"found,omitempty"`
 }
 
+// WatchRequest is the body of POST /v1/watch.
+type WatchRequest struct {
+	Name    string `json:"name"`
+	Network string `json:"network,omitempty"`
+}
+
+// Watch stream event types.
+const (
+	// EventUpsert: a provider joined the set, or its record changed.
+	EventUpsert = "upsert"
+	// EventRemove: a provider left the set; Reason says why.
+	EventRemove = "remove"
+)
+
+// WatchEvent is one line of POST /v1/watch's NDJSON stream, and of
+// find --watch --json: an "upsert" with the provider's verified record
+// (record.View, the one view of a found record) for each provider
+// serving now, then one line per change ("upsert", or "remove" with a
+// reason: withdrawn, expired, unhealthy, deregistered).
+type WatchEvent struct {
+	Type   string       `json:"type"`
+	Peer   string       `json:"peer"`
+	Reason string       `json:"reason,omitempty"`
+	Record *record.View `json:"record,omitempty"`
+	Source string       `json:"source,omitempty"`
+}
+
 // Result is one verified provider the daemon found, as Client.Find
 // yields it.
 type Result struct {
@@ -135,6 +162,31 @@ type Status struct {
 	Reachability string   `json:"reachability"`
 	Relays       []string `json:"relays"`
 	RelayAddrs   []string `json:"relay_addrs"`
+	// Sync is a registry's sync with the other registries of its network;
+	// absent on a node that does not sync.
+	Sync *SyncStatus `json:"sync,omitempty"`
+}
+
+// SyncStatus is what a registry's sync with the others has done.
+type SyncStatus struct {
+	// Peers are the registries it syncs with now.
+	Peers []string `json:"peers"`
+	// LastRound is when the last reconciliation ended (absent: none yet);
+	// LastError why it failed with some peer.
+	LastRound time.Time `json:"last_round,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// LastFetched and LastBytes are what the last reconciliation took and
+	// read.
+	LastFetched int   `json:"last_fetched"`
+	LastBytes   int64 `json:"last_bytes"`
+	// Rounds, Fetched (by reconciliation), Forwarded (sent as records
+	// arrived), Received (forwarded by peers, new here) and Refused
+	// (failed verification or quotas) count since start.
+	Rounds    uint64 `json:"rounds"`
+	Fetched   uint64 `json:"fetched"`
+	Forwarded uint64 `json:"forwarded"`
+	Received  uint64 `json:"received"`
+	Refused   uint64 `json:"refused"`
 }
 
 // ServiceStatus is one service the daemon provides.
