@@ -79,7 +79,8 @@ func bridgeURL(a net.Addr, tls bool) string {
 	return u.String()
 }
 
-// dhtFinder adapts a DHT node to the bridge: finds from the bridge take
+// dhtFinder adapts a DHT node to the bridge (bridge.Finder and
+// bridge.Watcher): finds and watches from the bridge take
 // the node's verified-record path, so a browser only sees records whose
 // signatures the node checked. The node applies the find's limit and
 // timeout; the adapter only converts each result.
@@ -90,6 +91,36 @@ func (f dhtFinder) Find(ctx context.Context, service string, opts bridge.FindOpt
 	return f.n.Find(ctx, service, dht.FindOptions{Limit: opts.Limit, Timeout: opts.Timeout}, func(r dht.Result) bool {
 		return yield(bridge.Result{Record: r.Record, Source: string(r.Source), Elapsed: r.Elapsed})
 	})
+}
+
+// Watch implements bridge.Watcher with the node's watch (dht.Node.Watch):
+// records verified by the node, merged from its registries, resubscribed
+// after drops. It converts each event and returns when ctx ends, yield
+// returns false (stopping the node's watch) or the node closes. While
+// yield blocks (a slow page, bounded by the bridge's WriteTimeout) the
+// node's watch holds its own bounded buffer, then lets its registries
+// drop it and catches up from a fresh snapshot: nothing grows.
+func (f dhtFinder) Watch(ctx context.Context, service string, yield func(bridge.WatchEvent) bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := f.n.Watch(ctx, service)
+	if err != nil {
+		return err
+	}
+	for ev := range events {
+		if !yield(watchEvent(ev)) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// watchEvent converts one node event to the bridge's.
+func watchEvent(ev dht.Event) bridge.WatchEvent {
+	if ev.Kind == dht.EventUpsert {
+		return bridge.WatchEvent{Kind: bridge.EventUpsert, Record: ev.Result.Record, Source: string(ev.Result.Source)}
+	}
+	return bridge.WatchEvent{Kind: bridge.EventRemove, Peer: ev.Peer.String(), Reason: ev.Reason}
 }
 
 // bridgeCollector exports a bridge's counters (bridge.Server.Stats), read
