@@ -73,7 +73,8 @@ const (
 // Codes lists every error code, in the order they were added.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeUnknownType, CodeForbidden, CodeRateLimited,
-		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal, CodeBusy, CodeIdle}
+		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal, CodeBusy, CodeIdle,
+		CodeUnavailable}
 }
 
 // ClientFrame is a frame a client sends: *HelloFrame, *FindFrame,
@@ -100,6 +101,9 @@ type WelcomeFrame struct {
 	Peer    string `json:"peer"`    // the bridge node's peer ID
 	Network string `json:"network"` // the netget network it finds on
 	Limits  Limits `json:"limits"`
+	// Features lists what the bridge serves beyond hello and ping
+	// (FeatureFind, FeatureChannel, …); only grows.
+	Features []string `json:"features,omitempty"`
 }
 
 // Limits tells a client the bridge's per-connection limits.
@@ -110,6 +114,10 @@ type Limits struct {
 	FramesPerSecond  float64 `json:"frames_per_second"`   // sustained frame rate
 	FindTimeoutMS    int64   `json:"find_timeout_ms"`     // default find timeout
 	MaxFindTimeoutMS int64   `json:"max_find_timeout_ms"` // longest find timeout
+	// Channel limits, when the bridge serves channels.
+	MessageBytes          int `json:"message_bytes,omitempty"`            // largest channel message
+	Channels              int `json:"channels,omitempty"`                 // channels open at once
+	ChannelBytesPerSecond int `json:"channel_bytes_per_second,omitempty"` // page → providers, all channels
 }
 
 // FindFrame asks for the verified providers of a service. ID names the
@@ -232,6 +240,8 @@ func ParseClientFrame(b []byte) (ClientFrame, error) {
 			}
 		}
 		return f, nil
+	case TypeOpen, TypeSend, TypeClose:
+		return parseChannelFrame(typ, b)
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, truncate(typ, 32))
 }
@@ -276,6 +286,9 @@ func ParseServerFrame(b []byte) (ServerFrame, error) {
 	case TypeError:
 		f = &ErrorFrame{}
 	default:
+		if f = parseChannelServerFrame(typ); f != nil {
+			break
+		}
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, truncate(typ, 32))
 	}
 	if err := decode(b, f); err != nil {
@@ -353,6 +366,9 @@ func Marshal(f any) ([]byte, error) {
 	case *ErrorFrame:
 		f.Type = TypeError
 	default:
+		if marshalChannel(f) {
+			break
+		}
 		return nil, fmt.Errorf("marshal: %w: %T", ErrUnknownType, f)
 	}
 	b, err := json.Marshal(f)
