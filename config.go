@@ -13,6 +13,7 @@ import (
 	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/bridge"
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/dht/channel"
 	"github.com/netget/netget-peer/p2p"
 	"github.com/netget/netget-peer/record"
 )
@@ -82,6 +83,12 @@ type Config struct {
 	// Bridge configures the bridge (bridge.DefaultConfig); its PeerID,
 	// Network and Logger are set from the node.
 	Bridge bridge.Config
+
+	// Channel bounds the channels the node serves and opens: message
+	// size, channels at once (in all and per opener peer), idle and open
+	// timeouts (channel.DefaultConfig; the zero value takes the defaults).
+	// Its Logger is set from this Config.
+	Channel channel.Config
 
 	// Registerer, if set, receives the node's Prometheus metrics: the
 	// host's, the DHT's and the bridge's.
@@ -164,6 +171,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Join.Validate(); err != nil {
+		return err
+	}
+	if err := c.Channel.Validate(); err != nil {
 		return err
 	}
 	return c.dhtConfig(nil).Validate()

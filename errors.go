@@ -29,4 +29,11 @@ var (
 	// ErrUnknownRegistry is returned by RemoveRegistry for a peer that is
 	// not one of the node's registries.
 	ErrUnknownRegistry = errors.New("not a registry of this node")
+	// ErrNoChannels is returned by Dial for a record that does not say
+	// its provider takes channels (record.MetaChannel), and by Connect
+	// when no provider found takes them (or matches its options).
+	ErrNoChannels = errors.New("no provider taking channels")
+	// ErrNoHandler is returned by Provide for a Spec whose metadata sets
+	// record.MetaChannel while no Handle serves the service.
+	ErrNoHandler = errors.New("no channel handler for the service")
 )

@@ -16,6 +16,7 @@ import (
 
 	"github.com/netget/netget-peer/bootstrap"
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/dht/channel"
 	"github.com/netget/netget-peer/p2p"
 )
 
@@ -28,6 +29,7 @@ type Node struct {
 	host    host.Host
 	dht     *dht.Node
 	bridge  *bridgeServer // nil without Config.BridgeAddr
+	chans   *channel.Server
 	started time.Time
 	joined  []peer.ID  // bootstrap peers joined at start
 	closers []func()   // undo New's steps, run in reverse by Close
@@ -92,6 +94,12 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.closers = append(n.closers, func() { n.dht.Close() })
 	n.log = n.log.With("peer", h.ID())
+	ccfg := cfg.Channel
+	ccfg.Logger = n.log
+	if n.chans, err = channel.NewServer(h, cfg.Network, ccfg); err != nil {
+		return err
+	}
+	n.closers = append(n.closers, func() { n.chans.Close() })
 	if err := n.join(ctx); err != nil {
 		return err
 	}
@@ -159,8 +167,9 @@ func (n *Node) useRegistry(p peer.ID) bool {
 	return true
 }
 
-// Close withdraws the services the node provides (bounded by
-// Config.CloseTimeout; not with Config.KeepOnClose), then shuts down top-down: bridge, DHT, host,
+// Close closes the channels the node serves (CloseGoingAway), withdraws
+// the services it provides (bounded by Config.CloseTimeout; not with
+// Config.KeepOnClose), then shuts down top-down: bridge, DHT, host,
 // datastore, data-dir lock. It is idempotent.
 func (n *Node) Close() error {
 	n.once.Do(func() {
@@ -169,6 +178,7 @@ func (n *Node) Close() error {
 		if n.bridge != nil {
 			n.bridge.shutdown(ctx)
 		}
+		n.chans.Close()
 		n.svcs.stopAll(ctx, !n.cfg.KeepOnClose)
 		n.closeAll()
 	})

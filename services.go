@@ -68,10 +68,15 @@ func serviceKey(name string) string { return strings.ToLower(name) }
 // Provide publishes spec and keeps it published: it returns the first
 // record once it is findable (a registry took it, or the DHT walk placed
 // it), then republishes at half the TTL until Unprovide or Close. A service
-// of the same name (case-insensitively) is replaced. If the first
+// of the same name (case-insensitively) is replaced. A service the node
+// Handles is marked as taking channels (record.MetaChannel). If the first
 // publication fails or ctx ends first, nothing keeps running and the error
 // is returned.
 func (n *Node) Provide(ctx context.Context, spec Spec) (*record.Service, error) {
+	spec, err := n.withChannel(spec)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkSpec(spec); err != nil {
 		return nil, err
 	}
@@ -101,10 +106,14 @@ func (n *Node) Provide(ctx context.Context, spec Spec) (*record.Service, error) 
 // until Unprovide or Close. It suits services restored at start, while
 // the network may still be out of reach; Services reports how it goes.
 func (n *Node) ProvideLater(spec Spec) error {
+	spec, err := n.withChannel(spec)
+	if err != nil {
+		return err
+	}
 	if err := checkSpec(spec); err != nil {
 		return err
 	}
-	_, err := n.svcs.start(spec, true)
+	_, err = n.svcs.start(spec, true)
 	return err
 }
 

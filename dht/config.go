@@ -9,6 +9,7 @@ import (
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -186,11 +187,33 @@ func (c Config) Validate() error {
 	if c.ProviderLifetime <= 0 || c.ProviderLifetime > MaxProviderLifetime {
 		return fmt.Errorf("%w: provider lifetime %v: want more than 0 and at most %v", ErrBadConfig, c.ProviderLifetime, MaxProviderLifetime)
 	}
-	if err := c.Store.validate(); err != nil {
-		return err
+	if err := c.Store.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	return c.Health.validate()
 }
+
+// StoreLimits bounds a node's record store (Config.Store): see
+// store.Limits, where the store checks them.
+type StoreLimits = store.Limits
+
+// DefaultStoreLimits returns the defaults documented on store.Limits.
+func DefaultStoreLimits() StoreLimits { return store.DefaultLimits() }
+
+// MaxRecordsPerService is the default of StoreLimits.PerService: the most
+// providers one service is indexed for.
+const MaxRecordsPerService = store.MaxPerService
+
+// RecordOverhead is what one record costs in the store's bytes budget
+// beside its envelope (StoreLimits.Bytes; store.RecordOverhead).
+const RecordOverhead = store.RecordOverhead
+
+// OpenDatastore opens (creating it if need be) the on-disk Pebble
+// datastore in dir that a persistent node gives Config.Datastore, synced
+// writes (store.Open). The caller closes it after the Node and the host. A
+// directory that is not a datastore, or one another process has open,
+// fails with ErrDatastore and the path.
+func OpenDatastore(dir string) (ds.Batching, error) { return store.Open(dir) }
 
 // MaxProviderLifetime is the longest Config.ProviderLifetime: kad-dht's
 // default provide validity.

@@ -1,7 +1,7 @@
 // Package dht owns netget's Kademlia DHT for one network: the protocol
 // prefix, the DHT mode, the record validator, provide / find / withdraw,
 // republishing, the registry protocol every node serves, the record store
-// (in memory or on disk) and a registry's health monitor, which owns the
+// (dht/store; in memory or on disk) and a registry's health monitor, which owns the
 // records it checks.
 //
 // # One DHT per network
@@ -74,52 +74,11 @@
 //
 // # The record store
 //
-// A node keeps the verified records it holds in the datastore kad-dht's
-// value store uses, under kad-dht's own keys, so a DHT GET_VALUE and a
-// registry list serve the same bytes and nothing is stored twice. Every
-// write, whatever its path (registry put, DHT PUT_VALUE, the node's own
-// publish), goes through one store that decides by seq, and an index per
-// service and peer sits beside it in memory, since kad-dht's value store
-// cannot list one service's records. The envelopes live only in the
-// datastore; the index holds the few fields the store decides by (seq,
-// expiry, addresses, a SHA-256 of the envelope), about 650 bytes a record.
-// Config.Datastore makes it persistent: OpenDatastore opens Pebble
-// (maintained, crash-safe, group commit; chosen over the unmaintained
-// goleveldb) with synced writes. The store's lock is not held across the
-// write, so concurrent puts share one fsync. A restarted node indexes every
-// unexpired record it held without its signature check, so it serves at
-// once, with nothing re-provided; the signatures are then checked in the
-// background by as many workers as CPUs, a list checks a record it serves
-// first, and GET_VALUE hides one until then; a record that fails is
-// deleted. Expired records are deleted every minute.
-//
-// # Quotas
-//
-// No one peer can fill the store. Config.Store (StoreLimits) bounds it
-// per signing key (PerKey, 64: a provider's records over all services;
-// ErrKeyQuota), per source (PerSource, 1024 records pushed from one /24
-// IPv4 or /48 IPv6 prefix; ErrSourceQuota), per service (PerService,
-// 1024) and in bytes (Bytes, 256 MiB: each record costs its envelope plus
-// RecordOverhead for its index entry; ErrStoreFull). One function
-// (store.admitLocked) checks them for every write and for the records
-// loaded at start-up; refusals are counted by reason in metrics. A
-// loopback address is a source of its own (127.0.0.1 and 127.0.0.2 count
-// apart), so tests and local setups can run many nodes. kad-dht does not
-// tell the datastore who sent a PUT_VALUE, so those records, like the
-// node's own and those loaded at start-up, have no source: the key and
-// byte quotas bound them. On a node that checks health (Config.Health), a
-// full service or a full byte budget first evicts the records of
-// providers that are unhealthy, then of those that never passed a check,
-// before it refuses a newcomer; a provider that passed a check, and the
-// node itself, are never evicted. Without health checks nothing is known
-// of anyone, so a full store refuses.
-//
-// Beside the store, a verified-record cache (1,024 entries, by
-// the SHA-256 of the envelope; record.Validator.Cache) means the same bytes
-// are verified once per node, on write or read, whichever comes first: a
-// record a node holds answers its own finds without a second Ed25519
-// verification, and so does a record every holder returns. The time-bound
-// checks (expiry, issued-at) still run on every read.
+// The verified records a node holds, their per-service index, the quotas
+// that bound them, the datastore view kad-dht writes through, OpenDatastore
+// (Pebble) and the verified-record cache live in dht/store; its doc says
+// how. The Node gives the store its health verdicts through a small
+// interface (store.Verdicts), so the store never reaches back into dht.
 //
 // # Health
 //
@@ -127,7 +86,7 @@
 // provider it holds a live record for, and serves a provider's records
 // (list, GET_VALUE, its own finds) only once a check has passed: a record
 // never checked is not served. The verdicts live in one place (verdicts.go)
-// that the store asks; lists put healthy providers first, longest known
+// that the store asks (store.Verdicts); lists put healthy providers first, longest known
 // first, so Sybil records cannot push a provider that has been answering
 // for hours out of a finder's first results. Choices made here:
 //
@@ -202,6 +161,16 @@
 // provider records accepted and refused by reason.
 //
 // # Sub-packages
+//
+// dht/store is the record store: the verified records in the datastore
+// kad-dht's value store uses and their index per service and peer
+// (Store), its quotas (Limits, sources), the view kad-dht writes through
+// (View), the Pebble datastore (Open) and the verified-record cache. It
+// imports record only; it asks the Node's health verdicts through the
+// store.Verdicts interface (storeverdicts.go) and takes the validator and
+// a metrics counter, never the Node. dht re-exports the sentinels its API
+// returns (ErrKeyQuota, ErrSourceQuota, ErrStoreFull, ErrDatastore) and
+// StoreLimits (an alias of store.Limits).
 //
 // dht/registry is the registry protocol on the wire: protocol ID, codec,
 // the client (List, Push) with its stream pool, the handler over a small

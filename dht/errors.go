@@ -1,6 +1,10 @@
 package dht
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/netget/netget-peer/dht/store"
+)
 
 var (
 	// ErrBadConfig is returned by New when the Config fails validation.
@@ -15,21 +19,23 @@ var (
 	ErrClosed = errors.New("dht node closed")
 	// ErrStoreFull is returned when a node's record store is at its bounds
 	// (StoreLimits.PerService, StoreLimits.Bytes) and holds no record it
-	// may evict.
-	ErrStoreFull = errors.New("record store full")
+	// may evict (store.ErrStoreFull).
+	ErrStoreFull = store.ErrStoreFull
 	// ErrKeyQuota is returned when one signing key already has
-	// StoreLimits.PerKey records in the store.
-	ErrKeyQuota = errors.New("too many records for one signing key")
+	// StoreLimits.PerKey records in the store (store.ErrKeyQuota).
+	ErrKeyQuota = store.ErrKeyQuota
 	// ErrSourceQuota is returned when the store already holds
-	// StoreLimits.PerSource records delivered from the same address prefix.
-	ErrSourceQuota = errors.New("too many records from one source address prefix")
+	// StoreLimits.PerSource records delivered from the same address prefix
+	// (store.ErrSourceQuota).
+	ErrSourceQuota = store.ErrSourceQuota
 	// ErrNotPublished is returned by Publish (and so Provide) when no
 	// registry and no peer of the DHT walk took the record: nobody can find
 	// it.
 	ErrNotPublished = errors.New("no registry or peer took the record")
 	// ErrDatastore is returned by OpenDatastore when the directory cannot be
-	// opened as a datastore: not a directory, corrupt, or unreadable.
-	ErrDatastore = errors.New("cannot open datastore")
+	// opened as a datastore: not a directory, corrupt, or unreadable
+	// (store.ErrDatastore).
+	ErrDatastore = store.ErrDatastore
 	// ErrPrivateAddrs is returned when a registry that only accepts public
 	// provider addresses (AddrPolicy) is offered a record without one.
 	ErrPrivateAddrs = errors.New("record has no public address")

@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/dht/registry"
-	"github.com/netget/netget-peer/record"
 )
 
 // Push offers peer p one signed record over the registry protocol.
@@ -21,9 +20,6 @@ func Push(ctx context.Context, n *Node, p peer.ID, env []byte) error {
 func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) {
 	return n.client.List(ctx, p, c, registry.MaxListLimit)
 }
-
-// NewVerifiedCache exposes the node's verified-record cache to tests.
-func NewVerifiedCache(size int) record.Cache { return newVerifiedCache(size) }
 
 // Proven reports whether n's health checks saw p pass a check (its
 // records are no longer expendable).

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -186,7 +187,7 @@ func (f *search) run(ctx context.Context) {
 	// The registries have every provider's latest record (providers push to
 	// them); copies this node holds may be older, so they wait their turn.
 	f.hedge(ctx, &regs)
-	for _, env := range f.n.store.list(ctx, f.c, f.n.now(), listOpts{limit: MaxRecordsPerService, tombstones: true}) {
+	for _, env := range f.n.store.List(ctx, f.c, f.n.now(), store.ListOpts{Limit: MaxRecordsPerService, Tombstones: true}) {
 		f.offer(ctx, env, SourceLocal)
 	}
 	if ctx.Err() != nil {

@@ -145,9 +145,12 @@ func (st ProviderState) state() string {
 // Providers returns the providers the node holds live (unexpired, not
 // withdrawn) records for, with what its health checks found.
 func (n *Node) Providers() []ProviderState {
-	out := n.store.providerStates(n.host.ID(), n.now())
-	for i := range out {
-		n.health.state(&out[i])
+	live := n.store.Live(n.host.ID(), n.now())
+	out := make([]ProviderState, 0, len(live))
+	for p, records := range live {
+		st := ProviderState{Peer: p, Records: records}
+		n.health.state(&st)
+		out = append(out, st)
 	}
 	return out
 }
@@ -213,7 +216,7 @@ func (m *monitor) run(ctx context.Context) {
 		now := m.n.now()
 		m.deregister(ctx, now)
 		if served, suspect := m.v.due(now); len(served)+len(suspect) > 0 {
-			addrs := m.n.store.providers(m.n.host.ID(), now)
+			addrs := m.n.store.Providers(m.n.host.ID(), now)
 			m.served.push(dues(served, addrs))
 			near, far := m.split(suspect)
 			m.near.push(dues(near, addrs))
@@ -327,7 +330,7 @@ func (m *monitor) deregister(ctx context.Context, now time.Time) {
 	if len(gone) == 0 {
 		return
 	}
-	deleted, err := m.n.store.sweep(ctx, now, gone)
+	deleted, err := m.n.store.Sweep(ctx, now, gone)
 	if err != nil {
 		m.n.log.Error("deregistering providers", "err", err)
 		return

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -27,7 +28,7 @@ type metrics struct {
 	rejected map[error]uint64 // by record reason, for Node.Rejections
 }
 
-func newMetrics(s *store, providers func() []ProviderState) *metrics {
+func newMetrics(s *store.Store, providers func() []ProviderState) *metrics {
 	m := &metrics{
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netget_records_total",
 			Help: "Signed records offered to this node, by outcome and, for rejections, reason."},
@@ -62,10 +63,10 @@ func newMetrics(s *store, providers func() []ProviderState) *metrics {
 			ConstLabels: prometheus.Labels{"state": state}}, count(state)))
 	}
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_records_stored",
-		Help: "Signed records this node holds."}, func() float64 { return float64(s.size()) })
+		Help: "Signed records this node holds."}, func() float64 { return float64(s.Len()) })
 	storedBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netget_records_stored_bytes",
 		Help: "What the records this node holds cost in its store's bytes budget (envelopes plus index)."},
-		func() float64 { return float64(s.sizeBytes()) })
+		func() float64 { return float64(s.Bytes()) })
 	m.collectors = append([]prometheus.Collector{m.records, m.finds, m.findFirst, m.findResults, m.healthChecks,
 		stored, storedBytes}, states...)
 	return m

@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -45,7 +46,7 @@ type Node struct {
 	bg     sync.WaitGroup // background value-store puts (Settle)
 	once   sync.Once
 
-	store     *store         // verified records held, this node's own included
+	store     *store.Store   // verified records held, this node's own included
 	health    *verdicts      // whose records the store serves (health.go)
 	providers *providerStore // kad-dht's provider records, bounded
 	metrics   *metrics
@@ -85,14 +86,14 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		cfg:        cfg,
 		host:       h,
 		key:        key,
-		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: newVerifiedCache(verifiedCacheSize), Allow: cfg.Allow},
+		validator:  record.Validator{Network: cfg.Network, Now: cfg.Now, Cache: store.NewCache(), Allow: cfg.Allow},
 		log:        log.With("network", cfg.Network),
 		proto:      registry.Protocol(cfg.Network),
 		registries: make(map[peer.ID]bool),
 		client:     registry.NewClient(h, registry.Protocol(cfg.Network)),
 	}
 	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
-	n.store = newStore(backing, n.validator, cfg.Store, n.health)
+	n.store = store.New(backing, n.validator, cfg.Store, storeVerdicts{n.health})
 	n.metrics = newMetrics(n.store, n.Providers)
 	if cfg.Registerer != nil {
 		if err := n.metrics.register(cfg.Registerer); err != nil {
@@ -100,7 +101,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	loaded, err := n.store.load(n.ctx, n.now())
+	loaded, err := n.store.Load(n.ctx, n.now())
 	if err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("%w: %w", ErrDatastore, err)
@@ -113,7 +114,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	opts = append(opts,
 		kaddht.ProtocolPrefix(protocol.ID("/netget/"+cfg.Network)),
 		kaddht.Validator(kadValidator(n.validator, n.metrics)),
-		kaddht.Datastore(kadView{Batching: backing, n: n}),
+		kaddht.Datastore(store.NewView(backing, n.store, n.validator, n.metrics.record)),
 		kaddht.ProviderDatastore(n.providers),
 		kaddht.ProviderManagerOpts(records.ProvideValidity(cfg.ProviderLifetime)),
 		kaddht.Mode(cfg.Mode.kad()),
@@ -145,7 +146,7 @@ func (n *Node) startVerifier() {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		deleted, err := n.store.verifyAll(n.ctx)
+		deleted, err := n.store.VerifyAll(n.ctx)
 		switch {
 		case err != nil && n.ctx.Err() == nil:
 			n.log.Error("verifying loaded records", "err", err)
@@ -170,7 +171,7 @@ func (n *Node) startSweeper() {
 			case <-n.ctx.Done():
 				return
 			case <-t.C:
-				if _, err := n.store.sweep(n.ctx, n.now(), nil); err != nil && n.ctx.Err() == nil {
+				if _, err := n.store.Sweep(n.ctx, n.now(), nil); err != nil && n.ctx.Err() == nil {
 					n.log.Error("deleting expired records", "err", err)
 				}
 			}
@@ -271,8 +272,8 @@ func (n *Node) KnownRegistries() []peer.ID {
 // loaded from the datastore). It returns p's refusals, joined.
 func (n *Node) PushOwn(ctx context.Context, p peer.ID) error {
 	var errs []error
-	for _, c := range n.store.servicesOf(n.host.ID()) {
-		env, ok := n.store.envelope(ctx, c, n.host.ID())
+	for _, c := range n.store.ServicesOf(n.host.ID()) {
+		env, ok := n.store.Envelope(ctx, c, n.host.ID())
 		if !ok {
 			continue // withdrawn and swept since
 		}
@@ -352,8 +353,9 @@ func (n *Node) now() time.Time {
 	return time.Now()
 }
 
-// ownFor returns this node's latest record for service c, if any.
-func (n *Node) ownFor(c cid.Cid) (held, bool) { return n.store.get(c, n.host.ID()) }
+// ownExpires returns when this node's latest record for service c
+// expires, if it holds one.
+func (n *Node) ownExpires(c cid.Cid) (time.Time, bool) { return n.store.Expires(c, n.host.ID()) }
 
 // Rejections returns how many records this node refused, by reason (a
 // record sentinel error such as record.ErrExpired), on every path: DHT
@@ -362,8 +364,8 @@ func (n *Node) Rejections() map[error]uint64 { return n.metrics.rejections() }
 
 // StoredRecords returns how many signed records the node holds (its own
 // included, tombstones and records not yet swept included).
-func (n *Node) StoredRecords() int { return n.store.size() }
+func (n *Node) StoredRecords() int { return n.store.Len() }
 
 // StoredBytes returns what the records the node holds cost in its bytes
 // budget (StoreLimits.Bytes): their envelopes plus RecordOverhead each.
-func (n *Node) StoredBytes() int64 { return n.store.sizeBytes() }
+func (n *Node) StoredBytes() int64 { return n.store.Bytes() }

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -88,10 +89,10 @@ func (n *Node) Withdraw(ctx context.Context, name string) (*record.Service, erro
 	// expiry when this node published it, else the longest a record lives.
 	now := n.now()
 	svc := &record.Service{Name: name, Withdrawn: true, IssuedAt: now, ExpiresAt: now.Add(record.MaxTTL)}
-	if prev, ok := n.ownFor(c); ok {
+	if prev, ok := n.ownExpires(c); ok {
 		svc.ExpiresAt = now.Add(time.Minute)
-		if prev.expires.After(svc.ExpiresAt) {
-			svc.ExpiresAt = prev.expires
+		if prev.After(svc.ExpiresAt) {
+			svc.ExpiresAt = prev
 		}
 	}
 	return n.publish(ctx, c, svc, false)
@@ -276,7 +277,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 	if err != nil {
 		return nil, err
 	}
-	if err := n.store.add(ctx, c, svc, env, source{}); err != nil {
+	if err := n.store.Add(ctx, c, svc, env, store.Source{}); err != nil {
 		return nil, err
 	}
 	n.lastSeq = seq
@@ -287,7 +288,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 // and puts it in the DHT value store. A record whose seq is not above the
 // one held for its peer is refused with record.ErrOlderSeq.
 func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
-	svc, c, err := n.accept(ctx, env, source{})
+	svc, c, err := n.accept(ctx, env, store.Source{})
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
 	}
@@ -299,17 +300,17 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 
 // accept is the write path of records that arrive without a DHT key, for
 // Put and the registry protocol's put alike: verify as a DHT write does,
-// then store (store.add, which a DHT PUT_VALUE reaches too). Every offer is
+// then store (Store.Add, which a DHT PUT_VALUE reaches too). Every offer is
 // counted, by reason when refused. src is who delivered it (StoreLimits
 // .PerSource); the zero source is none.
-func (n *Node) accept(ctx context.Context, env []byte, src source) (*record.Service, cid.Cid, error) {
+func (n *Node) accept(ctx context.Context, env []byte, src store.Source) (*record.Service, cid.Cid, error) {
 	svc, err := n.validator.Open(env)
 	var c cid.Cid
 	if err == nil {
 		c, err = record.ServiceCID(svc.Network, svc.Name)
 	}
 	if err == nil {
-		err = n.store.add(ctx, c, svc, env, src)
+		err = n.store.Add(ctx, c, svc, env, src)
 	}
 	n.metrics.record(err)
 	if err != nil {

@@ -3,6 +3,8 @@ package dht
 import (
 	"github.com/ipfs/go-cid"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/netget/netget-peer/dht/store"
 )
 
 // holder is what a node serves over the registry protocol
@@ -13,7 +15,7 @@ type holder struct{ n *Node }
 // List implements registry.Holder: the unexpired, not withdrawn records
 // the store serves for c (a registry leaves out providers found dead).
 func (h holder) List(c cid.Cid, limit int) [][]byte {
-	return h.n.store.list(h.n.ctx, c, h.n.now(), listOpts{limit: limit})
+	return h.n.store.List(h.n.ctx, c, h.n.now(), store.ListOpts{Limit: limit})
 }
 
 // Accept implements registry.Holder: verified and stored as a DHT write
@@ -22,7 +24,7 @@ func (h holder) List(c cid.Cid, limit int) [][]byte {
 // push returned is served at once (health.go).
 func (h holder) Accept(env []byte, addr ma.Multiaddr) error {
 	n := h.n
-	svc, _, err := n.accept(n.ctx, env, n.store.limits.sourceOf(addr))
+	svc, _, err := n.accept(n.ctx, env, n.store.SourceOf(addr))
 	if err != nil {
 		return err
 	}

@@ -47,6 +47,13 @@
 //	  "withdrawn": true                        // optional: a signed tombstone
 //	}
 //
+// Metadata keys starting with "netget." are reserved (ReservedMetaPrefix):
+// only the known ones are accepted. "netget.channel" (MetaChannel) says the
+// provider accepts channels for the service, over
+// /netget/<network>/channel/1.0.0, and what they carry: "messages" (a
+// WebSocket target or a Go handler) or "stream" (a tcp target's bytes).
+// A record without it takes no channels, so nobody dials one that does not.
+//
 // Unknown fields are rejected, so a record means exactly what version 1 says.
 // The whole envelope is at most 4 KiB. Each failed check has its own exported
 // error in errors.go.

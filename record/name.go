@@ -64,7 +64,8 @@ func ValidateTTL(ttl time.Duration) error {
 }
 
 // ValidateMeta reports whether meta fits a record: at most MaxMetaPairs
-// pairs, keys of 1-MaxMetaKeyLen bytes, values of at most MaxMetaValueLen.
+// pairs, keys of 1-MaxMetaKeyLen bytes, values of at most MaxMetaValueLen,
+// and reserved keys (ReservedMetaPrefix) known, with a valid value.
 // The error names the first bad key in sorted order.
 func ValidateMeta(meta map[string]string) error {
 	if len(meta) > MaxMetaPairs {
@@ -76,6 +77,9 @@ func ValidateMeta(meta map[string]string) error {
 		}
 		if v := meta[k]; len(v) > MaxMetaValueLen {
 			return fmt.Errorf("%w: value of %q: %d bytes, at most %d", ErrBadMetadata, k, len(v), MaxMetaValueLen)
+		}
+		if err := validateReserved(k, meta[k]); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -26,14 +26,16 @@ func TestLayout(t *testing.T) {
 	// The root package (the embeddable node, "netget") sits between cmd
 	// and the layers it assembles; nothing but cmd imports it.
 	allowed := map[string][]string{
-		"netget":                  {"record", "p2p", "dht", "bootstrap", "bridge"},
+		"netget":                  {"record", "p2p", "dht", "dht/channel", "bootstrap", "bridge"},
 		"record":                  {},
 		"p2p":                     {},
 		"bootstrap":               {},
-		"dht":                     {"record", "dht/registry"},
+		"dht":                     {"record", "dht/registry", "dht/store"},
 		"dht/registry":            {},
+		"dht/store":               {"record"},
+		"dht/channel":             {"record"},
 		"bridge":                  {"record"},
-		"cmd/netget-peer":         {"netget", "record", "p2p", "dht", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
+		"cmd/netget-peer":         {"netget", "record", "p2p", "dht", "dht/channel", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
 		"cmd/netget-peer/control": {"netget", "record", "dht", "p2p"},
 		"cmd/netget-peer/devnet":  {"netget", "record", "dht"},
 	}

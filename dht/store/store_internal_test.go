@@ -1,6 +1,7 @@
-package dht
+package store
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"testing"
@@ -8,11 +9,23 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/netget/netget-peer/record"
 	"github.com/netget/netget-peer/record/recordtest"
 )
+
+// everyone is the verdicts of a node whose health checks are off: every
+// record enters and is served, none is expendable.
+type everyone struct{}
+
+func (everyone) Admit(*record.Service) error             { return nil }
+func (everyone) Arrived(peer.ID)                         {}
+func (everyone) Left(peer.ID)                            {}
+func (everyone) Serves(peer.ID) bool                     { return true }
+func (everyone) Expendable(peer.ID) (ok, unhealthy bool) { return false, false }
+func (everyone) Rank(a, b peer.ID) int                   { return cmp.Compare(a, b) }
 
 // stallingDatastore holds the first Put of key stall until release
 // closes, and says when it has begun.
@@ -60,15 +73,15 @@ func TestStorePutDoesNotHoldLockAcrossWrite(t *testing.T) {
 	}
 	d := &stallingDatastore{Batching: dssync.MutexWrap(ds.NewMapDatastore()),
 		stall: dsKey(record.Key(c, slow.Peer)), started: make(chan struct{}), release: make(chan struct{})}
-	s := newStore(d, v, DefaultStoreLimits(), newVerdicts("", time.Now, nil, Health{}))
+	s := New(d, v, DefaultLimits(), everyone{})
 	done := make(chan error, 1)
-	go func() { done <- s.add(ctx, c, slow, slowEnv, source{}) }()
+	go func() { done <- s.Add(ctx, c, slow, slowEnv, Source{}) }()
 	<-d.started
 	others := make(chan error, 1)
 	go func() {
 		for range 10 {
 			svc, env := sealed()
-			if err := s.add(ctx, c, svc, env, source{}); err != nil {
+			if err := s.Add(ctx, c, svc, env, Source{}); err != nil {
 				others <- err
 				return
 			}
@@ -84,14 +97,14 @@ func TestStorePutDoesNotHoldLockAcrossWrite(t *testing.T) {
 		close(d.release)
 		t.Fatal("puts of other records waited for a stalled write")
 	}
-	if got := len(s.list(ctx, c, now, listOpts{limit: 32})); got != 10 {
+	if got := len(s.List(ctx, c, now, ListOpts{Limit: 32})); got != 10 {
 		t.Fatalf("list while a write is stalled: %d records, want the 10 written", got)
 	}
 	close(d.release)
 	if err := <-done; err != nil {
 		t.Fatalf("stalled put: %v", err)
 	}
-	if got := len(s.list(ctx, c, now, listOpts{limit: 32})); got != 11 {
+	if got := len(s.List(ctx, c, now, ListOpts{Limit: 32})); got != 11 {
 		t.Fatalf("list after the stalled write: %d records, want 11", got)
 	}
 }
@@ -103,8 +116,8 @@ func TestStoreQuotaAccounting(t *testing.T) {
 	now := time.Now()
 	v := record.Validator{Network: "development"}
 	key, id := recordtest.NewKey(t)
-	src := DefaultStoreLimits().sourceOf(ma.StringCast("/ip4/192.0.2.7/tcp/4001"))
-	s := newStore(dssync.MutexWrap(ds.NewMapDatastore()), v, StoreLimits{PerKey: 2, PerSource: 2}, newVerdicts("", time.Now, nil, Health{}))
+	src := DefaultLimits().sourceOf(ma.StringCast("/ip4/192.0.2.7/tcp/4001"))
+	s := New(dssync.MutexWrap(ds.NewMapDatastore()), v, Limits{PerKey: 2, PerSource: 2}, everyone{})
 	put := func(name string, seq uint64, expires time.Time) error {
 		r := recordtest.Valid(id, now)
 		r.Name, r.Seq, r.ExpiresAt = name, seq, expires
@@ -113,7 +126,7 @@ func TestStoreQuotaAccounting(t *testing.T) {
 			t.Fatal(err)
 		}
 		c, _ := record.ServiceCID(svc.Network, svc.Name)
-		return s.add(ctx, c, svc, recordtest.SealRaw(t, r, key), src)
+		return s.Add(ctx, c, svc, recordtest.SealRaw(t, r, key), src)
 	}
 	for seq := uint64(1); seq <= 5; seq++ { // replacing is free
 		if err := put("A", seq, now.Add(time.Hour)); err != nil {
@@ -126,7 +139,7 @@ func TestStoreQuotaAccounting(t *testing.T) {
 	if err := put("C", 1, now.Add(time.Hour)); err == nil {
 		t.Fatal("third record of a key with PerKey 2 accepted")
 	}
-	if _, err := s.sweep(ctx, now.Add(2*time.Minute), nil); err != nil {
+	if _, err := s.Sweep(ctx, now.Add(2*time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := put("C", 1, now.Add(time.Hour)); err != nil {
@@ -141,7 +154,7 @@ func TestStoreQuotaAccounting(t *testing.T) {
 // TestSourceOf: IPv4 sources are /24s, IPv6 /48s, loopback addresses each
 // their own, and a connection without an IP one source.
 func TestSourceOf(t *testing.T) {
-	l := DefaultStoreLimits()
+	l := DefaultLimits()
 	for _, tc := range []struct{ addr, want string }{
 		{"/ip4/192.0.2.7/tcp/4001", "192.0.2.0/24"},
 		{"/ip6/2001:db8:1:2::7/udp/4001/quic-v1", "2001:db8:1::/48"},

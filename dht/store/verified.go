@@ -1,4 +1,4 @@
-package dht
+package store
 
 import (
 	"sync"
@@ -6,16 +6,17 @@ import (
 	"github.com/netget/netget-peer/record"
 )
 
-// verifiedCacheSize is how many verified records a node remembers, by the
+// cacheSize is how many verified records a node remembers, by the
 // SHA-256 of their envelope, so that the same bytes are not verified twice:
 // a record a node was given (and verified) is served from its own index to
 // its own finds, every holder of a record returns the same bytes, and finds
 // repeat. The time-bound checks run on every use (record.Validator.Cache).
-const verifiedCacheSize = 1024
+const cacheSize = 1024
 
-// verifiedCache is the node's verified-record cache: a record.Cache that
-// forgets its oldest entry when full.
-type verifiedCache struct {
+// Cache is the node's verified-record cache: a record.Cache that forgets
+// its oldest entry when full. Its validator verifies the records the store
+// takes, so it lives beside the store.
+type Cache struct {
 	mu   sync.Mutex
 	m    map[[32]byte]*record.Service
 	ring [][32]byte // keys in insertion order, for eviction
@@ -23,12 +24,16 @@ type verifiedCache struct {
 	size int
 }
 
-func newVerifiedCache(size int) *verifiedCache {
-	return &verifiedCache{m: make(map[[32]byte]*record.Service), size: size}
+// NewCache returns an empty cache of the node's size.
+func NewCache() *Cache { return newCache(cacheSize) }
+
+// newCache returns an empty cache of size records.
+func newCache(size int) *Cache {
+	return &Cache{m: make(map[[32]byte]*record.Service), size: size}
 }
 
 // Get implements record.Cache.
-func (c *verifiedCache) Get(sum [32]byte) (*record.Service, bool) {
+func (c *Cache) Get(sum [32]byte) (*record.Service, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.m[sum]
@@ -36,7 +41,7 @@ func (c *verifiedCache) Get(sum [32]byte) (*record.Service, bool) {
 }
 
 // Add implements record.Cache.
-func (c *verifiedCache) Add(sum [32]byte, s *record.Service) {
+func (c *Cache) Add(sum [32]byte, s *record.Service) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.m[sum]; ok {

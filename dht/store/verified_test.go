@@ -1,17 +1,16 @@
-package dht_test
+package store
 
 import (
 	"crypto/sha256"
 	"testing"
 
-	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/record"
 )
 
 // TestVerifiedCacheForgetsOldest: a full cache forgets its oldest entry,
 // and adding a record it holds changes nothing.
 func TestVerifiedCacheForgetsOldest(t *testing.T) {
-	c := dht.NewVerifiedCache(2)
+	var c record.Cache = newCache(2)
 	sum := func(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 	for _, k := range []string{"a", "b", "a", "c"} {
 		c.Add(sum(k), &record.Service{Name: k})

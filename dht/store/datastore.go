@@ -1,4 +1,4 @@
-package dht
+package store
 
 import (
 	"context"
@@ -22,8 +22,8 @@ import (
 	"github.com/netget/netget-peer/record"
 )
 
-// OpenDatastore opens (creating it if need be) the on-disk datastore in
-// dir that a persistent node gives Config.Datastore: a Pebble database
+// Open opens (creating it if need be) the on-disk datastore in dir that a
+// persistent node gives its Config.Datastore: a Pebble database
 // whose writes are synced to disk before they return. Pebble over LevelDB
 // because it is maintained (CockroachDB's storage engine; goleveldb is
 // not), recovers its write-ahead log after a crash or SIGKILL, and commits
@@ -31,7 +31,7 @@ import (
 // closes it after the Node and the host. A directory that is not a
 // datastore, or one another process has open, fails with ErrDatastore and
 // the path.
-func OpenDatastore(dir string) (ds.Batching, error) {
+func Open(dir string) (ds.Batching, error) {
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("%w %s: not a directory", ErrDatastore, dir)
 	}
@@ -59,14 +59,14 @@ func openPebble(dir string) (d ds.Batching, err error) {
 	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
 }
 
-// load indexes the records the datastore holds, as at start-up after a
+// Load indexes the records the datastore holds, as at start-up after a
 // restart, by as many workers as there are CPUs: each is read without its
 // signature check (peekStored), so a registry of 100,000 records starts in
-// seconds, and is marked unverified; verifyAll checks the signatures in the
+// seconds, and is marked unverified; VerifyAll checks the signatures in the
 // background, and list verifies an unverified record before it serves it.
 // Expired, malformed, misfiled and over-quota records are deleted. Only the
 // index stays in memory. It returns how many it kept.
-func (s *store) load(ctx context.Context, now time.Time) (int, error) {
+func (s *Store) Load(ctx context.Context, now time.Time) (int, error) {
 	res, err := s.ds.Query(ctx, dsq.Query{Prefix: "/" + record.Namespace})
 	if err != nil {
 		return 0, fmt.Errorf("read datastore: %w", err)
@@ -116,7 +116,7 @@ func (s *store) load(ctx context.Context, now time.Time) (int, error) {
 }
 
 // peekStored reads a datastore entry without checking the envelope's
-// signature (verifyAll and list do that): a kad record protobuf whose key
+// signature (VerifyAll and List do that): a kad record protobuf whose key
 // is the one it is filed under, holding an unexpired record of network
 // for that key's service and peer. It returns the record, its service and
 // the envelope.
@@ -145,10 +145,10 @@ func peekStored(network string, k ds.Key, b []byte, now time.Time) (*record.Serv
 	return &svc, c, rec.GetValue(), nil
 }
 
-// verifyAll checks the signature of every record load indexed unverified,
+// VerifyAll checks the signature of every record Load indexed unverified,
 // by as many workers as there are CPUs, and deletes those that fail. It
 // returns how many it deleted.
-func (s *store) verifyAll(ctx context.Context) (int, error) {
+func (s *Store) VerifyAll(ctx context.Context) (int, error) {
 	var todo []victim
 	s.mu.Lock()
 	for c, peers := range s.bySvc {
@@ -192,7 +192,7 @@ func (s *store) verifyAll(ctx context.Context) (int, error) {
 
 // verifyOne checks v's record if it is still unverified, and deletes it
 // if it fails. It reports whether it deleted it.
-func (s *store) verifyOne(ctx context.Context, v victim) (bool, error) {
+func (s *Store) verifyOne(ctx context.Context, v victim) (bool, error) {
 	defer s.lockKey(v.c, v.p)()
 	if h, ok := s.get(v.c, v.p); !ok || h.verified {
 		return false, nil
@@ -225,7 +225,7 @@ func envOf(b []byte) []byte {
 
 // write puts b under k and deletes the evicted records, in one commit when
 // the datastore batches.
-func (s *store) write(ctx context.Context, k ds.Key, b []byte, evicted []victim) error {
+func (s *Store) write(ctx context.Context, k ds.Key, b []byte, evicted []victim) error {
 	bd, ok := s.ds.(ds.Batching)
 	if !ok || len(evicted) == 0 {
 		for _, v := range evicted {
@@ -250,10 +250,10 @@ func (s *store) write(ctx context.Context, k ds.Key, b []byte, evicted []victim)
 	return batch.Commit(ctx)
 }
 
-// sweep deletes expired records, and every record of the providers in
+// Sweep deletes expired records, and every record of the providers in
 // gone, from the index and the datastore. It returns how many it deleted.
 // It holds each record's put lock, not the index lock, across the delete.
-func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool) (int, error) {
+func (s *Store) Sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool) (int, error) {
 	var vs []victim
 	s.mu.Lock()
 	for c, peers := range s.bySvc {
@@ -278,7 +278,7 @@ func (s *store) sweep(ctx context.Context, now time.Time, gone map[peer.ID]bool)
 }
 
 // sweepOne deletes v's record if it is still expired or its provider gone.
-func (s *store) sweepOne(ctx context.Context, v victim, now time.Time, gone map[peer.ID]bool) (bool, error) {
+func (s *Store) sweepOne(ctx context.Context, v victim, now time.Time, gone map[peer.ID]bool) (bool, error) {
 	defer s.lockKey(v.c, v.p)()
 	s.mu.Lock()
 	h, ok := s.bySvc[v.c][v.p]
@@ -296,21 +296,30 @@ func (s *store) sweepOne(ctx context.Context, v victim, now time.Time, gone map[
 	return true, nil
 }
 
-// kadView is the datastore kad-dht is given: the node's datastore, with
+// View is the datastore kad-dht is given: the node's datastore, with
 // netget records routed through the store, so every write, a DHT
 // PUT_VALUE included, is indexed and decided by seq in one place, and an
 // unhealthy provider's records are not served by GET_VALUE either.
 // Provider records and anything else pass through untouched.
-type kadView struct {
+type View struct {
 	ds.Batching
-	n *Node
+	s     *Store
+	v     record.Validator
+	count func(error) // told the outcome of every netget record put (metrics)
 }
 
-var _ ds.Batching = kadView{}
+var _ ds.Batching = View{}
+
+// NewView returns the view of d, the store's own datastore, that kad-dht
+// writes through: netget records go to s once v verifies them, and count
+// is told the outcome of each (nil on success).
+func NewView(d ds.Batching, s *Store, v record.Validator, count func(error)) View {
+	return View{Batching: d, s: s, v: v, count: count}
+}
 
 // Put implements ds.Write. kad-dht has already validated a netget record
 // it puts; the store verifies it again unless it holds these very bytes.
-func (k kadView) Put(ctx context.Context, key ds.Key, value []byte) error {
+func (k View) Put(ctx context.Context, key ds.Key, value []byte) error {
 	dk, ok := dhtKey(key)
 	if !ok {
 		return k.Batching.Put(ctx, key, value)
@@ -323,38 +332,38 @@ func (k kadView) Put(ctx context.Context, key ds.Key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if h, ok := k.n.store.get(c, p); ok && h.sum == sha256.Sum256(rec.GetValue()) {
+	if h, ok := k.s.get(c, p); ok && h.sum == sha256.Sum256(rec.GetValue()) {
 		return nil
 	}
-	svc, err := k.n.validator.OpenKey(dk, rec.GetValue())
+	svc, err := k.v.OpenKey(dk, rec.GetValue())
 	if err == nil {
 		// kad-dht does not say who sent a PUT_VALUE: no source.
-		err = k.n.store.add(ctx, c, svc, rec.GetValue(), source{})
+		err = k.s.Add(ctx, c, svc, rec.GetValue(), Source{})
 	}
-	k.n.metrics.record(err)
+	k.count(err)
 	return err
 }
 
 // Delete implements ds.Write.
-func (k kadView) Delete(ctx context.Context, key ds.Key) error {
+func (k View) Delete(ctx context.Context, key ds.Key) error {
 	if err := k.Batching.Delete(ctx, key); err != nil {
 		return err
 	}
-	k.n.store.drop(key)
+	k.s.drop(key)
 	return nil
 }
 
 // Get implements ds.Read, hiding unhealthy providers' records.
-func (k kadView) Get(ctx context.Context, key ds.Key) ([]byte, error) {
-	if k.n.store.hidden(key) {
+func (k View) Get(ctx context.Context, key ds.Key) ([]byte, error) {
+	if k.s.hidden(key) {
 		return nil, ds.ErrNotFound
 	}
 	return k.Batching.Get(ctx, key)
 }
 
 // Has implements ds.Read, hiding unhealthy providers' records.
-func (k kadView) Has(ctx context.Context, key ds.Key) (bool, error) {
-	if k.n.store.hidden(key) {
+func (k View) Has(ctx context.Context, key ds.Key) (bool, error) {
+	if k.s.hidden(key) {
 		return false, nil
 	}
 	return k.Batching.Has(ctx, key)
@@ -362,7 +371,7 @@ func (k kadView) Has(ctx context.Context, key ds.Key) (bool, error) {
 
 // Batch implements ds.Batching: netget records in a batch are written
 // through the store at once; the rest is batched as usual.
-func (k kadView) Batch(ctx context.Context) (ds.Batch, error) {
+func (k View) Batch(ctx context.Context) (ds.Batch, error) {
 	b, err := k.Batching.Batch(ctx)
 	if err != nil {
 		return nil, err
@@ -372,7 +381,7 @@ func (k kadView) Batch(ctx context.Context) (ds.Batch, error) {
 
 type kadBatch struct {
 	ds.Batch
-	view kadView
+	view View
 }
 
 func (b kadBatch) Put(ctx context.Context, key ds.Key, value []byte) error {

@@ -1,4 +1,4 @@
-package dht
+package store
 
 import (
 	"context"
@@ -19,11 +19,11 @@ import (
 	"github.com/netget/netget-peer/record"
 )
 
-// MaxRecordsPerService is the default of StoreLimits.PerService: the most
+// MaxPerService is the default of Limits.PerService: the most
 // providers one service is indexed for.
-const MaxRecordsPerService = 1024
+const MaxPerService = 1024
 
-// store is a node's record store: the verified netget records it holds,
+// Store is a node's record store: the verified netget records it holds,
 // kept in the datastore kad-dht's value store uses, under the same keys, so
 // a DHT GET_VALUE and a registry-protocol list serve the same bytes and a
 // persistent datastore keeps both across restarts. The envelopes live only
@@ -32,14 +32,14 @@ const MaxRecordsPerService = 1024
 // kad-dht's value store cannot list one service's records. Every write,
 // whatever path brought the record (registry put, DHT PUT_VALUE, this
 // node's own publish), goes through put, which decides by seq and checks
-// the quotas (StoreLimits) under one lock; only verified records enter.
+// the quotas (Limits) under one lock; only verified records enter.
 // The lock is not held across the datastore write: concurrent puts share
 // one synced commit.
-type store struct {
+type Store struct {
 	ds     ds.Datastore     // the backing datastore, not the kad-facing view
 	v      record.Validator // checks records loaded unverified
-	limits StoreLimits
-	health *verdicts // whose records are served, in what order, and which are expendable (verdicts.go)
+	limits Limits
+	health Verdicts // whose records are served, in what order, and which are expendable
 
 	keysMu  sync.Mutex
 	writing map[victim]*keyLock // records being written, so puts of one record take turns
@@ -49,7 +49,7 @@ type store struct {
 	count    int                   // records held, all services
 	bytes    int64                 // what the records held cost (charge)
 	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
-	bySource map[source]int        // records held per source
+	bySource map[Source]int        // records held per Source
 }
 
 // held is one record in the index: the few fields the store decides by.
@@ -62,12 +62,12 @@ type held struct {
 	expires   time.Time
 	withdrawn bool
 	addrs     []string
-	src       source // who delivered it, if anyone
+	src       Source // who delivered it, if anyone
 	verified  bool   // its signature was checked (false: loaded at start-up, not yet)
 }
 
 // heldOf returns the index entry of a verified record.
-func heldOf(svc *record.Service, env []byte, src source) held {
+func heldOf(svc *record.Service, env []byte, src Source) held {
 	return held{sum: sha256.Sum256(env), size: int32(len(env)), seq: svc.Seq, expires: svc.ExpiresAt,
 		withdrawn: svc.Withdrawn, addrs: svc.Addrs, src: src, verified: true}
 }
@@ -75,18 +75,18 @@ func heldOf(svc *record.Service, env []byte, src source) held {
 // cost is what h costs in the bytes budget.
 func (h held) cost() int64 { return charge(int(h.size)) }
 
-// newStore returns a store on d, whose records v checks, bounded by
-// limits; health says whose records it serves and, when the node's health
-// checks run, whose it may evict for a newcomer (verdicts.expendable).
-func newStore(d ds.Datastore, v record.Validator, limits StoreLimits, health *verdicts) *store {
-	return &store{
+// New returns a store on d, whose records v checks, bounded by limits;
+// health says whose records it serves and, when the node's health checks
+// run, whose it may evict for a newcomer (Verdicts.Expendable).
+func New(d ds.Datastore, v record.Validator, limits Limits, health Verdicts) *Store {
+	return &Store{
 		ds:       d,
 		v:        v,
 		limits:   limits.withDefaults(),
 		health:   health,
 		bySvc:    make(map[cid.Cid]map[peer.ID]held),
 		byPeer:   make(map[peer.ID][]cid.Cid),
-		bySource: make(map[source]int),
+		bySource: make(map[Source]int),
 		writing:  make(map[victim]*keyLock),
 	}
 }
@@ -118,7 +118,7 @@ type keyLock struct {
 }
 
 // lockKey takes the write lock of p's record for c and returns its release.
-func (s *store) lockKey(c cid.Cid, p peer.ID) (unlock func()) {
+func (s *Store) lockKey(c cid.Cid, p peer.ID) (unlock func()) {
 	k := victim{c, p}
 	s.keysMu.Lock()
 	l := s.writing[k]
@@ -139,14 +139,14 @@ func (s *store) lockKey(c cid.Cid, p peer.ID) (unlock func()) {
 	}
 }
 
-// add stores a verified record for service c, delivered from src (the zero
+// Add stores a verified record for service c, delivered from src (the zero
 // source: none): in the index, then the datastore. It refuses one whose seq
 // is not above the record held for the same peer (record.ErrOlderSeq),
 // unless it is the very same envelope (a no-op), and one over a quota
 // (ErrKeyQuota, ErrSourceQuota, ErrStoreFull). Adds of different records
 // write at once, so a synced datastore commits them together.
-func (s *store) add(ctx context.Context, c cid.Cid, svc *record.Service, env []byte, src source) error {
-	if err := s.health.admit(svc); err != nil {
+func (s *Store) Add(ctx context.Context, c cid.Cid, svc *record.Service, env []byte, src Source) error {
+	if err := s.health.Admit(svc); err != nil {
 		return err
 	}
 	key := record.Key(c, svc.Peer)
@@ -195,13 +195,13 @@ func (s *store) add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 }
 
 // index adds a record already in the datastore to the index, unverified,
-// as at start-up, under the same quotas as put, evicting nothing.
-func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
-	h := heldOf(svc, env, source{})
+// as at start-up, under the same quotas as Add, evicting nothing.
+func (s *Store) index(c cid.Cid, svc *record.Service, env []byte) error {
+	h := heldOf(svc, env, Source{})
 	h.verified = false
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	vs, err := s.admitLocked(c, svc.Peer, svc.Seq, h.cost(), source{})
+	vs, err := s.admitLocked(c, svc.Peer, svc.Seq, h.cost(), Source{})
 	if err == nil && len(vs) > 0 {
 		err = fmt.Errorf("%w: no room at start-up", ErrStoreFull)
 	}
@@ -214,7 +214,7 @@ func (s *store) index(c cid.Cid, svc *record.Service, env []byte) error {
 
 // indexLocked files h as p's record for c, replacing the one held. s.mu
 // must be held.
-func (s *store) indexLocked(c cid.Cid, p peer.ID, h held) {
+func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	s.detachLocked(c, p)
 	peers := s.bySvc[c]
 	if peers == nil {
@@ -228,21 +228,28 @@ func (s *store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	if h.src.valid() {
 		s.bySource[h.src]++
 	}
-	s.health.arrived(p)
+	s.health.Arrived(p)
 }
 
 // get returns p's record for service c.
-func (s *store) get(c cid.Cid, p peer.ID) (held, bool) {
+func (s *Store) get(c cid.Cid, p peer.ID) (held, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, ok := s.bySvc[c][p]
 	return h, ok
 }
 
+// Expires returns when p's record for service c expires, if the store
+// holds one.
+func (s *Store) Expires(c cid.Cid, p peer.ID) (time.Time, bool) {
+	h, ok := s.get(c, p)
+	return h.expires, ok
+}
+
 // hidden reports whether DHT key k files a record the store does not serve
-// now: one of a provider not healthy (verdicts.serves), or one not
+// now: one of a provider not healthy (Verdicts.Serves), or one not
 // verified yet.
-func (s *store) hidden(k ds.Key) bool {
+func (s *Store) hidden(k ds.Key) bool {
 	key, ok := dhtKey(k)
 	if !ok {
 		return false
@@ -251,7 +258,7 @@ func (s *store) hidden(k ds.Key) bool {
 	if err != nil {
 		return false
 	}
-	if !s.health.serves(p) {
+	if !s.health.Serves(p) {
 		return true
 	}
 	s.mu.Lock()
@@ -259,32 +266,35 @@ func (s *store) hidden(k ds.Key) bool {
 	return !s.bySvc[c][p].verified
 }
 
-// listOpts selects what list returns.
-type listOpts struct {
-	limit      int
-	tombstones bool // include withdrawn records (a finder's own index)
-	unhealthy  bool // include records of providers not healthy
+// ListOpts selects what List returns.
+type ListOpts struct {
+	// Limit is the most records returned.
+	Limit int
+	// Tombstones includes withdrawn records (a finder's own index).
+	Tombstones bool
+	// Unhealthy includes records of providers not healthy.
+	Unhealthy bool
 }
 
-// list returns up to o.limit unexpired records for service c, read from
+// List returns up to o.Limit unexpired records for service c, read from
 // the datastore, healthy providers first, longest known first
-// (verdicts.rank). Withdrawn records and those of providers not healthy
+// (Verdicts.Rank). Withdrawn records and those of providers not healthy
 // are left out unless o asks for them; one loaded unverified is verified
 // first.
-func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) [][]byte {
+func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) [][]byte {
 	var ps []peer.ID
 	s.mu.Lock()
 	for p, h := range s.bySvc[c] {
 		switch {
 		case !now.Before(h.expires): // the sweep deletes it
-		case h.withdrawn && !o.tombstones:
-		case !o.unhealthy && !s.health.serves(p):
+		case h.withdrawn && !o.Tombstones:
+		case !o.Unhealthy && !s.health.Serves(p):
 		default:
 			ps = append(ps, p)
 		}
 	}
-	slices.SortFunc(ps, s.health.rank)
-	ps = ps[:min(len(ps), o.limit)]
+	slices.SortFunc(ps, s.health.Rank)
+	ps = ps[:min(len(ps), o.Limit)]
 	keys := make([]ds.Key, len(ps))
 	unverified := make([]peer.ID, len(ps)) // "" when verified
 	for i, p := range ps {
@@ -308,16 +318,16 @@ func (s *store) list(ctx context.Context, c cid.Cid, now time.Time, o listOpts) 
 	return out
 }
 
-// servicesOf returns the services p has a record for in the store.
-func (s *store) servicesOf(p peer.ID) []cid.Cid {
+// ServicesOf returns the services p has a record for in the store.
+func (s *Store) ServicesOf(p peer.ID) []cid.Cid {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.byPeer[p])
 }
 
-// envelope returns the signed envelope of p's record for c as the
+// Envelope returns the signed envelope of p's record for c as the
 // datastore holds it, or false when there is none (or it went since).
-func (s *store) envelope(ctx context.Context, c cid.Cid, p peer.ID) ([]byte, bool) {
+func (s *Store) Envelope(ctx context.Context, c cid.Cid, p peer.ID) ([]byte, bool) {
 	b, err := s.ds.Get(ctx, dsKey(record.Key(c, p)))
 	if err != nil {
 		return nil, false
@@ -327,9 +337,9 @@ func (s *store) envelope(ctx context.Context, c cid.Cid, p peer.ID) ([]byte, boo
 }
 
 // verified checks env, p's record for c loaded unverified, and marks it
-// verified if it passes. A record that fails stays hidden until verifyAll
+// verified if it passes. A record that fails stays hidden until VerifyAll
 // deletes it.
-func (s *store) verified(c cid.Cid, p peer.ID, env []byte) bool {
+func (s *Store) verified(c cid.Cid, p peer.ID, env []byte) bool {
 	if _, err := s.v.OpenKey(record.Key(c, p), env); err != nil {
 		return false
 	}
@@ -345,7 +355,7 @@ func (s *store) verified(c cid.Cid, p peer.ID, env []byte) bool {
 
 // detachLocked removes p's record for c from the index and its accounts,
 // and returns it. s.mu must be held.
-func (s *store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
+func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 	peers := s.bySvc[c]
 	h, ok := peers[p]
 	if !ok {
@@ -376,17 +386,17 @@ func (s *store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 
 // unindexLocked removes p's record for c from the index, and what the
 // store knows of p once it holds none of its records. s.mu must be held.
-func (s *store) unindexLocked(c cid.Cid, p peer.ID) {
+func (s *Store) unindexLocked(c cid.Cid, p peer.ID) {
 	s.detachLocked(c, p)
 	if len(s.byPeer[p]) == 0 {
 		delete(s.byPeer, p)
-		s.health.left(p)
+		s.health.Left(p)
 	}
 }
 
 // drop removes the record filed under datastore key k from the index, as
 // kad-dht deletes it from the datastore.
-func (s *store) drop(k ds.Key) {
+func (s *Store) drop(k ds.Key) {
 	key, ok := dhtKey(k)
 	if !ok {
 		return
@@ -400,9 +410,9 @@ func (s *store) drop(k ds.Key) {
 	s.mu.Unlock()
 }
 
-// providers returns every provider the store holds a live (unexpired, not
+// Providers returns every provider the store holds a live (unexpired, not
 // withdrawn) record for, with the addresses of its newest one, except self.
-func (s *store) providers(self peer.ID, now time.Time) map[peer.ID][]string {
+func (s *Store) Providers(self peer.ID, now time.Time) map[peer.ID][]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make(map[peer.ID][]string)
@@ -418,9 +428,9 @@ func (s *store) providers(self peer.ID, now time.Time) map[peer.ID][]string {
 	return out
 }
 
-// providerStates returns the state of every provider the store holds a
-// live (unexpired, not withdrawn) record for, except self.
-func (s *store) providerStates(self peer.ID, now time.Time) []ProviderState {
+// Live returns how many live (unexpired, not withdrawn) records the store
+// holds of each provider, except self.
+func (s *Store) Live(self peer.ID, now time.Time) map[peer.ID]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	live := make(map[peer.ID]int)
@@ -431,22 +441,19 @@ func (s *store) providerStates(self peer.ID, now time.Time) []ProviderState {
 			}
 		}
 	}
-	out := make([]ProviderState, 0, len(live))
-	for p, n := range live {
-		out = append(out, ProviderState{Peer: p, Records: n})
-	}
-	return out
+	return live
 }
 
-// size returns how many records the store holds.
-func (s *store) size() int {
+// Len returns how many records the store holds.
+func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.count
 }
 
-// sizeBytes returns what the records held cost in the bytes budget.
-func (s *store) sizeBytes() int64 {
+// Bytes returns what the records held cost in the bytes budget
+// (Limits.Bytes): their envelopes plus RecordOverhead each.
+func (s *Store) Bytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes

@@ -1,4 +1,4 @@
-package dht
+package store
 
 import (
 	"fmt"
@@ -12,12 +12,12 @@ import (
 	"github.com/netget/netget-peer/record"
 )
 
-// StoreLimits bounds a node's record store, per signing key, per source
+// Limits bounds a node's record store, per signing key, per source
 // and in bytes, so that no one peer can fill it. A zero field takes its
 // default. Every write is checked against them in one place
-// (store.admitLocked), whatever path brought the record; records loaded
+// (Store.admitLocked), whatever path brought the record; records loaded
 // from the datastore at start-up too.
-type StoreLimits struct {
+type Limits struct {
 	// PerKey is the most records one signing key (a provider: the signer
 	// is the record's peer) may have in the store, over all services
 	// (default 64). Over it: ErrKeyQuota.
@@ -36,7 +36,7 @@ type StoreLimits struct {
 	// connection without an IP address counts as one source.
 	SourceBitsV4, SourceBitsV6 int
 	// PerService is the most providers one service is indexed for
-	// (default MaxRecordsPerService). Over it: ErrStoreFull.
+	// (default MaxPerService). Over it: ErrStoreFull.
 	PerService int
 	// Bytes is the store's budget (default 256 MiB: about 250,000 records
 	// of a typical 500-byte envelope, 56,000 of the largest): each record
@@ -46,19 +46,19 @@ type StoreLimits struct {
 }
 
 // RecordOverhead is what one record costs in the bytes budget beside its
-// envelope: its index entry in memory (StoreLimits.Bytes; measured at
+// envelope: its index entry in memory (Limits.Bytes; measured at
 // 630-720 bytes a record of two addresses by BenchmarkRegistryRestart).
 const RecordOverhead = 640
 
-// DefaultStoreLimits returns the defaults documented on StoreLimits.
-func DefaultStoreLimits() StoreLimits {
-	return StoreLimits{PerKey: 64, PerSource: 1024, SourceBitsV4: 24, SourceBitsV6: 48,
-		PerService: MaxRecordsPerService, Bytes: 256 << 20}
+// DefaultLimits returns the defaults documented on Limits.
+func DefaultLimits() Limits {
+	return Limits{PerKey: 64, PerSource: 1024, SourceBitsV4: 24, SourceBitsV6: 48,
+		PerService: MaxPerService, Bytes: 256 << 20}
 }
 
 // withDefaults fills in zero fields.
-func (l StoreLimits) withDefaults() StoreLimits {
-	d := DefaultStoreLimits()
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
 	if l.PerKey == 0 {
 		l.PerKey = d.PerKey
 	}
@@ -80,33 +80,37 @@ func (l StoreLimits) withDefaults() StoreLimits {
 	return l
 }
 
-func (l StoreLimits) validate() error {
+// Validate reports limits no store can keep: a negative field, a prefix
+// longer than the address, a bytes budget below one record (ErrBadLimits).
+func (l Limits) Validate() error {
 	if l.PerKey < 0 || l.PerSource < 0 || l.PerService < 0 || l.Bytes < 0 ||
 		l.SourceBitsV4 < 0 || l.SourceBitsV4 > 32 || l.SourceBitsV6 < 0 || l.SourceBitsV6 > 128 {
-		return fmt.Errorf("%w: store limits must not be negative, source bits at most 32 (IPv4) and 128 (IPv6)", ErrBadConfig)
+		return fmt.Errorf("%w: must not be negative, source bits at most 32 (IPv4) and 128 (IPv6)", ErrBadLimits)
 	}
 	if l.Bytes > 0 && l.Bytes < record.MaxEnvelopeSize+RecordOverhead {
-		return fmt.Errorf("%w: store bytes budget %d is below one record (%d)", ErrBadConfig,
+		return fmt.Errorf("%w: bytes budget %d is below one record (%d)", ErrBadLimits,
 			l.Bytes, record.MaxEnvelopeSize+RecordOverhead)
 	}
 	return nil
 }
 
-// source is where a record came from: the address prefix of the
-// connection that delivered it. The zero value is no source.
-type source struct{ p netip.Prefix }
+// Source is where a record came from: the address prefix of the
+// connection that delivered it (Store.SourceOf). The zero value is no
+// source: a record the node publishes itself, loads or gets by a DHT
+// PUT_VALUE.
+type Source struct{ p netip.Prefix }
 
 // sourceOf returns the source of a record delivered over a connection from
 // remote address a.
-func (l StoreLimits) sourceOf(a ma.Multiaddr) source {
+func (l Limits) sourceOf(a ma.Multiaddr) Source {
 	noIP := netip.PrefixFrom(netip.IPv6Unspecified(), 0) // one source for every connection without an IP
 	ip, err := manet.ToIP(a)
 	if err != nil {
-		return source{noIP}
+		return Source{noIP}
 	}
 	addr, ok := netip.AddrFromSlice(ip)
 	if !ok {
-		return source{noIP}
+		return Source{noIP}
 	}
 	addr = addr.Unmap()
 	bits := l.SourceBitsV6
@@ -118,12 +122,16 @@ func (l StoreLimits) sourceOf(a ma.Multiaddr) source {
 	}
 	p, err := addr.Prefix(bits)
 	if err != nil {
-		return source{noIP}
+		return Source{noIP}
 	}
-	return source{p}
+	return Source{p}
 }
 
-func (s source) valid() bool { return s.p.IsValid() }
+func (s Source) valid() bool { return s.p.IsValid() }
+
+// SourceOf returns the source of a record delivered over a connection from
+// remote address a, under the store's limits (Limits.PerSource).
+func (s *Store) SourceOf(a ma.Multiaddr) Source { return s.limits.sourceOf(a) }
 
 // charge is what a record of env bytes costs in the bytes budget.
 func charge(envLen int) int64 { return int64(envLen) + RecordOverhead }
@@ -134,7 +142,7 @@ func charge(envLen int) int64 { return int64(envLen) + RecordOverhead }
 // service or the bytes budget is full it names the records to evict to
 // make room (never-checked or unhealthy providers', when the store may
 // evict), or refuses with ErrStoreFull. s.mu must be held.
-func (s *store) admitLocked(c cid.Cid, p peer.ID, seq uint64, cost int64, src source) ([]victim, error) {
+func (s *Store) admitLocked(c cid.Cid, p peer.ID, seq uint64, cost int64, src Source) ([]victim, error) {
 	cur, replacing := s.bySvc[c][p]
 	if replacing {
 		if err := record.Newer(cur.seq, seq); err != nil {
@@ -179,12 +187,12 @@ type victim struct {
 }
 
 // expendable reports whether provider p's records may be evicted to make
-// room (verdicts.expendable).
-func (s *store) expendable(p peer.ID) (ok, unhealthy bool) { return s.health.expendable(p) }
+// room (Verdicts.Expendable).
+func (s *Store) expendable(p peer.ID) (ok, unhealthy bool) { return s.health.Expendable(p) }
 
 // victimIn picks the record of service c to evict for newcomer p: an
 // unhealthy provider's first, else a never-checked one's.
-func (s *store) victimIn(c cid.Cid, newcomer peer.ID) (victim, bool) {
+func (s *Store) victimIn(c cid.Cid, newcomer peer.ID) (victim, bool) {
 	var fallback *victim
 	for p := range s.bySvc[c] {
 		ok, unhealthy := s.expendable(p)
@@ -205,7 +213,7 @@ func (s *store) victimIn(c cid.Cid, newcomer peer.ID) (victim, bool) {
 // victimsFor picks records to evict, beside taken, that free need bytes:
 // unhealthy providers' first, then never-checked ones'. It reports false
 // when they cannot.
-func (s *store) victimsFor(need int64, newcomer peer.ID, taken []victim) ([]victim, bool) {
+func (s *Store) victimsFor(need int64, newcomer peer.ID, taken []victim) ([]victim, bool) {
 	var out []victim
 	skip := func(v victim) bool {
 		for _, t := range taken {

@@ -1,0 +1,333 @@
+package channel
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// closeWait bounds a closing handshake: how long Close waits for the
+// other side's close frame before it resets the stream.
+const closeWait = 2 * time.Second
+
+// readBuffer is the size of each channel's read buffer.
+const readBuffer = 4 << 10
+
+// MessageType says how a message's data is meant: text (UTF-8) or binary.
+type MessageType uint8
+
+// Message types, as WebSocket's.
+const (
+	Text   MessageType = MessageType(frameText)
+	Binary MessageType = MessageType(frameBinary)
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case Text:
+		return "text"
+	case Binary:
+		return "binary"
+	}
+	return fmt.Sprintf("MessageType(%d)", uint8(t))
+}
+
+// Message is one channel message.
+type Message struct {
+	Type MessageType
+	Data []byte
+}
+
+// Claims are what the opener of a channel says about itself, as the
+// provider sees them.
+type Claims struct {
+	// Service is the service the channel is for.
+	Service string
+	// Origin is the web page's origin as the bridge checked it; empty for
+	// a Go program or the CLI.
+	Origin string
+	// Token is the opener's token for the provider, if any.
+	Token string
+	// Peer is the opener's peer ID, set by the provider side from the
+	// connection (a bridge's peer ID for a web page).
+	Peer peer.ID
+}
+
+// Conn is one open channel: ordered, reliable messages both ways over a
+// libp2p stream, with flow control end to end (Send blocks while the other
+// side does not read). Send and Receive may be called concurrently with
+// each other and with Close; one goroutine of the Conn reads the stream
+// and hands Receive one message at a time, so at most one message per
+// channel waits in memory.
+type Conn struct {
+	s      network.Stream
+	peer   peer.ID
+	claims Claims
+	maxIn  int // the largest message this side takes
+	maxOut int // the largest message the other side takes
+	br     *bufio.Reader
+
+	in     chan Message  // from readLoop, unbuffered
+	done   chan struct{} // closed when readLoop has returned
+	closed chan struct{} // closed by Close
+	ended  chan struct{} // closed when the other side sent its end frame
+
+	wmu       sync.Mutex // serialises writes
+	sentClose bool       // guarded by wmu
+	sentEnd   bool       // guarded by wmu
+
+	mu   sync.Mutex
+	rerr error // why readLoop returned
+
+	closeOnce sync.Once
+	last      atomic.Int64 // unix nanos of the last message either way
+	idle      *time.Timer  // the provider's idle timeout, nil without
+}
+
+// newConn starts a channel over s after a successful open.
+func newConn(s network.Stream, br *bufio.Reader, cl Claims, maxIn, maxOut int) *Conn {
+	c := &Conn{
+		s: s, peer: s.Conn().RemotePeer(), claims: cl, maxIn: maxIn, maxOut: maxOut, br: br,
+		in: make(chan Message), done: make(chan struct{}), closed: make(chan struct{}), ended: make(chan struct{}),
+	}
+	c.touch()
+	go c.readLoop()
+	return c
+}
+
+// Peer returns the peer at the other end.
+func (c *Conn) Peer() peer.ID { return c.peer }
+
+// Claims returns the opener's claims (on the provider side; on the
+// opener's side, those it sent).
+func (c *Conn) Claims() Claims { return c.claims }
+
+// SendLimit returns the largest message the other side takes.
+func (c *Conn) SendLimit() int { return c.maxOut }
+
+// Send sends m, blocking while the other side is not reading (flow
+// control). A message larger than SendLimit returns ErrTooLarge and is not
+// sent; the channel stays open. If ctx ends while Send is blocked, the
+// channel is broken (the frame may be half written): the stream is reset
+// and Send returns ctx's error.
+func (c *Conn) Send(ctx context.Context, m Message) error {
+	switch {
+	case m.Type != Text && m.Type != Binary:
+		return fmt.Errorf("send: %w: type %d", ErrBadMessage, m.Type)
+	case len(m.Data) > c.maxOut:
+		return fmt.Errorf("send: %w: %d bytes, the other side takes at most %d", ErrTooLarge, len(m.Data), c.maxOut)
+	case m.Type == Text && !utf8.Valid(m.Data):
+		return fmt.Errorf("send: %w: text is not UTF-8", ErrBadMessage)
+	}
+	if err := c.writeFrame(ctx, byte(m.Type), m.Data); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	c.touch()
+	return nil
+}
+
+// CloseWrite tells the other side this side sends nothing more: its
+// Receive returns io.EOF once it has read every message before. The
+// channel stays open the other way until either side closes it.
+func (c *Conn) CloseWrite(ctx context.Context) error {
+	return c.writeFrame(ctx, frameEnd, nil)
+}
+
+// writeFrame writes one frame, under wmu, honouring ctx.
+func (c *Conn) writeFrame(ctx context.Context, typ byte, payload []byte) error {
+	select {
+	case <-c.closed:
+		return ErrClosed
+	default:
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.sentClose || c.sentEnd {
+		if c.sentClose {
+			return c.err()
+		}
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.s.SetWriteDeadline(time.Unix(1, 0)) })
+	_, err := c.s.Write(appendFrame(make([]byte, 0, len(payload)+binary.MaxVarintLen64+1), typ, payload))
+	if !stop() {
+		c.s.Reset()
+		return ctx.Err()
+	}
+	if err != nil {
+		c.s.Reset()
+		if rerr := c.err(); rerr != nil {
+			return rerr
+		}
+		return fmt.Errorf("%w: %w", ErrBroken, err)
+	}
+	if typ == frameEnd {
+		c.sentEnd = true
+	}
+	return nil
+}
+
+// Receive returns the next message. After the other side's CloseWrite it
+// returns io.EOF; once the channel is closed it returns a *CloseError
+// (errors.As) with the code and reason of the close frame, or ErrClosed
+// when this side closed it; when the stream died without a close frame
+// (the other node was killed), an error wrapping ErrBroken. If ctx ends
+// first, Receive returns ctx's error and the channel stays open.
+func (c *Conn) Receive(ctx context.Context) (Message, error) {
+	select {
+	case m := <-c.in:
+		return m, nil
+	case <-c.done:
+		return Message{}, c.err()
+	case <-c.closed:
+		return Message{}, ErrClosed
+	case <-c.ended:
+		select {
+		case <-c.done:
+			return Message{}, c.err()
+		default:
+			return Message{}, io.EOF
+		}
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}
+
+// Close closes the channel with code (1000, or 3000-4999 for an
+// application's own; the codes of this package otherwise) and reason (cut
+// to MaxCloseReason bytes): it sends a close frame, waits up to two
+// seconds for the other side's, and releases the stream. Later calls do
+// nothing and return nil.
+func (c *Conn) Close(code int, reason string) error {
+	if !validCloseCode(code) {
+		return fmt.Errorf("close: %w: %d", ErrBadCloseCode, code)
+	}
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		if c.idle != nil {
+			c.idle.Stop()
+		}
+		// Everything below is bounded by the deadline, a blocked Send too.
+		_ = c.s.SetDeadline(time.Now().Add(closeWait))
+		c.sendClose(code, reason)
+		<-c.done
+		c.s.Close()
+	})
+	return nil
+}
+
+// sendClose writes the close frame once and closes the write side.
+func (c *Conn) sendClose(code int, reason string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.sentClose {
+		return
+	}
+	c.sentClose = true
+	if _, err := c.s.Write(appendFrame(nil, frameClose, closePayload(code, reason))); err != nil {
+		c.s.Reset()
+		return
+	}
+	_ = c.s.CloseWrite()
+}
+
+// readLoop reads frames until the channel ends, handing messages to
+// Receive one at a time; after Close it discards them until the other
+// side's close frame.
+func (c *Conn) readLoop() {
+	defer close(c.done)
+	ended := false
+	for {
+		typ, b, err := readFrame(c.br, c.maxIn)
+		if err == nil && ended && typ != frameClose {
+			err = &frameError{CloseProtocolError, fmt.Errorf("%w: a frame after the end frame", ErrBadMessage)}
+		}
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.touch()
+		switch typ {
+		case frameClose:
+			ce := &CloseError{Code: int(binary.BigEndian.Uint16(b)), Reason: string(b[2:])}
+			c.setErr(ce)
+			c.sendClose(ce.Code, "")
+			c.s.Close()
+			return
+		case frameEnd:
+			ended = true
+			close(c.ended)
+			continue
+		}
+		select {
+		case c.in <- Message{Type: MessageType(typ), Data: b}:
+		case <-c.closed:
+		}
+	}
+}
+
+// readFailed records why the stream ended: a frame that broke the rules
+// closes the channel with its code (the other side is told); anything else
+// breaks it.
+func (c *Conn) readFailed(err error) {
+	var fe *frameError
+	switch {
+	case errors.As(err, &fe):
+		ce := &CloseError{Code: fe.code, Reason: fe.err.Error()}
+		c.setErr(ce)
+		_ = c.s.SetDeadline(time.Now().Add(closeWait))
+		c.sendClose(fe.code, truncate(fe.err.Error(), MaxCloseReason))
+		_, _ = io.Copy(io.Discard, c.br) // until the other side's close or the deadline
+		c.s.Reset()
+	case errors.Is(err, io.EOF):
+		c.setErr(fmt.Errorf("%w: the stream ended without a close frame", ErrBroken))
+		c.s.Reset()
+	default:
+		c.setErr(fmt.Errorf("%w: %w", ErrBroken, err))
+		c.s.Reset()
+	}
+}
+
+func (c *Conn) setErr(err error) {
+	c.mu.Lock()
+	if c.rerr == nil {
+		c.rerr = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rerr
+}
+
+func (c *Conn) touch() { c.last.Store(time.Now().UnixNano()) }
+
+// closeWhenIdle closes the channel with CloseGoingAway once no message
+// went either way for d.
+func (c *Conn) closeWhenIdle(d time.Duration) {
+	var check func()
+	check = func() {
+		left := d - time.Since(time.Unix(0, c.last.Load()))
+		if left > 0 {
+			c.idle.Reset(left)
+			return
+		}
+		c.Close(CloseGoingAway, fmt.Sprintf("idle for %s", d))
+	}
+	c.idle = time.AfterFunc(d, check)
+}

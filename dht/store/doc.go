@@ -1,0 +1,61 @@
+// Package store owns a netget node's record store: the verified signed
+// records it holds, kept in the datastore kad-dht's value store uses, with
+// their index per service and peer (Store); the quotas that bound them per
+// signing key, per source address prefix, per service and in bytes
+// (Limits); the view of the datastore kad-dht writes through (View); the
+// on-disk Pebble datastore (Open); and the verified-record cache its
+// validator uses (Cache). It imports record, never dht: the Node's health
+// verdicts reach it through the Verdicts interface, and the view takes the
+// store, the validator and a counter function, not the Node.
+//
+// # The record store
+//
+// A node keeps the verified records it holds in the datastore kad-dht's
+// value store uses, under kad-dht's own keys, so a DHT GET_VALUE and a
+// registry list serve the same bytes and nothing is stored twice. Every
+// write, whatever its path (registry put, DHT PUT_VALUE, the node's own
+// publish), goes through one store that decides by seq, and an index per
+// service and peer sits beside it in memory, since kad-dht's value store
+// cannot list one service's records. The envelopes live only in the
+// datastore; the index holds the few fields the store decides by (seq,
+// expiry, addresses, a SHA-256 of the envelope), about 650 bytes a record.
+// The node's Config.Datastore makes it persistent: Open opens Pebble
+// (maintained, crash-safe, group commit; chosen over the unmaintained
+// goleveldb) with synced writes. The store's lock is not held across the
+// write, so concurrent puts share one fsync. A restarted node indexes every
+// unexpired record it held without its signature check, so it serves at
+// once, with nothing re-provided; the signatures are then checked in the
+// background by as many workers as CPUs, a list checks a record it serves
+// first, and GET_VALUE hides one until then; a record that fails is
+// deleted. Sweep deletes expired records (the Node calls it every minute).
+//
+// # Quotas
+//
+// No one peer can fill the store. Limits (the node's Config.Store) bound it
+// per signing key (PerKey, 64: a provider's records over all services;
+// ErrKeyQuota), per source (PerSource, 1024 records pushed from one /24
+// IPv4 or /48 IPv6 prefix; ErrSourceQuota), per service (PerService,
+// 1024) and in bytes (Bytes, 256 MiB: each record costs its envelope plus
+// RecordOverhead for its index entry; ErrStoreFull). One function
+// (Store.admitLocked) checks them for every write and for the records
+// loaded at start-up; refusals are counted by reason in the node's
+// metrics (the counter View and the Node's accept report to). A loopback
+// address is a source of its own (127.0.0.1 and 127.0.0.2 count apart),
+// so tests and local setups can run many nodes. kad-dht does not
+// tell the datastore who sent a PUT_VALUE, so those records, like the
+// node's own and those loaded at start-up, have no source: the key and
+// byte quotas bound them. On a node that checks health (Verdicts says who
+// is expendable), a full service or a full byte budget first evicts the
+// records of
+// providers that are unhealthy, then of those that never passed a check,
+// before it refuses a newcomer; a provider that passed a check, and the
+// node itself, are never evicted. Without health checks nothing is known
+// of anyone, so a full store refuses.
+//
+// Beside the store, a verified-record cache (1,024 entries, by
+// the SHA-256 of the envelope; record.Validator.Cache) means the same bytes
+// are verified once per node, on write or read, whichever comes first: a
+// record a node holds answers its own finds without a second Ed25519
+// verification, and so does a record every holder returns. The time-bound
+// checks (expiry, issued-at) still run on every read.
+package store
