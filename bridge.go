@@ -29,6 +29,9 @@ func startBridge(ctx context.Context, n *Node) (*bridgeServer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = n.log.With("component", "bridge")
 	}
+	if cfg.Opener == nil {
+		cfg.Opener = channelOpener{n}
+	}
 	srv, err := bridge.New(dhtFinder{n.dht}, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)

@@ -285,11 +285,17 @@ func (s *session) pumpOut(c *bchan, ch Channel) {
 			sctx, cancel := context.WithTimeout(c.ctx, s.srv.cfg.WriteTimeout)
 			err := ch.Send(sctx, m)
 			cancel()
+			switch {
+			case errors.Is(err, ErrMessageTooLarge):
+				s.srv.stats.refuse(ReasonMessageSize)
+				s.sendErr(c.ctx, c.id, &Error{Code: CodeTooLarge,
+					Message: fmt.Sprintf("message of %d bytes, over the provider's limit", len(m.Data))})
+				c.ending(CloseTooLarge, "message too large")
+			case err != nil && c.ctx.Err() == nil:
+				s.log.Debug("bridge channel send failed", "id", c.id, "err", err)
+				c.ending(CloseInternal, "the provider does not read")
+			}
 			if err != nil {
-				if c.ctx.Err() == nil {
-					s.log.Debug("bridge channel send failed", "id", c.id, "err", err)
-					c.ending(CloseInternal, "the provider does not read")
-				}
 				c.cancel()
 				return
 			}
