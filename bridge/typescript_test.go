@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/netget/netget-peer/bridge"
 )
 
 // TestTypeScript: `npm pack` in this folder makes an installable package
@@ -99,5 +101,19 @@ func write(t *testing.T, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeclarationsCodes keeps the declarations' ErrorCode list holding
+// every error code of Go's.
+func TestDeclarationsCodes(t *testing.T) {
+	dts, err := os.ReadFile("netget-handshaker.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range bridge.Codes() {
+		if !strings.Contains(string(dts), `"`+string(c)+`"`) {
+			t.Errorf("netget-handshaker.d.ts: ErrorCode lacks %q", c)
+		}
 	}
 }

@@ -23,8 +23,9 @@ const (
 	MaxIDLen = 64
 )
 
-// Frame types, append-only. Client frames: hello, find, cancel, ping.
-// Server frames: welcome, result, done, pong, error.
+// Frame types, append-only. Client frames: hello, find, cancel, ping,
+// and the channel frames open, send, close (channel_wire.go). Server
+// frames: welcome, result, done, pong, error, and opened, message, close.
 const (
 	TypeHello   = "hello"   // client → server, first frame: version, token
 	TypeWelcome = "welcome" // server → client: peer ID, network, limits
@@ -78,11 +79,12 @@ func Codes() []Code {
 }
 
 // ClientFrame is a frame a client sends: *HelloFrame, *FindFrame,
-// *CancelFrame or *PingFrame.
+// *CancelFrame, *PingFrame, *OpenFrame, *SendFrame or *CloseFrame.
 type ClientFrame interface{ clientFrame() }
 
 // ServerFrame is a frame the bridge sends: *WelcomeFrame, *ResultFrame,
-// *DoneFrame, *PongFrame or *ErrorFrame.
+// *DoneFrame, *PongFrame, *ErrorFrame, *OpenedFrame, *MessageFrame or
+// *CloseFrame.
 type ServerFrame interface{ serverFrame() }
 
 // HelloFrame opens a session; it must be the client's first frame.
