@@ -204,6 +204,7 @@ func (s *session) openFailed(ctx context.Context, c *bchan, service string, err 
 	c.mu.Lock()
 	end := c.end
 	c.mu.Unlock()
+	s.log.Debug("bridge open failed", "id", c.id, "service", service, "err", err)
 	switch {
 	case end != nil:
 		s.closed(ctx, c, end)
