@@ -15,6 +15,11 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
+# channel:  a page's channel through the bridge: WS client → bridge → libp2p
+#           → provider → WS echo target, against the client straight to the
+#           target (BenchmarkChannelBridge); the bridge's own hop with an
+#           in-process provider (BenchmarkChannelHop); binary frames against
+#           base64 in JSON (BenchmarkBinaryVsBase64).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -36,7 +41,10 @@ for w in "${what[@]}"; do
 	network) go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry or bridge)" >&2; exit 2 ;;
+	channel)
+		go test -run '^$' -bench 'BenchmarkChannelBridge' -benchtime 2000x -timeout 10m .
+		go test -run '^$' -bench 'BenchmarkChannelHop|BenchmarkBinaryVsBase64' -benchtime 2000x -timeout 10m ./bridge/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge or channel)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -70,5 +78,28 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	for (k in m) if (k ~ /p99/) printf " %.1f ms |", m[k]
 	for (k in m) if (k ~ /KiB/) printf " %.1f |", m[k]
 	printf "\n"
+}
+/^BenchmarkChannel(Bridge|Hop)\/rtt/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!rtt++) { print "\n| channel round trip (64 B) | direct p50 / p99 | through p50 / p99 | p50 ratio |"; print "| --- | --- | --- | --- |" }
+	printf "| %s | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× |\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path"),
+		m["direct-p50-ms"], m["direct-p99-ms"], m["bridge-p50-ms"], m["bridge-p99-ms"], m["p50-ratio"]
+}
+/^BenchmarkChannel(Bridge|Hop)\/channels=/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!thr++) { print "\n| channel messages/s | channels | direct | through | ratio |"; print "| --- | --- | --- | --- | --- |" }
+	n = $1; sub(/.*channels=/, "", n); sub(/-[0-9]+$/, "", n)
+	printf "| %s | %s | %.0f | %.0f | %.2f× |\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path"), n,
+		m["direct-msgs/s"], m["bridge-msgs/s"], m["bridge/direct"]
+}
+/^BenchmarkChannel(Bridge|Hop)\/memory/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	printf "\n%s: %.1f KiB per open channel\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path (bridge, provider and target)"), m["KiB/channel"]
+}
+/^BenchmarkBinaryVsBase64\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!b64++) { print "\n| binary message | binary frame | base64 in JSON | ratio | bytes binary / base64 |"; print "| --- | --- | --- | --- | --- |" }
+	n = $1; sub(/.*\//, "", n); sub(/-[0-9]+$/, "", n)
+	printf "| %s | %.0f ns | %.0f ns | %.1f× | %d / %d |\n", n, m["binary-ns"], m["base64-ns"], m["base64/binary"], m["binary-wire-B"], m["base64-wire-B"]
 }' "$out"
 echo "(misses: lookups with no result within 10 s; full log: $out)"
