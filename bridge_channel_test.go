@@ -92,6 +92,34 @@ func TestBridgeChannel(t *testing.T) {
 			t.Fatalf("got %v, want e1's echo", m)
 		}
 	})
+	t.Run("another provider accepts", func(t *testing.T) {
+		ws.t = t
+		var accepting string
+		for i, refuse := range []bool{true, false, true} {
+			p := start(t, netget.Service(), reg)
+			h := channel.Accept(echo(make(chan error, 1)))
+			if refuse {
+				h = func(context.Context, channel.Claims) (channel.ServeFunc, error) {
+					return nil, channel.Refuse(channel.CodeBusy, "provider %d is full", i)
+				}
+			} else {
+				accepting = p.ID().String()
+			}
+			if err := p.Handle("Picky", h); err != nil {
+				t.Fatal(err)
+			}
+			provide(t, p, "Picky", nil)
+		}
+		ws.send(`{"type":"open","id":"p1","service":"Picky"}`)
+		if o := ws.next(); o["type"] != "opened" || o["peer"] != accepting {
+			t.Fatalf("got %v, want opened by the one provider that accepts, %s", o, accepting)
+		}
+		ws.next() // greeting
+		ws.send(`{"type":"close","id":"p1"}`)
+		if c := ws.next(); c["type"] != "close" || c["id"] != "p1" {
+			t.Fatalf("got %v, want close p1", c)
+		}
+	})
 	t.Run("provider gone", func(t *testing.T) {
 		ws.t = t
 		prov.Close()
