@@ -85,6 +85,13 @@ func newChannels(cfg *Config) *channels {
 		bytes: rate.NewLimiter(rate.Limit(cfg.ChannelBytesPerSecond), burst)}
 }
 
+// count returns how many channels are open or opening.
+func (cs *channels) count() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.open)
+}
+
 // bchan is one channel of a session. The session's read loop owns queue
 // (it alone sends on it and closes it); runChannel owns the rest.
 type bchan struct {

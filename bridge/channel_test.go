@@ -325,3 +325,27 @@ func TestChannelClosedWhileOpening(t *testing.T) {
 	c.expectClose("a", bridge.CloseNormal)
 	eventually(t, "the channel slot to be freed", func() bool { return s.Stats().Channels == 0 })
 }
+
+// TestChannelKeepsSessionAlive: a session with an open channel is not
+// closed as idle, however quiet; once the channel ends it is.
+func TestChannelKeepsSessionAlive(t *testing.T) {
+	op := newFakeOpener(t)
+	cfg := channelConfig(op)
+	cfg.IdleTimeout = 100 * time.Millisecond
+	s := startServer(t, newFakeFinder(t), cfg)
+	c := dial(t, s, dialOpts{})
+	c.hello("")
+	c.open("a", "Echo")
+	p := op.lastChan()
+	// Three idle timeouts pass with the channel open (the time passing is
+	// what is tested, not a synchronisation): the provider's message
+	// still reaches the page on the same session.
+	<-time.After(3 * cfg.IdleTimeout)
+	p.fromProvider <- bridge.Message{Data: []byte("still here")}
+	if m, ok := c.nextAny().(*bridge.MessageFrame); !ok || m.Data != "still here" {
+		t.Fatalf("got %#v, want the provider's message", m)
+	}
+	p.remote <- &bridge.CloseError{Code: 1000}
+	c.expectClose("a", 1000)
+	c.expectError("", bridge.CodeIdle)
+}

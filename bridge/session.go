@@ -320,9 +320,13 @@ func (s *session) touch() {
 	s.mu.Unlock()
 }
 
-// idleFor returns how long the session has been idle: no frame read and
-// no find in flight.
+// idleFor returns how long the session has been idle: no frame read, no
+// find in flight and no channel open (a channel's provider applies its own
+// idle timeout).
 func (s *session) idleFor() time.Duration {
+	if s.chans.count() > 0 {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.finds) > 0 {
