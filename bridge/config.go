@@ -97,7 +97,7 @@ type Config struct {
 	// upgrade gets HTTP 429. An address is an IPv4 address or an IPv6 /64.
 	// Behind a reverse proxy every client shares the proxy's address.
 	MaxSessionsPerAddr int
-	// IdleTimeout closes a session that sent no frame and ran no find for
+	// IdleTimeout closes a session that sent no frame, ran no find and held no channel for
 	// that long (DefaultIdleTimeout), with an idle error frame.
 	IdleTimeout time.Duration
 	// FramesPerSecond and FrameBurst rate-limit each connection's frames

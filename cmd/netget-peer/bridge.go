@@ -51,7 +51,7 @@ func bridgeLimitFlags() []cli.Flag {
 			Usage: "most WebSocket sessions from one client address (IPv4, or IPv6 /64); beyond, HTTP 429 " +
 				"(behind a reverse proxy every client has the proxy's address)"},
 		&cli.DurationFlag{Name: "bridge-idle-timeout", Value: bridge.DefaultIdleTimeout,
-			Usage: "close a session that sent no frame and ran no find for this `DURATION`"},
+			Usage: "close a session that sent no frame, ran no find and held no channel for this `DURATION`"},
 		&cli.IntFlag{Name: "bridge-max-conns", Value: bridge.DefaultMaxOpenConns,
 			Usage: "most TCP connections the bridge holds, upgraded or not; beyond, closed at accept"},
 		&cli.IntFlag{Name: "bridge-max-conns-per-addr", Value: bridge.DefaultMaxOpenConnsPerAddr,
