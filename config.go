@@ -61,9 +61,16 @@ type Config struct {
 
 	// Host configures the libp2p host: listen addresses, connection
 	// manager, private-network key (PrivateNetwork, read with p2p.LoadPSK),
-	// user agent (p2p.DefaultConfig). Its identity fields are set from
-	// Identity, IdentityFile and DataDir.
+	// user agent, reachability, relay and AutoNAT services
+	// (p2p.DefaultConfig). Its identity fields are set from Identity,
+	// IdentityFile and DataDir; its Relays, when nil, from the node's
+	// registries: a node that is not public reserves a relay slot on them.
 	Host p2p.Config
+	// RelayWait bounds how long a node that believes itself private waits
+	// for a relay slot before its first publication, so that its record
+	// carries the relay addresses (default 10s; 0 does not wait). Records
+	// are published again whenever the node's addresses change.
+	RelayWait time.Duration
 	// DHT configures the DHT node: mode, timeouts, limits, health checks
 	// (dht.DefaultConfig). Its Network, Logger, Registerer and Datastore
 	// are set from this Config.
@@ -116,6 +123,7 @@ func Service() Config {
 		DHT:              dht.DefaultConfig(record.DefaultNetwork),
 		Join:             bootstrap.DefaultConfig(),
 		CloseTimeout:     10 * time.Second,
+		RelayWait:        10 * time.Second,
 	}
 }
 
@@ -124,12 +132,16 @@ func Service() Config {
 // bootstrap.RegistryAgent (so joiners use it as a registry), keeping its
 // records in DataDir (Persist) and health-checking the providers it holds
 // records for. Bootstrap is optional (other registries), and so is
-// reaching it.
+// reaching it. It is a stable public node: it says so
+// (p2p.ReachabilityPublic) and offers peers behind NAT a bounded relay
+// service and AutoNAT dial-backs.
 func Registry() Config {
 	c := Service()
 	c.RequireBootstrap, c.JoinOptional, c.Persist = false, true, true
 	c.Host.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
 	c.Host.UserAgent = bootstrap.RegistryAgent
+	c.Host.Reachability = p2p.ReachabilityPublic
+	c.Host.RelayService.Enabled, c.Host.AutoNATService.Enabled = true, true
 	c.DHT.Health = dht.RegistryHealth()
 	return c
 }
@@ -163,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.Persist && c.DataDir == "" {
 		return fmt.Errorf("%w: Persist needs a DataDir", ErrBadConfig)
+	}
+	if c.RelayWait < 0 {
+		return fmt.Errorf("%w: relay wait %s: must not be negative", ErrBadConfig, c.RelayWait)
 	}
 	if c.CloseTimeout < 0 {
 		return fmt.Errorf("%w: close timeout %s: must not be negative", ErrBadConfig, c.CloseTimeout)

@@ -38,6 +38,14 @@
 //     (Ephemeral) never locks, so a find can run beside a daemon.
 //   - AddRegistry persists an address only after the registry was reached
 //     and announced itself as one: a failed add leaves nothing behind.
+//   - Behind NAT, a node's relays are its registries: Config.Host.Relays
+//     defaults to the node's connected registries (Node.relayCandidates),
+//     so a provider that is private (AutoNAT, or p2p.ReachabilityPrivate)
+//     reserves a slot on them and its records carry the circuit
+//     addresses. Its first publication waits for one (Config.RelayWait);
+//     every change of its addresses republishes (dht.Node.Provide).
+//     Status.Reachability says how it is reached; Node.Ping reaches a
+//     found provider, through its relay if need be.
 //   - Close withdraws the services provided in this run (bounded by
 //     Config.CloseTimeout) before it stops the DHT, so finders stop seeing
 //     them at once rather than at expiry.

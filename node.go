@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -36,6 +37,8 @@ type Node struct {
 	once    sync.Once  // Close
 	svcs    services   // provided services and their republish loops
 	regs    registries // registries added at run time, and their file
+
+	relayDHT atomic.Pointer[dht.Node] // n.dht, for AutoRelay's goroutine (relayCandidates)
 }
 
 // New builds a node from cfg and joins its network: identity, data dir
@@ -93,6 +96,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.closers = append(n.closers, func() { n.dht.Close() })
+	n.relayDHT.Store(n.dht)
 	n.log = n.log.With("peer", h.ID())
 	ccfg := cfg.Channel
 	ccfg.Logger = n.log
@@ -116,6 +120,9 @@ func (n *Node) start(ctx context.Context) error {
 func (n *Node) hostConfig() p2p.Config {
 	h := n.cfg.Host
 	h.Registerer = n.cfg.Registerer
+	if h.Relays == nil {
+		h.Relays = n.relayCandidates
+	}
 	switch {
 	case n.cfg.Identity != nil:
 		h.Identity = n.cfg.Identity

@@ -203,6 +203,7 @@ func (s *services) run(ctx context.Context, p *provision, retry bool) {
 	defer s.wg.Done()
 	defer close(p.stopped)
 	backoff := time.Second
+	s.n.AwaitRelay(ctx)
 	for {
 		err := s.n.dht.Provide(ctx, p.spec, func(svc *record.Service, err error) { s.report(p, svc, err) })
 		if !retry || err == nil || ctx.Err() != nil || errors.Is(err, dht.ErrClosed) {

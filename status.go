@@ -25,6 +25,9 @@ type Status struct {
 	StoredRecords int
 	// BridgeURL is the bridge's base URL, "" without a bridge.
 	BridgeURL string
+	// Reachability is how the node is reached: public, private (through
+	// which relays, at which circuit addresses) or unknown.
+	Reachability Reachability
 }
 
 // Status returns a snapshot of the node.
@@ -39,5 +42,6 @@ func (n *Node) Status() Status {
 		Services:      n.Services(),
 		StoredRecords: n.dht.StoredRecords(),
 		BridgeURL:     n.BridgeURL(),
+		Reachability:  n.reachability(),
 	}
 }

@@ -197,9 +197,9 @@ func serveRecords(n *dht.Node, envs ...[]byte) {
 }
 
 func TestBadRecordsRefusedOnRead(t *testing.T) {
-	ctx := testCtx(t)
 	cases := recordtest.Bad(t, mustKey(t), time.Now()) // for the names and wants
 	net := dhttest.New(t, dhttest.Options{Registries: 2, Nodes: len(cases) + 2})
+	ctx := testCtx(t) // after the network is up: 19 nodes take a while under -race
 	finder, good := net.Nodes[0], net.Nodes[1]
 	if _, err := good.Publish(ctx, dht.Spec{Name: recordtest.Service}); err != nil {
 		t.Fatal(err)
@@ -377,7 +377,7 @@ func TestFindLimit(t *testing.T) {
 // eventually polls cond until it holds, failing t after 10 seconds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {

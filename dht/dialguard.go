@@ -120,7 +120,7 @@ func (g *dialGuard) plan(p peer.ID, addrs []ma.Multiaddr, now time.Time) (ok []m
 	defer g.mu.Unlock()
 	g.sweepLocked(now)
 	for _, a := range addrs {
-		key := a.String()
+		key := guardKey(p, a)
 		if d, seen := g.addrs[key]; seen && now.Sub(d.at) < g.round && d.owner != p {
 			continue // dialled this round, and not p's
 		}
@@ -143,15 +143,26 @@ func (g *dialGuard) plan(p peer.ID, addrs []ma.Multiaddr, now time.Time) (ok []m
 	return ok, limited
 }
 
-// learn records who answered the dials of addrs: owner for every address
-// on success, else whatever each address's error says.
-func (g *dialGuard) learn(addrs []ma.Multiaddr, owner peer.ID, err error) {
+// guardKey is the destination a dial of p at a reaches: a itself, or for
+// a circuit address (…/p2p/<relay>/p2p-circuit), which every peer relayed
+// there shares, the circuit to p: checking one relayed provider never
+// holds back the check of another.
+func guardKey(p peer.ID, a ma.Multiaddr) string {
+	if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+		return a.String() + "/p2p/" + p.String()
+	}
+	return a.String()
+}
+
+// learn records who answered the dials of addrs made to check p: owner
+// for every address on success, else whatever each address's error says.
+func (g *dialGuard) learn(p peer.ID, addrs []ma.Multiaddr, owner peer.ID, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, a := range addrs {
-		if d, ok := g.addrs[a.String()]; ok {
+		if d, ok := g.addrs[guardKey(p, a)]; ok {
 			d.owner = owner
-			g.addrs[a.String()] = d
+			g.addrs[guardKey(p, a)] = d
 		}
 	}
 	var de *swarm.DialError

@@ -289,8 +289,8 @@ func (m *monitor) check(ctx context.Context, d due) {
 // rate held every address back.
 func (m *monitor) reach(ctx context.Context, d due, now time.Time) (retry time.Time, err error) {
 	n := m.n
-	if n.host.Network().Connectedness(d.p) == network.Connected {
-		return time.Time{}, nil
+	if c := n.host.Network().Connectedness(d.p); c == network.Connected || c == network.Limited {
+		return time.Time{}, nil // a relayed (limited) connection carries the ping too
 	}
 	public := m.cfg.Addrs.publicOnly(n.host.Addrs)
 	var addrs []ma.Multiaddr
@@ -319,7 +319,7 @@ func (m *monitor) reach(ctx context.Context, d due, now time.Time) (retry time.T
 	if err != nil {
 		owner = ""
 	}
-	m.dials.learn(ok, owner, err)
+	m.dials.learn(d.p, ok, owner, err)
 	return time.Time{}, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p-kad-dht/records"
 	kadrecord "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -365,9 +367,12 @@ func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Se
 		return err
 	}
 	every := max(spec.ttl()/2, MinRepublishInterval)
-	wait, retry := every, time.Duration(0)
+	next, retry := time.Now().Add(every), time.Duration(0)
+	moved, stop := n.addrsMoved(spec)
+	defer stop()
+	last := svc.Addrs
 	for {
-		t := time.NewTimer(wait)
+		t := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -375,6 +380,15 @@ func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Se
 		case <-n.ctx.Done():
 			t.Stop()
 			return ErrClosed
+		case <-moved:
+			t.Stop()
+			// The node's addresses changed (a relay slot gained or lost):
+			// republish soon, once they settle, if the record's differ.
+			if soon := time.Now().Add(MinRepublishInterval); soon.Before(next) &&
+				!slices.Equal(last, n.recordAddrs(spec.Addrs)) {
+				next = soon
+			}
+			continue
 		case <-t.C:
 		}
 		svc, err := n.Publish(ctx, spec)
@@ -385,9 +399,34 @@ func (n *Node) Provide(ctx context.Context, spec Spec, published func(*record.Se
 		if err != nil {
 			n.log.Warn("republish failed; retrying", "service", spec.Name, "err", err)
 			retry = min(max(2*retry, time.Second), every)
-			wait = retry
+			next = time.Now().Add(retry)
 			continue
 		}
-		wait, retry = every, 0
+		next, retry, last = time.Now().Add(every), 0, svc.Addrs
 	}
+}
+
+// addrsMoved returns a channel that receives when the host's addresses
+// change, for a spec that carries the host's own (no Spec.Addrs), and
+// the function that stops it; nil (never receiving) otherwise.
+func (n *Node) addrsMoved(spec Spec) (<-chan event.EvtLocalAddressesUpdated, func()) {
+	if len(spec.Addrs) > 0 {
+		return nil, func() {}
+	}
+	sub, err := n.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
+	if err != nil {
+		return nil, func() {}
+	}
+	out := make(chan event.EvtLocalAddressesUpdated, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range sub.Out() {
+			select {
+			case out <- e.(event.EvtLocalAddressesUpdated):
+			default: // one is pending: the loop compares addresses then
+			}
+		}
+	}()
+	return out, func() { sub.Close(); <-done }
 }

@@ -29,4 +29,42 @@
 // No discovery runs here: mDNS and other multicast discovery are never
 // enabled, and no NAT port mapping is attempted unless asked for, so hosts in
 // tests and devnets stay on the addresses they were given.
+//
+// NAT traversal (nat.go), all go-libp2p's own, configured in one place
+// (natOptions):
+//   - Reachability: Config.Reachability forces public or private, or
+//     leaves it to AutoNAT v1 (auto), which asks peers offering the
+//     AutoNAT service to dial it back. Status reports what the host
+//     believes and its relay addresses.
+//   - Relay service: Config.RelayService serves circuit relay v2 within
+//     its limits (slots in all, per IP, per ASN; circuits per peer; slot
+//     TTL; each circuit's duration and bytes, after which the relay resets
+//     it). go-libp2p runs it while the host believes itself public, so the
+//     Registry preset forces public. A peer holds one slot at most.
+//   - AutoNAT service: Config.AutoNATService answers dial-back requests,
+//     rate-limited in all and per peer; it dials only the address the
+//     request came from.
+//   - AutoRelay: a host that is not public and has Config.Relays reserves
+//     a slot on up to two of them (go-libp2p's default) and, once AutoNAT
+//     or the operator says it is private, advertises
+//     <relay addr>/p2p/<relay>/p2p-circuit instead of its public
+//     addresses (it keeps its private ones). Only relays' public addresses
+//     make circuit addresses (go-libp2p drops the others), so on a LAN or
+//     loopback a host reserves but advertises no relay address. Choices:
+//     one candidate suffices (no boot delay), the source is asked again at
+//     most every 10s, and a relay that refused is left alone a minute.
+//   - The relay transport is on for every host, even one listening
+//     nowhere (a find's), so any host dials circuit addresses; a v2 relay
+//     connects only peers holding a slot, so this makes no listener
+//     reachable.
+//   - Hole punching (DCUtR, Config.HolePunching) is on for hosts that
+//     listen. go-libp2p punches only from a host that knows a public
+//     address of its own: behind NAT, its observed address must be
+//     confirmed by several peers (identify), so in a network of one or two
+//     registries the connection stays relayed.
+//   - Relayed connections are limited: go-libp2p opens streams on them
+//     only for protocols that ask (network.WithAllowLimitedConn). netget's
+//     registry protocol, libp2p ping (health checks, Node.Ping) and
+//     identify do; kad-dht does not, so a private host should be a DHT
+//     client.
 package p2p

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -44,6 +45,24 @@ type Config struct {
 	// Registerer, if set, receives go-libp2p's own Prometheus metrics
 	// (swarm, identify, resource manager…); nil turns them off.
 	Registerer prometheus.Registerer
+
+	// Reachability is how others reach the host (default
+	// ReachabilityAuto: AutoNAT decides; Registry preset: public).
+	Reachability Reachability
+	// Relays, when set, names the relays a host that is not public
+	// reserves a slot on (go-libp2p's AutoRelay; the node passes its
+	// registries). While private, the host advertises their circuit
+	// addresses. Nil, a public host or one listening nowhere: no AutoRelay.
+	Relays func() []peer.AddrInfo
+	// HolePunching upgrades relayed connections to direct ones when it
+	// can (DCUtR; default true). Only with listen addresses.
+	HolePunching bool
+	// RelayService is the circuit relay v2 service the host offers, and
+	// its limits (default off; Registry preset: on).
+	RelayService RelayService
+	// AutoNATService answers other peers' AutoNAT requests, within its
+	// limits (default off; Registry preset: on).
+	AutoNATService AutoNATService
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -54,6 +73,10 @@ func DefaultConfig() Config {
 		ConnHigh:    200,
 		ConnGrace:   20 * time.Second,
 		UserAgent:   "netget-peer",
+
+		HolePunching:   true,
+		RelayService:   DefaultRelayService(),
+		AutoNATService: DefaultAutoNATService(),
 	}
 }
 
@@ -67,7 +90,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: listen address %q: %w", ErrBadConfig, a, err)
 		}
 	}
-	return nil
+	if c.Reachability < ReachabilityAuto || c.Reachability > ReachabilityPrivate {
+		return fmt.Errorf("%w: reachability %d", ErrBadConfig, int(c.Reachability))
+	}
+	if err := c.RelayService.Validate(); err != nil {
+		return err
+	}
+	return c.AutoNATService.Validate()
 }
 
 // NewHost builds and starts a libp2p host from cfg.
@@ -129,6 +158,7 @@ func NewHost(cfg Config) (host.Host, error) {
 	if len(cfg.ListenAddrs) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
 	}
+	opts = append(opts, natOptions(cfg)...)
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		// libp2p.New closes what it built on failure, including cm and rm.

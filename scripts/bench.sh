@@ -5,6 +5,7 @@
 #   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh registry bridge # only those
+#   scripts/bench.sh relay           # only the relay (a few seconds)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
 #
 # network:  in-process networks of 25, 100 and 200 nodes on TCP loopback:
@@ -20,6 +21,9 @@
 #           target (BenchmarkChannelBridge); the bridge's own hop with an
 #           in-process provider (BenchmarkChannelHop); binary frames against
 #           base64 in JSON (BenchmarkBinaryVsBase64).
+# relay:    a registry-protocol round trip and a libp2p ping to a node behind
+#           a circuit relay v2, against the same node dialled directly
+#           (dht/nat_bench_test.go).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -30,7 +34,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network registry bridge)
+[ ${#what[@]} -eq 0 ] && what=(network registry bridge relay channel)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -44,7 +48,8 @@ for w in "${what[@]}"; do
 	channel)
 		go test -run '^$' -bench 'BenchmarkChannelBridge' -benchtime 2000x -timeout 10m .
 		go test -run '^$' -bench 'BenchmarkChannelHop|BenchmarkBinaryVsBase64' -benchtime 2000x -timeout 10m ./bridge/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge or channel)" >&2; exit 2 ;;
+	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge, relay or channel)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -68,6 +73,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	if (!reg++) { print "\n| registry store | records accepted per second | MiB per 10,000 records |"; print "| --- | --- | --- |" }
 	mem = ("MiB/10k-records" in m) ? sprintf("%.1f", m["MiB/10k-records"]) : "(on disk)"
 	printf "| %s | %.0f | %s |\n", name($1), m["records/s"], mem
+}
+/^BenchmarkRelay/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!rl++) { print "\n| through a circuit relay v2, loopback | direct p50 | relayed p50 | relayed / direct |"; print "| --- | --- | --- | --- |" }
+	printf "| registry-protocol round trip (List) | %.3f ms | %.3f ms | %.2f× |\n", m["direct-list-p50-ms"], m["relayed-list-p50-ms"], m["list-relayed/direct"]
+	printf "| libp2p ping | %.3f ms | %.3f ms | %.2f× |\n", m["direct-ping-p50-ms"], m["relayed-ping-p50-ms"], m["ping-relayed/direct"]
 }
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

@@ -29,6 +29,9 @@ if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-ge
 fi
 scripts/typescript.sh >/dev/null
 
+echo "== ip and nft (the NAT test builds network namespaces)"
+scripts/netns.sh
+
 echo "== go test -race"
 # -count=1: always run for real; the timeout is far above the suite's few minutes.
 go test -race -count=1 -timeout 20m ./... "$@"

@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	commands := []*cli.Command{devnetCommand(), registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), statusCommand(), registriesCommand(), idCommand(), versionCommand()}
+	commands := []*cli.Command{devnetCommand(), registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), pingCommand(), statusCommand(), registriesCommand(), idCommand(), versionCommand()}
 	durations := durationFlags(append(globalFlags(), bridgeFlags()...))
 	for _, c := range commands {
 		maps.Copy(durations, durationFlags(c.Flags))
@@ -84,6 +84,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"},
 			Usage: "multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port 4001 for registries, any port otherwise)"},
 		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},
+		reachabilityFlag(),
 		&cli.DurationFlag{Name: "walk-dial-timeout", Value: dht.DefaultConfig("").WalkDialTimeout,
 			Usage: "bound on each dial a find's DHT walk makes, to a peer that may be gone (a Go duration such as 2s)"},
 		&cli.BoolFlag{Name: "no-fast-path", Usage: "ask no registry directly: find and provide use the DHT path alone (for comparing paths)"},

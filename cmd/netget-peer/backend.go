@@ -145,6 +145,7 @@ func (b localBackend) provide(ctx context.Context, spec dht.Spec, event func(str
 		return err
 	}
 	defer n.Close()
+	n.AwaitRelay(ctx) // behind NAT, the first record carries the relay address
 	err = n.dht.Provide(ctx, spec, func(s *record.Service, err error) {
 		if err != nil {
 			n.log.Warn("publish failed", "service", spec.Name, "err", err)

@@ -52,7 +52,7 @@ func TestBridgeFloodSparesLibp2p(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		c.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n")) // headers never end
 	}
-	waitFor(t, 10*time.Second, "the bridge to refuse the flood beyond its cap", func() bool {
+	waitFor(t, 30*time.Second, "the bridge to refuse the flood beyond its cap", func() bool {
 		return gathered(t, metrics, "netget_bridge_refusals_total")[string(bridge.ReasonAddrConns)] >= flood-maxConns
 	})
 	if held := gathered(t, metrics, "netget_bridge_conns")[""]; held > maxConns {

@@ -101,7 +101,7 @@ func daemonClient(c *cli.Context) (*control.Client, string, error) {
 	}
 	if log, err := newLogger(c); err == nil {
 		var ignored []string
-		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode", "psk"} {
+		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode", "psk", "reachability"} {
 			if c.IsSet(f) {
 				ignored = append(ignored, "--"+f)
 			}

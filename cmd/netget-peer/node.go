@@ -116,6 +116,9 @@ func nodeConfig(c *cli.Context, r role) (netget.Config, error) {
 	if c.IsSet("listen") {
 		cfg.Host.ListenAddrs = c.StringSlice("listen")
 	}
+	if err := applyReachability(c, &cfg); err != nil {
+		return cfg, err
+	}
 	if path := c.String("psk"); path != "" {
 		if cfg.Host.PrivateNetwork, err = p2p.LoadPSK(path); err != nil {
 			return cfg, fmt.Errorf("--psk: %w", err)

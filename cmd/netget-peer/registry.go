@@ -29,7 +29,10 @@ func registryCommand() *cli.Command {
 			"healthy providers first, longest known first; a new record does not clear a failed\n" +
 			"verdict, it only brings the next check forward. Each\n" +
 			"provider is checked on its own schedule, providers not yet healthy in a lane apart, and\n" +
-			"each address named in records is dialled at most once per interval for another peer.",
+			"each address named in records is dialled at most once per interval for another peer.\n\n" +
+			"It offers peers behind NAT a circuit relay v2 slot (--relay-… flags bound it) and AutoNAT\n" +
+			"dial-backs (--autonat-…); providers that are not public reserve a slot on their registries\n" +
+			"and advertise the relay addresses in their records.",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "health-interval", Value: def.Interval, Usage: "how often each provider is checked (libp2p ping); 0 turns checks off"},
 			&cli.IntFlag{Name: "health-failures", Value: def.Failures, Usage: "consecutive failed checks that make a provider unhealthy"},
@@ -41,7 +44,7 @@ func registryCommand() *cli.Command {
 			&cli.Float64Flag{Name: "health-dial-rate", Value: def.DialRate, Usage: "check dials per second to one host (IP or DNS name)"},
 			&cli.IntFlag{Name: "health-dial-burst", Value: def.DialBurst, Usage: "burst of check dials to one host"},
 			&cli.StringFlag{Name: "health-addrs", Value: def.Addrs.String(), Usage: "`POLICY` for provider addresses accepted and dialled: auto (public only while the registry listens on a public address), any (LANs, tests) or public"},
-		}, append(storeFlags(), bridgeFlags()...)...),
+		}, append(append(storeFlags(), relayFlags()...), bridgeFlags()...)...),
 		Action: registryAction,
 	}
 }
@@ -71,6 +74,7 @@ func registryAction(c *cli.Context) error {
 	ctx := c.Context
 	n, err := startNode(ctx, c, registryRole(), func(cfg *netget.Config) error {
 		cfg.DHT.Health, cfg.DHT.Store = h, store
+		applyRelayFlags(c, cfg)
 		return nil
 	}, withBridge(c))
 	if err != nil {

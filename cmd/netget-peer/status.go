@@ -22,7 +22,7 @@ const statusTimeout = 10 * time.Second
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the running daemon: peer ID, addresses, network, registries, provided services",
+		Usage: "show the running daemon: peer ID, addresses, reachability and relay addresses, network, registries, provided services",
 		Description: "Asks the daemon serving the data dir (--data-dir, or $NETGET_HOME) over its control\n" +
 			"socket. Exits 1 when no daemon runs there. --json prints the control API's status object\n" +
 			"(GET /v1/status), whose fields are only ever added.",
@@ -76,6 +76,10 @@ func printStatus(w io.Writer, st *control.Status) {
 			field("", "%s", a)
 		}
 	}
+	field("reachability", "%s", describeReachability(st))
+	for _, a := range st.RelayAddrs {
+		field("relay addr", "%s", a)
+	}
 	field("routing table", "%d peers", st.RoutingTable)
 	field("registries", "%d connected %s", len(st.Registries), strings.Join(st.Registries, " "))
 	field("records", "%d stored", st.StoredRecords)
@@ -98,4 +102,18 @@ func printStatus(w io.Writer, st *control.Status) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// describeReachability is how the node is reached, for people: "public",
+// "private via relays <ids>", "private (no relay yet)" or "unknown".
+func describeReachability(st *control.Status) string {
+	switch {
+	case st.Reachability == "private" && len(st.Relays) > 0:
+		return "private via relays " + strings.Join(st.Relays, " ")
+	case st.Reachability == "private":
+		return "private (no relay yet)"
+	case st.Reachability == "":
+		return "unknown"
+	}
+	return st.Reachability
 }

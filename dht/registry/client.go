@@ -74,7 +74,10 @@ func (cl *Client) exchange(ctx context.Context, p peer.ID, req request) (respons
 			return resp, err
 		}
 	}
-	s, err := cl.host.NewStream(ctx, p, cl.proto)
+	// A provider behind NAT is reached through a relay: its connection is
+	// limited (bounded in time and bytes by the relay), which suits a
+	// request and its answer.
+	s, err := cl.host.NewStream(network.WithAllowLimitedConn(ctx, "netget registry"), p, cl.proto)
 	if err != nil {
 		return response{}, err
 	}

@@ -46,7 +46,14 @@
 //	       "registries":["12D3Koo…"],"stored_records":4,
 //	       "services":[{"name":"DatabaseService","meta":{"region":"eu"},"ttl":"1h0m0s",
 //	                    "seq":1718000000000000,"published_at":"…","expires_at":"…"}],
-//	       "data_dir":"/home/u/.netget","version":"…","started_at":"…"}
+//	       "data_dir":"/home/u/.netget","version":"…","started_at":"…",
+//	       "reachability":"private","relays":["12D3KooR…"],
+//	       "relay_addrs":["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooR…/p2p-circuit"]}
+//
+// "reachability" is "public", "private" or "unknown" (AutoNAT has not
+// decided); "relays" and "relay_addrs" are the relays (registries) a
+// private node holds a slot on and its circuit addresses through them,
+// empty otherwise.
 //
 //	POST /v1/provide {"name":"DatabaseService","meta":{"region":"eu"},"ttl":"1h"}
 //	  200 {"service":{"v":1,"network":"development","name":"DatabaseService","peer":"12D3Koo…",

@@ -194,6 +194,12 @@ func (s *Server) status() Status {
 		DataDir:       s.cfg.DataDir,
 		Version:       s.cfg.Version,
 		StartedAt:     s.started.UTC(),
+		Reachability:  ns.Reachability.State,
+		Relays:        []string{},
+		RelayAddrs:    append([]string{}, ns.Reachability.RelayAddrs...),
+	}
+	for _, p := range ns.Reachability.Relays {
+		st.Relays = append(st.Relays, p.String())
 	}
 	for _, r := range ns.Registries {
 		if r.Connected {

@@ -127,6 +127,14 @@ type Status struct {
 	DataDir       string          `json:"data_dir"`
 	Version       string          `json:"version,omitempty"`
 	StartedAt     time.Time       `json:"started_at"`
+	// Reachability is how others reach the node: "public", "private"
+	// (through Relays, at RelayAddrs) or "unknown" (AutoNAT has not
+	// decided). Relays are the peer IDs of the relays (registries) it
+	// holds a slot on; RelayAddrs its circuit addresses through them
+	// (<relay addr>/p2p/<relay>/p2p-circuit), also among Addrs.
+	Reachability string   `json:"reachability"`
+	Relays       []string `json:"relays"`
+	RelayAddrs   []string `json:"relay_addrs"`
 }
 
 // ServiceStatus is one service the daemon provides.
