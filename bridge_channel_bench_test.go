@@ -41,9 +41,9 @@ func BenchmarkChannelBridge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// libp2p's resource manager lets one peer hold 64 inbound streams of
-	// a protocol by default, so a bridge reaches at most 64 channels on
-	// one provider: 1,000 channels go to 20 providers, 50 each.
+	// A provider takes at most channel.Config.MaxChannelsPerPeer (256)
+	// channels from one opener peer, and a bridge is one peer: 1,000
+	// channels go to 20 providers, 50 each.
 	var provs []string
 	for range 20 {
 		prov := startB(b, netget.Service(), reg)

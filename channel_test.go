@@ -116,3 +116,27 @@ func TestChannelRefusals(t *testing.T) {
 		t.Fatalf("Connect with where region=us = %v, want ErrNoChannels", err)
 	}
 }
+
+func TestChannelNotOffered(t *testing.T) {
+	reg := registry(t)
+	prov := start(t, netget.Service(), reg)
+	client := start(t, netget.Client(), reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := prov.Provide(ctx, netget.Spec{Name: "Liar", Meta: map[string]string{record.MetaChannel: record.ChannelMessages}})
+	if !errors.Is(err, netget.ErrNoHandler) {
+		t.Fatalf("Provide claiming channels without a handler = %v, want ErrNoHandler", err)
+	}
+	provide(t, prov, "Plain", nil)
+	var found netget.Result
+	err = client.Find(ctx, "Plain", netget.FindOptions{Limit: 1}, func(r netget.Result) bool { found = r; return false })
+	if err != nil || found.Record == nil {
+		t.Fatalf("find Plain: %v", err)
+	}
+	if _, err := client.Dial(ctx, found, channel.Claims{}); !errors.Is(err, netget.ErrNoChannels) {
+		t.Fatalf("Dial of a record without %s = %v, want ErrNoChannels", record.MetaChannel, err)
+	}
+	if _, _, err := client.Connect(ctx, "Plain", netget.ConnectOptions{Timeout: 5 * time.Second}); !errors.Is(err, netget.ErrNoChannels) {
+		t.Fatalf("Connect to a service without channels = %v, want ErrNoChannels", err)
+	}
+}

@@ -16,12 +16,13 @@
 // host (package p2p), the DHT node (package dht), joining through the
 // bootstrap peers (package bootstrap), the registries (those joined and
 // those added at run time, kept in DataDir/registries.json), the services
-// it provides and their republish loops, its Prometheus metrics, and an
-// optional WebSocket bridge (package bridge), whose finds go through the
-// node's Find (dhtFinder) and whose channels through its Connect
-// (channelOpener, bridge_channel.go: the page's checked Origin becomes the
-// Origin claim; a provider's refusal code reaches the page as is). Close
-// undoes all of it, top-down, once.
+// it provides and their republish loops, the channels it serves and opens
+// (package dht/channel: Handle, Dial, Connect), its Prometheus metrics,
+// and an optional WebSocket bridge (package bridge), whose finds go
+// through the node's Find (dhtFinder) and whose channels through its
+// Connect (channelOpener, bridge_channel.go: the page's checked Origin
+// becomes the Origin claim; a provider's refusal code reaches the page as
+// is). Close undoes all of it, top-down, once.
 //
 // Choices made here:
 //   - Presets in the memberlist style: Service, Registry, Client, Daemon
@@ -41,6 +42,13 @@
 //     (Ephemeral) never locks, so a find can run beside a daemon.
 //   - AddRegistry persists an address only after the registry was reached
 //     and announced itself as one: a failed add leaves nothing behind.
+//   - Channels: Handle before Provide marks the record as taking channels
+//     (record.MetaChannel); a Spec that claims them without a handler is
+//     refused (ErrNoHandler), so a record never promises what the node does
+//     not serve. Connect tries the eligible providers in the order Find
+//     yields them and returns the last refusal when all refuse. The node
+//     raises go-libp2p's per-peer stream limits for the channel protocol to
+//     Config.Channel.MaxChannelsPerPeer (p2p.Config.PeerStreams).
 //   - Behind NAT, a node's relays are its registries: Config.Host.Relays
 //     defaults to the node's connected registries (Node.relayCandidates),
 //     so a provider that is private (AutoNAT, or p2p.ReachabilityPrivate)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -123,6 +124,15 @@ func (n *Node) hostConfig() p2p.Config {
 	if h.Relays == nil {
 		h.Relays = n.relayCandidates
 	}
+	// One opener peer (a bridge) may hold MaxChannelsPerPeer channels,
+	// each a stream, more than go-libp2p allows one peer by default.
+	per := n.cfg.Channel.WithDefaults().MaxChannelsPerPeer
+	h.PeerStreams = maps.Clone(h.PeerStreams)
+	if h.PeerStreams == nil {
+		h.PeerStreams = make(map[string]int, 2)
+	}
+	h.PeerStreams[string(channel.Protocol(n.cfg.Network))] = per
+	h.PeerStreams[channel.ServiceName] = per
 	switch {
 	case n.cfg.Identity != nil:
 		h.Identity = n.cfg.Identity

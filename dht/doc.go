@@ -178,4 +178,10 @@
 // limiter. It imports nothing of netget's; dht imports it, never the
 // other way. Find yields results to a callback (Node.Find), the contract
 // bridge.Finder shares.
+//
+// dht/channel is the channel protocol, /netget/<network>/channel/1.0.0:
+// channels between peers once one has found the other (Conn, the
+// provider's Server with its handlers, filters and limits, relays to ws://
+// and tcp:// targets). It imports record, never dht; the root package
+// wires it to a node (Node.Handle, Dial, Connect).
 package dht

@@ -3,6 +3,8 @@ package p2p
 import (
 	"crypto/rand"
 	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -10,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -45,6 +48,13 @@ type Config struct {
 	// Registerer, if set, receives go-libp2p's own Prometheus metrics
 	// (swarm, identify, resource manager…); nil turns them off.
 	Registerer prometheus.Registerer
+	// PeerStreams raises the resource manager's limit of the streams one
+	// peer may have open at once, each way, for the protocols or
+	// resource-manager services it names (go-libp2p's defaults: 64 per
+	// protocol and 128 per service, plus a few per GiB of memory), where
+	// one peer legitimately holds many: channels, which a bridge opens one
+	// per page. The netget node sets it from its channel limits.
+	PeerStreams map[string]int
 
 	// Reachability is how others reach the host (default
 	// ReachabilityAuto: AutoNAT decides; Registry preset: public).
@@ -127,7 +137,8 @@ func NewHost(cfg Config) (host.Host, error) {
 		// busy node.
 		rmOpts = append(rmOpts, rcmgr.WithMetricsDisabled())
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.DefaultLimits.AutoScale()), rmOpts...)
+	limits := scalingLimits(cfg.PeerStreams)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), rmOpts...)
 	if err != nil {
 		cm.Close()
 		return nil, fmt.Errorf("resource manager: %w", err)
@@ -165,4 +176,23 @@ func NewHost(cfg Config) (host.Host, error) {
 		return nil, fmt.Errorf("start host: %w", err)
 	}
 	return h, nil
+}
+
+// scalingLimits are go-libp2p's default limits with peerStreams applied:
+// each key is a protocol ID when it starts with "/", else a
+// resource-manager service name.
+func scalingLimits(peerStreams map[string]int) rcmgr.ScalingLimitConfig {
+	limits := rcmgr.DefaultLimits
+	// The maps are shared with the package default: copy before adding.
+	limits.ProtocolPeerLimits = maps.Clone(limits.ProtocolPeerLimits)
+	limits.ServicePeerLimits = maps.Clone(limits.ServicePeerLimits)
+	for name, n := range peerStreams {
+		base := rcmgr.BaseLimit{StreamsInbound: n, StreamsOutbound: n, Streams: 2 * n, Memory: int64(n) << 20}
+		if strings.HasPrefix(name, "/") {
+			limits.AddProtocolPeerLimit(protocol.ID(name), base, rcmgr.BaseLimitIncrease{})
+		} else {
+			limits.AddServicePeerLimit(name, base, rcmgr.BaseLimitIncrease{})
+		}
+	}
+	return limits
 }

@@ -16,14 +16,18 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
-# channel:  a page's channel through the bridge: WS client → bridge → libp2p
-#           → provider → WS echo target, against the client straight to the
-#           target (BenchmarkChannelBridge); the bridge's own hop with an
-#           in-process provider (BenchmarkChannelHop); binary frames against
-#           base64 in JSON (BenchmarkBinaryVsBase64).
 # relay:    a registry-protocol round trip and a libp2p ping to a node behind
 #           a circuit relay v2, against the same node dialled directly
 #           (dht/nat_bench_test.go).
+# channel:  a Go opener -> libp2p channel -> provider -> WebSocket echo target,
+#           against the same client talking to the target directly: round
+#           trip p50/p99, round trips/s with 1, 100 and 1,000 channels, memory
+#           per open channel (dht/channel/bench_test.go).
+#           Then a page's channel through the bridge: WS client -> bridge ->
+#           libp2p -> provider -> WS echo target, against direct
+#           (BenchmarkChannelBridge); the bridge's own hop with an in-process
+#           provider (BenchmarkChannelHop); binary frames against base64 in JSON
+#           (BenchmarkBinaryVsBase64).
 #
 # Raw output is kept under bench-results/ (gitignored).
 set -euo pipefail
@@ -46,6 +50,7 @@ for w in "${what[@]}"; do
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
 	channel)
+		go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/
 		go test -run '^$' -bench 'BenchmarkChannelBridge' -benchtime 2000x -timeout 10m .
 		go test -run '^$' -bench 'BenchmarkChannelHop|BenchmarkBinaryVsBase64' -benchtime 2000x -timeout 10m ./bridge/ ;;
 	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
@@ -112,5 +117,15 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	if (!b64++) { print "\n| binary message | binary frame | base64 in JSON | ratio | bytes binary / base64 |"; print "| --- | --- | --- | --- | --- |" }
 	n = $1; sub(/.*\//, "", n); sub(/-[0-9]+$/, "", n)
 	printf "| %s | %.0f ns | %.0f ns | %.1f× | %d / %d |\n", n, m["binary-ns"], m["base64-ns"], m["base64/binary"], m["binary-wire-B"], m["base64-wire-B"]
+}
+/^BenchmarkChannel-[0-9]/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	print "\n| loopback, WebSocket echo target | round trip p50 / p99 | round trips/s, 1 / 100 / 1,000 open | KiB per open channel |"
+	print "| --- | --- | --- | --- |"
+	printf "| client → target directly | %.0f / %.0f µs | %.0f / %.0f / %.0f | %.1f |\n", m["direct-p50-us"], m["direct-p99-us"],
+		m["direct-1-msgs/s"], m["direct-100-msgs/s"], m["direct-1000-msgs/s"], m["direct-KiB/conn"]
+	printf "| client → channel → provider → target | %.0f / %.0f µs | %.0f / %.0f / %.0f | %.1f |\n", m["channel-p50-us"], m["channel-p99-us"],
+		m["channel-1-msgs/s"], m["channel-100-msgs/s"], m["channel-1000-msgs/s"], m["channel-KiB/channel"]
+	printf "| channel / direct | %.2f× p50 | %.2f× / %.2f× / %.2f× | |\n", m["p50-ratio"], m["ratio-1"], m["ratio-100"], m["ratio-1000"]
 }' "$out"
 echo "(misses: lookups with no result within 10 s; full log: $out)"

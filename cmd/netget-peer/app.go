@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	commands := []*cli.Command{devnetCommand(), registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), pingCommand(), statusCommand(), registriesCommand(), idCommand(), versionCommand()}
+	commands := []*cli.Command{devnetCommand(), registryCommand(), daemonCommand(), provideCommand(), unprovideCommand(), findCommand(), connectCommand(), pingCommand(), statusCommand(), registriesCommand(), idCommand(), versionCommand()}
 	durations := durationFlags(append(globalFlags(), bridgeFlags()...))
 	for _, c := range commands {
 		maps.Copy(durations, durationFlags(c.Flags))

@@ -104,7 +104,10 @@ func (b *daemonBackend) unprovide(ctx context.Context, name string) (*record.Ser
 
 // localBackend runs each command on a node of its own, built for it
 // (startNode) and closed when it is done.
-type localBackend struct{ c *cli.Context }
+type localBackend struct {
+	c      *cli.Context
+	served *servedChannel // provide --target; nil otherwise
+}
 
 func (localBackend) close() {}
 
@@ -140,12 +143,21 @@ func (b localBackend) none(name string, timeout, took time.Duration) error {
 }
 
 func (b localBackend) provide(ctx context.Context, spec dht.Spec, event func(string, *record.Service)) error {
-	n, err := startNode(ctx, b.c, serviceRole())
+	var adjust []func(*netget.Config) error
+	if b.served != nil {
+		adjust = append(adjust, func(cfg *netget.Config) error { return applyChannelFlags(b.c, cfg) })
+	}
+	n, err := startNode(ctx, b.c, serviceRole(), adjust...)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
 	n.AwaitRelay(ctx) // behind NAT, the first record carries the relay address
+	if b.served != nil {
+		if spec.Meta, err = b.served.serve(n, spec.Name, spec.Meta); err != nil {
+			return err
+		}
+	}
 	err = n.dht.Provide(ctx, spec, func(s *record.Service, err error) {
 		if err != nil {
 			n.log.Warn("publish failed", "service", spec.Name, "err", err)

@@ -33,10 +33,10 @@ func TestLayout(t *testing.T) {
 		"dht":                     {"record", "dht/registry", "dht/store"},
 		"dht/registry":            {},
 		"dht/store":               {"record"},
-		"dht/channel":             {"record"},
+		"dht/channel":             {"record", "dht/registry"},
 		"bridge":                  {"record"},
 		"cmd/netget-peer":         {"netget", "record", "p2p", "dht", "dht/channel", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
-		"cmd/netget-peer/control": {"netget", "record", "dht", "p2p"},
+		"cmd/netget-peer/control": {"netget", "record", "dht", "dht/channel", "p2p"},
 		"cmd/netget-peer/devnet":  {"netget", "record", "dht", "dht/channel"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))

@@ -28,14 +28,18 @@ func provideCommand() *cli.Command {
 			"or a DHT peer took the record; a first publication nobody took fails.\n\n" +
 			"When a daemon serves the data dir (`netget-peer daemon`), the daemon provides NAME\n" +
 			"instead, keeps it published (across its restarts too) until `netget-peer unprovide\n" +
-			"NAME`, and provide prints the first publication and exits.",
-		Flags: []cli.Flag{
+			"NAME`, and provide prints the first publication and exits.\n\n" +
+			"With --target, the node also serves channels for NAME (`netget-peer connect NAME`, a\n" +
+			"page's netget.connect, a Go program's Dial): each one is relayed to a fresh connection\n" +
+			"to the target, after the --channel-* filters. It runs in the foreground (not through\n" +
+			"the daemon yet).",
+		Flags: append([]cli.Flag{
 			&cli.GenericFlag{Name: "meta", Aliases: []string{"m"}, Value: &metaFlag{},
 				Usage: "metadata `key=value`, taken whole (the value may hold commas); repeatable, up to 32 distinct keys"},
 			&cli.DurationFlag{Name: "ttl", Value: dht.DefaultTTL, Usage: "record lifetime, a Go duration from 1s to 24h; republished at half of it"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON lines"},
 			noDaemonFlag(),
-		},
+		}, channelProvideFlags()...),
 		Action: provideAction,
 	}
 }
@@ -53,11 +57,26 @@ func provideAction(c *cli.Context) error {
 	if err := record.ValidateTTL(ttl); err != nil {
 		return usageError("--ttl: %w", err)
 	}
+	if _, set := meta[record.MetaChannel]; set {
+		return usageError("--meta %s: set by --target, not by hand", record.MetaChannel)
+	}
+	served, err := parseServedChannel(c)
+	if err != nil {
+		return err
+	}
 	b, err := openBackend(c)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	if served != nil {
+		local, ok := b.(localBackend)
+		if !ok {
+			return usageError("provide --target does not run through the daemon yet: pass --no-daemon (with a --data-dir of its own)")
+		}
+		local.served = served
+		b = local
+	}
 	out, asJSON := c.App.Writer, c.Bool("json")
 	return b.provide(c.Context, dht.Spec{Name: name, Meta: meta, TTL: ttl}, func(event string, s *record.Service) {
 		printEvent(out, asJSON, event, s)

@@ -18,6 +18,10 @@ const (
 	DefaultIdleTimeout = 5 * time.Minute
 	// DefaultOpenTimeout is Config.OpenTimeout's default.
 	DefaultOpenTimeout = 10 * time.Second
+	// DefaultOpenRate is Config.OpenRate's default.
+	DefaultOpenRate = 50
+	// DefaultOpenBurst is Config.OpenBurst's default.
+	DefaultOpenBurst = 100
 	// MaxMessageLimit is the largest MaxMessageSize a node may set.
 	MaxMessageLimit = 64 << 20
 )
@@ -45,6 +49,12 @@ type Config struct {
 	// handler's decision (a target's dial included) and the answer
 	// (default 10s).
 	OpenTimeout time.Duration
+	// OpenRate and OpenBurst bound the channels one opener peer opens:
+	// a token bucket of OpenRate per second (default 50) with bursts of
+	// OpenBurst (default 100); opens beyond are refused with
+	// CodeRateLimited before any handler runs.
+	OpenRate  float64
+	OpenBurst int
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -57,26 +67,30 @@ func DefaultConfig() Config {
 		MaxChannelsPerPeer: DefaultMaxChannelsPerPeer,
 		IdleTimeout:        DefaultIdleTimeout,
 		OpenTimeout:        DefaultOpenTimeout,
+		OpenRate:           DefaultOpenRate,
+		OpenBurst:          DefaultOpenBurst,
 	}
 }
 
 // Validate checks c: no negative field, a message limit between
 // MinMessageLimit and MaxMessageLimit.
 func (c Config) Validate() error {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	switch {
 	case c.MaxMessageSize < MinMessageLimit || c.MaxMessageSize > MaxMessageLimit:
 		return fmt.Errorf("%w: max message size %d: want %d to %d bytes", ErrBadConfig, c.MaxMessageSize, MinMessageLimit, MaxMessageLimit)
 	case c.MaxChannels < 0, c.MaxChannelsPerPeer < 0:
 		return fmt.Errorf("%w: max channels %d, per peer %d: must not be negative", ErrBadConfig, c.MaxChannels, c.MaxChannelsPerPeer)
+	case c.OpenRate < 0, c.OpenBurst < 0:
+		return fmt.Errorf("%w: open rate %g, burst %d: must not be negative", ErrBadConfig, c.OpenRate, c.OpenBurst)
 	case c.IdleTimeout < 0, c.OpenTimeout < 0:
 		return fmt.Errorf("%w: idle timeout %s, open timeout %s: must not be negative", ErrBadConfig, c.IdleTimeout, c.OpenTimeout)
 	}
 	return nil
 }
 
-// withDefaults fills the zero fields.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with each zero field set to its default.
+func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = d.MaxMessageSize
@@ -92,6 +106,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OpenTimeout == 0 {
 		c.OpenTimeout = d.OpenTimeout
+	}
+	if c.OpenRate == 0 {
+		c.OpenRate = d.OpenRate
+	}
+	if c.OpenBurst == 0 {
+		c.OpenBurst = d.OpenBurst
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

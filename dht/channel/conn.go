@@ -32,6 +32,7 @@ const (
 	Binary MessageType = MessageType(frameBinary)
 )
 
+// String returns "text" or "binary".
 func (t MessageType) String() string {
 	switch t {
 	case Text:
@@ -70,7 +71,7 @@ type Claims struct {
 // and hands Receive one message at a time, so at most one message per
 // channel waits in memory.
 type Conn struct {
-	s      network.Stream
+	s      stream
 	peer   peer.ID
 	claims Claims
 	maxIn  int // the largest message this side takes
@@ -90,14 +91,27 @@ type Conn struct {
 	rerr error // why readLoop returned
 
 	closeOnce sync.Once
+	eofSeen   atomic.Bool  // Receive returned io.EOF once
 	last      atomic.Int64 // unix nanos of the last message either way
 	idle      *time.Timer  // the provider's idle timeout, nil without
 }
 
-// newConn starts a channel over s after a successful open.
-func newConn(s network.Stream, br *bufio.Reader, cl Claims, maxIn, maxOut int) *Conn {
+// stream is what a Conn runs over: a libp2p stream, or a local
+// connection (NewLocal).
+type stream interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+	Reset() error
+	SetDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+var _ stream = network.Stream(nil)
+
+// newConn starts a channel over s, with peer p, after a successful open.
+func newConn(s stream, p peer.ID, br *bufio.Reader, cl Claims, maxIn, maxOut int) *Conn {
 	c := &Conn{
-		s: s, peer: s.Conn().RemotePeer(), claims: cl, maxIn: maxIn, maxOut: maxOut, br: br,
+		s: s, peer: p, claims: cl, maxIn: maxIn, maxOut: maxOut, br: br,
 		in: make(chan Message), done: make(chan struct{}), closed: make(chan struct{}), ended: make(chan struct{}),
 	}
 	c.touch()
@@ -190,19 +204,40 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 	select {
 	case m := <-c.in:
 		return m, nil
+	default:
+	}
+	ended := c.ended
+	if c.eofSeen.Load() {
+		ended = nil // reported: the close, when it comes, wins
+	} else if c.isEnded() {
+		c.eofSeen.Store(true)
+		return Message{}, io.EOF
+	}
+	select {
+	case m := <-c.in:
+		return m, nil
 	case <-c.done:
+		if !c.eofSeen.Load() && c.isEnded() {
+			c.eofSeen.Store(true)
+			return Message{}, io.EOF
+		}
 		return Message{}, c.err()
 	case <-c.closed:
 		return Message{}, ErrClosed
-	case <-c.ended:
-		select {
-		case <-c.done:
-			return Message{}, c.err()
-		default:
-			return Message{}, io.EOF
-		}
+	case <-ended:
+		c.eofSeen.Store(true)
+		return Message{}, io.EOF
 	case <-ctx.Done():
 		return Message{}, ctx.Err()
+	}
+}
+
+func (c *Conn) isEnded() bool {
+	select {
+	case <-c.ended:
+		return true
+	default:
+		return false
 	}
 }
 

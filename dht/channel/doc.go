@@ -29,7 +29,9 @@
 //     frame may be half written), as coder/websocket does; a Receive
 //     cancelled by its ctx leaves it open.
 //   - A provider decides before anything reaches its service: admission
-//     (MaxChannels, MaxChannelsPerPeer: CodeBusy), the service's Handler
+//     (OpenRate and OpenBurst per opener peer, with dht/registry's
+//     Limiter: CodeRateLimited; MaxChannels, MaxChannelsPerPeer:
+//     CodeBusy), the service's Handler
 //     (Filter: CodeForbidden; a target that is down: CodeUnavailable). A
 //     malformed open request resets the stream, with a log line.
 //   - Targets are loopback unless the provider allows remote ones.

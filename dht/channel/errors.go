@@ -60,6 +60,7 @@ type RefusedError struct {
 	Reason string
 }
 
+// Error returns "channel refused: CODE: REASON".
 func (e *RefusedError) Error() string {
 	if e.Reason == "" {
 		return "channel refused: " + e.Code
@@ -102,6 +103,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error returns "channel closed: CODE REASON".
 func (e *CloseError) Error() string {
 	if e.Reason == "" {
 		return fmt.Sprintf("channel closed: %d", e.Code)

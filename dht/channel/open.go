@@ -20,7 +20,7 @@ func Open(ctx context.Context, h host.Host, network string, p peer.ID, cl Claims
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	req := openRequest{Version: Version, Service: cl.Service, Origin: cl.Origin, Token: cl.Token, MaxMessage: cfg.MaxMessageSize}
 	if err := checkOpen(req); err != nil {
 		return nil, fmt.Errorf("open channel: %w", err)
@@ -67,5 +67,5 @@ func Open(ctx context.Context, h host.Host, network string, p peer.ID, cl Claims
 	}
 	_ = st.SetDeadline(time.Time{})
 	cl.Peer = h.ID()
-	return newConn(st, br, cl, cfg.MaxMessageSize, resp.MaxMessage), nil
+	return newConn(st, p, br, cl, cfg.MaxMessageSize, resp.MaxMessage), nil
 }

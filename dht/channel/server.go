@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -45,7 +46,8 @@ type Server struct {
 	proto protocol.ID
 	cfg   Config
 	log   *slog.Logger
-	ctx   context.Context // ends at Close
+	rate  *registry.Limiter // opens per opener peer
+	ctx   context.Context   // ends at Close
 	stop  context.CancelFunc
 
 	mu       sync.Mutex
@@ -63,10 +65,11 @@ func NewServer(h host.Host, network string, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	ctx, stop := context.WithCancel(context.Background())
 	s := &Server{
 		host: h, proto: Protocol(network), cfg: cfg, log: cfg.Logger, ctx: ctx, stop: stop,
+		rate:     registry.NewLimiter(cfg.OpenRate, cfg.OpenBurst),
 		handlers: make(map[string]Handler), perPeer: make(map[peer.ID]int), conns: make(map[*Conn]struct{}),
 	}
 	h.SetStreamHandler(s.proto, s.handleStream)
@@ -122,12 +125,12 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.host.RemoveStreamHandler(s.proto)
-	s.stop()
 	var wg sync.WaitGroup
 	for _, c := range conns {
 		wg.Go(func() { c.Close(CloseGoingAway, "node closing") })
 	}
 	wg.Wait()
+	s.stop()
 	s.wg.Wait()
 	return nil
 }
@@ -139,6 +142,8 @@ func (s *Server) admit(p peer.ID) error {
 	switch {
 	case s.closed:
 		return Refuse(CodeUnavailable, "node closing")
+	case !s.rate.Allow(p):
+		return Refuse(CodeRateLimited, "more than %g channels a second from your peer", s.cfg.OpenRate)
 	case s.open >= s.cfg.MaxChannels:
 		return Refuse(CodeBusy, "%d channels open, the most this provider serves", s.open)
 	case s.perPeer[p] >= s.cfg.MaxChannelsPerPeer:
@@ -207,7 +212,7 @@ func (s *Server) handleStream(st network.Stream) {
 		return
 	}
 	_ = st.SetDeadline(time.Time{})
-	c := newConn(st, br, cl, s.cfg.MaxMessageSize, req.MaxMessage)
+	c := newConn(st, remote, br, cl, s.cfg.MaxMessageSize, req.MaxMessage)
 	c.closeWhenIdle(s.cfg.IdleTimeout)
 	if !s.track(c) {
 		c.Close(CloseGoingAway, "node closing")
@@ -216,6 +221,9 @@ func (s *Server) handleStream(st network.Stream) {
 	log.Debug("channel open", "service", req.Service, "origin", req.Origin)
 	defer s.untrack(c)
 	serve(s.ctx, c)
+	if s.ctx.Err() != nil {
+		c.Close(CloseGoingAway, "node closing")
+	}
 	c.Close(CloseNormal, "")
 }
 

@@ -99,7 +99,8 @@ func (t *Target) Handler(f Filter, log *slog.Logger) Handler {
 }
 
 // relayWS relays c to ws, one message for one, until either side closes;
-// close codes travel both ways.
+// close codes travel both ways. The opener's end of input (CloseWrite)
+// leaves the WebSocket open: the target may still answer.
 func relayWS(ctx context.Context, c *Conn, ws *websocket.Conn) {
 	ws.SetReadLimit(int64(c.SendLimit()))
 	var wg sync.WaitGroup
@@ -114,8 +115,9 @@ func relayWS(ctx context.Context, c *Conn, ws *websocket.Conn) {
 				}
 				return
 			case errors.Is(err, io.EOF):
-				ws.Close(websocket.StatusNormalClosure, "the client is done")
-				return
+				// WebSocket has no half close: the target may still
+				// answer, until either side closes.
+				continue
 			case err != nil:
 				ws.CloseNow()
 				return

@@ -197,9 +197,9 @@ func readFrame(r *bufio.Reader, max int) (byte, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	n, err := binary.ReadUvarint(r)
+	n, err := readLength(r)
 	if err != nil {
-		return 0, nil, eofIsUnexpected(err)
+		return 0, nil, err
 	}
 	switch typ {
 	case frameText, frameBinary:
@@ -230,6 +230,29 @@ func readFrame(r *bufio.Reader, max int) (byte, []byte, error) {
 		return 0, nil, &frameError{CloseInvalidData, fmt.Errorf("%w: close reason is not UTF-8", ErrBadMessage)}
 	}
 	return typ, b, nil
+}
+
+// readLength reads a frame's uvarint length, which must be in its
+// shortest form: one encoding per frame.
+func readLength(r *bufio.Reader) (uint64, error) {
+	var n uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			return 0, eofIsUnexpected(err)
+		}
+		if i == binary.MaxVarintLen64-1 && b > 1 {
+			break
+		}
+		n |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			if b == 0 && i > 0 {
+				return 0, &frameError{CloseProtocolError, fmt.Errorf("%w: frame length not in its shortest form", ErrBadMessage)}
+			}
+			return n, nil
+		}
+	}
+	return 0, &frameError{CloseProtocolError, fmt.Errorf("%w: frame length overflows 64 bits", ErrBadMessage)}
 }
 
 // validCloseCode reports whether code may travel in a close frame.

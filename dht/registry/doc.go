@@ -3,7 +3,8 @@
 // message codec, a Client (List, Push) that keeps idle streams per peer for
 // reuse, a Handler that serves the protocol over a small Holder interface
 // (list the records held for a service; accept one record), and the
-// per-peer Limiter that bounds each remote peer's requests.
+// per-peer Limiter that bounds each remote peer's requests (dht/channel
+// bounds channel opens per peer with it too).
 //
 // It knows nothing of the DHT or the record store: package dht builds a
 // Client and a Handler for its Node, and its Holder is the node's store

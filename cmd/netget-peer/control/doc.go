@@ -3,8 +3,8 @@
 // of the services it provides (services.json: saved before a provide,
 // restored on the next start), and the Client the CLI talks to it with.
 // It depends on two interfaces, not on the types behind them: Node (the
-// finding and providing a *netget.Node does: the republish loops are the
-// node's) and Registrar (the registries a *netget.Node keeps). The
+// finding, providing and channel opening a *netget.Node does: the
+// republish loops are the node's) and Registrar (the registries a *netget.Node keeps). The
 // server routes requests and maps the node's Go errors to API errors in
 // one place (publishError).
 //
@@ -88,6 +88,20 @@
 //	POST /v1/registries/remove {"peer":"12D3Koo…"}
 //	  200 {"peer":"12D3Koo…","registries":[…]}
 //	  404 unknown_registry
+//
+//	POST /v1/connect {"service":"ChatService","where":{"region":"eu"},"token":"…","timeout":"10s"}
+//	     (with Connection: Upgrade, Upgrade: netget-channel)
+//	  101 Netget-Peer: 12D3Koo…, Netget-Mode: messages, Netget-Max-Message: 1048576
+//	      then the connection carries the channel's frames (dht/channel's
+//	      PROTOCOL.md, section 2) until either side closes
+//	  403 channel_refused (the message carries the provider's code:
+//	      "channel refused: forbidden: …"), 404 no_channels
+//
+// Connect finds the service and opens the channel as netget.Node.Connect
+// does, then relays between the client's connection and the channel
+// (channel.Splice; Client.Connect returns the client's end,
+// channel.NewLocal): messages, end of input and close codes pass as they
+// are, and a channel the provider broke breaks the connection.
 //
 // The registry routes exist when Config.Registries is set (the daemon sets
 // its netget.Node): adding connects, protects the connection, pushes the

@@ -37,6 +37,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/provide", call(s, s.provide))
 	mux.HandleFunc("POST /v1/unprovide", call(s, s.unprovide))
 	mux.HandleFunc("POST /v1/find", s.handleFind)
+	mux.HandleFunc("POST /v1/connect", s.handleConnect)
 	s.registryRoutes(mux)
 	for path, method := range map[string]string{"/v1/status": "GET", "/v1/provide": "POST", "/v1/unprovide": "POST", "/v1/find": "POST"} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {

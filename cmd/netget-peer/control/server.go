@@ -14,6 +14,7 @@ import (
 
 	"github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/dht/channel"
 	"github.com/netget/netget-peer/record"
 )
 
@@ -84,6 +85,8 @@ type Node interface {
 	Unprovide(ctx context.Context, name string) (*record.Service, error)
 	// Services are the services the node provides, sorted by name.
 	Services() []netget.ServiceStatus
+	// Connect finds a service and opens a channel to a provider of it.
+	Connect(ctx context.Context, service string, o netget.ConnectOptions) (*channel.Conn, netget.Result, error)
 }
 
 var _ Node = (*netget.Node)(nil)
