@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,16 +15,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
-	ma "github.com/multiformats/go-multiaddr"
 
-	netget "github.com/netget/netget-peer"
 	"github.com/netget/netget-peer/bridge"
-	"github.com/netget/netget-peer/dht/channel"
 )
 
 // TestBrowserChat: two registries run as processes, each serving a
-// bridge; a provider process (this test binary as a child: see
-// runChatProvider) relays ChatService to a chat server, its target. Two pages in headless Chromium, each loading the handshaker
+// bridge; a provider process (provide ChatService --target) relays each
+// channel to a chat server, its target. Two pages in headless Chromium, each loading the handshaker
 // from a different bridge, join the chat with netget.connect and talk,
 // text and binary; a provider that refuses the pages' origin gives
 // forbidden; when the chat provider is SIGKILLed, both pages get a close
@@ -38,8 +31,8 @@ func TestBrowserChat(t *testing.T) {
 	chat := chatTarget(t)
 	reg1, bridge1 := startBridgeRegistry(t)
 	_, bridge2 := startBridgeRegistry(t, "--bootstrap", reg1)
-	prov := startChatProvider(t, reg1, "ChatService", chat, "")
-	startChatProvider(t, reg1, "Guarded", chat, "https://app.example")
+	prov := provideTarget(t, reg1, "ChatService", chat, "--meta", "room=lobby")
+	provideTarget(t, reg1, "Guarded", chat, "--channel-origin", "https://app.example")
 
 	browser := startBrowser(t)
 	a := chatTab(t, browser, bridge1)
@@ -123,68 +116,6 @@ func startBridgeRegistry(t *testing.T, args ...string) (addr, bridgeURL string) 
 		return resp.StatusCode == http.StatusOK
 	})
 	return addr, bridgeURL
-}
-
-// chatProviderEnv, set in a child's environment, makes this test binary
-// a chat provider (runChatProvider) instead of running tests.
-const chatProviderEnv = "NETGET_TEST_CHAT_PROVIDER"
-
-// startChatProvider runs a provider process of service relaying each
-// channel to target (only from origin, when set), joined to boot, and
-// waits until it has published.
-func startChatProvider(t *testing.T, boot, service, target, origin string) *child {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self)
-	cmd.Env = append(env(t), chatProviderEnv+"="+strings.Join([]string{boot, service, target, origin}, " "))
-	p := startCmd(t, cmd)
-	p.line(t, "published", func(l string) bool { return strings.HasPrefix(l, "published "+service) })
-	return p
-}
-
-// runChatProvider is a provider process: a service node that joins the
-// bootstrap address, relays each channel of the service to the target (a
-// channel.Target, as provide --target does) and provides the service with
-// room=lobby; it prints "published SERVICE" and runs until killed.
-func runChatProvider() int {
-	f := strings.Fields(os.Getenv(chatProviderEnv) + " ")
-	if len(f) < 3 {
-		fmt.Fprintln(os.Stderr, chatProviderEnv+": want BOOTSTRAP SERVICE TARGET [ORIGIN]")
-		return 2
-	}
-	boot, service, target := f[0], f[1], f[2]
-	var filter channel.Filter
-	if len(f) > 3 {
-		filter.Origins = []string{f[3]}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	cfg := netget.Service()
-	cfg.Host.ListenAddrs = []string{loopback}
-	cfg.Bootstrap = []ma.Multiaddr{ma.StringCast(boot)}
-	n, err := netget.New(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer n.Close()
-	tg, err := channel.ParseTarget(target, false)
-	if err == nil {
-		err = n.Handle(service, tg.Handler(filter, nil))
-	}
-	if err == nil {
-		_, err = n.Provide(ctx, netget.Spec{Name: service, Meta: map[string]string{"room": "lobby"}})
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	fmt.Println("published " + service)
-	<-ctx.Done()
-	return 0
 }
 
 // chatTab opens, in a new tab, a page on its own origin that loads the

@@ -28,9 +28,6 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(chatProviderEnv) != "" { // a child of TestBrowserChat
-		os.Exit(runChatProvider())
-	}
 	dir, err := os.MkdirTemp("", "netget-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -97,13 +94,6 @@ func startWith(t *testing.T, environ []string, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = environ
-	return startCmd(t, cmd)
-}
-
-// startCmd starts cmd as a child: its stdout line by line, its stderr
-// kept, killed when the test ends.
-func startCmd(t *testing.T, cmd *exec.Cmd) *child {
-	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +101,7 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *child {
 	c := &child{cmd: cmd, lines: make(chan string, 64), stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", cmd.Args, err)
+		t.Fatalf("start %v: %v", args, err)
 	}
 	go func() {
 		sc := bufio.NewScanner(out)
