@@ -138,7 +138,7 @@ type ResultFrame struct {
 	Type      string  `json:"type"` // "result"
 	ID        string  `json:"id"`
 	Record    Record  `json:"record"`
-	Source    string  `json:"source,omitempty"` // which path found it (registry, walk, …)
+	Source    string  `json:"source,omitempty"` // which path found it (local, registry, near, walk, provider, dht)
 	ElapsedMS float64 `json:"elapsed_ms"`       // since the find started
 }
 

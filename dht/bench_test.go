@@ -208,11 +208,15 @@ const echoProtocol = "/netget/bench/echo/1.0.0"
 func serveEcho(regs []*dht.Node) {
 	for _, r := range regs {
 		r.Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
+			defer s.Close()
 			buf := make([]byte, 1)
-			if _, err := io.ReadFull(s, buf); err == nil {
-				s.Write(buf)
+			if _, err := io.ReadFull(s, buf); err != nil {
+				return
 			}
-			s.Close()
+			s.Write(buf)
+			// Close once the finder has: mocknet delivers what a stream
+			// wrote just before it closed without the link's latency.
+			io.Copy(io.Discard, s)
 		})
 	}
 }

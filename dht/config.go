@@ -93,7 +93,11 @@ type Config struct {
 	// in the step before it (default 50ms): the asks of the nearest peers
 	// wait for the registries, the DHT walk for the nearest peers. Each
 	// step's answer needs one round trip, and the next step started at once
-	// only competes with it. 0 runs every step at once.
+	// only competes with it. It adapts to the node's measured round trip
+	// (the smoothed RTT of its registries' answers plus four deviations, as
+	// TCP's retransmission timeout): where that is longer than WalkHedge,
+	// each wait grows to it, at most MaxWalkHedge. 0 runs every step at
+	// once.
 	WalkHedge time.Duration
 	// WalkDialTimeout bounds each dial a find's DHT walk makes (default
 	// 2s; go-libp2p's own is 5s on a local network and 15s elsewhere): a

@@ -40,15 +40,27 @@
 // context ends: kad-dht republishes nothing by itself. Withdraw publishes a signed tombstone and waits for
 // every copy; it outlives the record it replaces.
 //
-// Find asks each connected registry for the service's records and, once
-// they have answered (or after Config.WalkHedge), takes the DHT path. The
-// peers closest to the service hold its records, so it first asks the
-// three connected DHT servers nearest the service in its routing table
-// (one round trip, no dial, no walk: most finds end here); once they have
-// answered (or after the same hedge) it runs kad-dht's provider walk,
-// asking each peer the walk queries for the records it holds and, for a
-// provider whose record none of them had, the provider itself, then the
-// DHT value store. Every
+// Find first streams the live records for the service that the node
+// already holds in its own store (Source local: no round trip, no wait on
+// a hedge; a find whose Limit they fill asks nothing), then asks each
+// connected registry for the service's records and, once they have
+// answered (or after the hedge), takes the DHT path. The peers closest to
+// the service hold its records, so it first asks the three connected DHT
+// servers nearest the service in its routing table (one round trip, no
+// dial, no walk: most finds end here); once they have answered (or after
+// the hedge) it runs kad-dht's provider walk, asking each peer the walk
+// queries for the records it holds and, for a provider whose record none
+// of them had, the provider itself, then the DHT value store. The hedge
+// adapts to the node's measured round trip (the smoothed RTT of its
+// registries' answers plus four deviations, as TCP's retransmission
+// timeout; before the first, their round trip as kad-dht recorded it; DHT
+// peers' answers are left out, since any of them can be slow on purpose):
+// each step
+// waits up to Config.WalkHedge (50 ms) or, where round trips are slower,
+// up to that timeout (at most MaxWalkHedge), since a fixed 50 ms under a
+// 100 ms RTT started the DHT path before any registry could answer, for
+// several times the requests per find and no earlier result
+// (BenchmarkLatency). Every
 // record is verified with record.Validator whatever path brought it;
 // identical envelopes are verified once per search; per peer the highest
 // seq wins and a valid tombstone stops that peer. Results stream as soon as

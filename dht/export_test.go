@@ -37,6 +37,12 @@ func ObserveFetches(n *Node, fn func(running int)) { n.fetchObserver = fn }
 // DHT walks, in order. Set it before the first Find.
 func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }
 
+// ObserveAsks calls fn each time one of the node's finds sends a request
+// for records: a registry-protocol list (src registry, near, walk or
+// provider) or a DHT value-store get (src dht). Set it before the first
+// Find.
+func ObserveAsks(n *Node, fn func(src Source)) { n.askObserver = fn }
+
 // Kad returns the node's kad-dht, for tests and benchmarks that compare
 // netget with the raw DHT or write through it (the netget validator still
 // runs on every put).
@@ -44,3 +50,21 @@ func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 
 // SpreadTimeout bounds a publication's background work (spreadTimeout).
 const SpreadTimeout = spreadTimeout
+
+// HoldLists makes n serve each registry-protocol list only once hold has
+// returned (a slow registry); pushes are served as before.
+func HoldLists(n *Node, hold func(c cid.Cid)) {
+	h := registry.NewHandler(heldLists{holder{n}, hold}, registry.NewLimiter(n.cfg.RequestRate, n.cfg.RequestBurst), n.log)
+	n.host.SetStreamHandler(n.proto, h.HandleStream)
+}
+
+// heldLists is a registry.Holder whose lists wait for hold.
+type heldLists struct {
+	holder
+	hold func(c cid.Cid)
+}
+
+func (h heldLists) List(c cid.Cid, limit int) [][]byte {
+	h.hold(c)
+	return h.holder.List(c, limit)
+}

@@ -2,7 +2,6 @@ package dht
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,7 +36,8 @@ const (
 	SourceProvider Source = "provider"
 	// SourceDHT: fetched from the DHT value store.
 	SourceDHT Source = "dht"
-	// SourceLocal: held by this node (its own, or given to it).
+	// SourceLocal: held by this node (its own, or given to it), streamed
+	// before anything is asked: no round trip.
 	SourceLocal Source = "local"
 )
 
@@ -77,13 +77,15 @@ type FindOptions struct {
 // holds up this search's results, never its asks or another search.
 //
 // Records come by several paths, in this order, and each is verified
-// whatever its path: the node's connected registries, asked directly (the
-// fast path, one round trip); this node's own index; the connected DHT
-// servers nearest the service, which providers give their records to; every
-// peer the provider walk queries, asked over the registry protocol on the
-// connection the walk opens; and, for a provider whose record none of those
-// held, the provider itself, then the DHT value store. Each step waits for
-// the asks before it, for at most Config.WalkHedge. Per peer, the highest
+// whatever its path: this node's own store, streamed before anything is
+// asked (no round trip; a find whose Limit these fill asks nothing); the
+// node's connected registries, asked directly (the fast path, one round
+// trip); the connected DHT servers nearest the service, which providers
+// give their records to; every peer the provider walk queries, asked over
+// the registry protocol on the connection the walk opens; and, for a
+// provider whose record none of those held, the provider itself, then the
+// DHT value store. Each network step waits for the asks before it, for at
+// most Config.WalkHedge. Per peer, the highest
 // seq seen wins; a valid tombstone means the provider withdrew and it is
 // not returned. A result already yielded is not taken back by a later
 // tombstone.
@@ -178,21 +180,24 @@ type peerState struct {
 }
 
 func (f *search) run(ctx context.Context) {
+	// An answer in hand needs no round trip: what this node holds streams
+	// first, and the network is asked only for what it leaves to find.
+	held := f.held(ctx)
 	var regs sync.WaitGroup
-	if !f.dhtOnly {
+	if !f.dhtOnly && !f.full() {
 		for _, p := range f.n.Registries() {
 			f.ask(ctx, p, SourceRegistry, &regs)
 		}
 	}
-	// The registries have every provider's latest record (providers push to
-	// them); copies this node holds may be older, so they wait their turn.
-	f.hedge(ctx, &regs)
-	for _, env := range f.n.store.List(ctx, f.c, f.n.now(), store.ListOpts{Limit: MaxRecordsPerService, Tombstones: true}) {
-		f.offer(ctx, env, SourceLocal)
+	for _, r := range held {
+		f.send(ctx, r)
+	}
+	if ctx.Err() == nil {
+		f.hedge(ctx, &regs, f.n.hedge())
 	}
 	if ctx.Err() != nil {
 		f.wg.Wait()
-		return // the registries gave all that was asked for
+		return // what was held, or the registries, gave all that was asked for
 	}
 	// Providers give their records to the peers closest to the service:
 	// the connected ones nearest it usually hold it, and asking them
@@ -201,7 +206,7 @@ func (f *search) run(ctx context.Context) {
 	for _, p := range f.nearest(nearAsks) {
 		f.ask(ctx, p, SourceNear, &near)
 	}
-	f.hedge(ctx, &near)
+	f.hedge(ctx, &near, f.n.hedge())
 	if ctx.Err() != nil {
 		f.wg.Wait()
 		return
@@ -210,15 +215,38 @@ func (f *search) run(ctx context.Context) {
 	f.wg.Wait()
 }
 
+// held verifies and claims the records for the service that this node
+// already holds in its own store (its own, and those given to it), before
+// anything is asked: they stream at once as SourceLocal, with no round
+// trip. A tombstone held closes its peer. A held copy is as fresh as the
+// last publish that reached this node; a newer record of the same peer
+// found later is not streamed again (one result per peer).
+func (f *search) held(ctx context.Context) []found {
+	var out []found
+	for _, env := range f.n.store.List(ctx, f.c, f.n.now(), store.ListOpts{Limit: MaxRecordsPerService, Tombstones: true}) {
+		if r, ok := f.take(env, SourceLocal); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// full reports whether the search has claimed Limit results.
+func (f *search) full() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limit > 0 && f.emitted >= f.limit
+}
+
 // hedge holds the next step of a find back until the peers asked in this
 // one (the registries, then the nearest peers) have all answered, for at
-// most Config.WalkHedge: each step's first result needs one round trip,
-// and the next step started at the same moment would only compete with it
-// for the CPU; a slow or silent peer delays the next step by the hedge at
-// most.
-func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup) {
-	if f.n.cfg.WalkHedge > 0 {
-		waitFor(ctx, asked, f.n.cfg.WalkHedge)
+// most h (Node.hedge): each step's first result
+// needs one round trip, and the next step started at the same moment would
+// only compete with it; a slow or silent peer delays the next step by the
+// hedge at most.
+func (f *search) hedge(ctx context.Context, asked *sync.WaitGroup, h time.Duration) {
+	if h > 0 {
+		waitFor(ctx, asked, h)
 	}
 }
 
@@ -276,6 +304,7 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 	if done != nil {
 		done.Add(1)
 	}
+	f.observeAsk(src)
 	f.wg.Go(func() {
 		defer f.listEnded(src)
 		if done != nil {
@@ -283,15 +312,27 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 		}
 		lctx, cancel := context.WithTimeout(ctx, f.n.cfg.FetchTimeout)
 		defer cancel()
+		t0 := time.Now()
 		envs, err := f.n.client.List(lctx, p, f.c, registry.MaxListLimit)
 		if err != nil {
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
 		}
+		if src == SourceRegistry { // not a DHT peer's: a slow one would stretch every hedge
+			f.n.rtt.observe(time.Since(t0))
+		}
 		for _, env := range envs {
 			f.offer(ctx, env, src)
 		}
 	})
+}
+
+// observeAsk tells the test seam, if set, that a request for records is
+// being sent on path src.
+func (f *search) observeAsk(src Source) {
+	if h := f.n.askObserver; h != nil {
+		h(src)
+	}
 }
 
 // fetchLater starts fetching provider ai's record from ai itself (then the
@@ -368,6 +409,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	if !f.awaitLists(fctx, p) {
 		return
 	}
+	f.observeAsk(SourceProvider)
 	envs, err := n.client.List(fctx, p, f.c, registry.MaxListLimit)
 	if err != nil {
 		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
@@ -378,6 +420,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	if f.known(p) {
 		return
 	}
+	f.observeAsk(SourceDHT)
 	env, err := n.kad.GetValue(fctx, record.Key(f.c, p))
 	if err != nil {
 		n.log.Debug("no record in the DHT", "provider", p, "err", err)
@@ -401,68 +444,4 @@ func (f *search) state(p peer.ID) *peerState {
 		f.peers[p] = st
 	}
 	return st
-}
-
-// offer verifies env as a record for the service and streams it if it is
-// the first live record for its peer; tombstones close the peer. It never
-// holds f.mu while it waits for the consumer: a slow reader must not stall
-// the search's other asks and fetches.
-func (f *search) offer(ctx context.Context, env []byte, src Source) {
-	// Every holder returns the same bytes: verify each envelope once, and
-	// hash it once (the validator's cache takes the same sum).
-	sum := sha256.Sum256(env)
-	f.mu.Lock()
-	seen := f.offered[sum]
-	f.offered[sum] = true
-	f.mu.Unlock()
-	if seen {
-		return
-	}
-	s, err := f.n.validator.OpenForSum(f.c, sum, env)
-	if err != nil {
-		f.n.metrics.record(err)
-		f.n.log.Info("rejected record", "service", f.c, "source", src, "err", err)
-		return
-	}
-	first, last, ok := f.claim(s)
-	if !ok {
-		return
-	}
-	select {
-	case f.out <- Result{Record: s, Source: src, Elapsed: time.Since(f.start)}:
-		f.n.metrics.result(src, time.Since(f.start), first)
-		if last {
-			f.cancel()
-		}
-	case <-ctx.Done():
-		f.mu.Lock()
-		f.state(s.Peer).done = false
-		f.emitted--
-		f.mu.Unlock()
-	}
-}
-
-// claim takes verified record s into the search's state and reports
-// whether it is to be streamed (ok), as the search's first result and as
-// the one that reaches its limit (last). A record to stream is counted
-// here, under f.mu, so that no other holder's copy streams it twice.
-func (f *search) claim(s *record.Service) (first, last, ok bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st := f.state(s.Peer)
-	if st.verified && s.Seq <= st.seq {
-		return false, false, false
-	}
-	st.verified, st.seq = true, s.Seq
-	f.changed.Broadcast()
-	if st.done || s.Withdrawn {
-		return false, false, false // streamed already, or withdrawn (a newer live record may follow)
-	}
-	if f.limit > 0 && f.emitted >= f.limit {
-		return false, false, false
-	}
-	st.done = true
-	first = f.emitted == 0
-	f.emitted++
-	return first, f.limit > 0 && f.emitted >= f.limit, true
 }

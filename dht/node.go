@@ -60,6 +60,8 @@ type Node struct {
 
 	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
 	fetchObserver func(running int)        // test seam: fetches running as one starts
+	askObserver   func(Source)             // test seam: each record request a find sends
+	rtt           rttEstimator             // registries' round trips (hedge.go)
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and

@@ -171,8 +171,8 @@ func (sp *spreading) wait(ctx context.Context) error {
 
 // spread sends a sealed record out, as the node's background work (Settle
 // waits for it), bounded by spreadTimeout: pushed to every connected
-// registry (the fast path), and, once they have answered (or after
-// Config.WalkHedge), one DHT walk to the peers closest to c, each given the
+// registry (the fast path), and, once they have answered (or after the
+// hedge, Node.hedge), one DHT walk to the peers closest to c, each given the
 // signed record and, when provide is set, a provider record (announce).
 // The signed record lands in each peer's DHT value store, so GET_VALUE
 // finds it there too: no second walk is needed to put it.
@@ -200,8 +200,8 @@ func (n *Node) spread(c cid.Cid, env []byte, provide bool) *spreading {
 		defer n.bg.Done()
 		defer cancel()
 		// The walk would only compete with the registries' round trip.
-		if n.cfg.WalkHedge > 0 {
-			waitFor(bctx, &pushes, n.cfg.WalkHedge)
+		if h := n.hedge(); h > 0 {
+			waitFor(bctx, &pushes, h)
 		}
 		err := n.announce(bctx, c, env, provide)
 		pushes.Wait()

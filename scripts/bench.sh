@@ -2,8 +2,9 @@
 # Benchmarks, with figures (not timed tests). Prints Markdown tables, the
 # ones in the README, after the raw `go test -bench` output.
 #
-#   scripts/bench.sh                 # everything (about 6 minutes on 2 cores)
+#   scripts/bench.sh                 # everything (about 15 minutes on 2 cores)
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
+#   scripts/bench.sh latency         # only the mocknet networks with link latency
 #   scripts/bench.sh registry bridge # only those
 #   scripts/bench.sh relay           # only the relay (a few seconds)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
@@ -12,6 +13,11 @@
 #           find (fast path, DHT path alone, raw kad-dht FindProvidersAsync)
 #           and provide (netget vs raw kad-dht Provide), the floor (one stream
 #           round trip + one envelope verify), memory and goroutines per node.
+# latency:  go-libp2p's mocknet with link latency: 200 and 1,000 nodes at RTT
+#           20 ms and 100 ms (dht/latency_bench_test.go): find and provide in
+#           RTTs, dials and requests per find, a record held locally.
+#           NETGET_BENCH_SIZES=200,1000,2000 NETGET_BENCH_RTTS=20ms,100ms
+#           NETGET_BENCH_LOOKUPS=40 (the defaults, but 2000) tune it.
 # registry: signed records accepted per second by one registry, and memory
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
@@ -38,7 +44,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network registry bridge relay channel)
+[ ${#what[@]} -eq 0 ] && what=(network latency registry bridge relay channel)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -47,6 +53,7 @@ echo "bench.sh: writing $out (open-file limit $(ulimit -n), $(nproc) cores, load
 for w in "${what[@]}"; do
 	case "$w" in
 	network) go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 60m ./dht/ ;;
+	latency) go test -run '^$' -bench 'BenchmarkLatency' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
 	channel)
@@ -54,7 +61,7 @@ for w in "${what[@]}"; do
 		go test -run '^$' -bench 'BenchmarkChannelBridge' -benchtime 2000x -timeout 10m .
 		go test -run '^$' -bench 'BenchmarkChannelHop|BenchmarkBinaryVsBase64' -benchtime 2000x -timeout 10m ./bridge/ ;;
 	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, registry, bridge, relay or channel)" >&2; exit 2 ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay or channel)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -72,6 +79,18 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 		m["floor-ms"], m["fast/floor"], m["dht/raw"], m["provide-p50-ms"], m["provide-p95-ms"],
 		m["rawprov-p50-ms"], m["rawprov-p95-ms"], m["provide/raw"], m["fast-misses"], m["dht-misses"], m["raw-misses"],
 		m["MiB/node"], m["goroutines/node"]
+}
+/^BenchmarkLatency\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!lat++) {
+		print "\n| nodes, RTT | floor p50 / p95 | find, fast path p50 / p95 | find, DHT path p50 / p95 | raw kad-dht find p50 / p95 | DHT / raw p50, p95 | held locally p95 | provide p50 / p95 | raw Provide p50 / p95 | dials / requests per find: fast, DHT, raw | misses fast / DHT / raw / local |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	}
+	printf "| %s | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT | %.2f×, %.2f× | %.3f ms (%.3f RTT) | %.2f / %.2f RTT | %.2f / %.2f RTT | %.1f / %.1f, %.1f / %.1f, %.1f / %.1f | %d / %d / %d / %d |\n",
+		name($1), m["floor-rtt"], m["floor-p95-rtt"], m["fast-p50-rtt"], m["fast-p95-rtt"], m["dht-p50-rtt"], m["dht-p95-rtt"], m["raw-p50-rtt"], m["raw-p95-rtt"],
+		m["dht/raw-p50"], m["dht/raw-p95"], m["local-p95-ms"], m["local-p95-rtt"], m["provide-p50-rtt"], m["provide-p95-rtt"],
+		m["rawprov-p50-rtt"], m["rawprov-p95-rtt"], m["fast-dials"], m["fast-msgs"], m["dht-dials"], m["dht-msgs"],
+		m["raw-dials"], m["raw-msgs"], m["fast-misses"], m["dht-misses"], m["raw-misses"], m["local-misses"]
 }
 /^BenchmarkRegistryWrite\// {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

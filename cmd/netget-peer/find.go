@@ -104,7 +104,9 @@ func joinTimedOut(ctx context.Context, c *cli.Context, timeout time.Duration, er
 
 // findResult is find's --json output line: the one view of a found
 // record (record.View, as the bridge and the control API show it) and the
-// path that brought it; fields are only added.
+// path that brought it (dht.Source: local, registry, near, walk, provider,
+// dht; local means the node held it and answered with no round trip);
+// fields are only added.
 type findResult struct {
 	record.View
 	Source    string  `json:"source"`

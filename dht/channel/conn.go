@@ -202,6 +202,11 @@ func (c *Conn) writeFrame(ctx context.Context, typ byte, payload []byte) error {
 // first, Receive returns ctx's error and the channel stays open.
 func (c *Conn) Receive(ctx context.Context) (Message, error) {
 	select {
+	case <-c.closed: // this side closed: that wins over whatever the peer said
+		return Message{}, ErrClosed
+	default:
+	}
+	select {
 	case m := <-c.in:
 		return m, nil
 	default:

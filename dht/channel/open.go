@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	lpnetwork "github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -27,7 +28,10 @@ func Open(ctx context.Context, h host.Host, network string, p peer.ID, cl Claims
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.OpenTimeout)
 	defer cancel()
-	st, err := h.NewStream(ctx, p, Protocol(network))
+	// A provider behind NAT is reached through its relay: that connection
+	// is limited (the relay's byte and duration budget), and the channel
+	// runs on it until a hole punch gives a direct one.
+	st, err := h.NewStream(lpnetwork.WithAllowLimitedConn(ctx, ServiceName), p, Protocol(network))
 	if err != nil {
 		return nil, fmt.Errorf("open channel to %s: %w", p, err)
 	}
