@@ -130,8 +130,9 @@ func Service() Config {
 // Registry is the preset of a registry: a long-lived DHT server others
 // bootstrap from, on TCP and QUIC port 4001, announcing
 // bootstrap.RegistryAgent (so joiners use it as a registry), keeping its
-// records in DataDir (Persist) and health-checking the providers it holds
-// records for. Bootstrap is optional (other registries), and so is
+// records in DataDir (Persist), health-checking the providers it holds
+// records for and syncing with the other registries it is connected to
+// (dht.RegistrySync). Bootstrap is optional (other registries), and so is
 // reaching it. It is a stable public node: it says so
 // (p2p.ReachabilityPublic) and offers peers behind NAT a bounded relay
 // service and AutoNAT dial-backs.
@@ -143,6 +144,7 @@ func Registry() Config {
 	c.Host.Reachability = p2p.ReachabilityPublic
 	c.Host.RelayService.Enabled, c.Host.AutoNATService.Enabled = true, true
 	c.DHT.Health = dht.RegistryHealth()
+	c.DHT.Sync = dht.RegistrySync()
 	return c
 }
 

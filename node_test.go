@@ -93,8 +93,8 @@ func registryIDs(n *netget.Node) []peer.ID {
 
 func TestNewPresets(t *testing.T) {
 	reg := registry(t)
-	if st := reg.Status(); st.ID != reg.ID() || st.Network != "development" || len(st.Addrs) == 0 {
-		t.Errorf("registry status = %+v", st)
+	if st := reg.Status(); st.ID != reg.ID() || st.Network != "development" || len(st.Addrs) == 0 || st.Sync == nil {
+		t.Errorf("registry status = %+v (a registry syncs: Sync set)", st)
 	}
 	tests := []struct {
 		name string
@@ -112,6 +112,9 @@ func TestNewPresets(t *testing.T) {
 			}
 			if got := n.Joined(); !slices.Equal(got, []peer.ID{reg.ID()}) {
 				t.Errorf("joined = %v, want [%s]", got, reg.ID())
+			}
+			if st := n.Status(); st.Sync != nil {
+				t.Errorf("a %s syncs: status Sync = %+v, want nil (only registries sync)", tc.name, st.Sync)
 			}
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/netget/netget-peer/dht"
 )
 
 // Status is a snapshot of a node, for a status command or a health check.
@@ -28,7 +30,14 @@ type Status struct {
 	// Reachability is how the node is reached: public, private (through
 	// which relays, at which circuit addresses) or unknown.
 	Reachability Reachability
+	// Sync is what a registry's sync with the other registries has done;
+	// nil on a node that does not sync (Config.DHT.Sync off).
+	Sync *SyncStatus
 }
+
+// SyncStatus is a registry's sync with the others: peers, last
+// reconciliation, records fetched and forwarded.
+type SyncStatus = dht.SyncStatus
 
 // Status returns a snapshot of the node.
 func (n *Node) Status() Status {
@@ -43,5 +52,15 @@ func (n *Node) Status() Status {
 		StoredRecords: n.dht.StoredRecords(),
 		BridgeURL:     n.BridgeURL(),
 		Reachability:  n.reachability(),
+		Sync:          n.syncStatus(),
 	}
+}
+
+// syncStatus is the DHT node's sync status, or nil when it does not sync.
+func (n *Node) syncStatus() *SyncStatus {
+	if n.cfg.DHT.Sync.Interval <= 0 {
+		return nil
+	}
+	st := n.dht.SyncStatus()
+	return &st
 }

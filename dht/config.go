@@ -138,6 +138,10 @@ type Config struct {
 	// on, a full store evicts never-checked and unhealthy providers'
 	// records before it refuses a newcomer.
 	Health Health
+	// Sync turns on a registry's sync with the other registries of its
+	// network (zero: off): forwarding the records it takes, periodic
+	// reconciliation, the sync protocol. See Sync and RegistrySync.
+	Sync Sync
 	// Store bounds the record store per signing key, per source address
 	// prefix, per service and in bytes (DefaultStoreLimits; a zero field
 	// takes its default).
@@ -193,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Store.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if err := c.Sync.validate(); err != nil {
+		return err
 	}
 	return c.Health.validate()
 }

@@ -172,6 +172,61 @@
 // health checks by outcome, providers healthy and unhealthy, records held,
 // provider records accepted and refused by reason.
 //
+// # Registries in concert
+//
+// Registries of a network are peers, not a cluster with a leader; like
+// Serf's push-pull and Dynamo's anti-entropy they converge by themselves
+// (Config.Sync, RegistrySync; sync.go, forward.go, reconcile.go):
+//
+//   - Finding each other: a registry whose sync is on serves the sync
+//     protocol, /netget/<network>/sync/1.0.0, and its sync peers are the
+//     connected peers whose identify reports that protocol. Chosen over a
+//     provider record under a well-known key because registries already
+//     connect to each other (they bootstrap from each other and are each
+//     other's DHT servers), identify tells at once and for free, and a
+//     provider record would need a walk and its own republishing; the
+//     price is that a registry syncs only with registries it is connected
+//     to (list them with --bootstrap). Connections to sync peers are
+//     protected from trimming.
+//   - Push: every record a registry stores that it did not hold (a
+//     registry put from a provider, a DHT PUT_VALUE, a forward) is queued
+//     for every sync peer but the one it came from, and each peer's
+//     forwarder sends what queued in one forward (at most
+//     registry.MaxForward records), so a record reaches every connected
+//     registry one round trip after it landed. A record that is not new
+//     where it arrives (older seq, or the very envelope held) stops
+//     there: a record crosses each link at most once in each direction. A
+//     full queue (Sync.ForwardQueue) drops, and reconciliation repairs.
+//   - Anti-entropy: every Sync.Interval, and at once with a sync peer
+//     newly connected, a registry asks each sync peer in turn for its
+//     digest (registry.Digest: 256 buckets of the key-hash space, each a
+//     count and an XOR of per-record hashes of (service, peer, seq),
+//     3 KiB) and pulls only the ranges whose buckets differ, telling the
+//     peer what it holds there (16 bytes a record) so the peer sends only
+//     what it lacks or holds older. Runs of differing buckets are pulled
+//     as one range, so an empty registry pulls everything in full-sized
+//     responses: about 1.34 times the records' bytes (base64 in JSON).
+//     One round is bounded by Sync.MaxRecords and Sync.MaxBytes; what one
+//     peer's pulls receive is bounded by Sync.PeerRate (bytes a second,
+//     the response waits for its tokens), and sync requests by the same
+//     per-peer request rate as the registry protocol.
+//   - Bounded like a push: whatever sync brings goes through the one write
+//     path (acceptFresh: record.Validator, then store.Store.Add and its
+//     quotas per signing key, per service and in bytes), so a registry
+//     never takes from a peer registry what it would refuse from a
+//     provider. kad-dht does not say who sent a PUT_VALUE, and a registry
+//     cannot know who first sent a record it forwards, so synced records,
+//     like DHT writes, have no source (Limits.PerSource bounds pushes from
+//     an address, not what registries relay). A forged record is refused
+//     at the first registry and never forwarded.
+//   - Health stays local: tombstones and records of providers a registry
+//     found unhealthy sync like any others; each registry checks and
+//     serves (or hides) the providers it holds by its own checks, so a
+//     synced record is served once this registry's first check passed.
+//     A registry that deregistered a provider may get its records back
+//     from a peer that still holds them; it deletes them again after its
+//     DeregisterAfter, since its verdict is remembered.
+//
 // # Sub-packages
 //
 // dht/store is the record store: the verified records in the datastore
@@ -187,7 +242,9 @@
 // dht/registry is the registry protocol on the wire: protocol ID, codec,
 // the client (List, Push) with its stream pool, the handler over a small
 // Holder interface (serve.go is the Node's side) and the per-peer
-// limiter. It imports nothing of netget's; dht imports it, never the
+// limiter; and the sync protocol between registries (digest, pull,
+// forward: SyncClient, SyncHandler over a Replica, reconcile.go is the
+// Node's side). It imports nothing of netget's; dht imports it, never the
 // other way. Find yields results to a callback (Node.Find), the contract
 // bridge.Finder shares.
 //

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/dht/store"
 )
 
 // Push offers peer p one signed record over the registry protocol.
@@ -67,4 +68,25 @@ type heldLists struct {
 func (h heldLists) List(c cid.Cid, limit int) [][]byte {
 	h.hold(c)
 	return h.holder.List(c, limit)
+}
+
+// Held returns the seq of p's record for c in n's store and whether it is
+// a tombstone, if n holds one.
+func Held(n *Node, c cid.Cid, p peer.ID) (seq uint64, withdrawn, ok bool) {
+	return n.store.Seq(c, p)
+}
+
+// ObserveSync calls fn with every record sync brings n that is new there
+// (forwarded or pulled), as it is stored. Set it before n has sync peers.
+func ObserveSync(n *Node, fn func(env []byte)) { n.syncObserver = fn }
+
+// Load verifies and stores envs in n's store as a write from nowhere (no
+// source, nothing forwarded): a benchmark's way to fill a registry.
+func Load(ctx context.Context, n *Node, envs [][]byte) error {
+	for _, env := range envs {
+		if _, _, err := n.accept(ctx, env, store.Source{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

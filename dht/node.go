@@ -58,10 +58,13 @@ type Node struct {
 	registries map[peer.ID]bool // registries this node uses for the fast path
 	client     *registry.Client // registry-protocol requests, streams kept for reuse
 
+	sync *syncer // a registry's sync with the others (sync.go); nil when Config.Sync is off
+
 	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
 	fetchObserver func(running int)        // test seam: fetches running as one starts
 	askObserver   func(Source)             // test seam: each record request a find sends
 	rtt           rttEstimator             // registries' round trips (hedge.go)
+	syncObserver  func(env []byte)         // test seam: a record sync brought, new here
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and
@@ -102,6 +105,11 @@ func New(h host.Host, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	sy, err := newSyncer(n)
+	if err != nil {
+		return nil, err
+	}
+	n.sync = sy
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	loaded, err := n.store.Load(n.ctx, n.now())
 	if err != nil {
@@ -116,7 +124,8 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	opts = append(opts,
 		kaddht.ProtocolPrefix(protocol.ID("/netget/"+cfg.Network)),
 		kaddht.Validator(kadValidator(n.validator, n.metrics)),
-		kaddht.Datastore(store.NewView(backing, n.store, n.validator, n.metrics.record)),
+		kaddht.Datastore(store.NewView(backing, n.store, n.validator, n.metrics.record).
+			OnAdded(func(env []byte) { n.sync.forward(env, "") })),
 		kaddht.ProviderDatastore(n.providers),
 		kaddht.ProviderManagerOpts(records.ProvideValidity(cfg.ProviderLifetime)),
 		kaddht.Mode(cfg.Mode.kad()),
@@ -135,6 +144,10 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.startVerifier()
 	}
 	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, registry.NewLimiter(cfg.RequestRate, cfg.RequestBurst), n.log).HandleStream)
+	if err := n.sync.start(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.startSweeper()
 	if cfg.Health.Interval > 0 {
 		n.startMonitor()
@@ -187,9 +200,11 @@ func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		n.host.RemoveStreamHandler(n.proto)
+		n.sync.close()
 		n.cancel()
 		n.wg.Wait()
 		n.client.Close()
+		n.sync.closeClient()
 		err = n.kad.Close()
 	})
 	return err

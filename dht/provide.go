@@ -290,9 +290,12 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 // and puts it in the DHT value store. A record whose seq is not above the
 // one held for its peer is refused with record.ErrOlderSeq.
 func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
-	svc, c, err := n.accept(ctx, env, store.Source{})
+	svc, c, fresh, err := n.acceptFresh(ctx, env, store.Source{})
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
+	}
+	if fresh {
+		n.sync.forward(env, "")
 	}
 	if err := n.putValue(ctx, c, svc, env); err != nil {
 		return nil, fmt.Errorf("put %s: %w", svc.Name, err)
@@ -306,19 +309,29 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 // counted, by reason when refused. src is who delivered it (StoreLimits
 // .PerSource); the zero source is none.
 func (n *Node) accept(ctx context.Context, env []byte, src store.Source) (*record.Service, cid.Cid, error) {
+	svc, c, _, err := n.acceptFresh(ctx, env, src)
+	return svc, c, err
+}
+
+// acceptFresh is accept that also says whether the record was new to the
+// store (not the very envelope it held already): what registry sync
+// forwards.
+func (n *Node) acceptFresh(ctx context.Context, env []byte, src store.Source) (*record.Service, cid.Cid, bool, error) {
 	svc, err := n.validator.Open(env)
 	var c cid.Cid
 	if err == nil {
 		c, err = record.ServiceCID(svc.Network, svc.Name)
 	}
+	fresh := false
 	if err == nil {
+		fresh = !n.store.Holds(c, svc.Peer, env)
 		err = n.store.Add(ctx, c, svc, env, src)
 	}
 	n.metrics.record(err)
 	if err != nil {
-		return nil, cid.Undef, err
+		return nil, cid.Undef, false, err
 	}
-	return svc, c, nil
+	return svc, c, fresh, nil
 }
 
 // putValue puts a verified record into the DHT value store.

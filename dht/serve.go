@@ -24,9 +24,12 @@ func (h holder) List(c cid.Cid, limit int) [][]byte {
 // push returned is served at once (health.go).
 func (h holder) Accept(env []byte, addr ma.Multiaddr) error {
 	n := h.n
-	svc, _, err := n.accept(n.ctx, env, n.store.SourceOf(addr))
+	svc, _, fresh, err := n.acceptFresh(n.ctx, env, n.store.SourceOf(addr))
 	if err != nil {
 		return err
+	}
+	if fresh { // a registry passes it on to the others (sync.go)
+		n.sync.forward(env, "")
 	}
 	n.health.awaitFirst(n.ctx, svc.Peer, n.health.cfg.Timeout)
 	return nil

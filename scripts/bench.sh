@@ -22,6 +22,11 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
+# sync:     registries in concert (dht/sync_bench_test.go): an empty
+#           registry catching up with one holding 10,000 and 100,000 records
+#           (time, CPU, bytes read vs the records' bytes), and propagation of
+#           a pushed record to 3 and 10 registries, against the push's own
+#           round trip measured in the same run.
 # relay:    a registry-protocol round trip and a libp2p ping to a node behind
 #           a circuit relay v2, against the same node dialled directly
 #           (dht/nat_bench_test.go).
@@ -44,7 +49,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network latency registry bridge relay channel)
+[ ${#what[@]} -eq 0 ] && what=(network latency registry bridge relay channel sync)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -56,12 +61,13 @@ for w in "${what[@]}"; do
 	latency) go test -run '^$' -bench 'BenchmarkLatency' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge' -benchtime 20000x -timeout 10m ./bridge/ ;;
+	sync) go test -run '^$' -bench 'BenchmarkSync' -benchtime 1x -timeout 30m ./dht/ ;;
+	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
 	channel)
 		go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/
 		go test -run '^$' -bench 'BenchmarkChannelBridge' -benchtime 2000x -timeout 10m .
 		go test -run '^$' -bench 'BenchmarkChannelHop|BenchmarkBinaryVsBase64' -benchtime 2000x -timeout 10m ./bridge/ ;;
-	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay or channel)" >&2; exit 2 ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay, channel or sync)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -97,6 +103,16 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	if (!reg++) { print "\n| registry store | records accepted per second | MiB per 10,000 records |"; print "| --- | --- | --- |" }
 	mem = ("MiB/10k-records" in m) ? sprintf("%.1f", m["MiB/10k-records"]) : "(on disk)"
 	printf "| %s | %.0f | %s |\n", name($1), m["records/s"], mem
+}
+/^BenchmarkSyncCatchUp\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!cu++) { print "\n| empty registry catching up | time | CPU (both registries) | records | read | read / records |"; print "| --- | --- | --- | --- | --- | --- |" }
+	printf "| %s | %.2f s | %.2f s | %.1f MiB | %.1f MiB | %.2f× |\n", name($1), m["catchup-s"], m["cpu-s"], m["records-MiB"], m["read-MiB"], m["read/records"]
+}
+/^BenchmarkSyncPropagation\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!pr++) { print "\n| pushed record reaches every registry | p50 | p95 | push round trip p50 | p50 / round trip |"; print "| --- | --- | --- | --- | --- |" }
+	printf "| %s | %.2f ms | %.2f ms | %.2f ms | %.2f× |\n", name($1), m["prop-p50-ms"], m["prop-p95-ms"], m["rtt-p50-ms"], m["prop/rtt"]
 }
 /^BenchmarkRelay/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

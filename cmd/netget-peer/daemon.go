@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -51,15 +52,7 @@ func daemonAction(c *cli.Context) error {
 		return err
 	}
 	defer n.Close() // the bridge first: top-down
-	cfg := control.DefaultConfig(n.dataDir)
-	cfg.Logger, cfg.DHTMode, cfg.Version = n.log, n.mode.String(), versionString()
-	cfg.Registries = n.Node
-	srv, err := control.NewServer(n.Node, cfg)
-	if err != nil {
-		return err
-	}
-	// The data-dir lock startNode took proves any socket there is stale.
-	ln, err := control.Listen(n.dataDir)
+	serve, err := controlServer(n)
 	if err != nil {
 		return err
 	}
@@ -68,9 +61,27 @@ func daemonAction(c *cli.Context) error {
 	}
 	n.log.Info("daemon running", "node", n.describe(), "control", control.SocketPath(n.dataDir),
 		"bootstrap_peers", len(n.Joined()))
-	err = srv.Serve(ctx, ln)
+	err = serve(ctx)
 	n.log.Info("daemon stopped")
 	return err
+}
+
+// controlServer listens on n's control socket and returns the function
+// that serves it until ctx ends: the daemon's and a registry's.
+func controlServer(n *node) (serve func(ctx context.Context) error, err error) {
+	cfg := control.DefaultConfig(n.dataDir)
+	cfg.Logger, cfg.DHTMode, cfg.Version = n.log, n.mode.String(), versionString()
+	cfg.Registries = n.Node
+	srv, err := control.NewServer(n.Node, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The data-dir lock startNode took proves any socket there is stale.
+	ln, err := control.Listen(n.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
 }
 
 // daemonClient returns a client for the daemon serving this command's data

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -32,7 +33,13 @@ func registryCommand() *cli.Command {
 			"each address named in records is dialled at most once per interval for another peer.\n\n" +
 			"It offers peers behind NAT a circuit relay v2 slot (--relay-… flags bound it) and AutoNAT\n" +
 			"dial-backs (--autonat-…); providers that are not public reserve a slot on their registries\n" +
-			"and advertise the relay addresses in their records.",
+			"and advertise the relay addresses in their records.\n\n" +
+			"Registries of one network sync without a leader: each forwards the records it takes to\n" +
+			"the registries it is connected to, and every --sync-interval pulls from each of them what it\n" +
+			"lacks (a digest, then only the differences; at once with a registry it newly connects to),\n" +
+			"so a registry that joins or restarts empty catches up without waiting for republishes.\n" +
+			"Synced records are verified and bounded exactly as pushed ones; health stays local.\n" +
+			"It serves the control socket in its data dir: `netget-peer status --data-dir DIR`.",
 		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: "health-interval", Value: def.Interval, Usage: "how often each provider is checked (libp2p ping); 0 turns checks off"},
 			&cli.IntFlag{Name: "health-failures", Value: def.Failures, Usage: "consecutive failed checks that make a provider unhealthy"},
@@ -44,7 +51,7 @@ func registryCommand() *cli.Command {
 			&cli.Float64Flag{Name: "health-dial-rate", Value: def.DialRate, Usage: "check dials per second to one host (IP or DNS name)"},
 			&cli.IntFlag{Name: "health-dial-burst", Value: def.DialBurst, Usage: "burst of check dials to one host"},
 			&cli.StringFlag{Name: "health-addrs", Value: def.Addrs.String(), Usage: "`POLICY` for provider addresses accepted and dialled: auto (public only while the registry listens on a public address), any (LANs, tests) or public"},
-		}, append(append(storeFlags(), relayFlags()...), bridgeFlags()...)...),
+		}, append(append(append(storeFlags(), syncFlags()...), relayFlags()...), bridgeFlags()...)...),
 		Action: registryAction,
 	}
 }
@@ -71,9 +78,13 @@ func registryAction(c *cli.Context) error {
 	if err := healthFlags(c, &h); err != nil {
 		return err
 	}
+	sync, err := syncConfig(c)
+	if err != nil {
+		return err
+	}
 	ctx := c.Context
 	n, err := startNode(ctx, c, registryRole(), func(cfg *netget.Config) error {
-		cfg.DHT.Health, cfg.DHT.Store = h, store
+		cfg.DHT.Health, cfg.DHT.Store, cfg.DHT.Sync = h, store, sync
 		applyRelayFlags(c, cfg)
 		return nil
 	}, withBridge(c))
@@ -81,14 +92,56 @@ func registryAction(c *cli.Context) error {
 		return err
 	}
 	defer n.Close() // the bridge first: top-down
+	// The control socket serves `status`; a registry runs without it
+	// (saying why) rather than not at all.
+	serve, err := controlServer(n)
+	if err != nil {
+		n.log.Warn("registry running without a control socket; `status` cannot reach it", "err", err)
+		serve = func(ctx context.Context) error { <-ctx.Done(); return nil }
+	}
 	for _, a := range n.Addrs() {
 		fmt.Fprintln(c.App.Writer, a)
 	}
 	n.log.Info("registry running; pass one of the addresses above as --bootstrap", "node", n.describe(),
 		"data_dir", n.dataDir, "records", n.dht.StoredRecords())
-	<-ctx.Done()
+	err = serve(ctx)
 	n.log.Info("registry shutting down")
-	return nil
+	return err
+}
+
+// syncFlags are a registry's sync limits (dht.Sync).
+func syncFlags() []cli.Flag {
+	def := dht.RegistrySync()
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "sync-interval", Value: def.Interval,
+			Usage: "time between reconciliations with the other registries; 0 turns sync (forwarding too) off"},
+		&cli.IntFlag{Name: "sync-max-records", Value: def.MaxRecords, Usage: "most records one reconciliation takes"},
+		&cli.Int64Flag{Name: "sync-max-mib", Value: def.MaxBytes >> 20, Usage: "most MiB one reconciliation reads"},
+		&cli.Float64Flag{Name: "sync-peer-rate-mib", Value: def.PeerRate / (1 << 20),
+			Usage: "MiB per second of records this registry sends one peer's pulls"},
+		&cli.IntFlag{Name: "sync-peer-burst-kib", Value: def.PeerBurst >> 10,
+			Usage: "burst of --sync-peer-rate-mib, in KiB (at least one pull: 160)"},
+		&cli.IntFlag{Name: "sync-forward-queue", Value: def.ForwardQueue,
+			Usage: "records waiting to be forwarded to one registry; beyond, the next reconciliation brings them"},
+	}
+}
+
+// syncConfig reads syncFlags, or returns a usage error.
+func syncConfig(c *cli.Context) (dht.Sync, error) {
+	s := dht.Sync{
+		Interval:     c.Duration("sync-interval"),
+		MaxRecords:   c.Int("sync-max-records"),
+		MaxBytes:     c.Int64("sync-max-mib") << 20,
+		PeerRate:     c.Float64("sync-peer-rate-mib") * (1 << 20),
+		PeerBurst:    c.Int("sync-peer-burst-kib") << 10,
+		ForwardQueue: c.Int("sync-forward-queue"),
+	}
+	if s.Interval < 0 || s.MaxRecords < 1 || s.MaxBytes < 1 || s.PeerRate <= 0 || s.PeerBurst < dht.MinSyncPeerBurst || s.ForwardQueue < 1 {
+		return s, usageError("--sync-interval must not be negative, --sync-max-records, --sync-max-mib, "+
+			"--sync-peer-rate-mib and --sync-forward-queue must be positive, --sync-peer-burst-kib at least %d",
+			dht.MinSyncPeerBurst>>10)
+	}
+	return s, nil
 }
 
 // storeFlags are the record store's limits (dht.StoreLimits).

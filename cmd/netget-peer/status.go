@@ -22,9 +22,10 @@ const statusTimeout = 10 * time.Second
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the running daemon: peer ID, addresses, reachability and relay addresses, network, registries, provided services",
+		Usage: "show the running daemon or registry: peer ID, addresses, reachability and relay addresses, network, registries, services, sync",
 		Description: "Asks the daemon serving the data dir (--data-dir, or $NETGET_HOME) over its control\n" +
-			"socket. Exits 1 when no daemon runs there. --json prints the control API's status object\n" +
+			"socket; a registry serves one too (--data-dir $NETGET_HOME/registry), and its status says\n" +
+			"how it syncs with the other registries. Exits 1 when no daemon runs there. --json prints the control API's status object\n" +
 			"(GET /v1/status), whose fields are only ever added.",
 		Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON object"}},
 		Action: statusAction,
@@ -83,6 +84,18 @@ func printStatus(w io.Writer, st *control.Status) {
 	field("routing table", "%d peers", st.RoutingTable)
 	field("registries", "%d connected %s", len(st.Registries), strings.Join(st.Registries, " "))
 	field("records", "%d stored", st.StoredRecords)
+	if sy := st.Sync; sy != nil {
+		last := "never"
+		if !sy.LastRound.IsZero() {
+			last = sy.LastRound.Format(time.RFC3339)
+		}
+		field("sync", "%d peers %s; last reconciliation %s (%d records, %d bytes); fetched %d, forwarded %d, received %d, refused %d",
+			len(sy.Peers), strings.Join(sy.Peers, " "), last, sy.LastFetched, sy.LastBytes,
+			sy.Fetched, sy.Forwarded, sy.Received, sy.Refused)
+		if sy.LastError != "" {
+			field("", "last sync error: %s", sy.LastError)
+		}
+	}
 	field("data dir", "%s", st.DataDir)
 	field("up since", "%s", st.StartedAt.Format(time.RFC3339))
 	field("services", "%d provided", len(st.Services))

@@ -59,19 +59,28 @@ func (cl *Client) Push(ctx context.Context, p peer.ID, env []byte) error {
 // the next request. A kept stream the peer has since closed costs one
 // retry on a fresh stream (requests are idempotent).
 func (cl *Client) exchange(ctx context.Context, p peer.ID, req request) (response, error) {
+	var resp response
+	_, err := cl.exchangeInto(ctx, p, req, &resp)
+	return resp, err
+}
+
+// exchangeInto is exchange for any request and response type of cl's
+// protocol: it decodes the response into resp and returns its size in
+// bytes.
+func (cl *Client) exchangeInto(ctx context.Context, p peer.ID, req, resp any) (int, error) {
 	deadline := time.Now().Add(StreamTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	if s := cl.streams.take(p); s != nil {
-		resp, err := roundTrip(s, req, deadline)
+		n, err := roundTrip(s, req, resp, deadline)
 		if err == nil {
 			cl.streams.give(p, s)
-			return resp, nil
+			return n, nil
 		}
 		s.Reset()
 		if ctx.Err() != nil {
-			return resp, err
+			return n, err
 		}
 	}
 	// A provider behind NAT is reached through a relay: its connection is
@@ -79,31 +88,31 @@ func (cl *Client) exchange(ctx context.Context, p peer.ID, req request) (respons
 	// request and its answer.
 	s, err := cl.host.NewStream(network.WithAllowLimitedConn(ctx, "netget registry"), p, cl.proto)
 	if err != nil {
-		return response{}, err
+		return 0, err
 	}
-	resp, err := roundTrip(s, req, deadline)
+	n, err := roundTrip(s, req, resp, deadline)
 	if err != nil {
 		s.Reset()
-		return resp, err
+		return n, err
 	}
 	cl.streams.give(p, s)
-	return resp, nil
+	return n, nil
 }
 
-// roundTrip writes req on s and reads the response, by deadline.
-func roundTrip(s network.Stream, req request, deadline time.Time) (response, error) {
-	var resp response
+// roundTrip writes req on s and reads the response into resp, by
+// deadline, returning the response's size.
+func roundTrip(s network.Stream, req, resp any, deadline time.Time) (int, error) {
 	_ = s.SetDeadline(deadline)
 	if err := writeMsg(s, req); err != nil {
-		return resp, err
+		return 0, err
 	}
 	b, err := readMsg(s)
 	if err != nil {
-		return resp, err
+		return 0, err
 	}
-	if err := decodeStrict(b, &resp); err != nil {
-		return resp, err
+	if err := decodeStrict(b, resp); err != nil {
+		return len(b), err
 	}
 	_ = s.SetDeadline(time.Time{})
-	return resp, nil
+	return len(b), nil
 }

@@ -6,6 +6,11 @@
 // per-peer Limiter that bounds each remote peer's requests (dht/channel
 // bounds channel opens per peer with it too).
 //
+// It also carries the sync protocol registries keep each other in step
+// with, /netget/<network>/sync/1.0.0 (sync.go: digest, pull, forward): a
+// SyncClient and a SyncHandler over a Replica (the records as sync sees
+// them, and the write path of forwarded ones).
+//
 // It knows nothing of the DHT or the record store: package dht builds a
 // Client and a Handler for its Node, and its Holder is the node's store
 // and write path. Records travel as signed envelopes and are verified by
@@ -22,5 +27,11 @@
 //     leaves idle is normal and logged at debug level.
 //   - The Limiter never hands a peer a fresh bucket it has not earned: a
 //     full table evicts only a bucket that has refilled, else newcomers
-//     share one overflow bucket.
+//     share one overflow bucket. WaitN spends byte tokens (a sync pull's
+//     response waits for them).
+//   - Sync digests are a fixed 256 buckets of a 64-bit key hash (3 KiB):
+//     enough for a store of a few hundred thousand records to differ in
+//     few buckets after a few changes, without a Merkle tree to keep. A
+//     pull's have list is binary (16 bytes a record), a response at most
+//     PullBudget bytes of envelopes, resumable where it stopped.
 package registry

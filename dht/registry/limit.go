@@ -2,6 +2,7 @@ package registry
 
 import (
 	"container/list"
+	"context"
 	"sync"
 	"time"
 
@@ -94,4 +95,27 @@ func (l *Limiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.peers)
+}
+
+// WaitN waits until p may spend n tokens (n at most the burst), or ctx
+// ends. Peers beyond the table share the overflow bucket, as with Allow.
+func (l *Limiter) WaitN(ctx context.Context, p peer.ID, n int) error {
+	return l.bucket(p).WaitN(ctx, n)
+}
+
+// bucket returns p's token bucket, making one if the table has room.
+func (l *Limiter) bucket(p peer.ID) *rate.Limiter {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.peers[p]; ok {
+		l.lru.MoveToFront(e)
+		return e.Value.(*limitEntry).lim
+	}
+	if len(l.peers) >= l.max && !l.evictFull(now) {
+		return l.overflow
+	}
+	lim := rate.NewLimiter(l.rate, l.burst)
+	l.peers[p] = l.lru.PushFront(&limitEntry{id: p, lim: lim})
+	return lim
 }

@@ -305,7 +305,8 @@ type View struct {
 	ds.Batching
 	s     *Store
 	v     record.Validator
-	count func(error) // told the outcome of every netget record put (metrics)
+	count func(error)  // told the outcome of every netget record put (metrics)
+	added func([]byte) // told every netget record put that is new here; nil: nobody
 }
 
 var _ ds.Batching = View{}
@@ -315,6 +316,13 @@ var _ ds.Batching = View{}
 // is told the outcome of each (nil on success).
 func NewView(d ds.Batching, s *Store, v record.Validator, count func(error)) View {
 	return View{Batching: d, s: s, v: v, count: count}
+}
+
+// OnAdded returns the view that also hands fn every record a put stores
+// that the store did not hold (a registry forwards it to its peers).
+func (k View) OnAdded(fn func(env []byte)) View {
+	k.added = fn
+	return k
 }
 
 // Put implements ds.Write. kad-dht has already validated a netget record
@@ -341,6 +349,9 @@ func (k View) Put(ctx context.Context, key ds.Key, value []byte) error {
 		err = k.s.Add(ctx, c, svc, rec.GetValue(), Source{})
 	}
 	k.count(err)
+	if err == nil && k.added != nil {
+		k.added(rec.GetValue())
+	}
 	return err
 }
 

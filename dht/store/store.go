@@ -50,6 +50,7 @@ type Store struct {
 	bytes    int64                 // what the records held cost (charge)
 	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
 	bySource map[Source]int        // records held per Source
+	gen      uint64                // counts changes to the index (Generation)
 }
 
 // held is one record in the index: the few fields the store decides by.
@@ -222,6 +223,7 @@ func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 		s.bySvc[c] = peers
 	}
 	peers[p] = h
+	s.gen++
 	s.count++
 	s.bytes += h.cost()
 	s.byPeer[p] = append(s.byPeer[p], c)
@@ -237,6 +239,20 @@ func (s *Store) get(c cid.Cid, p peer.ID) (held, bool) {
 	defer s.mu.Unlock()
 	h, ok := s.bySvc[c][p]
 	return h, ok
+}
+
+// Holds reports whether the store holds env itself as p's record for c
+// (not an older or newer one): a write of env would change nothing.
+func (s *Store) Holds(c cid.Cid, p peer.ID, env []byte) bool {
+	h, ok := s.get(c, p)
+	return ok && h.sum == sha256.Sum256(env)
+}
+
+// Seq returns the seq of p's record for c and whether it is a tombstone,
+// if the store holds one.
+func (s *Store) Seq(c cid.Cid, p peer.ID) (seq uint64, withdrawn, ok bool) {
+	h, ok := s.get(c, p)
+	return h.seq, h.withdrawn, ok
 }
 
 // Expires returns when p's record for service c expires, if the store
@@ -365,6 +381,7 @@ func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
+	s.gen++
 	s.count--
 	s.bytes -= h.cost()
 	if h.src.valid() {
@@ -457,4 +474,35 @@ func (s *Store) Bytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes
+}
+
+// Entry names one record of the store: its service, provider and seq.
+type Entry struct {
+	C   cid.Cid
+	P   peer.ID
+	Seq uint64
+}
+
+// Entries returns every unexpired record the store holds (tombstones and
+// records of providers not healthy included): what registry sync compares.
+func (s *Store) Entries(now time.Time) []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Entry, 0, s.count)
+	for c, peers := range s.bySvc {
+		for p, h := range peers {
+			if now.Before(h.expires) {
+				out = append(out, Entry{c, p, h.seq})
+			}
+		}
+	}
+	return out
+}
+
+// Generation returns a number that changes whenever the index does, so a
+// summary of Entries can be kept until it changes.
+func (s *Store) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
 }

@@ -55,6 +55,16 @@
 // private node holds a slot on and its circuit addresses through them,
 // empty otherwise.
 //
+// A registry serves the control socket too, and its status adds "sync",
+// what its sync with the other registries has done (absent on a node that
+// does not sync):
+//
+//	"sync":{"peers":["12D3KooB…"],"last_round":"2026-12-01T10:00:30Z",
+//	        "last_fetched":10,"last_bytes":9731,"rounds":3,"fetched":10,
+//	        "forwarded":4,"received":2,"refused":0}
+//
+// "last_error" is set when the last reconciliation failed with a peer.
+//
 //	POST /v1/provide {"name":"DatabaseService","meta":{"region":"eu"},"ttl":"1h"}
 //	  200 {"service":{"v":1,"network":"development","name":"DatabaseService","peer":"12D3Koo…",
 //	       "addrs":[…],"meta":{"region":"eu"},"seq":…,"issued_at":"…","expires_at":"…"}}

@@ -209,7 +209,24 @@ func (s *Server) status() Status {
 			st.Registries = append(st.Registries, r.Peer.String())
 		}
 	}
+	if ns.Sync != nil {
+		st.Sync = syncStatus(ns.Sync)
+	}
 	return st
+}
+
+// syncStatus is the API's view of a registry's sync.
+func syncStatus(s *netget.SyncStatus) *SyncStatus {
+	out := &SyncStatus{Peers: make([]string, 0, len(s.Peers)), LastError: s.LastError,
+		LastFetched: s.LastFetched, LastBytes: s.LastBytes, Rounds: s.Rounds, Fetched: s.Fetched,
+		Forwarded: s.Forwarded, Received: s.Received, Refused: s.Refused}
+	if !s.LastRound.IsZero() {
+		out.LastRound = s.LastRound.UTC()
+	}
+	for _, p := range s.Peers {
+		out.Peers = append(out.Peers, p.String())
+	}
+	return out
 }
 
 // servicesStatus is the API's view of the node's services.

@@ -135,6 +135,31 @@ type Status struct {
 	Reachability string   `json:"reachability"`
 	Relays       []string `json:"relays"`
 	RelayAddrs   []string `json:"relay_addrs"`
+	// Sync is a registry's sync with the other registries of its network;
+	// absent on a node that does not sync.
+	Sync *SyncStatus `json:"sync,omitempty"`
+}
+
+// SyncStatus is what a registry's sync with the others has done.
+type SyncStatus struct {
+	// Peers are the registries it syncs with now.
+	Peers []string `json:"peers"`
+	// LastRound is when the last reconciliation ended (absent: none yet);
+	// LastError why it failed with some peer.
+	LastRound time.Time `json:"last_round,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// LastFetched and LastBytes are what the last reconciliation took and
+	// read.
+	LastFetched int   `json:"last_fetched"`
+	LastBytes   int64 `json:"last_bytes"`
+	// Rounds, Fetched (by reconciliation), Forwarded (sent as records
+	// arrived), Received (forwarded by peers, new here) and Refused
+	// (failed verification or quotas) count since start.
+	Rounds    uint64 `json:"rounds"`
+	Fetched   uint64 `json:"fetched"`
+	Forwarded uint64 `json:"forwarded"`
+	Received  uint64 `json:"received"`
+	Refused   uint64 `json:"refused"`
 }
 
 // ServiceStatus is one service the daemon provides.
