@@ -19,6 +19,9 @@ const (
 	// StageFind: a find passed the rate, in-flight and service checks and
 	// is about to reach the Finder.
 	StageFind
+	// StageOpen: an open passed the channel-count and service checks and
+	// is about to reach the Opener.
+	StageOpen
 )
 
 // String names the stage.
@@ -30,6 +33,8 @@ func (s Stage) String() string {
 		return "hello"
 	case StageFind:
 		return "find"
+	case StageOpen:
+		return "open"
 	}
 	return "unknown"
 }
@@ -37,15 +42,17 @@ func (s Stage) String() string {
 // Request is what a Filter decides on. Fields beyond the stage's are empty.
 type Request struct {
 	Stage      Stage
-	RemoteAddr string        // the client's address, as the HTTP server saw it
-	Origin     string        // the page's Origin header ("" for non-browser clients)
-	Host       string        // the Host header
-	Header     http.Header   // the upgrade request's headers (cookies, authorization); read-only
-	Token      string        // hello's token (StageHello, StageFind)
-	Client     string        // hello's client name (StageHello, StageFind)
-	Service    string        // the service asked for (StageFind)
-	Limit      int           // the find's result limit, after defaults and caps (StageFind)
-	Timeout    time.Duration // the find's timeout, after defaults and caps (StageFind)
+	RemoteAddr string            // the client's address, as the HTTP server saw it
+	Origin     string            // the page's Origin header ("" for non-browser clients)
+	Host       string            // the Host header
+	Header     http.Header       // the upgrade request's headers (cookies, authorization); read-only
+	Token      string            // hello's token (StageHello, StageFind)
+	Client     string            // hello's client name (StageHello, StageFind)
+	Service    string            // the service asked for (StageFind, StageOpen)
+	Limit      int               // the find's result limit, after defaults and caps (StageFind)
+	Timeout    time.Duration     // the find's timeout, after defaults and caps (StageFind)
+	Peer       string            // the provider the open asks for, or "" (StageOpen)
+	Where      map[string]string // the open's metadata match (StageOpen); read-only
 }
 
 // Filter is an embedder's own check, run after the bridge's built-in ones

@@ -33,6 +33,11 @@ const (
 	ReasonFinds         Reason = "finds"          // find refused busy: MaxFinds running bridge-wide
 	ReasonTokenBackoff  Reason = "token_backoff"  // the address is barred after wrong tokens
 	ReasonHeaderTimeout Reason = "header_timeout" // disconnected: no request headers within HeaderTimeout
+
+	ReasonChannelsOff   Reason = "channels_off"   // open refused: the bridge has no Opener
+	ReasonChannels      Reason = "channels"       // open refused rate_limited: MaxChannels open in the session
+	ReasonChannelsTotal Reason = "channels_total" // open refused busy: MaxChannelsTotal open bridge-wide
+	ReasonMessageSize   Reason = "message_size"   // channel message over MaxMessageSize; its channel closed
 )
 
 // Reasons returns every refusal reason, in a stable order, for exporters
@@ -41,7 +46,7 @@ func Reasons() []Reason {
 	return []Reason{ReasonMaxConns, ReasonSubprotocol, ReasonHost, ReasonOrigin, ReasonHello, ReasonNetwork,
 		ReasonToken, ReasonFilter, ReasonTooLarge, ReasonBadFrame, ReasonRate, ReasonInFlight, ReasonService,
 		ReasonAddrSessions, ReasonIdle, ReasonOpenConns, ReasonAddrConns, ReasonFinds, ReasonTokenBackoff,
-		ReasonHeaderTimeout}
+		ReasonHeaderTimeout, ReasonChannelsOff, ReasonChannels, ReasonChannelsTotal, ReasonMessageSize}
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -53,6 +58,11 @@ type Stats struct {
 	Finds         uint64            // finds that reached the Finder
 	Results       uint64            // result frames sent
 	Refusals      map[Reason]uint64 // refusals by reason
+
+	Channels      int    // channels open or opening now, bridge-wide
+	ChannelsTotal uint64 // channels a provider accepted since start
+	MessagesIn    uint64 // channel messages passed from pages to providers
+	MessagesOut   uint64 // channel messages passed from providers to pages
 }
 
 // counters are a Server's live Stats.
@@ -63,6 +73,10 @@ type counters struct {
 	sessionsTotal atomic.Uint64
 	finds         atomic.Uint64
 	results       atomic.Uint64
+	channels      atomic.Int64
+	channelsTotal atomic.Uint64
+	messagesIn    atomic.Uint64
+	messagesOut   atomic.Uint64
 
 	mu       sync.Mutex
 	refusals map[Reason]uint64
@@ -92,5 +106,9 @@ func (c *counters) snapshot() Stats {
 		Finds:         c.finds.Load(),
 		Results:       c.results.Load(),
 		Refusals:      ref,
+		Channels:      int(c.channels.Load()),
+		ChannelsTotal: c.channelsTotal.Load(),
+		MessagesIn:    c.messagesIn.Load(),
+		MessagesOut:   c.messagesOut.Load(),
 	}
 }

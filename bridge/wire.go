@@ -23,8 +23,9 @@ const (
 	MaxIDLen = 64
 )
 
-// Frame types, append-only. Client frames: hello, find, cancel, ping.
-// Server frames: welcome, result, done, pong, error.
+// Frame types, append-only. Client frames: hello, find, cancel, ping,
+// and the channel frames open, send, close (channel_wire.go). Server
+// frames: welcome, result, done, pong, error, and opened, message, close.
 const (
 	TypeHello   = "hello"   // client → server, first frame: version, token
 	TypeWelcome = "welcome" // server → client: peer ID, network, limits
@@ -73,15 +74,17 @@ const (
 // Codes lists every error code, in the order they were added.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeUnknownType, CodeForbidden, CodeRateLimited,
-		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal, CodeBusy, CodeIdle}
+		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal, CodeBusy, CodeIdle,
+		CodeUnavailable}
 }
 
 // ClientFrame is a frame a client sends: *HelloFrame, *FindFrame,
-// *CancelFrame or *PingFrame.
+// *CancelFrame, *PingFrame, *OpenFrame, *SendFrame or *CloseFrame.
 type ClientFrame interface{ clientFrame() }
 
 // ServerFrame is a frame the bridge sends: *WelcomeFrame, *ResultFrame,
-// *DoneFrame, *PongFrame or *ErrorFrame.
+// *DoneFrame, *PongFrame, *ErrorFrame, *OpenedFrame, *MessageFrame or
+// *CloseFrame.
 type ServerFrame interface{ serverFrame() }
 
 // HelloFrame opens a session; it must be the client's first frame.
@@ -100,6 +103,9 @@ type WelcomeFrame struct {
 	Peer    string `json:"peer"`    // the bridge node's peer ID
 	Network string `json:"network"` // the netget network it finds on
 	Limits  Limits `json:"limits"`
+	// Features lists what the bridge serves beyond hello and ping
+	// (FeatureFind, FeatureChannel, …); only grows.
+	Features []string `json:"features,omitempty"`
 }
 
 // Limits tells a client the bridge's per-connection limits.
@@ -110,6 +116,10 @@ type Limits struct {
 	FramesPerSecond  float64 `json:"frames_per_second"`   // sustained frame rate
 	FindTimeoutMS    int64   `json:"find_timeout_ms"`     // default find timeout
 	MaxFindTimeoutMS int64   `json:"max_find_timeout_ms"` // longest find timeout
+	// Channel limits, when the bridge serves channels.
+	MessageBytes          int `json:"message_bytes,omitempty"`            // largest channel message
+	Channels              int `json:"channels,omitempty"`                 // channels open at once
+	ChannelBytesPerSecond int `json:"channel_bytes_per_second,omitempty"` // page → providers, all channels
 }
 
 // FindFrame asks for the verified providers of a service. ID names the
@@ -232,6 +242,8 @@ func ParseClientFrame(b []byte) (ClientFrame, error) {
 			}
 		}
 		return f, nil
+	case TypeOpen, TypeSend, TypeClose:
+		return parseChannelFrame(typ, b)
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownType, truncate(typ, 32))
 }
@@ -276,6 +288,9 @@ func ParseServerFrame(b []byte) (ServerFrame, error) {
 	case TypeError:
 		f = &ErrorFrame{}
 	default:
+		if f = parseChannelServerFrame(typ); f != nil {
+			break
+		}
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, truncate(typ, 32))
 	}
 	if err := decode(b, f); err != nil {
@@ -353,6 +368,9 @@ func Marshal(f any) ([]byte, error) {
 	case *ErrorFrame:
 		f.Type = TypeError
 	default:
+		if marshalChannel(f) {
+			break
+		}
 		return nil, fmt.Errorf("marshal: %w: %T", ErrUnknownType, f)
 	}
 	b, err := json.Marshal(f)

@@ -22,7 +22,7 @@ func exampleFrames() []struct {
 	frame any
 } {
 	issued := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	return []struct {
+	return append([]struct {
 		name  string
 		frame any
 	}{
@@ -43,6 +43,34 @@ func exampleFrames() []struct {
 		{"pong", &bridge.PongFrame{Type: "pong", ID: "p1"}},
 		{"error-find", &bridge.ErrorFrame{Type: "error", ID: "f3", Code: bridge.CodeNotFound, Message: "no provider of CacheService found"}},
 		{"error-session", &bridge.ErrorFrame{Type: "error", Code: bridge.CodeForbidden, Message: "origin not allowed"}},
+	}, channelFrames(issued)...)
+}
+
+// channelFrames are the golden channel frames of PROTOCOL.md.
+func channelFrames(issued time.Time) []struct {
+	name  string
+	frame any
+} {
+	provider := "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+	return []struct {
+		name  string
+		frame any
+	}{
+		{"welcome-channels", &bridge.WelcomeFrame{Type: "welcome", Version: 1, Peer: "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK",
+			Network: "development", Limits: bridge.Limits{FrameBytes: 8192, InFlight: 8, MaxResults: 32,
+				FramesPerSecond: 20, FindTimeoutMS: 10000, MaxFindTimeoutMS: 30000, MessageBytes: 65536, Channels: 16,
+				ChannelBytesPerSecond: 1048576}, Features: []string{"find", "channel"}}},
+		{"open", &bridge.OpenFrame{Type: "open", ID: "c1", Service: "ChatService", Where: map[string]string{"room": "lobby"},
+			Token: "s3cret-chat-token"}},
+		{"opened", &bridge.OpenedFrame{Type: "opened", ID: "c1", Peer: provider, Record: bridge.Record{Peer: provider,
+			Service: "ChatService", Network: "development", Addrs: []string{"/ip4/10.0.0.7/tcp/4001"},
+			Meta: map[string]string{"netget.channel": "1", "room": "lobby"}, Seq: 1777636800000000,
+			IssuedAt: issued, ExpiresAt: issued.Add(time.Hour)}}},
+		{"send", &bridge.SendFrame{Type: "send", ID: "c1", Data: "hello, lobby"}},
+		{"message", &bridge.MessageFrame{Type: "message", ID: "c1", Data: "alice: hello, lobby"}},
+		{"close", &bridge.CloseFrame{Type: "close", ID: "c1", Code: 1000, Reason: "bye"}},
+		{"close-lost", &bridge.CloseFrame{Type: "close", ID: "c2", Code: 1006, Reason: "connection to the provider lost"}},
+		{"error-open", &bridge.ErrorFrame{Type: "error", ID: "c3", Code: bridge.CodeForbidden, Message: "refused by the provider: origin not allowed"}},
 	}
 }
 
@@ -70,6 +98,8 @@ func TestGoldenFrames(t *testing.T) {
 			}
 			var parsed any
 			switch ex.frame.(type) {
+			case *bridge.CloseFrame: // both ways; the bridge sends codes a page may not
+				parsed, err = bridge.ParseServerFrame(want)
 			case bridge.ClientFrame:
 				parsed, err = bridge.ParseClientFrame(want)
 			default:
@@ -139,6 +169,9 @@ func FuzzParseClientFrame(f *testing.F) {
 	f.Add([]byte(`{"type":"find","id":"x","service":"A","limit":-1,"timeout_ms":1e99}`))
 	f.Add([]byte(`{"type":"hello","version":1,"extra":{"nested":[1,2,3]}}`))
 	f.Add([]byte(` {"type":"ping"} `))
+	f.Add([]byte(`{"type":"open","id":"c","service":"A","where":{"k":"v","":"x"},"peer":7}`))
+	f.Add([]byte(`{"type":"close","id":"c","code":1006,"reason":"x"}`))
+	f.Add([]byte(`{"type":"send","id":"c","data":"\ud800"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := bridge.ParseClientFrame(b)
 		if err != nil {
@@ -161,6 +194,18 @@ func FuzzParseClientFrame(f *testing.F) {
 				t.Fatal("accepted cancel without id")
 			}
 		case *bridge.PingFrame:
+		case *bridge.OpenFrame:
+			if fr.ID == "" || fr.Service == "" || len(fr.Where) > 32 {
+				t.Fatalf("accepted open %+v", fr)
+			}
+		case *bridge.SendFrame:
+			if fr.ID == "" {
+				t.Fatal("accepted send without id")
+			}
+		case *bridge.CloseFrame:
+			if fr.ID == "" || len(fr.Reason) > bridge.MaxCloseReason || (fr.Code != 0 && fr.Code != 1000 && fr.Code < 3000) {
+				t.Fatalf("accepted close %+v", fr)
+			}
 		default:
 			t.Fatalf("accepted %T", fr)
 		}
@@ -171,6 +216,31 @@ func FuzzParseClientFrame(f *testing.F) {
 		back, err := bridge.ParseClientFrame(again)
 		if err != nil || !reflect.DeepEqual(back, fr) {
 			t.Fatalf("round trip of %s: %#v, %v; want %#v", again, back, err, fr)
+		}
+	})
+}
+
+// FuzzParseBinaryFrame: the decoder of binary channel messages never
+// panics, and what it accepts has a valid id and survives a round trip.
+func FuzzParseBinaryFrame(f *testing.F) {
+	f.Add(bridge.AppendBinaryFrame(nil, bridge.BinaryFrame{ID: "c1", Data: []byte{0, 1, 2, 255}}))
+	f.Add(bridge.AppendBinaryFrame(nil, bridge.BinaryFrame{ID: "c1"}))
+	f.Add([]byte{1, 64, 'a'})
+	f.Add([]byte{1, 0})
+	f.Add([]byte{2, 1, 'a', 'b'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := bridge.ParseBinaryFrame(b)
+		if err != nil {
+			if !errors.Is(err, bridge.ErrBadFrame) {
+				t.Fatalf("error %v does not wrap ErrBadFrame", err)
+			}
+			return
+		}
+		if fr.ID == "" || len(fr.ID) > bridge.MaxIDLen {
+			t.Fatalf("accepted id %q", fr.ID)
+		}
+		if again := bridge.AppendBinaryFrame(nil, fr); !bytes.Equal(again, b) {
+			t.Fatalf("round trip: %x, want %x", again, b)
 		}
 	})
 }
