@@ -211,8 +211,10 @@ func TestChannelOpenFlood(t *testing.T) {
 		t.Fatalf("a flood of opens got %v, want rate_limited among them", codes)
 	}
 	st := s.Stats()
-	if st.Refusals[bridge.ReasonChannels] == 0 || st.Refusals[bridge.ReasonChannelsTotal] != 1 || st.Refusals[bridge.ReasonRate] == 0 {
-		t.Fatalf("refusals %v: want channels > 0, channels_total 1, rate > 0", st.Refusals)
+	// channels_total: "y", and on a slow machine a flood open the frame
+	// rate let through (its bucket refills at 1/s) that found the bridge full.
+	if st.Refusals[bridge.ReasonChannels] == 0 || st.Refusals[bridge.ReasonChannelsTotal] < 1 || st.Refusals[bridge.ReasonRate] == 0 {
+		t.Fatalf("refusals %v: want channels > 0, channels_total ≥ 1, rate > 0", st.Refusals)
 	}
 }
 
