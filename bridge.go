@@ -29,6 +29,9 @@ func startBridge(ctx context.Context, n *Node) (*bridgeServer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = n.log.With("component", "bridge")
 	}
+	if cfg.Opener == nil {
+		cfg.Opener = channelOpener{n}
+	}
 	srv, err := bridge.New(dhtFinder{n.dht}, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)
@@ -129,6 +132,7 @@ type bridgeCollector struct {
 	srv                                              *bridge.Server
 	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
 	conns, findsRunning                              *prometheus.Desc
+	channels, channelsTotal, messages                *prometheus.Desc
 	watches, watchesRunning, removed                 *prometheus.Desc
 }
 
@@ -142,7 +146,11 @@ func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
 		findsRunning: prometheus.NewDesc("netget_bridge_finds_running",
 			"Finds running now, all sessions together (at most bridge.Config.MaxFinds).", nil, nil),
 		refused: prometheus.NewDesc("netget_bridge_refusals_total",
-			"Connections, sessions, frames, finds and watches the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
+			"Connections, sessions, frames, finds, opens and watches the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
+		channels:      prometheus.NewDesc("netget_bridge_channels", "Channels open or opening now, all sessions together.", nil, nil),
+		channelsTotal: prometheus.NewDesc("netget_bridge_channels_total", "Channels a provider accepted.", nil, nil),
+		messages: prometheus.NewDesc("netget_bridge_channel_messages_total",
+			"Channel messages passed, by direction (in: page to provider, out: provider to page).", []string{"direction"}, nil),
 		watches: prometheus.NewDesc("netget_bridge_watches_total", "Watches that passed every check and reached the node.", nil, nil),
 		watchesRunning: prometheus.NewDesc("netget_bridge_watches_running",
 			"Watches open now, all sessions together (at most bridge.Config.MaxWatches).", nil, nil),
@@ -153,7 +161,7 @@ func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
 // Describe implements prometheus.Collector.
 func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning,
-		b.watches, b.watchesRunning, b.removed} {
+		b.channels, b.channelsTotal, b.messages, b.watches, b.watchesRunning, b.removed} {
 		ch <- d
 	}
 }
@@ -167,6 +175,10 @@ func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
 	ch <- prometheus.MustNewConstMetric(b.conns, prometheus.GaugeValue, float64(st.Conns))
 	ch <- prometheus.MustNewConstMetric(b.findsRunning, prometheus.GaugeValue, float64(st.FindsRunning))
+	ch <- prometheus.MustNewConstMetric(b.channels, prometheus.GaugeValue, float64(st.Channels))
+	ch <- prometheus.MustNewConstMetric(b.channelsTotal, prometheus.CounterValue, float64(st.ChannelsTotal))
+	ch <- prometheus.MustNewConstMetric(b.messages, prometheus.CounterValue, float64(st.MessagesIn), "in")
+	ch <- prometheus.MustNewConstMetric(b.messages, prometheus.CounterValue, float64(st.MessagesOut), "out")
 	ch <- prometheus.MustNewConstMetric(b.watches, prometheus.CounterValue, float64(st.Watches))
 	ch <- prometheus.MustNewConstMetric(b.watchesRunning, prometheus.GaugeValue, float64(st.WatchesRunning))
 	ch <- prometheus.MustNewConstMetric(b.removed, prometheus.CounterValue, float64(st.Removed))

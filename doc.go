@@ -18,8 +18,11 @@
 // those added at run time, kept in DataDir/registries.json), the services
 // it provides and their republish loops, the channels it serves and opens
 // (package dht/channel: Handle, Dial, Connect), its Prometheus metrics,
-// and an optional WebSocket bridge (package bridge). Close undoes all of
-// it, top-down, once.
+// and an optional WebSocket bridge (package bridge), whose finds go
+// through the node's Find (dhtFinder) and whose channels through its
+// Connect (channelOpener, bridge_channel.go: the page's checked Origin
+// becomes the Origin claim; a provider's refusal code reaches the page as
+// is). Close undoes all of it, top-down, once.
 //
 // Choices made here:
 //   - Presets in the memberlist style: Service, Registry, Client, Daemon

@@ -34,8 +34,14 @@ const (
 	DefaultTokenBackoff        = time.Second
 	DefaultMaxTokenBackoff     = 5 * time.Minute
 	DefaultMaxTrackedAddrs     = 16384
-	DefaultMaxSessionWatches   = 8
-	DefaultMaxWatches          = 1024
+
+	DefaultMaxChannels           = 16
+	DefaultMaxChannelsTotal      = 4096
+	DefaultMaxMessageSize        = 64 << 10
+	DefaultChannelBytesPerSecond = 1 << 20
+	DefaultOpenTimeout           = 10 * time.Second
+	DefaultMaxSessionWatches     = 8
+	DefaultMaxWatches            = 1024
 )
 
 // MinTokenLen is the shortest Token a bridge accepts, in bytes: a shorter
@@ -93,7 +99,7 @@ type Config struct {
 	// upgrade gets HTTP 429. An address is an IPv4 address or an IPv6 /64.
 	// Behind a reverse proxy every client shares the proxy's address.
 	MaxSessionsPerAddr int
-	// IdleTimeout closes a session that sent no frame and ran no find for
+	// IdleTimeout closes a session that sent no frame, ran no find and held no channel for
 	// that long (DefaultIdleTimeout), with an idle error frame.
 	IdleTimeout time.Duration
 	// FramesPerSecond and FrameBurst rate-limit each connection's frames
@@ -153,6 +159,32 @@ type Config struct {
 	// they last, and must not starve them.
 	MaxSessionWatches, MaxWatches int
 
+	// Opener, if set, lets pages open channels to providers (open, send,
+	// close frames; the welcome lists FeatureChannel). Default nil: no
+	// channels, and an open gets forbidden.
+	Opener Opener
+	// MaxChannels is the most channels one session has open or opening
+	// at once (DefaultMaxChannels); beyond it an open gets rate_limited.
+	MaxChannels int
+	// MaxChannelsTotal is the most channels the whole bridge has open or
+	// opening at once (DefaultMaxChannelsTotal); beyond it an open gets busy.
+	MaxChannelsTotal int
+	// MaxMessageSize is the largest channel message a page may send, in
+	// bytes of data (DefaultMaxMessageSize). A larger one gets too_large
+	// and closes its channel (1009), only that one. A WebSocket message
+	// over MaxFrameSize + 2*MaxMessageSize closes the session (1009).
+	MaxMessageSize int
+	// ChannelBytesPerSecond is how many bytes of channel messages a
+	// session may send per second, all its channels together, each
+	// message counted with 64 bytes of overhead
+	// (DefaultChannelBytesPerSecond); over it, the bridge stops reading
+	// the session until the budget refills, so TCP slows the page down
+	// and nothing is lost. Channel messages do not count in FramesPerSecond.
+	ChannelBytesPerSecond int
+	// OpenTimeout bounds an open: finding providers and the first one's
+	// accept (DefaultOpenTimeout); past it the open gets timeout.
+	OpenTimeout time.Duration
+
 	// CertFile and KeyFile, if set, make Serve speak TLS (wss://) with
 	// that PEM certificate and key. TLSConfig, if set, is used instead.
 	CertFile, KeyFile string
@@ -193,8 +225,14 @@ func DefaultConfig(peerID, network string) Config {
 		TokenBackoff:        DefaultTokenBackoff,
 		MaxTokenBackoff:     DefaultMaxTokenBackoff,
 		MaxTrackedAddrs:     DefaultMaxTrackedAddrs,
-		MaxSessionWatches:   DefaultMaxSessionWatches,
-		MaxWatches:          DefaultMaxWatches,
+
+		MaxChannels:           DefaultMaxChannels,
+		MaxChannelsTotal:      DefaultMaxChannelsTotal,
+		MaxMessageSize:        DefaultMaxMessageSize,
+		ChannelBytesPerSecond: DefaultChannelBytesPerSecond,
+		OpenTimeout:           DefaultOpenTimeout,
+		MaxSessionWatches:     DefaultMaxSessionWatches,
+		MaxWatches:            DefaultMaxWatches,
 	}
 }
 
@@ -280,8 +318,26 @@ func (c *Config) checkFairness() error {
 	case c.MaxSessionWatches < 1 || c.MaxWatches < 1:
 		return fmt.Errorf("max watches per session %d, in all %d: want both 1 or more", c.MaxSessionWatches, c.MaxWatches)
 	}
+	return c.checkChannels()
+}
+
+// checkChannels checks the channel limits.
+func (c *Config) checkChannels() error {
+	switch {
+	case c.MaxChannels < 1 || c.MaxChannelsTotal < 1:
+		return fmt.Errorf("max channels %d, in all %d: want both 1 or more", c.MaxChannels, c.MaxChannelsTotal)
+	case c.MaxMessageSize < 1 || c.MaxMessageSize > MaxMessageSizeLimit:
+		return fmt.Errorf("max message size %d: want 1 to %d bytes", c.MaxMessageSize, MaxMessageSizeLimit)
+	case c.ChannelBytesPerSecond < 1:
+		return fmt.Errorf("channel bytes per second %d: want 1 or more", c.ChannelBytesPerSecond)
+	case c.OpenTimeout <= 0:
+		return fmt.Errorf("open timeout %s: want positive", c.OpenTimeout)
+	}
 	return nil
 }
+
+// MaxMessageSizeLimit is the largest MaxMessageSize a bridge accepts.
+const MaxMessageSizeLimit = 16 << 20
 
 // CheckToken returns an error wrapping ErrShortToken when token is set and
 // shorter than MinTokenLen; Validate calls it, and so can a command that
@@ -312,4 +368,13 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 	}
 	cfg.NextProtos = []string{"http/1.1"}
 	return cfg, nil
+}
+
+// channelLimit is v when the bridge serves channels, else 0 (left out of
+// the welcome's limits).
+func (c *Config) channelLimit(v int) int {
+	if c.Opener == nil {
+		return 0
+	}
+	return v
 }

@@ -1,10 +1,12 @@
 // Package bridge owns the WebSocket bridge that lets web pages find
-// services on a netget network through one node: its HTTP endpoints, its
-// JSON protocol (v1, PROTOCOL.md), the checks every session, find and
-// watch pass before reaching the node, and the embedded handshaker script
-// pages load. It depends on narrow Finder and Watcher interfaces, never on
-// the DHT; the root package adapts its node to them, so a browser only
-// ever sees records the node verified.
+// services on a netget network through one node, watch them live, and
+// open channels to them: its HTTP endpoints, its JSON protocol (v1,
+// PROTOCOL.md), the checks every session, find, watch and channel pass
+// before reaching the node, and the embedded handshaker script pages load
+// (with its TypeScript declarations and npm package.json). It depends on
+// narrow interfaces, Finder, Watcher and Opener, never on the DHT; the
+// root package adapts its node to them, so a browser only ever sees
+// records the node verified and reaches only providers that accepted.
 //
 // # Endpoints
 //
@@ -81,6 +83,30 @@
 // Several finds run at once on one connection, each in its own goroutine;
 // the session waits for them when it ends.
 //
+// # Channels
+//
+// With Config.Opener set, the welcome lists FeatureChannel and a page may
+// open channels (channel.go, channel_read.go): open → opened or error,
+// send / message (text, JSON) and binary WebSocket frames (binary, kind
+// byte 0x01, id length, id, data), close both ways. Checks at open, in
+// order: the Services allowlist (forbidden), a unique id (bad_request),
+// MaxChannels per session (rate_limited), Filters at StageOpen,
+// MaxChannelsTotal (busy); then the Opener, within OpenTimeout, gets the
+// page's Origin as checked here, its token, peer and where. Per message:
+// MaxMessageSize (too_large, and that channel closes 1009), then the
+// session's ChannelBytesPerSecond budget, which pauses reading rather
+// than dropping. Channel messages do not count in FramesPerSecond.
+//
+// Goroutines per channel: runChannel (the open, then the provider's
+// messages to the page) and pumpOut (the page's messages to the provider,
+// from a queue of 4); both end with the channel or the session, and the
+// session waits for them. The session's read loop alone queues messages
+// and closes a queue, so a channel's messages keep their order. Closing:
+// the page's close drains the queue first, then closes the provider's
+// side with the page's code; the provider's close or loss ends the
+// channel with its code, or 1006; Shutdown sends a close (1001) for every
+// open channel before the WebSocket's 1001.
+//
 // # Watches
 //
 // When the Finder given to New is also a Watcher, a watch frame follows a
@@ -111,7 +137,6 @@
 // away), cancels their finds and waits for them, bounded by its context;
 // Close does the same at once. Both are idempotent. Goroutines: one per
 // session (the HTTP server's), one per find and per watch, and one
-// watchdog per session
-// (idle timeout, and pings when PingInterval is set); all end with their
-// session.
+// watchdog per session (idle timeout, and pings when PingInterval is set),
+// two per open channel; all end with their session.
 package bridge

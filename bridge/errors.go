@@ -23,6 +23,10 @@ var (
 	// ErrShortToken is returned by CheckToken, and wrapped by Validate,
 	// when a token is shorter than MinTokenLen.
 	ErrShortToken = errors.New("token too short")
+	// ErrMessageTooLarge is what a Channel's Send returns, wrapped, for a
+	// message over the provider's own limit: the page gets too_large and
+	// the channel closes (1009), as for one over MaxMessageSize.
+	ErrMessageTooLarge = errors.New("channel message too large")
 )
 
 // Error is an error with a public face: the code and message a client

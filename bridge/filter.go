@@ -19,6 +19,9 @@ const (
 	// StageFind: a find passed the rate, in-flight and service checks and
 	// is about to reach the Finder.
 	StageFind
+	// StageOpen: an open passed the channel-count and service checks and
+	// is about to reach the Opener.
+	StageOpen
 	// StageWatch: a watch passed the rate, per-session and service checks
 	// and is about to reach the Watcher. A Filter that guards services at
 	// StageFind must guard them here too.
@@ -34,6 +37,8 @@ func (s Stage) String() string {
 		return "hello"
 	case StageFind:
 		return "find"
+	case StageOpen:
+		return "open"
 	case StageWatch:
 		return "watch"
 	}
@@ -49,10 +54,11 @@ type Request struct {
 	Header     http.Header       // the upgrade request's headers (cookies, authorization); read-only
 	Token      string            // hello's token (StageHello, StageFind)
 	Client     string            // hello's client name (StageHello, StageFind)
-	Service    string            // the service asked for (StageFind, StageWatch)
+	Service    string            // the service asked for (StageFind, StageOpen, StageWatch)
 	Limit      int               // the find's result limit, or the watch's providers shown at once, after defaults and caps (StageFind, StageWatch)
 	Timeout    time.Duration     // the find's timeout, after defaults and caps (StageFind)
-	Where      map[string]string // the watch's metadata match, a copy (StageWatch)
+	Peer       string            // the provider the open asks for, or "" (StageOpen)
+	Where      map[string]string // the open's or the watch's metadata match (StageOpen, StageWatch); read-only
 }
 
 // Filter is an embedder's own check, run after the bridge's built-in ones

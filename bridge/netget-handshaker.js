@@ -11,6 +11,11 @@
  * ES module (React and other module code):
  *   import netget, { connect } from "https://bridge.example/netget-handshaker.mjs";
  *
+ * Channels (shaped like a WebSocket):
+ *   const ch = await netget.connect("ChatService", { where: { room: "lobby" } });
+ *   ch.onmessage = (ev) => console.log(ev.data);
+ *   ch.send("hello");
+ *
  * Attributes: data-endpoint (bridge URL, default: this script's origin),
  * data-network (refuse a bridge on another network), data-token.
  */
@@ -57,8 +62,8 @@
     // opts: endpoint (required), network, token, client, lazy (connect on
     // first use instead of now).
     constructor(opts) {
-      if (!opts.endpoint) throw new NetgetError("bad_endpoint", "netget: connect needs an endpoint URL");
-      this.endpoint = endpointFrom(opts.endpoint);
+      if (!opts.endpoint && !opts.lazy) throw new NetgetError("bad_endpoint", "netget: connect needs an endpoint URL");
+      this.endpoint = opts.endpoint ? endpointFrom(opts.endpoint) : "";
       this.network = opts.network || "";
       this.token = opts.token || "";
       this.client = opts.client || "netget-handshaker/" + PROTOCOL_VERSION;
@@ -72,6 +77,7 @@
       this._nextId = 1;
       this._finds = new Map(); // id → find state
       this._watches = new Map(); // id → watch state
+      this._channels = new Map(); // id → Channel, opening or open
       this._listeners = { open: [], close: [], error: [] };
       var self = this;
       this._ready = new Promise(function (resolve, reject) {
@@ -79,6 +85,12 @@
         self._readyReject = reject;
       });
       this._ready.catch(function () {}); // rejection is reported to whoever awaits
+      if (!this.endpoint) {
+        // Loaded from a bundle, not from a bridge: every call says so.
+        this._fatal = new NetgetError("bad_endpoint",
+          "netget: this copy was not loaded from a bridge; use connect({ endpoint: \"https://bridge.example\" })");
+        this._readyReject(this._fatal);
+      }
       if (!opts.lazy) this._start();
     }
 
@@ -151,6 +163,34 @@
       });
     }
 
+    // connect(service, opts) opens a channel to a provider of service and
+    // resolves with a Channel (shaped like a WebSocket) once it accepted;
+    // it rejects with a NetgetError (forbidden, unavailable, not_found,
+    // timeout, rate_limited, busy, …). opts: where ({key: value} the
+    // provider's metadata must hold), peer (a peer ID), token (the
+    // provider's channel token), timeout (ms), signal (AbortSignal).
+    // connect(opts) with an object instead makes another client, as the
+    // module-level connect does.
+    connect(service, opts) {
+      if (typeof service !== "string") return connect(service);
+      opts = opts || {};
+      this._start();
+      var self = this;
+      return new Promise(function (resolve, reject) {
+        if (self._closed || self._fatal) {
+          reject(self._fatal || new NetgetError("closed", "netget: closed"));
+          return;
+        }
+        if (opts.signal && opts.signal.aborted) {
+          reject(new NetgetError("cancelled", "netget: connect cancelled"));
+          return;
+        }
+        var ch = new Channel(self, "c" + self._nextId++, service, opts, resolve, reject);
+        self._channels.set(ch._id, ch);
+        if (self.welcome) self._sendOpen(ch);
+      });
+    }
+
     // watch follows the verified providers of name until stopped: it calls
     // opts.onAdd(record, frame) for each provider there is and each that
     // appears or republishes, opts.onRemove(peer, reason) for each that
@@ -188,6 +228,7 @@
       this._readyReject(err);
       this._rejectAll(err, false);
       this._endWatches(err);
+      this._dropChannels(1000, "closed", err);
       if (this._ws) {
         var ws = this._ws;
         this._ws = null;
@@ -198,7 +239,7 @@
     }
 
     _start() {
-      if (this._started || this._closed) return;
+      if (this._started || this._closed || !this.endpoint) return;
       this._started = true;
       this._connect();
     }
@@ -213,6 +254,7 @@
       }
       var self = this;
       this._ws = ws;
+      ws.binaryType = "arraybuffer"; // binary channel messages
       ws.onopen = function () {
         var hello = { type: "hello", version: PROTOCOL_VERSION, client: self.client };
         if (self.token) hello.token = self.token;
@@ -224,6 +266,10 @@
     }
 
     _onFrame(data) {
+      if (typeof data !== "string") {
+        this._onBinary(data);
+        return;
+      }
       var f;
       try {
         f = JSON.parse(data);
@@ -245,6 +291,13 @@
           var self = this;
           this._finds.forEach(function (s) { if (!s.sent) self._sendFind(s); });
           this._watches.forEach(function (w) { if (!w.sent) self._sendWatch(w); });
+          this._channels.forEach(function (c) { if (!c._sent) self._sendOpen(c); });
+          break;
+        case "opened":
+        case "message":
+        case "close":
+          var ch = f.id ? this._channels.get(f.id) : null;
+          if (ch) ch._onFrame(f);
           break;
         case "result":
           if (st) {
@@ -257,8 +310,11 @@
           break;
         case "error":
           var err = new NetgetError(f.code, f.message);
+          var chan = f.id ? this._channels.get(f.id) : null;
           if (st) {
             this._settle(st, err);
+          } else if (chan) {
+            chan._onError(err);
           } else if (!f.id) {
             if (FATAL[f.code]) this._fatal = err;
             this._emit("error", err);
@@ -276,11 +332,13 @@
         return;
       }
       // Finds sent on this connection are lost with it; queued ones wait.
-      this._rejectAll(new NetgetError("disconnected",
-        "netget: connection to the bridge closed (" + ev.code + ")"), true);
+      var lost = new NetgetError("disconnected", "netget: connection to the bridge closed (" + ev.code + ")");
+      this._rejectAll(lost, true);
       // Watches outlive the connection: what they showed is unknown now,
       // and the next welcome subscribes them again, with a fresh snapshot.
       this._watches.forEach(function (w) { w.sent = false; w.drop("disconnected"); });
+      // So are channels: they close (1006), opens not yet sent wait.
+      this._dropChannels(1006, "connection to the bridge lost", lost, true);
       var base = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * Math.pow(2, this._attempt++));
       var delay = Math.round(base / 2 + Math.random() * base / 2);
       this._emit("close", { code: ev.code, reason: ev.reason, reconnecting: true, delay: delay });
@@ -293,6 +351,7 @@
       this._readyReject(err);
       this._rejectAll(err, false);
       this._endWatches(err);
+      this._dropChannels(ev ? ev.code : 1006, "connection to the bridge lost", err);
       this._emit("close", { code: ev ? ev.code : 0, reason: ev ? ev.reason : "", reconnecting: false });
     }
 
@@ -366,6 +425,34 @@
       });
     }
 
+    _sendOpen(ch) {
+      if (!this._ws || this._ws.readyState !== 1) return;
+      var f = { type: "open", id: ch._id, service: ch.service };
+      var o = ch._opts;
+      if (o.peer) f.peer = String(o.peer);
+      if (o.where) f.where = o.where;
+      if (o.token) f.token = String(o.token);
+      ch._sent = true;
+      this._ws.send(JSON.stringify(f));
+    }
+
+    // _onBinary handles a binary frame: kind 0x01, id length, id, data.
+    _onBinary(buf) {
+      var b = new Uint8Array(buf);
+      if (b.length < 2 || b[0] !== 1 || b.length < 2 + b[1]) return;
+      var id = String.fromCharCode.apply(null, b.subarray(2, 2 + b[1]));
+      var ch = this._channels.get(id);
+      if (ch) ch._onMessage(buf.slice(2 + b[1]));
+    }
+
+    // _dropChannels closes every channel with code: a pending open
+    // rejects with err; sentOnly keeps opens not yet sent queued.
+    _dropChannels(code, reason, err, sentOnly) {
+      Array.from(this._channels.values()).forEach(function (ch) {
+        if (!sentOnly || ch._sent) ch._ended(code, reason, err, false);
+      });
+    }
+
     _emit(event, arg) {
       this._listeners[event].slice().forEach(function (fn) {
         try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); }
@@ -373,6 +460,227 @@
     }
   }
 
+  // A base class with addEventListener and dispatchEvent: the platform's
+  // EventTarget where there is one (browsers, Node 15+).
+  var Base = typeof EventTarget === "function" ? EventTarget : class {
+    constructor() { this._l = {}; }
+    addEventListener(t, fn) { (this._l[t] = this._l[t] || []).push(fn); }
+    removeEventListener(t, fn) { var l = this._l[t] || []; var i = l.indexOf(fn); if (i >= 0) l.splice(i, 1); }
+    dispatchEvent(ev) {
+      var self = this;
+      (this._l[ev.type] || []).slice().forEach(function (fn) { fn.call(self, ev); });
+      return true;
+    }
+  };
+
+  function makeEvent(type, props) {
+    var ev;
+    if (type === "message" && typeof MessageEvent === "function") {
+      ev = new MessageEvent("message", { data: props.data });
+    } else if (type === "close" && typeof CloseEvent === "function") {
+      ev = new CloseEvent("close", { code: props.code, reason: props.reason, wasClean: props.wasClean });
+    } else {
+      ev = typeof Event === "function" ? new Event(type) : { type: type };
+      Object.keys(props).forEach(function (k) { Object.defineProperty(ev, k, { value: props[k], enumerable: true }); });
+    }
+    return ev;
+  }
+
+  var textEncoder = typeof TextEncoder === "function" ? new TextEncoder() : null;
+
+  // Channel is one channel to a provider, shaped like a WebSocket:
+  // readyState, send, close, onopen / onmessage / onerror / onclose and
+  // addEventListener; plus peer and record (the provider's verified
+  // record), and async iteration over message data. Binary messages
+  // arrive as ArrayBuffers.
+  class Channel extends Base {
+    constructor(client, id, service, opts, resolve, reject) {
+      super();
+      this._client = client;
+      this._id = id;
+      this._opts = opts;
+      this._resolve = resolve;
+      this._reject = reject;
+      this._sent = false;
+      this._iters = [];
+      this.service = service;
+      this.readyState = Channel.CONNECTING;
+      this.peer = null;
+      this.record = null;
+      this.protocol = "";
+      this.extensions = "";
+      this.binaryType = "arraybuffer";
+      this.onopen = null;
+      this.onmessage = null;
+      this.onerror = null;
+      this.onclose = null;
+      var self = this;
+      var ms = opts.timeout || DEFAULT_TIMEOUT_MS;
+      this._timer = setTimeout(function () {
+        self._fail(new NetgetError("timeout", "netget: " + service + " did not open within " + ms + " ms"));
+      }, ms + TIMEOUT_GRACE_MS);
+      if (opts.signal) {
+        this._onAbort = function () { self._fail(new NetgetError("cancelled", "netget: connect cancelled")); };
+        opts.signal.addEventListener("abort", this._onAbort);
+      }
+    }
+
+    get url() { return this._client.endpoint + "#" + this.service; }
+
+    // bufferedAmount is what the page's WebSocket to the bridge has not
+    // sent yet, all channels together.
+    get bufferedAmount() { return this._client._ws ? this._client._ws.bufferedAmount : 0; }
+
+    // send passes a string (a text message) or an ArrayBuffer / typed array
+    // (a binary message) to the provider. Throws while CONNECTING; does
+    // nothing once closing, as a WebSocket.
+    send(data) {
+      if (this.readyState === Channel.CONNECTING) {
+        throw new NetgetError("not_open", "netget: the channel is not open yet");
+      }
+      var ws = this._client._ws;
+      if (this.readyState !== Channel.OPEN || !ws) return;
+      if (typeof data === "string") {
+        ws.send(JSON.stringify({ type: "send", id: this._id, data: data }));
+        return;
+      }
+      var bytes;
+      if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+      else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      else throw new TypeError("netget: send takes a string, an ArrayBuffer or a typed array");
+      var id = this._id;
+      var frame = new Uint8Array(2 + id.length + bytes.length);
+      frame[0] = 1;
+      frame[1] = id.length;
+      for (var i = 0; i < id.length; i++) frame[2 + i] = id.charCodeAt(i);
+      frame.set(bytes, 2 + id.length);
+      ws.send(frame);
+    }
+
+    // close(code, reason) ends the channel: code 1000 (default) or
+    // 3000-4999, reason at most 123 bytes, as a WebSocket's. The close
+    // event follows once the bridge confirmed.
+    close(code, reason) {
+      if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+        throw new NetgetError("bad_request", "netget: close code must be 1000 or 3000-4999");
+      }
+      if (reason !== undefined && textEncoder && textEncoder.encode(String(reason)).length > 123) {
+        throw new NetgetError("bad_request", "netget: close reason is at most 123 bytes");
+      }
+      if (this.readyState >= Channel.CLOSING) return;
+      this.readyState = Channel.CLOSING;
+      var ws = this._client._ws;
+      if (!this._sent || !ws || ws.readyState !== 1) {
+        this._ended(code || 1000, reason || "", new NetgetError("cancelled", "netget: closed before it opened"), true);
+        return;
+      }
+      var f = { type: "close", id: this._id };
+      if (code) f.code = code;
+      if (reason) f.reason = String(reason);
+      ws.send(JSON.stringify(f));
+    }
+
+    // for await (const data of channel): each message's data, until it closes.
+    [Symbol.asyncIterator]() {
+      var self = this;
+      var it = { buf: [], wait: null, done: self.readyState === Channel.CLOSED };
+      this._iters.push(it);
+      return {
+        next: function () {
+          if (it.buf.length) return Promise.resolve({ value: it.buf.shift(), done: false });
+          if (it.done) return Promise.resolve({ value: undefined, done: true });
+          return new Promise(function (resolve) { it.wait = resolve; });
+        },
+        return: function () {
+          it.done = true;
+          it.buf = [];
+          self._iters = self._iters.filter(function (x) { return x !== it; });
+          return Promise.resolve({ value: undefined, done: true });
+        },
+        [Symbol.asyncIterator]: function () { return this; }
+      };
+    }
+
+    _onFrame(f) {
+      if (f.type === "opened" && this.readyState === Channel.CONNECTING) {
+        this.readyState = Channel.OPEN;
+        this.peer = f.peer;
+        this.record = f.record;
+        this._settleOpen(null);
+        this._dispatch("open", {});
+      } else if (f.type === "message") {
+        this._onMessage(f.data);
+      } else if (f.type === "close") {
+        this._ended(f.code || 1000, f.reason || "", new NetgetError("closed", "netget: channel closed (" + f.code + ")"), true);
+      }
+    }
+
+    _onMessage(data) {
+      if (this.readyState !== Channel.OPEN && this.readyState !== Channel.CLOSING) return;
+      this._iters.forEach(function (it) {
+        if (it.wait) { var w = it.wait; it.wait = null; w({ value: data, done: false }); } else it.buf.push(data);
+      });
+      this._dispatch("message", { data: data });
+    }
+
+    // _onError: an error frame for this channel. Before opened, the open
+    // failed; after, an error event (a close frame follows when it ends).
+    _onError(err) {
+      if (this.readyState === Channel.CONNECTING) {
+        this._fail(err);
+        return;
+      }
+      this._dispatch("error", { error: err, code: err.code, message: err.message });
+    }
+
+    _fail(err) {
+      if (this.readyState === Channel.CONNECTING && this._sent) {
+        var ws = this._client._ws;
+        if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "close", id: this._id }));
+      }
+      this._ended(1006, err.message, err, false);
+    }
+
+    // _ended: the channel is over. A pending connect rejects with err;
+    // an open channel gets its close event.
+    _ended(code, reason, err, clean) {
+      if (this.readyState === Channel.CLOSED) return;
+      var wasOpen = this._resolve === null;
+      this.readyState = Channel.CLOSED;
+      this._client._channels.delete(this._id);
+      this._settleOpen(err);
+      this._iters.forEach(function (it) {
+        it.done = true;
+        if (it.wait) { var w = it.wait; it.wait = null; w({ value: undefined, done: true }); }
+      });
+      if (wasOpen) this._dispatch("close", { code: code, reason: reason, wasClean: clean });
+    }
+
+    _settleOpen(err) {
+      if (!this._resolve) return;
+      clearTimeout(this._timer);
+      if (this._onAbort) this._opts.signal.removeEventListener("abort", this._onAbort);
+      var resolve = this._resolve, reject = this._reject;
+      this._resolve = this._reject = null;
+      if (err) reject(err); else resolve(this);
+    }
+
+    _dispatch(type, props) {
+      var ev = makeEvent(type, props);
+      var fn = this["on" + type];
+      if (typeof fn === "function") {
+        try { fn.call(this, ev); } catch (e) { setTimeout(function () { throw e; }); }
+      }
+      this.dispatchEvent(ev);
+    }
+  }
+  Channel.CONNECTING = 0;
+  Channel.OPEN = 1;
+  Channel.CLOSING = 2;
+  Channel.CLOSED = 3;
+
+  // connect(opts) makes a client; connect(service, opts) is the default
+  // client's connect (see netget-handshaker.mjs) and needs one.
   // Watch is one netget.watch: what it has shown, its callbacks and its
   // iterators. Each iterator queues at most one event per peer (a newer
   // one replaces it; an add and a remove the loop never saw cancel out),
@@ -490,6 +798,7 @@
     PROTOCOL_VERSION: PROTOCOL_VERSION,
     SUBPROTOCOL: SUBPROTOCOL,
     NetgetError: NetgetError,
+    Channel: Channel,
     connect: connect,
     endpointFrom: endpointFrom
   };
@@ -505,8 +814,7 @@
   if (script && script.src && !(root.netget && root.netget.connect)) {
     var ds = script.dataset;
     var client = connect({ endpoint: ds.endpoint || script.src, network: ds.network, token: ds.token });
-    client.connect = connect;
-    client.NetgetError = NetgetError;
+    client.NetgetError = NetgetError; // client.connect(opts) still makes another client
     root.netget = client;
   }
 })(typeof globalThis !== "undefined" ? globalThis : this);

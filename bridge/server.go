@@ -193,11 +193,13 @@ func (s *Server) Stats() Stats { return s.stats.snapshot() }
 // ctx; then it closes what is left and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	sessions := s.close()
-	err := s.http.Shutdown(ctx)
+	// WebSockets first: http.Server.Shutdown may wait seconds for idle
+	// browser connections, and pages should learn at once.
 	var closing sync.WaitGroup
 	for _, ss := range sessions {
 		closing.Go(func() { ss.goAway() })
 	}
+	err := s.http.Shutdown(ctx)
 	if werr := s.wait(ctx); werr != nil {
 		for _, ss := range sessions {
 			ss.closeNow()

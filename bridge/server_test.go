@@ -381,5 +381,13 @@ func errorCodeCases() []errorCodeCase {
 			configure: func(c *bridge.Config, _ *fakeFinder) { c.IdleTimeout = 50 * time.Millisecond },
 			wantCode:  bridge.CodeIdle, wantMsg: "no frame for 50ms", wantReason: bridge.ReasonIdle,
 			wantClose: websocket.StatusNormalClosure},
+		{name: "unavailable",
+			configure: func(c *bridge.Config, _ *fakeFinder) {
+				op := newFakeOpener(nil)
+				op.refuse["ChatService"] = &bridge.Error{Code: bridge.CodeUnavailable, Message: "the provider's target is down"}
+				c.Opener = op
+			},
+			send: &bridge.OpenFrame{ID: "u", Service: "ChatService"}, wantID: "u",
+			wantCode: bridge.CodeUnavailable, wantMsg: "target is down"},
 	}
 }

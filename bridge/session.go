@@ -35,6 +35,7 @@ type session struct {
 	mu      sync.Mutex
 	finds   map[string]*inflight
 	watches map[string]*inflight
+	chans   *channels      // open channels (channel.go)
 	active  time.Time      // last frame read, or find or watch ended
 	wg      sync.WaitGroup // finds, watches and the watchdog
 }
@@ -48,7 +49,7 @@ type inflight struct {
 func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *session {
 	// The library's own limit sits above ours, so that session.read sees
 	// an oversized frame first and can say so before closing.
-	conn.SetReadLimit(int64(s.cfg.MaxFrameSize) + 1)
+	conn.SetReadLimit(int64(s.cfg.readLimit()) + 1)
 	return &session{
 		srv:  s,
 		conn: conn,
@@ -59,6 +60,7 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.FramesPerSecond), s.cfg.FrameBurst),
 		log:     s.log.With("remote", r.RemoteAddr, "origin", r.Header.Get("Origin")),
 		finds:   make(map[string]*inflight),
+		chans:   newChannels(&s.cfg),
 		watches: make(map[string]*inflight),
 	}
 }
@@ -126,7 +128,7 @@ func (s *session) checkOrigin() error {
 func (s *session) hello(ctx context.Context) bool {
 	cfg := &s.srv.cfg
 	hctx, cancel := context.WithTimeout(ctx, cfg.HelloTimeout)
-	b, err := s.read(hctx)
+	_, b, err := s.read(hctx)
 	cancel()
 	if err != nil {
 		return s.readFailed(ctx, err, ReasonHello)
@@ -182,7 +184,8 @@ func (s *Server) limits() Limits {
 	c := &s.cfg
 	l := Limits{FrameBytes: c.MaxFrameSize, InFlight: c.MaxInFlight, MaxResults: c.MaxResults,
 		FramesPerSecond: c.FramesPerSecond, FindTimeoutMS: c.FindTimeout.Milliseconds(),
-		MaxFindTimeoutMS: c.MaxFindTimeout.Milliseconds()}
+		MaxFindTimeoutMS: c.MaxFindTimeout.Milliseconds(), MessageBytes: c.channelLimit(c.MaxMessageSize),
+		Channels: c.channelLimit(c.MaxChannels), ChannelBytesPerSecond: c.channelLimit(c.ChannelBytesPerSecond)}
 	if s.watcher != nil {
 		l.Watches = c.MaxSessionWatches
 	}
@@ -192,14 +195,18 @@ func (s *Server) limits() Limits {
 // loop reads and handles frames until the connection ends.
 func (s *session) loop(ctx context.Context) {
 	for {
-		b, err := s.read(ctx)
+		typ, b, err := s.read(ctx)
 		if err != nil {
 			s.readFailed(ctx, err, "")
 			return
 		}
 		s.touch()
+		if typ == websocket.MessageBinary && s.srv.cfg.Opener != nil {
+			s.binary(ctx, b)
+			continue
+		}
 		f, perr := ParseClientFrame(b)
-		if !s.limiter.Allow() {
+		if !isChannelData(typ, f) && !s.limiter.Allow() {
 			s.srv.stats.refuse(ReasonRate)
 			s.sendErr(ctx, peekID(b), &Error{Code: CodeRateLimited, Message: "too many frames; slow down"})
 			continue
@@ -221,28 +228,37 @@ func (s *session) loop(ctx context.Context) {
 			s.watch(ctx, f)
 		case *PingFrame:
 			s.send(ctx, &PongFrame{ID: f.ID})
+		case *OpenFrame:
+			s.open(ctx, f)
+		case *SendFrame:
+			s.data(ctx, f.ID, Message{Data: []byte(f.Data)})
+		case *CloseFrame:
+			s.closeChannel(f)
 		}
 	}
 }
 
-// read returns the next text frame, at most MaxFrameSize bytes.
-func (s *session) read(ctx context.Context) ([]byte, error) {
+// read returns the next message: a text frame of at most MaxFrameSize
+// bytes (send frames: see Config.frameTooLarge), or, when the bridge
+// serves channels, a binary one. Without channels a binary message reads
+// as empty, which fails to parse.
+func (s *session) read(ctx context.Context) (websocket.MessageType, []byte, error) {
 	typ, r, err := s.conn.Reader(ctx)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	max := s.srv.cfg.MaxFrameSize
-	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	cfg := &s.srv.cfg
+	b, err := io.ReadAll(io.LimitReader(r, int64(cfg.readLimit())+1))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	if len(b) > max {
-		return nil, errFrameTooLarge
+	if cfg.frameTooLarge(typ, b) {
+		return 0, nil, errFrameTooLarge
 	}
-	if typ != websocket.MessageText {
-		return []byte{}, nil // fails to parse: "want a JSON object"
+	if typ != websocket.MessageText && cfg.Opener == nil {
+		return websocket.MessageText, []byte{}, nil // fails to parse: "want a JSON object"
 	}
-	return b, nil
+	return typ, b, nil
 }
 
 // readFailed ends the session after a failed read: it answers an
@@ -312,9 +328,13 @@ func (s *session) touch() {
 	s.mu.Unlock()
 }
 
-// idleFor returns how long the session has been idle: no frame read and
-// no find or watch in flight.
+// idleFor returns how long the session has been idle: no frame read, no
+// find or watch in flight and no channel open (a channel's provider
+// applies its own idle timeout).
 func (s *session) idleFor() time.Duration {
+	if s.chans.count() > 0 {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.finds) > 0 || len(s.watches) > 0 {
@@ -363,7 +383,13 @@ func (s *session) watchdog(ctx context.Context) {
 }
 
 // goAway closes the connection with 1001 (going away): server shutdown.
-func (s *session) goAway() { s.conn.Close(websocket.StatusGoingAway, "bridge shutting down") }
+// Its channels get a close frame (1001) first.
+func (s *session) goAway() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.WriteTimeout)
+	defer cancel()
+	s.announceClose(ctx, CloseGoingAway, "bridge shutting down")
+	s.conn.Close(websocket.StatusGoingAway, "bridge shutting down")
+}
 
 // closeNow drops the connection.
 func (s *session) closeNow() { s.conn.CloseNow() }

@@ -34,6 +34,10 @@ const (
 	ReasonTokenBackoff  Reason = "token_backoff"  // the address is barred after wrong tokens
 	ReasonHeaderTimeout Reason = "header_timeout" // disconnected: no request headers within HeaderTimeout
 
+	ReasonChannelsOff    Reason = "channels_off"    // open refused: the bridge has no Opener
+	ReasonChannels       Reason = "channels"        // open refused rate_limited: MaxChannels open in the session
+	ReasonChannelsTotal  Reason = "channels_total"  // open refused busy: MaxChannelsTotal open bridge-wide
+	ReasonMessageSize    Reason = "message_size"    // channel message over MaxMessageSize; its channel closed
 	ReasonSessionWatches Reason = "session_watches" // watch refused rate_limited: MaxSessionWatches open in the session
 	ReasonWatches        Reason = "watches"         // watch refused busy: MaxWatches running bridge-wide
 	ReasonSlow           Reason = "slow"            // session dropped: it did not read a watch's frame within WriteTimeout
@@ -45,7 +49,8 @@ func Reasons() []Reason {
 	return []Reason{ReasonMaxConns, ReasonSubprotocol, ReasonHost, ReasonOrigin, ReasonHello, ReasonNetwork,
 		ReasonToken, ReasonFilter, ReasonTooLarge, ReasonBadFrame, ReasonRate, ReasonInFlight, ReasonService,
 		ReasonAddrSessions, ReasonIdle, ReasonOpenConns, ReasonAddrConns, ReasonFinds, ReasonTokenBackoff,
-		ReasonHeaderTimeout, ReasonSessionWatches, ReasonWatches, ReasonSlow}
+		ReasonHeaderTimeout, ReasonChannelsOff, ReasonChannels, ReasonChannelsTotal, ReasonMessageSize,
+		ReasonSessionWatches, ReasonWatches, ReasonSlow}
 }
 
 // Stats is a snapshot of a Server's counters.
@@ -58,6 +63,10 @@ type Stats struct {
 	Results       uint64            // result frames sent, of finds and watches
 	Refusals      map[Reason]uint64 // refusals by reason
 
+	Channels       int    // channels open or opening now, bridge-wide
+	ChannelsTotal  uint64 // channels a provider accepted since start
+	MessagesIn     uint64 // channel messages passed from pages to providers
+	MessagesOut    uint64 // channel messages passed from providers to pages
 	WatchesRunning int    // watches open now, bridge-wide
 	Watches        uint64 // watches that reached the Watcher
 	Removed        uint64 // removed frames sent
@@ -74,6 +83,10 @@ type counters struct {
 	sessionsTotal atomic.Uint64
 	finds         atomic.Uint64
 	results       atomic.Uint64
+	channels      atomic.Int64
+	channelsTotal atomic.Uint64
+	messagesIn    atomic.Uint64
+	messagesOut   atomic.Uint64
 
 	watchesRunning atomic.Int64
 	watches        atomic.Uint64
@@ -108,6 +121,10 @@ func (c *counters) snapshot() Stats {
 		Finds:         c.finds.Load(),
 		Results:       c.results.Load(),
 		Refusals:      ref,
+		Channels:      int(c.channels.Load()),
+		ChannelsTotal: c.channelsTotal.Load(),
+		MessagesIn:    c.messagesIn.Load(),
+		MessagesOut:   c.messagesOut.Load(),
 
 		WatchesRunning: int(c.watchesRunning.Load()),
 		Watches:        c.watches.Load(),

@@ -225,17 +225,6 @@ func (s *Server) startWatch() bool {
 
 func (s *Server) endWatch() { s.stats.watchesRunning.Add(-1) }
 
-// features is what the welcome lists: find always, watch when the node
-// can watch.
-func (s *Server) features() []string {
-	if s.watcher != nil {
-		return []string{FeatureFind, FeatureWatch}
-	}
-	return []string{FeatureFind}
-}
-
-// Features a welcome may list, append-only.
-const (
-	FeatureFind  = "find"  // find, result, done, cancel
-	FeatureWatch = "watch" // watch, result, removed, done, cancel
-)
+// FeatureWatch is listed in the welcome when the bridge's node can watch
+// (watch, result, removed, done, cancel); see FeatureFind.
+const FeatureWatch = "watch"

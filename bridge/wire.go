@@ -24,7 +24,9 @@ const (
 )
 
 // Frame types, append-only. Client frames: hello, find, cancel, ping,
-// watch. Server frames: welcome, result, done, pong, error, removed.
+// watch, and the channel frames open, send, close (channel_wire.go).
+// Server frames: welcome, result, done, pong, error, removed, and opened,
+// message, close.
 const (
 	TypeHello   = "hello"   // client → server, first frame: version, token
 	TypeWelcome = "welcome" // server → client: peer ID, network, limits
@@ -75,15 +77,18 @@ const (
 // Codes lists every error code, in the order they were added.
 func Codes() []Code {
 	return []Code{CodeBadRequest, CodeUnknownType, CodeForbidden, CodeRateLimited,
-		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal, CodeBusy, CodeIdle}
+		CodeNotFound, CodeTimeout, CodeTooLarge, CodeInternal, CodeBusy, CodeIdle,
+		CodeUnavailable}
 }
 
 // ClientFrame is a frame a client sends: *HelloFrame, *FindFrame,
-// *CancelFrame, *PingFrame or *WatchFrame.
+// *CancelFrame, *PingFrame, *WatchFrame, *OpenFrame, *SendFrame or
+// *CloseFrame.
 type ClientFrame interface{ clientFrame() }
 
 // ServerFrame is a frame the bridge sends: *WelcomeFrame, *ResultFrame,
-// *DoneFrame, *PongFrame, *ErrorFrame or *RemovedFrame.
+// *DoneFrame, *PongFrame, *ErrorFrame, *RemovedFrame, *OpenedFrame,
+// *MessageFrame or *CloseFrame.
 type ServerFrame interface{ serverFrame() }
 
 // HelloFrame opens a session; it must be the client's first frame.
@@ -102,8 +107,8 @@ type WelcomeFrame struct {
 	Peer    string `json:"peer"`    // the bridge node's peer ID
 	Network string `json:"network"` // the netget network it finds on
 	Limits  Limits `json:"limits"`
-	// Features lists what this bridge serves beyond hello and ping:
-	// "find", and "watch" when its node can watch. Append-only names.
+	// Features lists what the bridge serves beyond hello and ping
+	// (FeatureFind, FeatureChannel, …); only grows.
 	Features []string `json:"features,omitempty"`
 }
 
@@ -115,7 +120,11 @@ type Limits struct {
 	FramesPerSecond  float64 `json:"frames_per_second"`   // sustained frame rate
 	FindTimeoutMS    int64   `json:"find_timeout_ms"`     // default find timeout
 	MaxFindTimeoutMS int64   `json:"max_find_timeout_ms"` // longest find timeout
-	Watches          int     `json:"watches,omitempty"`   // watches at once (0: no watch)
+	// Channel limits, when the bridge serves channels.
+	MessageBytes          int `json:"message_bytes,omitempty"`            // largest channel message
+	Channels              int `json:"channels,omitempty"`                 // channels open at once
+	ChannelBytesPerSecond int `json:"channel_bytes_per_second,omitempty"` // page → providers, all channels
+	Watches               int `json:"watches,omitempty"`                  // watches at once (0: no watch)
 }
 
 // FindFrame asks for the verified providers of a service. ID names the
@@ -238,6 +247,8 @@ func ParseClientFrame(b []byte) (ClientFrame, error) {
 			}
 		}
 		return f, nil
+	case TypeOpen, TypeSend, TypeClose:
+		return parseChannelFrame(typ, b)
 	case TypeWatch:
 		return parseWatch(b)
 	}
@@ -286,6 +297,9 @@ func ParseServerFrame(b []byte) (ServerFrame, error) {
 	case TypeRemoved:
 		f = &RemovedFrame{}
 	default:
+		if f = parseChannelServerFrame(typ); f != nil {
+			break
+		}
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, truncate(typ, 32))
 	}
 	if err := decode(b, f); err != nil {
@@ -367,6 +381,9 @@ func Marshal(f any) ([]byte, error) {
 	case *RemovedFrame:
 		f.Type = TypeRemoved
 	default:
+		if marshalChannel(f) {
+			break
+		}
 		return nil, fmt.Errorf("marshal: %w: %T", ErrUnknownType, f)
 	}
 	b, err := json.Marshal(f)

@@ -24,7 +24,7 @@ func exampleFrames() []struct {
 	frame any
 } {
 	issued := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	return []struct {
+	return append([]struct {
 		name  string
 		frame any
 	}{
@@ -49,6 +49,34 @@ func exampleFrames() []struct {
 		{"watch", &bridge.WatchFrame{Type: "watch", ID: "w1", Service: "DatabaseService", Where: map[string]string{"region": "eu-west"}}},
 		{"removed", &bridge.RemovedFrame{Type: "removed", ID: "w1", Peer: "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp",
 			Reason: bridge.RemovedWithdrawn}},
+	}, channelFrames(issued)...)
+}
+
+// channelFrames are the golden channel frames of PROTOCOL.md.
+func channelFrames(issued time.Time) []struct {
+	name  string
+	frame any
+} {
+	provider := "12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"
+	return []struct {
+		name  string
+		frame any
+	}{
+		{"welcome-channels", &bridge.WelcomeFrame{Type: "welcome", Version: 1, Peer: "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK",
+			Network: "development", Limits: bridge.Limits{FrameBytes: 8192, InFlight: 8, MaxResults: 32,
+				FramesPerSecond: 20, FindTimeoutMS: 10000, MaxFindTimeoutMS: 30000, MessageBytes: 65536, Channels: 16,
+				ChannelBytesPerSecond: 1048576}, Features: []string{"find", "channel"}}},
+		{"open", &bridge.OpenFrame{Type: "open", ID: "c1", Service: "ChatService", Where: map[string]string{"room": "lobby"},
+			Token: "s3cret-chat-token"}},
+		{"opened", &bridge.OpenedFrame{Type: "opened", ID: "c1", Peer: provider, Record: bridge.Record{Peer: provider,
+			Service: "ChatService", Network: "development", Addrs: []string{"/ip4/10.0.0.7/tcp/4001"},
+			Meta: map[string]string{"netget.channel": "1", "room": "lobby"}, Seq: 1777636800000000,
+			IssuedAt: issued, ExpiresAt: issued.Add(time.Hour)}}},
+		{"send", &bridge.SendFrame{Type: "send", ID: "c1", Data: "hello, lobby"}},
+		{"message", &bridge.MessageFrame{Type: "message", ID: "c1", Data: "alice: hello, lobby"}},
+		{"close", &bridge.CloseFrame{Type: "close", ID: "c1", Code: 1000, Reason: "bye"}},
+		{"close-lost", &bridge.CloseFrame{Type: "close", ID: "c2", Code: 1006, Reason: "connection to the provider lost"}},
+		{"error-open", &bridge.ErrorFrame{Type: "error", ID: "c3", Code: bridge.CodeForbidden, Message: "refused by the provider: origin not allowed"}},
 	}
 }
 
@@ -76,6 +104,8 @@ func TestGoldenFrames(t *testing.T) {
 			}
 			var parsed any
 			switch ex.frame.(type) {
+			case *bridge.CloseFrame: // both ways; the bridge sends codes a page may not
+				parsed, err = bridge.ParseServerFrame(want)
 			case bridge.ClientFrame:
 				parsed, err = bridge.ParseClientFrame(want)
 			default:
@@ -155,6 +185,9 @@ func FuzzParseClientFrame(f *testing.F) {
 	f.Add([]byte(` {"type":"ping"} `))
 	f.Add([]byte(`{"type":"watch","id":"w","service":"A","where":{"a":"1","a":"2"},"limit":3}`))
 	f.Add([]byte(`{"type":"watch","id":"w","service":"A","where":{}}`))
+	f.Add([]byte(`{"type":"open","id":"c","service":"A","where":{"k":"v","":"x"},"peer":7}`))
+	f.Add([]byte(`{"type":"close","id":"c","code":1006,"reason":"x"}`))
+	f.Add([]byte(`{"type":"send","id":"c","data":"\ud800"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := bridge.ParseClientFrame(b)
 		if err != nil {
@@ -181,6 +214,18 @@ func FuzzParseClientFrame(f *testing.F) {
 			if fr.ID == "" || len(fr.ID) > bridge.MaxIDLen || fr.Service == "" || fr.Limit < 0 || len(fr.Where) > 32 {
 				t.Fatalf("accepted watch %+v", fr)
 			}
+		case *bridge.OpenFrame:
+			if fr.ID == "" || fr.Service == "" || len(fr.Where) > 32 {
+				t.Fatalf("accepted open %+v", fr)
+			}
+		case *bridge.SendFrame:
+			if fr.ID == "" {
+				t.Fatal("accepted send without id")
+			}
+		case *bridge.CloseFrame:
+			if fr.ID == "" || len(fr.Reason) > bridge.MaxCloseReason || (fr.Code != 0 && fr.Code != 1000 && fr.Code < 3000) {
+				t.Fatalf("accepted close %+v", fr)
+			}
 		default:
 			t.Fatalf("accepted %T", fr)
 		}
@@ -205,4 +250,29 @@ func manyPairs(n int) string {
 		fmt.Fprintf(&b, `"k%d":"v"`, i)
 	}
 	return b.String()
+}
+
+// FuzzParseBinaryFrame: the decoder of binary channel messages never
+// panics, and what it accepts has a valid id and survives a round trip.
+func FuzzParseBinaryFrame(f *testing.F) {
+	f.Add(bridge.AppendBinaryFrame(nil, bridge.BinaryFrame{ID: "c1", Data: []byte{0, 1, 2, 255}}))
+	f.Add(bridge.AppendBinaryFrame(nil, bridge.BinaryFrame{ID: "c1"}))
+	f.Add([]byte{1, 64, 'a'})
+	f.Add([]byte{1, 0})
+	f.Add([]byte{2, 1, 'a', 'b'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := bridge.ParseBinaryFrame(b)
+		if err != nil {
+			if !errors.Is(err, bridge.ErrBadFrame) {
+				t.Fatalf("error %v does not wrap ErrBadFrame", err)
+			}
+			return
+		}
+		if fr.ID == "" || len(fr.ID) > bridge.MaxIDLen {
+			t.Fatalf("accepted id %q", fr.ID)
+		}
+		if again := bridge.AppendBinaryFrame(nil, fr); !bytes.Equal(again, b) {
+			t.Fatalf("round trip: %x, want %x", again, b)
+		}
+	})
 }

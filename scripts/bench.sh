@@ -39,6 +39,11 @@
 #           against the same client talking to the target directly: round
 #           trip p50/p99, round trips/s with 1, 100 and 1,000 channels, memory
 #           per open channel (dht/channel/bench_test.go).
+#           Then a page's channel through the bridge: WS client -> bridge ->
+#           libp2p -> provider -> WS echo target, against direct
+#           (BenchmarkChannelBridge); the bridge's own hop with an in-process
+#           provider (BenchmarkChannelHop); binary frames against base64 in JSON
+#           (BenchmarkBinaryVsBase64).
 # bridge-watch: 1,000 pages watching one service through one bridge: change
 #           pushed → result read, against every page polling with a find
 #           (bridge/bench_watch_test.go).
@@ -67,7 +72,10 @@ for w in "${what[@]}"; do
 	sync) go test -run '^$' -bench 'BenchmarkSync' -benchtime 1x -timeout 30m ./dht/ ;;
 	watch) go test -run '^$' -bench 'BenchmarkWatch$' -benchtime 1x -timeout 10m ./dht/ ;;
 	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
-	channel) go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/ ;;
+	channel)
+		go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/
+		go test -run '^$' -bench 'BenchmarkChannelBridge' -benchtime 2000x -timeout 10m .
+		go test -run '^$' -bench 'BenchmarkChannelHop|BenchmarkBinaryVsBase64' -benchtime 2000x -timeout 10m ./bridge/ ;;
 	bridge-watch) go test -run '^$' -bench 'BenchmarkBridgeWatch$' -benchtime 50x -timeout 10m ./bridge/ ;;
 	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay, channel, sync, watch or bridge-watch)" >&2; exit 2 ;;
 	esac
@@ -140,7 +148,30 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 	for (k in m) if (k ~ /KiB/) printf " %.1f |", m[k]
 	printf "\n"
 }
-/^BenchmarkChannel/ {
+/^BenchmarkChannel(Bridge|Hop)\/rtt/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!rtt++) { print "\n| channel round trip (64 B) | direct p50 / p99 | through p50 / p99 | p50 ratio |"; print "| --- | --- | --- | --- |" }
+	printf "| %s | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× |\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path"),
+		m["direct-p50-ms"], m["direct-p99-ms"], m["bridge-p50-ms"], m["bridge-p99-ms"], m["p50-ratio"]
+}
+/^BenchmarkChannel(Bridge|Hop)\/channels=/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!thr++) { print "\n| channel messages/s | channels | direct | through | ratio |"; print "| --- | --- | --- | --- | --- |" }
+	n = $1; sub(/.*channels=/, "", n); sub(/-[0-9]+$/, "", n)
+	printf "| %s | %s | %.0f | %.0f | %.2f× |\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path"), n,
+		m["direct-msgs/s"], m["bridge-msgs/s"], m["bridge/direct"]
+}
+/^BenchmarkChannel(Bridge|Hop)\/memory/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	printf "\n%s: %.1f KiB per open channel\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path (bridge, provider and target)"), m["KiB/channel"]
+}
+/^BenchmarkBinaryVsBase64\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!b64++) { print "\n| binary message | binary frame | base64 in JSON | ratio | bytes binary / base64 |"; print "| --- | --- | --- | --- | --- |" }
+	n = $1; sub(/.*\//, "", n); sub(/-[0-9]+$/, "", n)
+	printf "| %s | %.0f ns | %.0f ns | %.1f× | %d / %d |\n", n, m["binary-ns"], m["base64-ns"], m["base64/binary"], m["binary-wire-B"], m["base64-wire-B"]
+}
+/^BenchmarkChannel-[0-9]/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	print "\n| loopback, WebSocket echo target | round trip p50 / p99 | round trips/s, 1 / 100 / 1,000 open | KiB per open channel |"
 	print "| --- | --- | --- | --- |"

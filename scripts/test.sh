@@ -23,6 +23,12 @@ go vet ./...
 echo "== chromium (the browser tests drive Debian's headless chromium)"
 scripts/chromium.sh
 
+echo "== typescript (TestTypeScript type-checks a user of the handshaker's declarations)"
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+fi
+scripts/typescript.sh >/dev/null
+
 echo "== ip and nft (the NAT test builds network namespaces)"
 scripts/netns.sh
 

@@ -44,14 +44,14 @@ func bridgeFlags() []cli.Flag {
 // bridgeLimitFlags are the flags of the bridge's limits, one per
 // bridge.Config field, defaulting to bridge.DefaultConfig's value.
 func bridgeLimitFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.IntFlag{Name: "bridge-max-sessions", Value: bridge.DefaultMaxConns,
 			Usage: "most WebSocket sessions at once; beyond, HTTP 503"},
 		&cli.IntFlag{Name: "bridge-max-sessions-per-addr", Value: bridge.DefaultMaxSessionsPerAddr,
 			Usage: "most WebSocket sessions from one client address (IPv4, or IPv6 /64); beyond, HTTP 429 " +
 				"(behind a reverse proxy every client has the proxy's address)"},
 		&cli.DurationFlag{Name: "bridge-idle-timeout", Value: bridge.DefaultIdleTimeout,
-			Usage: "close a session that sent no frame and ran no find for this `DURATION`"},
+			Usage: "close a session that sent no frame, ran no find and held no channel for this `DURATION`"},
 		&cli.IntFlag{Name: "bridge-max-conns", Value: bridge.DefaultMaxOpenConns,
 			Usage: "most TCP connections the bridge holds, upgraded or not; beyond, closed at accept"},
 		&cli.IntFlag{Name: "bridge-max-conns-per-addr", Value: bridge.DefaultMaxOpenConnsPerAddr,
@@ -72,6 +72,23 @@ func bridgeLimitFlags() []cli.Flag {
 			Usage: "most watches one WebSocket session holds open at once; beyond, a watch gets rate_limited"},
 		&cli.IntFlag{Name: "bridge-max-watches", Value: bridge.DefaultMaxWatches,
 			Usage: "most watches the bridge holds open, all sessions together; beyond, a watch gets busy"},
+	}, bridgeChannelFlags()...)
+}
+
+// bridgeChannelFlags are the flags of the bridge's channel limits.
+func bridgeChannelFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "bridge-max-channels", Value: bridge.DefaultMaxChannels,
+			Usage: "most channels one page session has open or opening; beyond, an open gets rate_limited"},
+		&cli.IntFlag{Name: "bridge-max-channels-total", Value: bridge.DefaultMaxChannelsTotal,
+			Usage: "most channels the bridge has open, all sessions together; beyond, an open gets busy"},
+		&cli.IntFlag{Name: "bridge-max-message-size", Value: bridge.DefaultMaxMessageSize,
+			Usage: "largest channel message a page may send, in `BYTES`; a larger one gets too_large and closes its channel"},
+		&cli.IntFlag{Name: "bridge-channel-bytes-per-second", Value: bridge.DefaultChannelBytesPerSecond,
+			Usage: "channel `BYTES` a page session may send per second (each message counts 64 more); " +
+				"beyond, the bridge reads the session more slowly"},
+		&cli.DurationFlag{Name: "bridge-open-timeout", Value: bridge.DefaultOpenTimeout,
+			Usage: "how long an open may take to find a provider that accepts; then it gets timeout"},
 	}
 }
 
@@ -93,6 +110,9 @@ func bridgeConfig(c *cli.Context) bridge.Config {
 	cfg.ReserveFDs, cfg.MaxFinds = c.Int("bridge-reserve-fds"), c.Int("bridge-max-finds")
 	cfg.TokenBackoff, cfg.MaxTokenBackoff = c.Duration("bridge-token-backoff"), c.Duration("bridge-max-token-backoff")
 	cfg.MaxTrackedAddrs = c.Int("bridge-max-tracked-addrs")
+	cfg.MaxChannels, cfg.MaxChannelsTotal = c.Int("bridge-max-channels"), c.Int("bridge-max-channels-total")
+	cfg.MaxMessageSize, cfg.ChannelBytesPerSecond = c.Int("bridge-max-message-size"), c.Int("bridge-channel-bytes-per-second")
+	cfg.OpenTimeout = c.Duration("bridge-open-timeout")
 	cfg.MaxSessionWatches, cfg.MaxWatches = c.Int("bridge-max-session-watches"), c.Int("bridge-max-watches")
 	return cfg
 }

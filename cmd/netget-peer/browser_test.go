@@ -222,6 +222,8 @@ func TestBridgeFlags(t *testing.T) {
 		{"missing cert", []string{"--bridge", "127.0.0.1:0", "--bridge-tls-cert", "/nonexistent.pem", "--bridge-tls-key", "/nonexistent.pem"},
 			"load TLS certificate", exitUsage},
 		{"bad address", []string{"--bridge", "127.0.0.1:99999"}, "--bridge 127.0.0.1:99999", exitFailure},
+		{"bad channel limit", []string{"--bridge", "127.0.0.1:0", "--bridge-max-message-size", "0"}, "max message size 0", exitUsage},
+		{"channel limit without bridge", []string{"--bridge-max-channels", "4"}, "--bridge-max-channels needs --bridge", exitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -95,6 +95,7 @@ func TestDevnet(t *testing.T) {
 		t.Fatalf("search CacheService: %v", err)
 	}
 	checkPageResults(t, browser, out.services["CacheService"])
+	checkChat(t, browser, out.page)
 	// --metrics serves the gateway's and the bridge's counters; the page
 	// follows each search with a watch (a find on a bridge that cannot).
 	url := "http://" + metrics + "/metrics"
@@ -114,6 +115,38 @@ func TestDevnet(t *testing.T) {
 		t.Fatalf("devnet after SIGINT: exit %d, stderr:\n%s", code, dev.stderr)
 	}
 	checkClosed(t, out, metrics)
+}
+
+// checkChat opens the page in a second tab and has the two tabs talk
+// through the chat panel: a channel to ChatService each, through the
+// bridge and libp2p to the chat node and its chat server.
+func checkChat(t *testing.T, browser context.Context, page string) {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	defer cancel()
+	if err := chromedp.Do(tab); err != nil { // binds the tab to its own context
+		t.Fatal(err)
+	}
+	navigate(t, tab, page)
+	joined := `new Promise((resolve) => { const check = () => window.devnetChat && devnetChat.readyState === 1 ?
+		resolve(true) : setTimeout(check, 50); check(); })`
+	var ok bool
+	evalOK(t, browser, joined, &ok)
+	evalOK(t, tab, joined, &ok)
+	ctx, cancelType := context.WithTimeout(browser, 30*time.Second)
+	defer cancelType()
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.ID("chatname"), "tab-one"),
+		chromedp.SetValue(chromedp.ID("chatmsg"), "hello from the first tab"),
+		chromedp.Click(chromedp.CSS(`#chatform button`))); err != nil {
+		t.Fatalf("send a chat message: %v", err)
+	}
+	var line string
+	evalOK(t, tab, `new Promise((resolve) => { const check = () => {
+		const l = [...document.querySelectorAll("#chatlog li")].map((li) => li.textContent).find((x) => x.includes("hello from"));
+		l ? resolve(l) : setTimeout(check, 50); }; check(); })`, &line)
+	if line != "tab-one: hello from the first tab" {
+		t.Fatalf("the second tab shows %q, want the first tab's message", line)
+	}
 }
 
 // checkPageResults waits until the page's results table lists exactly

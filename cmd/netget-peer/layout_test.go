@@ -37,7 +37,7 @@ func TestLayout(t *testing.T) {
 		"bridge":                  {"record"},
 		"cmd/netget-peer":         {"netget", "record", "p2p", "dht", "dht/channel", "bootstrap", "bridge", "cmd/netget-peer/control", "cmd/netget-peer/devnet"},
 		"cmd/netget-peer/control": {"netget", "record", "dht", "dht/channel", "p2p"},
-		"cmd/netget-peer/devnet":  {"netget", "record", "dht"},
+		"cmd/netget-peer/devnet":  {"netget", "record", "dht", "dht/channel"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for {

@@ -91,6 +91,8 @@ type Devnet struct {
 	registries []*netget.Node
 	gateway    *netget.Node
 	started    time.Time
+	chat       *chatServer  // the ChatService target (chat.go)
+	chatNode   *netget.Node // the ChatService provider
 
 	mu    sync.Mutex // guards nodes' running state (churn)
 	nodes []*member
@@ -152,6 +154,9 @@ func (d *Devnet) start(ctx context.Context) error {
 		if err := d.run(ctx, m); err != nil {
 			return fmt.Errorf("service node %d: %w", i, err)
 		}
+	}
+	if err := d.startChatNode(ctx); err != nil {
+		return fmt.Errorf("chat: %w", err)
 	}
 	gw := netget.Client()
 	gw.Registerer = d.cfg.Registerer
@@ -295,6 +300,7 @@ func (d *Devnet) Close() {
 	for _, m := range d.nodes {
 		d.stop(m, stopped)
 	}
+	d.closeChat()
 	for _, r := range d.registries {
 		r.Close()
 	}
