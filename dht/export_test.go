@@ -44,3 +44,11 @@ func (n *Node) Kad() *kaddht.IpfsDHT { return n.kad }
 
 // SpreadTimeout bounds a publication's background work (spreadTimeout).
 const SpreadTimeout = spreadTimeout
+
+// ListHeld is what n serves to a registry-protocol list for service c:
+// its store's list, without the stream.
+func ListHeld(n *Node, c cid.Cid, limit int) [][]byte { return holder{n}.List(c, limit) }
+
+// Unverified returns how many records n loaded at start-up that are not
+// verified yet.
+func Unverified(n *Node) int { return n.store.Unverified() }

@@ -458,3 +458,19 @@ func (s *Store) Bytes() int64 {
 	defer s.mu.Unlock()
 	return s.bytes
 }
+
+// Unverified returns how many records the store holds that were loaded
+// at start-up and whose signature is not checked yet (VerifyAll).
+func (s *Store) Unverified() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, peers := range s.bySvc {
+		for _, h := range peers {
+			if !h.verified {
+				n++
+			}
+		}
+	}
+	return n
+}
