@@ -50,6 +50,7 @@ type Store struct {
 	bytes    int64                 // what the records held cost (charge)
 	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
 	bySource map[Source]int        // records held per Source
+	lists    map[cid.Cid]*listed   // answers of List kept (lists.go)
 }
 
 // held is one record in the index: the few fields the store decides by.
@@ -87,6 +88,7 @@ func New(d ds.Datastore, v record.Validator, limits Limits, health Verdicts) *St
 		bySvc:    make(map[cid.Cid]map[peer.ID]held),
 		byPeer:   make(map[peer.ID][]cid.Cid),
 		bySource: make(map[Source]int),
+		lists:    make(map[cid.Cid]*listed),
 		writing:  make(map[victim]*keyLock),
 	}
 }
@@ -191,6 +193,9 @@ func (s *Store) Add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 		s.mu.Unlock()
 		return fmt.Errorf("store record: %w", err)
 	}
+	s.mu.Lock()
+	delete(s.lists, c) // a list read while it was written missed it
+	s.mu.Unlock()
 	return nil
 }
 
@@ -216,6 +221,7 @@ func (s *Store) index(c cid.Cid, svc *record.Service, env []byte) error {
 // must be held.
 func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	s.detachLocked(c, p)
+	delete(s.lists, c)
 	peers := s.bySvc[c]
 	if peers == nil {
 		peers = make(map[peer.ID]held)
@@ -282,7 +288,12 @@ type ListOpts struct {
 // are left out unless o asks for them; one loaded unverified is verified
 // first.
 func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) [][]byte {
+	cached, epoch, ok := s.cachedList(c, now, o)
+	if ok {
+		return cached
+	}
 	var ps []peer.ID
+	until := now.Add(time.Hour) // a kept answer is recomputed at least hourly
 	s.mu.Lock()
 	for p, h := range s.bySvc[c] {
 		switch {
@@ -291,6 +302,9 @@ func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) 
 		case !o.Unhealthy && !s.health.Serves(p):
 		default:
 			ps = append(ps, p)
+			if h.expires.Before(until) {
+				until = h.expires
+			}
 		}
 	}
 	slices.SortFunc(ps, s.health.Rank)
@@ -303,6 +317,7 @@ func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) 
 			unverified[i] = p
 		}
 	}
+	kept := s.keepListLocked(c, o, epoch, now, until)
 	s.mu.Unlock()
 	out := make([][]byte, 0, len(keys))
 	for i, k := range keys {
@@ -315,6 +330,7 @@ func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) 
 			out = append(out, env)
 		}
 	}
+	s.fillList(c, kept, out)
 	return out
 }
 
@@ -362,6 +378,7 @@ func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 		return held{}, false
 	}
 	delete(peers, p)
+	delete(s.lists, c)
 	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
