@@ -38,7 +38,10 @@ const scaleProviders = 1000
 // second of one hot service (1,000 providers, MaxListLimit records a
 // list) by as many goroutines as CPUs, NETGET_BENCH_LISTS of them
 // (default 20,000), against a baseline measured in the same run: the same
-// envelopes picked from a Go map, no store.
+// envelopes picked from a Go map, no store. A list repeated is answered
+// from what the store kept; cold-lists/s is a list computed afresh each
+// time (a verdict turned before each: the sort of 1,000 providers and a
+// datastore read per record), NETGET_BENCH_LISTS/20 of them.
 //
 // Limits raised for it, explicitly: StoreLimits.Bytes (the default 256
 // MiB holds about 250,000 records) to 4 GiB. PerKey (64) and PerService
@@ -79,16 +82,92 @@ func BenchmarkRegistryScale(b *testing.B) {
 		b.Fatalf("hot service lists %d records, want %d", len(all), scaleProviders)
 	}
 	listRate := listsPerSecond(b, lists, func() int { return len(dht.ListHeld(reg, hot, registry.MaxListLimit)) })
+	coldRate := listsPerSecond(b, lists/20, func() int {
+		dht.TurnVerdicts(reg) // a verdict turned: the kept answer is stale
+		return len(dht.ListHeld(reg, hot, registry.MaxListLimit))
+	})
 	floor := map[cid.Cid][][]byte{hot: all}
 	baseRate := listsPerSecond(b, lists, func() int { return len(slices.Clone(floor[hot][:registry.MaxListLimit])) })
+	writes := envInt(b, "NETGET_BENCH_WRITES", 10000)
+	writers := envInt(b, "NETGET_BENCH_WRITERS", 64)
+	fresh := freshRecords(b, n, writes)
+	memReg := dhttest.NewNode(b, "development", dht.ModeServer, nil)
+	memRate := acceptsPerSecond(b, memReg, fresh, writers)
+	writeRate := acceptsPerSecond(b, reg, fresh, writers)
 	b.ReportMetric(float64(n), "records")
+	b.ReportMetric(writeRate, "synced-writes/s")
+	b.ReportMetric(memRate, "memory-writes/s")
 	b.ReportMetric(startup.Seconds(), "startup-s")
 	b.ReportMetric(verified.Seconds(), "verified-s")
 	b.ReportMetric(float64(int64(after.heap)-int64(before.heap))/float64(n), "heap-B/record")
 	b.ReportMetric(listRate, "lists/s")
+	b.ReportMetric(coldRate, "cold-lists/s")
 	b.ReportMetric(baseRate, "baseline-lists/s")
 	b.ReportMetric(listRate/baseRate, "lists/baseline")
 	runtime.KeepAlive(reg)
+}
+
+// freshRecords signs writes records of as many fresh providers, for
+// services after the n records' own, in parallel.
+func freshRecords(b *testing.B, n, writes int) [][]byte {
+	b.Helper()
+	now := time.Now()
+	out := make([][]byte, writes)
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < writes; i += workers {
+				priv, id, err := crypto.GenerateEd25519Key(nil)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				p, err := peer.IDFromPublicKey(id)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				s := recordtest.Valid(p, now)
+				s.Name = scaleName((n+scaleProviders-1)/scaleProviders + i/scaleProviders)
+				s.Meta = map[string]string{"region": "eu-west", "engine": "postgres", "i": fmt.Sprint(n + i)}
+				out[i] = recordtest.SealRaw(b, s, priv)
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	return out
+}
+
+// acceptsPerSecond writes envs into reg's store through its write path
+// (verify, then a synced put on a persistent datastore) from writers
+// goroutines at once, as many providers pushing together would, and
+// returns how many it accepted per second. Every one must be accepted.
+func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) float64 {
+	b.Helper()
+	ctx := context.Background()
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
+				if err := dht.Accept(ctx, reg, envs[i]); err != nil {
+					b.Errorf("accept %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if b.Failed() {
+		b.FailNow()
+	}
+	return float64(len(envs)) / elapsed.Seconds()
 }
 
 // listsPerSecond runs list total times from as many goroutines as CPUs
