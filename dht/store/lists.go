@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Lists kept: a registry answers the same list of a hot service many
@@ -75,5 +76,50 @@ func (s *Store) fillList(c cid.Cid, l *listed, envs [][]byte) {
 	defer s.mu.Unlock()
 	if s.lists[c] == l {
 		l.envs, l.ready = slices.Clone(envs), true
+	}
+}
+
+// firstK returns the k first of ps in the order cmp gives (a total order),
+// sorted, reordering ps: the same as sorting ps and keeping k, with about
+// len(ps) + k·log(len(ps)/k)·log(k) comparisons instead of
+// len(ps)·log(len(ps)); a list wants 32 of a hot service's 1,000 and cmp
+// asks the health verdicts each time.
+func firstK(ps []peer.ID, k int, cmp func(a, b peer.ID) int) []peer.ID {
+	if k <= 0 {
+		return ps[:0]
+	}
+	if len(ps) <= k {
+		slices.SortFunc(ps, cmp)
+		return ps
+	}
+	h := ps[:k] // a max-heap of the k first seen so far: h[0] is the last of them
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(h, i, cmp)
+	}
+	for _, p := range ps[k:] {
+		if cmp(p, h[0]) < 0 {
+			h[0] = p
+			siftDown(h, 0, cmp)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
+}
+
+// siftDown restores the max-heap h (by cmp) below i.
+func siftDown(h []peer.ID, i int, cmp func(a, b peer.ID) int) {
+	for {
+		largest := i
+		if l := 2*i + 1; l < len(h) && cmp(h[l], h[largest]) > 0 {
+			largest = l
+		}
+		if r := 2*i + 2; r < len(h) && cmp(h[r], h[largest]) > 0 {
+			largest = r
+		}
+		if largest == i {
+			return
+		}
+		h[i], h[largest] = h[largest], h[i]
+		i = largest
 	}
 }

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -120,5 +123,23 @@ func TestStoreListKeptUntilItChanges(t *testing.T) {
 		if got := list(st.at, st.limit); got != st.want {
 			t.Fatalf("%s: list returns %d records, want %d", st.name, got, st.want)
 		}
+	}
+}
+
+// TestFirstK: the k first of a slice by a total order are those a full
+// sort keeps, in order, for every k around and beyond the slice's length.
+func TestFirstK(t *testing.T) {
+	var ps []peer.ID
+	for i := range 200 {
+		ps = append(ps, peer.ID(fmt.Sprintf("p%03d", (i*37)%200))) // a permutation
+	}
+	want := slices.Sorted(slices.Values(ps))
+	for _, k := range []int{0, 1, 2, 31, 32, 33, 199, 200, 201} {
+		t.Run(fmt.Sprint(k), func(t *testing.T) {
+			got := firstK(slices.Clone(ps), k, cmp.Compare[peer.ID])
+			if w := want[:min(k, len(want))]; !slices.Equal(got, w) {
+				t.Fatalf("firstK(%d) = %v, want %v", k, got, w)
+			}
+		})
 	}
 }

@@ -307,8 +307,7 @@ func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) 
 			}
 		}
 	}
-	slices.SortFunc(ps, s.health.Rank)
-	ps = ps[:min(len(ps), o.Limit)]
+	ps = firstK(ps, o.Limit, s.health.Rank)
 	keys := make([]ds.Key, len(ps))
 	unverified := make([]peer.ID, len(ps)) // "" when verified
 	for i, p := range ps {
