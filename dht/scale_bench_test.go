@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -41,7 +42,9 @@ const scaleProviders = 1000
 // envelopes picked from a Go map, no store. A list repeated is answered
 // from what the store kept; cold-lists/s is a list computed afresh each
 // time (a verdict turned before each: the sort of 1,000 providers and a
-// datastore read per record), NETGET_BENCH_LISTS/20 of them.
+// datastore read per record), NETGET_BENCH_LISTS/20 of them. With
+// NETGET_BENCH_HEAPPROFILE set, it writes the heap profile there once the
+// registry holds every record.
 //
 // Limits raised for it, explicitly: StoreLimits.Bytes (the default 256
 // MiB holds about 250,000 records) to 4 GiB. PerKey (64) and PerService
@@ -73,6 +76,9 @@ func BenchmarkRegistryScale(b *testing.B) {
 		b.Fatalf("registry holds %d records, want %d", got, n)
 	}
 	after := heapAndGoroutines()
+	if path := os.Getenv("NETGET_BENCH_HEAPPROFILE"); path != "" {
+		writeHeapProfile(b, path) // what the registry holds, while it holds it
+	}
 	hot, err := record.ServiceCID("development", scaleName(0))
 	if err != nil {
 		b.Fatal(err)
@@ -264,6 +270,19 @@ func waitFor(b *testing.B, max time.Duration, cond func() bool) {
 			b.Fatalf("condition not met within %v", max)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// writeHeapProfile writes the heap profile to path.
+func writeHeapProfile(b *testing.B, path string) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }
 

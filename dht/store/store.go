@@ -62,7 +62,6 @@ type held struct {
 	seq       uint64
 	expires   time.Time
 	withdrawn bool
-	addrs     []string
 	src       Source // who delivered it, if anyone
 	verified  bool   // its signature was checked (false: loaded at start-up, not yet)
 }
@@ -70,7 +69,7 @@ type held struct {
 // heldOf returns the index entry of a verified record.
 func heldOf(svc *record.Service, env []byte, src Source) held {
 	return held{sum: sha256.Sum256(env), size: int32(len(env)), seq: svc.Seq, expires: svc.ExpiresAt,
-		withdrawn: svc.Withdrawn, addrs: svc.Addrs, src: src, verified: true}
+		withdrawn: svc.Withdrawn, src: src, verified: true}
 }
 
 // cost is what h costs in the bytes budget.
@@ -426,22 +425,47 @@ func (s *Store) drop(k ds.Key) {
 	s.mu.Unlock()
 }
 
-// Providers returns every provider the store holds a live (unexpired, not
-// withdrawn) record for, with the addresses of its newest one, except self.
-func (s *Store) Providers(self peer.ID, now time.Time) map[peer.ID][]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[peer.ID][]string)
-	seq := make(map[peer.ID]uint64)
-	for _, peers := range s.bySvc {
-		for p, h := range peers {
-			if p == self || h.withdrawn || !now.Before(h.expires) || h.seq < seq[p] {
-				continue
-			}
-			out[p], seq[p] = h.addrs, h.seq
+// Addrs returns, for each provider of ps the store holds a live
+// (unexpired, not withdrawn) record of, except self, the addresses of its
+// newest one, read from the datastore: the index keeps no addresses, so
+// a big registry's memory stays down, and only the providers asked for
+// (those whose health check is due) are read.
+func (s *Store) Addrs(ctx context.Context, self peer.ID, ps []peer.ID, now time.Time) map[peer.ID][]string {
+	out := make(map[peer.ID][]string, len(ps))
+	for _, p := range ps {
+		if p == self {
+			continue
+		}
+		c, ok := s.newest(p, now)
+		if !ok {
+			continue
+		}
+		env, ok := s.Envelope(ctx, c, p)
+		if !ok {
+			continue // deleted since
+		}
+		if svc, err := payloadOf(env); err == nil {
+			out[p] = svc.Addrs
 		}
 	}
 	return out
+}
+
+// newest returns the service of p's live record of highest seq.
+func (s *Store) newest(p peer.ID, now time.Time) (cid.Cid, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best cid.Cid
+	var seq uint64
+	found := false
+	for _, c := range s.byPeer[p] {
+		h := s.bySvc[c][p]
+		if h.withdrawn || !now.Before(h.expires) || found && h.seq < seq {
+			continue
+		}
+		best, seq, found = c, h.seq, true
+	}
+	return best, found
 }
 
 // Live returns how many live (unexpired, not withdrawn) records the store
