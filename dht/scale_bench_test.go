@@ -69,7 +69,7 @@ func BenchmarkRegistryScale(b *testing.B) {
 		c.Store.Bytes = 4 << 30
 	})
 	startup := time.Since(start)
-	waitFor(b, 10*time.Minute, func() bool { return dht.Unverified(reg) == 0 })
+	waitFor(b, 30*time.Minute, func() bool { return dht.Unverified(reg) == 0 })
 	verified := time.Since(start)
 	b.StopTimer()
 	if got := reg.StoredRecords(); got != n {
@@ -261,7 +261,7 @@ func sealedScale(b testing.TB, priv crypto.PrivKey, i int, now time.Time) (ds.Ke
 	return filed(b, s, priv)
 }
 
-// waitFor waits until cond holds, checking every 10 ms, for at most max.
+// waitFor waits until cond holds, checking every 100 ms, for at most max.
 func waitFor(b *testing.B, max time.Duration, cond func() bool) {
 	b.Helper()
 	deadline := time.Now().Add(max)
@@ -269,7 +269,7 @@ func waitFor(b *testing.B, max time.Duration, cond func() bool) {
 		if time.Now().After(deadline) {
 			b.Fatalf("condition not met within %v", max)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -44,13 +44,14 @@ type Store struct {
 	keysMu  sync.Mutex
 	writing map[victim]*keyLock // records being written, so puts of one record take turns
 
-	mu       sync.Mutex
-	bySvc    map[cid.Cid]map[peer.ID]held
-	count    int                   // records held, all services
-	bytes    int64                 // what the records held cost (charge)
-	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
-	bySource map[Source]int        // records held per Source
-	lists    map[cid.Cid]*listed   // answers of List kept (lists.go)
+	mu        sync.Mutex
+	bySvc     map[cid.Cid]map[peer.ID]held
+	count     int                   // records held, all services
+	unchecked int                   // records held loaded unverified (Unverified)
+	bytes     int64                 // what the records held cost (charge)
+	byPeer    map[peer.ID][]cid.Cid // the services each provider has a record for
+	bySource  map[Source]int        // records held per Source
+	lists     map[cid.Cid]*listed   // answers of List kept (lists.go)
 }
 
 // held is one record in the index: the few fields the store decides by.
@@ -163,6 +164,7 @@ func (s *Store) Add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	if had && prev.sum == h.sum {
 		if !prev.verified { // loaded at start-up; the caller verified these bytes
 			prev.verified = true
+			s.unchecked--
 			s.bySvc[c][svc.Peer] = prev
 		}
 		s.mu.Unlock()
@@ -228,6 +230,9 @@ func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	}
 	peers[p] = h
 	s.count++
+	if !h.verified {
+		s.unchecked++
+	}
 	s.bytes += h.cost()
 	s.byPeer[p] = append(s.byPeer[p], c)
 	if h.src.valid() {
@@ -360,8 +365,9 @@ func (s *Store) verified(c cid.Cid, p peer.ID, env []byte) bool {
 	sum := sha256.Sum256(env)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := s.bySvc[c][p]; ok && h.sum == sum {
+	if h, ok := s.bySvc[c][p]; ok && h.sum == sum && !h.verified {
 		h.verified = true
+		s.unchecked--
 		s.bySvc[c][p] = h
 	}
 	return true
@@ -381,6 +387,9 @@ func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 		delete(s.bySvc, c)
 	}
 	s.count--
+	if !h.verified {
+		s.unchecked--
+	}
 	s.bytes -= h.cost()
 	if h.src.valid() {
 		if s.bySource[h.src]--; s.bySource[h.src] <= 0 {
@@ -504,13 +513,5 @@ func (s *Store) Bytes() int64 {
 func (s *Store) Unverified() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, peers := range s.bySvc {
-		for _, h := range peers {
-			if !h.verified {
-				n++
-			}
-		}
-	}
-	return n
+	return s.unchecked
 }
