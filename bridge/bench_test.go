@@ -2,9 +2,13 @@ package bridge_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/netget/netget-peer/bridge"
+	"github.com/netget/netget-peer/record"
 )
 
 // benchClients is how many WebSocket clients BenchmarkBridge keeps open.
@@ -44,12 +49,36 @@ func BenchmarkBridge(b *testing.B) {
 	cfg.FramesPerSecond, cfg.FrameBurst = 1e6, 1e6
 	s := startServer(b, f, cfg)
 
+	// The floor, in the same run: a bare WebSocket server answering each
+	// find frame with the same two frames, canned (no parsing, no checks,
+	// no finder). bridge/echo is what the bridge's own work costs.
+	echoConns := openClients(b, startEcho(b), benchClients)
+	echoRate, echoLat := runClients(b, echoConns)
+	for _, c := range echoConns {
+		c.CloseNow()
+	}
+
 	before := memInUse()
 	goroutines := runtime.NumGoroutine()
-	conns := openClients(b, s, benchClients)
+	conns := openClients(b, s.wsURL(), benchClients)
 	perConn := float64(memInUse()-before) / benchClients
 	goPerConn := float64(runtime.NumGoroutine()-goroutines) / benchClients
 
+	rate, all := runClients(b, conns)
+	b.ReportMetric(rate, "finds/s")
+	b.ReportMetric(ms(all[len(all)/2]), "p50-ms")
+	b.ReportMetric(ms(all[len(all)*99/100]), "p99-ms")
+	b.ReportMetric(echoRate, "echo-finds/s")
+	b.ReportMetric(ms(echoLat[len(echoLat)*99/100]), "echo-p99-ms")
+	b.ReportMetric(rate/echoRate, "bridge/echo")
+	b.ReportMetric(perConn/1024, "KiB/conn")
+	b.ReportMetric(goPerConn, "goroutines/conn")
+	b.ReportMetric(float64(benchClients), "clients")
+}
+
+// runClients runs b.N finds shared among conns, bounded by a 2-minute
+// deadline, and returns finds per second and the sorted latencies.
+func runClients(b *testing.B, conns []*websocket.Conn) (float64, []time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	lat := make([][]time.Duration, len(conns))
@@ -76,23 +105,59 @@ func BenchmarkBridge(b *testing.B) {
 	b.StopTimer()
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "finds/s")
-	b.ReportMetric(ms(all[len(all)/2]), "p50-ms")
-	b.ReportMetric(ms(all[len(all)*99/100]), "p99-ms")
-	b.ReportMetric(perConn/1024, "KiB/conn")
-	b.ReportMetric(goPerConn, "goroutines/conn")
-	b.ReportMetric(float64(benchClients), "clients")
+	return float64(b.N) / elapsed.Seconds(), all
+}
+
+// startEcho serves a bare WebSocket endpoint on loopback that answers the
+// first frame (hello) with a welcome and every later one with a result and
+// a done frame encoded once up front: the benchmark's floor. It returns
+// the ws:// URL; the server and its connections close when b ends.
+func startEcho(b *testing.B) string {
+	b.Helper()
+	f := newFakeFinder(b)
+	rec := f.add(b, "DatabaseService", 1)[0]
+	welcome, err1 := bridge.Marshal(&bridge.WelcomeFrame{Version: bridge.Version, Peer: "12D3KooWTestBridgePeer",
+		Network: "development"})
+	result, err2 := bridge.Marshal(&bridge.ResultFrame{ID: "10000", Record: record.ViewOf(rec), Source: "registry"})
+	done, err3 := bridge.Marshal(&bridge.DoneFrame{ID: "10000", Count: 1})
+	if err := errors.Join(err1, err2, err3); err != nil {
+		b.Fatal(err)
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{bridge.Subprotocol}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		for n := 0; ; n++ {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+			if n == 0 {
+				err = c.Write(ctx, websocket.MessageText, welcome)
+			} else if err = c.Write(ctx, websocket.MessageText, result); err == nil {
+				err = c.Write(ctx, websocket.MessageText, done)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
 // openClients dials n clients, 50 at a time, each past its welcome.
-func openClients(b *testing.B, s *server, n int) []*websocket.Conn {
+func openClients(b *testing.B, url string, n int) []*websocket.Conn {
 	conns := make([]*websocket.Conn, n)
 	var mu sync.Mutex
 	var g errgroup.Group
 	g.SetLimit(50)
 	for i := range conns {
 		g.Go(func() error {
-			c, _, err := tryDial(s, dialOpts{})
+			c, _, err := tryDial(nil, dialOpts{endpoint: url})
 			if err != nil {
 				return fmt.Errorf("client %d: %w", i, err)
 			}
