@@ -117,8 +117,13 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 	if fctx.Err() != nil {
 		return false
 	}
-	err := s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
-		ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+	var err error
+	if b, ok := appendResult(make([]byte, 0, 512), id, r); ok {
+		err = s.write(ctx, b)
+	} else {
+		err = s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
+			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+	}
 	if err != nil {
 		s.cancel()
 		return false

@@ -284,6 +284,11 @@ func (s *session) send(ctx context.Context, f any) error {
 		s.log.Error("bridge cannot encode frame", "err", err)
 		return err
 	}
+	return s.write(ctx, b)
+}
+
+// write sends one encoded frame within WriteTimeout.
+func (s *session) write(ctx context.Context, b []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
 	defer cancel()
 	return s.conn.Write(wctx, websocket.MessageText, b)
