@@ -79,6 +79,23 @@ func appendResult(b []byte, id string, r Result) ([]byte, bool) {
 	return append(b, '}'), true
 }
 
+// appendDone appends the done frame of find id to b, byte for byte what
+// Marshal(&DoneFrame{…}) writes; false, leaving b as it was, when id
+// needs JSON's escaping. TestAppendDone keeps the two identical.
+func appendDone(b []byte, id string, count int, cancelled bool) ([]byte, bool) {
+	if !plain(id) {
+		return b, false
+	}
+	b = append(b, `{"type":"done","id":"`...)
+	b = append(b, id...)
+	b = append(b, `","count":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	if cancelled { // omitempty
+		b = append(b, `,"cancelled":true`...)
+	}
+	return append(b, '}'), true
+}
+
 // plain reports whether s is printable ASCII that encoding/json writes
 // as is: no quote, backslash or HTML character it escapes.
 func plain(s string) bool {

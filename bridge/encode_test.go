@@ -111,3 +111,42 @@ func FuzzAppendResult(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendDone: the done encoder writes exactly what Marshal writes, or
+// declines when the id needs escaping.
+func TestAppendDone(t *testing.T) {
+	if n := reflect.TypeOf(DoneFrame{}).NumField(); n != 4 {
+		t.Fatalf("DoneFrame has %d fields, appendDone encodes 4: teach it the new ones", n)
+	}
+	cases := []struct {
+		name      string
+		id        string
+		count     int
+		cancelled bool
+		fast      bool
+	}{
+		{"one result", "f1", 1, false, true},
+		{"cancelled", "f2", 0, true, true},
+		{"many", "~!#", 1 << 20, false, true},
+		{"html id", "a<b", 1, false, false},
+		{"quote id", `"`, 1, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := Marshal(&DoneFrame{ID: tc.id, Count: tc.count, Cancelled: tc.cancelled})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := appendDone(nil, tc.id, tc.count, tc.cancelled)
+			if ok != tc.fast {
+				t.Fatalf("appendDone ok = %v, want %v", ok, tc.fast)
+			}
+			if ok && !bytes.Equal(got, want) {
+				t.Fatalf("appendDone:\n got %s\nwant %s", got, want)
+			}
+			if !ok && len(got) != 0 {
+				t.Fatalf("declined but appended: %q", got)
+			}
+		})
+	}
+}

@@ -31,6 +31,7 @@ type session struct {
 	limiter *rate.Limiter
 	log     *slog.Logger
 	cancel  context.CancelFunc // ends the session; set by run
+	rbuf    []byte             // read's buffer; only the reading goroutine uses it
 
 	mu     sync.Mutex
 	finds  map[string]*inflight
@@ -217,14 +218,42 @@ func (s *session) loop(ctx context.Context) {
 	}
 }
 
-// read returns the next text frame, at most MaxFrameSize bytes.
+// keptReadBuf is the largest read buffer a session keeps between frames.
+const keptReadBuf = 1024
+
+// readFrame appends at most limit bytes of r to buf, growing it as needed.
+func readFrame(r io.Reader, buf []byte, limit int) ([]byte, error) {
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// read returns the next text frame, at most MaxFrameSize bytes. The
+// bytes are the session's read buffer: valid until the next read, so a
+// caller that keeps any of them copies them (the parsers do).
 func (s *session) read(ctx context.Context) ([]byte, error) {
 	typ, r, err := s.conn.Reader(ctx)
 	if err != nil {
 		return nil, err
 	}
 	max := s.srv.cfg.MaxFrameSize
-	b, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	b, err := readFrame(r, s.rbuf[:0], max+1)
+	if cap(b) <= keptReadBuf {
+		s.rbuf = b
+	} else {
+		s.rbuf = nil // an outsized frame's buffer is not kept
+	}
 	if err != nil {
 		return nil, err
 	}
