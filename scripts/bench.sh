@@ -154,13 +154,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 }
 /^BenchmarkBridge/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
-	if (!br++) { print "\n| bridge, concurrent WebSocket clients | finds per second | p50 | p99 | KiB per connection |"; print "| --- | --- | --- | --- | --- |" }
-	printf "| %d clients |", m["clients"]
-	for (k in m) if (k ~ /finds\/s/) printf " %.0f |", m[k]
-	for (k in m) if (k ~ /p50/) printf " %.1f ms |", m[k]
-	for (k in m) if (k ~ /p99/) printf " %.1f ms |", m[k]
-	for (k in m) if (k ~ /KiB/) printf " %.1f |", m[k]
-	printf "\n"
+	if (!br++) {
+		print "\n| bridge, concurrent WebSocket clients | finds per second | p50 | p99 | bare WebSocket echo (floor), same run | bridge / echo | CPU per find, bridge / echo | KiB per connection |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	}
+	printf "| %d clients | %.0f | %.1f ms | %.1f ms | %.0f finds/s, p99 %.1f ms | %.2f× | %.1f / %.1f µs | %.1f |\n", m["clients"], m["finds/s"],
+		m["p50-ms"], m["p99-ms"], m["echo-finds/s"], m["echo-p99-ms"], m["bridge/echo"], m["cpu-us/find"], m["echo-cpu-us/find"], m["KiB/conn"]
 }
 /^BenchmarkChannel(Bridge|Hop)\/rtt/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
