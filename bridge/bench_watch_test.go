@@ -39,7 +39,7 @@ func BenchmarkBridgeWatch(b *testing.B) {
 	cfg.MaxWatches, cfg.MaxFinds = benchClients, benchClients
 	cfg.FramesPerSecond, cfg.FrameBurst = 1e6, 1e6
 	s := startServer(b, w, cfg)
-	conns := openClients(b, s, benchClients)
+	conns := openClients(b, s.wsURL(), benchClients)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -99,7 +100,8 @@ func (s *session) binary(ctx context.Context, b []byte) {
 		s.sendErr(ctx, "", publicError(err))
 		return
 	}
-	s.data(ctx, f.ID, Message{Binary: true, Data: f.Data})
+	// f.Data is the session's read buffer; the message is queued: copy it.
+	s.data(ctx, f.ID, Message{Binary: true, Data: bytes.Clone(f.Data)})
 }
 
 // announceClose tells the page that each of its channels ends with code

@@ -81,7 +81,12 @@
 // callback, one at a time), so nothing stands between the two layers but
 // a conversion of each result.
 // Several finds run at once on one connection, each in its own goroutine;
-// the session waits for them when it ends.
+// the session waits for them when it ends. Result and done frames, one
+// per provider and one per find, are encoded by hand (encode.go), byte
+// for byte what Marshal writes, falling back to Marshal whenever a string
+// needs JSON's escaping; each session reads frames into one reused buffer
+// (at most 1 KiB kept between frames). Both came out of the profile of
+// BenchmarkBridge (the README has the figures).
 //
 // # Channels
 //

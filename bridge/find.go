@@ -97,9 +97,9 @@ func (s *session) runFind(ctx, fctx context.Context, st *inflight, f *FindFrame,
 	case ctx.Err() != nil:
 		// The session is ending: nobody to answer.
 	case cancelled:
-		s.send(ctx, &DoneFrame{ID: f.ID, Count: count, Cancelled: true})
+		s.sendDone(ctx, f.ID, count, true)
 	case count > 0:
-		s.send(ctx, &DoneFrame{ID: f.ID, Count: count})
+		s.sendDone(ctx, f.ID, count, false)
 	case timedOut:
 		s.sendErr(ctx, f.ID, &Error{Code: CodeTimeout,
 			Message: fmt.Sprintf("no provider of %s found within %s", f.Service, timeout), Err: err})
@@ -117,14 +117,27 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 	if fctx.Err() != nil {
 		return false
 	}
-	err := s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
-		ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+	var err error
+	if b, ok := appendResult(make([]byte, 0, 512), id, r); ok {
+		err = s.write(ctx, b)
+	} else {
+		err = s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
+			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
+	}
 	if err != nil {
 		s.cancel()
 		return false
 	}
 	s.srv.stats.results.Add(1)
 	return true
+}
+
+// sendDone sends a find's done frame.
+func (s *session) sendDone(ctx context.Context, id string, count int, cancelled bool) error {
+	if b, ok := appendDone(make([]byte, 0, 64), id, count, cancelled); ok {
+		return s.write(ctx, b)
+	}
+	return s.send(ctx, &DoneFrame{ID: id, Count: count, Cancelled: cancelled})
 }
 
 // cancelFind stops the find or watch id, if it is in flight.

@@ -31,6 +31,7 @@ type session struct {
 	limiter *rate.Limiter
 	log     *slog.Logger
 	cancel  context.CancelFunc // ends the session; set by run
+	rbuf    []byte             // read's buffer; only the reading goroutine uses it
 
 	mu      sync.Mutex
 	finds   map[string]*inflight
@@ -238,17 +239,45 @@ func (s *session) loop(ctx context.Context) {
 	}
 }
 
+// keptReadBuf is the largest read buffer a session keeps between frames.
+const keptReadBuf = 1024
+
+// readFrame appends at most limit bytes of r to buf, growing it as needed.
+func readFrame(r io.Reader, buf []byte, limit int) ([]byte, error) {
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
 // read returns the next message: a text frame of at most MaxFrameSize
 // bytes (send frames: see Config.frameTooLarge), or, when the bridge
 // serves channels, a binary one. Without channels a binary message reads
-// as empty, which fails to parse.
+// as empty, which fails to parse. The bytes are the session's read
+// buffer: valid until the next read, so a caller that keeps any of them
+// copies them (the parsers do; binary copies a channel message's data).
 func (s *session) read(ctx context.Context) (websocket.MessageType, []byte, error) {
 	typ, r, err := s.conn.Reader(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
 	cfg := &s.srv.cfg
-	b, err := io.ReadAll(io.LimitReader(r, int64(cfg.readLimit())+1))
+	b, err := readFrame(r, s.rbuf[:0], cfg.readLimit()+1)
+	if cap(b) <= keptReadBuf {
+		s.rbuf = b
+	} else {
+		s.rbuf = nil // an outsized frame's buffer is not kept
+	}
 	if err != nil {
 		return 0, nil, err
 	}
@@ -308,6 +337,11 @@ func (s *session) send(ctx context.Context, f any) error {
 		s.log.Error("bridge cannot encode frame", "err", err)
 		return err
 	}
+	return s.write(ctx, b)
+}
+
+// write sends one encoded frame within WriteTimeout.
+func (s *session) write(ctx context.Context, b []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
 	defer cancel()
 	return s.conn.Write(wctx, websocket.MessageText, b)

@@ -233,3 +233,32 @@ func refusalCases() []refusalCase {
 			wantClose: websocket.StatusPolicyViolation},
 	}
 }
+
+// TestReadBufferReuse: a session reuses its read buffer between frames;
+// frames of every size up to MaxFrameSize, large then small, each parse as
+// sent (no bytes of an earlier frame leak into a later one), and a frame
+// one byte over the limit is still refused.
+func TestReadBufferReuse(t *testing.T) {
+	f := newFakeFinder(t)
+	f.add(t, "DatabaseService", 1)
+	cfg := testConfig()
+	cfg.FramesPerSecond, cfg.FrameBurst = 1e6, 1e6
+	s := startServer(t, f, cfg)
+	c := dial(t, s, dialOpts{})
+	c.hello("")
+	find := func(id string, pad int) string {
+		return `{"type":"find","id":"` + id + `","service":"DatabaseService","pad":"` + strings.Repeat("p", pad) + `"}`
+	}
+	overhead := len(find("", 0))
+	for i, size := range []int{overhead + 10, 2000, cfg.MaxFrameSize, 100, 3000, overhead + 2} {
+		id := fmt.Sprintf("r%d", i)
+		c.send(find(id, size-overhead-len(id)))
+		results, end := c.collect(id)
+		if d, ok := end.(*bridge.DoneFrame); !ok || d.ID != id || len(results) != 1 {
+			t.Fatalf("frame of %d bytes: got %d results and %#v, want 1 and done %q", size, len(results), end, id)
+		}
+	}
+	c.send(find("big", cfg.MaxFrameSize-overhead-len("big")+1))
+	c.expectError("", bridge.CodeTooLarge)
+	c.expectClosed(websocket.StatusMessageTooBig)
+}

@@ -93,3 +93,22 @@ func Load(ctx context.Context, n *Node, envs [][]byte) error {
 	}
 	return nil
 }
+
+// ListHeld is what n serves to a registry-protocol list for service c:
+// its store's list, without the stream.
+func ListHeld(n *Node, c cid.Cid, limit int) [][]byte { return holder{n}.List(c, limit) }
+
+// Unverified returns how many records n loaded at start-up that are not
+// verified yet.
+func Unverified(n *Node) int { return n.store.Unverified() }
+
+// Accept is n's write path for a record pushed to it, without the stream:
+// verified, then stored (synced, on a persistent datastore).
+func Accept(ctx context.Context, n *Node, env []byte) error {
+	_, _, err := n.accept(ctx, env, store.Source{})
+	return err
+}
+
+// TurnVerdicts bumps n's verdict epoch as a verdict turning does, so the
+// next list of every service is computed afresh.
+func TurnVerdicts(n *Node) { n.health.epoch.Add(1) }

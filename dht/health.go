@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -216,7 +217,7 @@ func (m *monitor) run(ctx context.Context) {
 		now := m.n.now()
 		m.deregister(ctx, now)
 		if served, suspect := m.v.due(now); len(served)+len(suspect) > 0 {
-			addrs := m.n.store.Providers(m.n.host.ID(), now)
+			addrs := m.n.store.Addrs(ctx, m.n.host.ID(), slices.Concat(served, suspect), now)
 			m.served.push(dues(served, addrs))
 			near, far := m.split(suspect)
 			m.near.push(dues(near, addrs))

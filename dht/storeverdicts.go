@@ -31,3 +31,6 @@ func (s storeVerdicts) Expendable(p peer.ID) (ok, unhealthy bool) { return s.v.e
 
 // Rank implements store.Verdicts.
 func (s storeVerdicts) Rank(a, b peer.ID) int { return s.v.rank(a, b) }
+
+// Epoch implements store.Verdicts.
+func (s storeVerdicts) Epoch() uint64 { return s.v.epoch.Load() }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -36,6 +37,8 @@ type verdicts struct {
 	listen func() []ma.Multiaddr // the node's addresses (AddrsAuto)
 	cfg    Health
 	kick   chan struct{} // a check is due now (cap 1)
+
+	epoch atomic.Uint64 // bumped when a verdict turns (store.Verdicts.Epoch)
 
 	mu     sync.Mutex
 	peers  map[peer.ID]*verdict
@@ -264,6 +267,9 @@ func (v *verdicts) checked(p peer.ID, ok bool, at time.Time, retry time.Time) (c
 	defer d.settle()
 	if ok {
 		changed = !d.healthy
+		if changed || !d.since.IsZero() {
+			v.epoch.Add(1)
+		}
 		d.healthy, d.failures, d.since = true, 0, time.Time{}
 		return changed, true
 	}
@@ -272,6 +278,7 @@ func (v *verdicts) checked(p peer.ID, ok bool, at time.Time, retry time.Time) (c
 		d.since = at
 		changed = d.healthy
 		d.healthy = false
+		v.epoch.Add(1)
 	}
 	return changed, d.healthy
 }

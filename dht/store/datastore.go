@@ -130,10 +130,9 @@ func peekStored(network string, k ds.Key, b []byte, now time.Time) (*record.Serv
 	if err != nil {
 		return nil, cid.Undef, nil, err
 	}
-	env, err := lprecord.UnmarshalEnvelope(rec.GetValue())
-	var svc record.Service
-	if err != nil || svc.UnmarshalRecord(env.RawPayload) != nil {
-		return nil, cid.Undef, nil, record.ErrMalformed
+	svc, err := payloadOf(rec.GetValue())
+	if err != nil {
+		return nil, cid.Undef, nil, err
 	}
 	want, err := record.ServiceCID(svc.Network, svc.Name)
 	switch {
@@ -142,7 +141,19 @@ func peekStored(network string, k ds.Key, b []byte, now time.Time) (*record.Serv
 	case !now.Before(svc.ExpiresAt):
 		return nil, cid.Undef, nil, record.ErrExpired
 	}
-	return &svc, c, rec.GetValue(), nil
+	return svc, c, rec.GetValue(), nil
+}
+
+// payloadOf decodes the record inside a signed envelope without checking
+// the signature: for what the store verified when it took the record, or
+// verifies later (peekStored).
+func payloadOf(env []byte) (*record.Service, error) {
+	e, err := lprecord.UnmarshalEnvelope(env)
+	var svc record.Service
+	if err != nil || svc.UnmarshalRecord(e.RawPayload) != nil {
+		return nil, record.ErrMalformed
+	}
+	return &svc, nil
 }
 
 // VerifyAll checks the signature of every record Load indexed unverified,

@@ -48,13 +48,15 @@ type Store struct {
 	keysMu  sync.Mutex
 	writing map[victim]*keyLock // records being written, so puts of one record take turns
 
-	mu       sync.Mutex
-	bySvc    map[cid.Cid]map[peer.ID]held
-	count    int                   // records held, all services
-	bytes    int64                 // what the records held cost (charge)
-	byPeer   map[peer.ID][]cid.Cid // the services each provider has a record for
-	bySource map[Source]int        // records held per Source
-	gen      uint64                // counts changes to the index (Generation)
+	mu        sync.Mutex
+	bySvc     map[cid.Cid]map[peer.ID]held
+	count     int                   // records held, all services
+	unchecked int                   // records held loaded unverified (Unverified)
+	bytes     int64                 // what the records held cost (charge)
+	byPeer    map[peer.ID][]cid.Cid // the services each provider has a record for
+	bySource  map[Source]int        // records held per Source
+	lists     map[cid.Cid]*listed   // answers of List kept (lists.go)
+	gen       uint64                // counts changes to the index (Generation)
 }
 
 // held is one record in the index: the few fields the store decides by.
@@ -66,7 +68,6 @@ type held struct {
 	seq       uint64
 	expires   time.Time
 	withdrawn bool
-	addrs     []string
 	src       Source // who delivered it, if anyone
 	verified  bool   // its signature was checked (false: loaded at start-up, not yet)
 }
@@ -74,7 +75,7 @@ type held struct {
 // heldOf returns the index entry of a verified record.
 func heldOf(svc *record.Service, env []byte, src Source) held {
 	return held{sum: sha256.Sum256(env), size: int32(len(env)), seq: svc.Seq, expires: svc.ExpiresAt,
-		withdrawn: svc.Withdrawn, addrs: svc.Addrs, src: src, verified: true}
+		withdrawn: svc.Withdrawn, src: src, verified: true}
 }
 
 // cost is what h costs in the bytes budget.
@@ -92,6 +93,7 @@ func New(d ds.Datastore, v record.Validator, limits Limits, health Verdicts) *St
 		bySvc:    make(map[cid.Cid]map[peer.ID]held),
 		byPeer:   make(map[peer.ID][]cid.Cid),
 		bySource: make(map[Source]int),
+		lists:    make(map[cid.Cid]*listed),
 		writing:  make(map[victim]*keyLock),
 	}
 }
@@ -167,6 +169,7 @@ func (s *Store) Add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 	if had && prev.sum == h.sum {
 		if !prev.verified { // loaded at start-up; the caller verified these bytes
 			prev.verified = true
+			s.unchecked--
 			s.bySvc[c][svc.Peer] = prev
 		}
 		s.mu.Unlock()
@@ -197,6 +200,9 @@ func (s *Store) Add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 		s.notify(c, svc.Peer)
 		return fmt.Errorf("store record: %w", err)
 	}
+	s.mu.Lock()
+	delete(s.lists, c) // a list read while it was written missed it
+	s.mu.Unlock()
 	s.notify(c, svc.Peer)
 	return nil
 }
@@ -262,6 +268,7 @@ func (s *Store) index(c cid.Cid, svc *record.Service, env []byte) error {
 // must be held.
 func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	s.detachLocked(c, p)
+	delete(s.lists, c)
 	peers := s.bySvc[c]
 	if peers == nil {
 		peers = make(map[peer.ID]held)
@@ -270,6 +277,9 @@ func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	peers[p] = h
 	s.gen++
 	s.count++
+	if !h.verified {
+		s.unchecked++
+	}
 	s.bytes += h.cost()
 	s.byPeer[p] = append(s.byPeer[p], c)
 	if h.src.valid() {
@@ -343,7 +353,12 @@ type ListOpts struct {
 // are left out unless o asks for them; one loaded unverified is verified
 // first.
 func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) [][]byte {
+	cached, epoch, ok := s.cachedList(c, now, o)
+	if ok {
+		return cached
+	}
 	var ps []peer.ID
+	until := now.Add(time.Hour) // a kept answer is recomputed at least hourly
 	s.mu.Lock()
 	for p, h := range s.bySvc[c] {
 		switch {
@@ -352,10 +367,12 @@ func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) 
 		case !o.Unhealthy && !s.health.Serves(p):
 		default:
 			ps = append(ps, p)
+			if h.expires.Before(until) {
+				until = h.expires
+			}
 		}
 	}
-	slices.SortFunc(ps, s.health.Rank)
-	ps = ps[:min(len(ps), o.Limit)]
+	ps = firstK(ps, o.Limit, s.health.Rank)
 	keys := make([]ds.Key, len(ps))
 	unverified := make([]peer.ID, len(ps)) // "" when verified
 	for i, p := range ps {
@@ -364,6 +381,7 @@ func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) 
 			unverified[i] = p
 		}
 	}
+	kept := s.keepListLocked(c, o, epoch, now, until)
 	s.mu.Unlock()
 	out := make([][]byte, 0, len(keys))
 	for i, k := range keys {
@@ -376,6 +394,7 @@ func (s *Store) List(ctx context.Context, c cid.Cid, now time.Time, o ListOpts) 
 			out = append(out, env)
 		}
 	}
+	s.fillList(c, kept, out)
 	return out
 }
 
@@ -407,8 +426,9 @@ func (s *Store) verified(c cid.Cid, p peer.ID, env []byte) bool {
 	sum := sha256.Sum256(env)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if h, ok := s.bySvc[c][p]; ok && h.sum == sum {
+	if h, ok := s.bySvc[c][p]; ok && h.sum == sum && !h.verified {
 		h.verified = true
+		s.unchecked--
 		s.bySvc[c][p] = h
 	}
 	return true
@@ -423,11 +443,15 @@ func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 		return held{}, false
 	}
 	delete(peers, p)
+	delete(s.lists, c)
 	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
 	s.gen++
 	s.count--
+	if !h.verified {
+		s.unchecked--
+	}
 	s.bytes -= h.cost()
 	if h.src.valid() {
 		if s.bySource[h.src]--; s.bySource[h.src] <= 0 {
@@ -473,22 +497,47 @@ func (s *Store) drop(k ds.Key) {
 	s.mu.Unlock()
 }
 
-// Providers returns every provider the store holds a live (unexpired, not
-// withdrawn) record for, with the addresses of its newest one, except self.
-func (s *Store) Providers(self peer.ID, now time.Time) map[peer.ID][]string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[peer.ID][]string)
-	seq := make(map[peer.ID]uint64)
-	for _, peers := range s.bySvc {
-		for p, h := range peers {
-			if p == self || h.withdrawn || !now.Before(h.expires) || h.seq < seq[p] {
-				continue
-			}
-			out[p], seq[p] = h.addrs, h.seq
+// Addrs returns, for each provider of ps the store holds a live
+// (unexpired, not withdrawn) record of, except self, the addresses of its
+// newest one, read from the datastore: the index keeps no addresses, so
+// a big registry's memory stays down, and only the providers asked for
+// (those whose health check is due) are read.
+func (s *Store) Addrs(ctx context.Context, self peer.ID, ps []peer.ID, now time.Time) map[peer.ID][]string {
+	out := make(map[peer.ID][]string, len(ps))
+	for _, p := range ps {
+		if p == self {
+			continue
+		}
+		c, ok := s.newest(p, now)
+		if !ok {
+			continue
+		}
+		env, ok := s.Envelope(ctx, c, p)
+		if !ok {
+			continue // deleted since
+		}
+		if svc, err := payloadOf(env); err == nil {
+			out[p] = svc.Addrs
 		}
 	}
 	return out
+}
+
+// newest returns the service of p's live record of highest seq.
+func (s *Store) newest(p peer.ID, now time.Time) (cid.Cid, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best cid.Cid
+	var seq uint64
+	found := false
+	for _, c := range s.byPeer[p] {
+		h := s.bySvc[c][p]
+		if h.withdrawn || !now.Before(h.expires) || found && h.seq < seq {
+			continue
+		}
+		best, seq, found = c, h.seq, true
+	}
+	return best, found
 }
 
 // Live returns how many live (unexpired, not withdrawn) records the store
@@ -551,4 +600,12 @@ func (s *Store) Generation() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.gen
+}
+
+// Unverified returns how many records the store holds that were loaded
+// at start-up and whose signature is not checked yet (VerifyAll).
+func (s *Store) Unverified() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unchecked
 }

@@ -26,6 +26,7 @@ func (everyone) Left(peer.ID)                            {}
 func (everyone) Serves(peer.ID) bool                     { return true }
 func (everyone) Expendable(peer.ID) (ok, unhealthy bool) { return false, false }
 func (everyone) Rank(a, b peer.ID) int                   { return cmp.Compare(a, b) }
+func (everyone) Epoch() uint64                           { return 0 }
 
 // stallingDatastore holds the first Put of key stall until release
 // closes, and says when it has begun.

@@ -27,4 +27,8 @@ type Verdicts interface {
 	// Rank orders providers for a list, as slices.SortFunc takes it:
 	// the ones to serve first sort first.
 	Rank(a, b peer.ID) int
+	// Epoch changes whenever Serves or Rank may answer differently for a
+	// provider that already has records in the store (a verdict turned),
+	// so the store may keep a list it computed until then.
+	Epoch() uint64
 }

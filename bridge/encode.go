@@ -1,0 +1,126 @@
+package bridge
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/netget/netget-peer/record"
+)
+
+// appendResult appends the result frame for r under id to b, byte for
+// byte what Marshal(&ResultFrame{…}) writes, without reflection: the
+// bridge sends one per provider found, and encoding/json was the frame's
+// largest cost after the socket (see the README's bridge figures). It
+// reports false, leaving b as it was, when a field needs JSON's escaping
+// or a rule this encoder does not copy (a string outside printable ASCII
+// or with "\<>&, a float in exponent form, a year outside 0-9999); the
+// caller then uses Marshal. TestAppendResult keeps the two identical.
+func appendResult(b []byte, id string, r Result) ([]byte, bool) {
+	v := record.ViewOf(r.Record)
+	elapsed := float64(r.Elapsed.Microseconds()) / 1000
+	if !plain(id) || !plain(v.Peer) || !plain(v.Service) || !plain(v.Network) || !plain(r.Source) ||
+		!plainTime(v.IssuedAt) || !plainTime(v.ExpiresAt) || (elapsed != 0 && abs(elapsed) < 1e-6) || abs(elapsed) >= 1e21 {
+		return b, false
+	}
+	for _, a := range v.Addrs {
+		if !plain(a) {
+			return b, false
+		}
+	}
+	for k, val := range v.Meta {
+		if !plain(k) || !plain(val) {
+			return b, false
+		}
+	}
+	b = append(b, `{"type":"result","id":"`...)
+	b = append(b, id...)
+	b = append(b, `","record":{"peer":"`...)
+	b = append(b, v.Peer...)
+	b = append(b, `","service":"`...)
+	b = append(b, v.Service...)
+	b = append(b, `","network":"`...)
+	b = append(b, v.Network...)
+	b = append(b, `","addrs":[`...)
+	for i, a := range v.Addrs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuoted(b, a)
+	}
+	b = append(b, `],"meta":{`...)
+	keys := make([]string, 0, len(v.Meta))
+	for k := range v.Meta {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // encoding/json sorts map keys
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendQuoted(b, k)
+		b = append(b, ':')
+		b = appendQuoted(b, v.Meta[k])
+	}
+	b = append(b, `},"seq":`...)
+	b = strconv.AppendUint(b, v.Seq, 10)
+	b = append(b, `,"issued_at":"`...)
+	b = v.IssuedAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","expires_at":"`...)
+	b = v.ExpiresAt.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `"}`...)
+	if r.Source != "" { // omitempty
+		b = append(b, `,"source":"`...)
+		b = append(b, r.Source...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"elapsed_ms":`...)
+	b = strconv.AppendFloat(b, elapsed, 'f', -1, 64)
+	return append(b, '}'), true
+}
+
+// appendDone appends the done frame of find id to b, byte for byte what
+// Marshal(&DoneFrame{…}) writes; false, leaving b as it was, when id
+// needs JSON's escaping. TestAppendDone keeps the two identical.
+func appendDone(b []byte, id string, count int, cancelled bool) ([]byte, bool) {
+	if !plain(id) {
+		return b, false
+	}
+	b = append(b, `{"type":"done","id":"`...)
+	b = append(b, id...)
+	b = append(b, `","count":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	if cancelled { // omitempty
+		b = append(b, `,"cancelled":true`...)
+	}
+	return append(b, '}'), true
+}
+
+// plain reports whether s is printable ASCII that encoding/json writes
+// as is: no quote, backslash or HTML character it escapes.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainTime reports whether encoding/json writes t as RFC 3339 (it
+// refuses years outside 0-9999).
+func plainTime(t time.Time) bool { y := t.Year(); return y >= 0 && y <= 9999 }
+
+func appendQuoted(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}

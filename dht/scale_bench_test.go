@@ -1,0 +1,288 @@
+package dht_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/netget/netget-peer/dht"
+	"github.com/netget/netget-peer/dht/dhttest"
+	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/record"
+	"github.com/netget/netget-peer/record/recordtest"
+)
+
+// scaleProviders is how many providers each service has in
+// BenchmarkRegistryScale: one hot service of 1,000 is what a list reads.
+const scaleProviders = 1000
+
+// BenchmarkRegistryScale measures a registry at scale: a synced Pebble
+// datastore holding NETGET_BENCH_RECORDS (default 100,000) live records
+// of as many providers (one fresh key each, signed in parallel), over
+// services of 1,000 providers. It reports the time a registry takes to
+// start on it (New returns and serves: records indexed unverified) and
+// until every signature is checked in the background, the heap the
+// registry then takes per record beyond the datastore, and lists per
+// second of one hot service (1,000 providers, MaxListLimit records a
+// list) by as many goroutines as CPUs, NETGET_BENCH_LISTS of them
+// (default 20,000), against a baseline measured in the same run: the same
+// envelopes picked from a Go map, no store. A list repeated is answered
+// from what the store kept; cold-lists/s is a list computed afresh each
+// time (a verdict turned before each: the sort of 1,000 providers and a
+// datastore read per record), NETGET_BENCH_LISTS/20 of them. With
+// NETGET_BENCH_HEAPPROFILE set, it writes the heap profile there once the
+// registry holds every record.
+//
+// Limits raised for it, explicitly: StoreLimits.Bytes (the default 256
+// MiB holds about 250,000 records) to 4 GiB. PerKey (64) and PerService
+// (1,024) hold as they are: every provider has one record and every
+// service 1,000.
+func BenchmarkRegistryScale(b *testing.B) {
+	n := envInt(b, "NETGET_BENCH_RECORDS", 100000)
+	lists := envInt(b, "NETGET_BENCH_LISTS", 20000)
+	if n < scaleProviders {
+		b.Fatalf("NETGET_BENCH_RECORDS=%d: want at least %d (one hot service)", n, scaleProviders)
+	}
+	dir := b.TempDir()
+	d := openStore(b, dir)
+	start := time.Now()
+	fillScale(b, d, n)
+	b.Logf("filled %d records in %v", n, time.Since(start).Round(time.Millisecond))
+	before := heapAndGoroutines()
+	b.ResetTimer()
+	start = time.Now()
+	reg := dhttest.NewNode(b, "development", dht.ModeServer, func(c *dht.Config) {
+		c.Datastore = d
+		c.Store.Bytes = 4 << 30
+	})
+	startup := time.Since(start)
+	waitFor(b, 30*time.Minute, func() bool { return dht.Unverified(reg) == 0 })
+	verified := time.Since(start)
+	b.StopTimer()
+	if got := reg.StoredRecords(); got != n {
+		b.Fatalf("registry holds %d records, want %d", got, n)
+	}
+	after := heapAndGoroutines()
+	if path := os.Getenv("NETGET_BENCH_HEAPPROFILE"); path != "" {
+		writeHeapProfile(b, path) // what the registry holds, while it holds it
+	}
+	hot, err := record.ServiceCID("development", scaleName(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	all := dht.ListHeld(reg, hot, scaleProviders)
+	if len(all) != scaleProviders {
+		b.Fatalf("hot service lists %d records, want %d", len(all), scaleProviders)
+	}
+	listRate := listsPerSecond(b, lists, func() int { return len(dht.ListHeld(reg, hot, registry.MaxListLimit)) })
+	coldRate := listsPerSecond(b, lists/20, func() int {
+		dht.TurnVerdicts(reg) // a verdict turned: the kept answer is stale
+		return len(dht.ListHeld(reg, hot, registry.MaxListLimit))
+	})
+	floor := map[cid.Cid][][]byte{hot: all}
+	baseRate := listsPerSecond(b, lists, func() int { return len(slices.Clone(floor[hot][:registry.MaxListLimit])) })
+	writes := envInt(b, "NETGET_BENCH_WRITES", 10000)
+	writers := envInt(b, "NETGET_BENCH_WRITERS", 64)
+	fresh := freshRecords(b, n, writes)
+	memReg := dhttest.NewNode(b, "development", dht.ModeServer, nil)
+	memRate := acceptsPerSecond(b, memReg, fresh, writers)
+	writeRate := acceptsPerSecond(b, reg, fresh, writers)
+	b.ReportMetric(float64(n), "records")
+	b.ReportMetric(writeRate, "synced-writes/s")
+	b.ReportMetric(memRate, "memory-writes/s")
+	b.ReportMetric(startup.Seconds(), "startup-s")
+	b.ReportMetric(verified.Seconds(), "verified-s")
+	b.ReportMetric(float64(int64(after.heap)-int64(before.heap))/float64(n), "heap-B/record")
+	b.ReportMetric(listRate, "lists/s")
+	b.ReportMetric(coldRate, "cold-lists/s")
+	b.ReportMetric(baseRate, "baseline-lists/s")
+	b.ReportMetric(listRate/baseRate, "lists/baseline")
+	runtime.KeepAlive(reg)
+}
+
+// freshRecords signs writes records of as many fresh providers, for
+// services after the n records' own, in parallel.
+func freshRecords(b *testing.B, n, writes int) [][]byte {
+	b.Helper()
+	now := time.Now()
+	out := make([][]byte, writes)
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < writes; i += workers {
+				priv, id, err := crypto.GenerateEd25519Key(nil)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				p, err := peer.IDFromPublicKey(id)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				s := recordtest.Valid(p, now)
+				s.Name = scaleName((n+scaleProviders-1)/scaleProviders + i/scaleProviders)
+				s.Meta = map[string]string{"region": "eu-west", "engine": "postgres", "i": fmt.Sprint(n + i)}
+				out[i] = recordtest.SealRaw(b, s, priv)
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	return out
+}
+
+// acceptsPerSecond writes envs into reg's store through its write path
+// (verify, then a synced put on a persistent datastore) from writers
+// goroutines at once, as many providers pushing together would, and
+// returns how many it accepted per second. Every one must be accepted.
+func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) float64 {
+	b.Helper()
+	ctx := context.Background()
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
+				if err := dht.Accept(ctx, reg, envs[i]); err != nil {
+					b.Errorf("accept %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if b.Failed() {
+		b.FailNow()
+	}
+	return float64(len(envs)) / elapsed.Seconds()
+}
+
+// listsPerSecond runs list total times from as many goroutines as CPUs
+// (for at most a minute) and returns how many it ran per second. Each must
+// return MaxListLimit records.
+func listsPerSecond(b *testing.B, total int, list func() int) float64 {
+	b.Helper()
+	var done, bad atomic.Int64
+	deadline := time.Now().Add(time.Minute)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for done.Add(1) <= int64(total) && time.Now().Before(deadline) {
+				if list() != registry.MaxListLimit {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if bad.Load() > 0 {
+		b.Fatalf("%d lists returned fewer than %d records", bad.Load(), registry.MaxListLimit)
+	}
+	return float64(min(done.Load(), int64(total))) / elapsed.Seconds()
+}
+
+// fillScale writes n records of n fresh providers, scaleProviders per
+// service, into d as a registry files them: keys generated and records
+// signed by as many workers as CPUs, committed in batches.
+func fillScale(b *testing.B, d ds.Batching, n int) {
+	b.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	const perBatch = 5000
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			batch, err := d.Batch(ctx)
+			pending := 0
+			for i := w; i < n && err == nil; i += workers {
+				var priv crypto.PrivKey
+				if priv, _, err = crypto.GenerateEd25519Key(nil); err != nil {
+					break
+				}
+				key, val := sealedScale(b, priv, i, now)
+				if err = batch.Put(ctx, key, val); err != nil {
+					break
+				}
+				if pending++; pending == perBatch {
+					if err = batch.Commit(ctx); err == nil {
+						batch, err = d.Batch(ctx)
+					}
+					pending = 0
+				}
+			}
+			if err == nil {
+				err = batch.Commit(ctx)
+			}
+			if err != nil {
+				b.Errorf("fill datastore: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+}
+
+// scaleName is the name of service i of BenchmarkRegistryScale.
+func scaleName(i int) string { return fmt.Sprintf("Svc%05d", i) }
+
+// sealedScale is record i of BenchmarkRegistryScale, signed by priv.
+func sealedScale(b testing.TB, priv crypto.PrivKey, i int, now time.Time) (ds.Key, []byte) {
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := recordtest.Valid(id, now)
+	s.Name = scaleName(i / scaleProviders)
+	s.Meta = map[string]string{"region": "eu-west", "engine": "postgres", "i": fmt.Sprint(i)}
+	return filed(b, s, priv)
+}
+
+// waitFor waits until cond holds, checking every 100 ms, for at most max.
+func waitFor(b *testing.B, max time.Duration, cond func() bool) {
+	b.Helper()
+	deadline := time.Now().Add(max)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("condition not met within %v", max)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// writeHeapProfile writes the heap profile to path.
+func writeHeapProfile(b *testing.B, path string) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// envInt reads a positive integer from the environment, or returns def.
