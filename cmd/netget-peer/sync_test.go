@@ -49,15 +49,22 @@ func TestCLIRegistrySyncAfterWipe(t *testing.T) {
 			}
 		}
 	}
-	_, addrB2 := registryAt(t, dirB, "/ip4/127.0.0.1/tcp/"+tcpPort(t, addrB), "--bootstrap", addrA, "--sync-interval", "2s")
+	b2, addrB2 := registryAt(t, dirB, "/ip4/127.0.0.1/tcp/"+tcpPort(t, addrB), "--bootstrap", addrA, "--sync-interval", "2s",
+		"--log-level", "debug")
 	if addrB2 != addrB {
 		t.Fatalf("restarted registry is %s, want the same identity and address %s", addrB2, addrB)
 	}
 	var st = daemonStatus(t, dirB)
-	waitFor(t, 30*time.Second, "the wiped registry catches up by sync", func() bool {
+	deadline, tick := time.After(60*time.Second), time.NewTicker(50*time.Millisecond)
+	defer tick.Stop()
+	for st.Sync == nil || st.Sync.Fetched < 10 {
+		select {
+		case <-deadline:
+			t.Fatalf("the wiped registry did not catch up by sync: %d records, sync %+v; its log:\n%s", st.StoredRecords, st.Sync, b2.stderr)
+		case <-tick.C:
+		}
 		st = daemonStatus(t, dirB)
-		return st.Sync != nil && st.Sync.Fetched >= 10
-	})
+	}
 	if st.StoredRecords < 10 || !slices.Contains(st.Sync.Peers, peerOf(t, addrA)) || st.Sync.LastRound.IsZero() {
 		t.Fatalf("status of the wiped registry: %d records, sync %+v; want 10, A among its peers, a last round", st.StoredRecords, st.Sync)
 	}
