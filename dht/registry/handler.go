@@ -56,6 +56,19 @@ func (h *Handler) HandleStream(s network.Stream) {
 		s.Reset()
 		return
 	}
+	serveRequests(s, "registry", h.limiter, log, func(b []byte) (any, error) {
+		return h.serve(b, s.Conn().RemoteMultiaddr())
+	})
+}
+
+// serveRequests is the request loop the registry and sync protocols
+// share: it reads requests from s one after another, each allowed by
+// limit for the remote peer, and writes serve's answer to each, until the
+// requester closes its side (the stream is closed), the stream ends as
+// such streams normally do (debug), or a request is bad or over the limit
+// (the stream is reset; info). what names the protocol in the log.
+func serveRequests(s network.Stream, what string, limit *Limiter, log *slog.Logger, serve func(b []byte) (any, error)) {
+	remote := s.Conn().RemotePeer()
 	r := msgio.NewVarintReaderSize(s, MaxMessageSize)
 	for {
 		_ = s.SetDeadline(time.Now().Add(streamIdleTimeout))
@@ -65,28 +78,28 @@ func (h *Handler) HandleStream(s network.Stream) {
 			s.Close() // the requester is done
 			return
 		case normalEnd(err) != "":
-			log.Debug("registry stream ended", "how", normalEnd(err))
+			log.Debug(what+" stream ended", "how", normalEnd(err))
 			s.Reset()
 			return
 		case err != nil:
-			log.Info("registry stream reset", "err", fmt.Errorf("%w: %w", ErrBadMessage, err))
+			log.Info(what+" stream reset", "err", fmt.Errorf("%w: %w", ErrBadMessage, err))
 			s.Reset()
 			return
-		case !h.limiter.Allow(remote):
-			log.Info("registry stream reset: rate limited")
+		case !limit.Allow(remote):
+			log.Info(what + " stream reset: rate limited")
 			s.Reset()
 			return
 		}
 		_ = s.SetDeadline(time.Now().Add(StreamTimeout))
-		resp, err := h.serve(b, s.Conn().RemoteMultiaddr())
+		resp, err := serve(b)
 		r.ReleaseMsg(b)
 		if err != nil {
-			log.Info("registry stream reset", "err", err)
+			log.Info(what+" stream reset", "err", err)
 			s.Reset()
 			return
 		}
 		if err := writeMsg(s, resp); err != nil {
-			log.Debug("registry response not sent", "err", err)
+			log.Debug(what+" response not sent", "err", err)
 			s.Reset()
 			return
 		}

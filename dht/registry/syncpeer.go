@@ -2,16 +2,12 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-msgio"
 )
 
 // Replica is what a SyncHandler serves: a registry's records as the sync
@@ -61,41 +57,9 @@ func (h *SyncHandler) HandleStream(s network.Stream) {
 		s.Reset()
 		return
 	}
-	r := msgio.NewVarintReaderSize(s, MaxMessageSize)
-	for {
-		_ = s.SetDeadline(time.Now().Add(streamIdleTimeout))
-		b, err := r.ReadMsg()
-		switch {
-		case errors.Is(err, io.EOF):
-			s.Close()
-			return
-		case normalEnd(err) != "":
-			log.Debug("sync stream ended", "how", normalEnd(err))
-			s.Reset()
-			return
-		case err != nil:
-			log.Info("sync stream reset", "err", fmt.Errorf("%w: %w", ErrBadMessage, err))
-			s.Reset()
-			return
-		case !h.requests.Allow(remote):
-			log.Info("sync stream reset: rate limited")
-			s.Reset()
-			return
-		}
-		_ = s.SetDeadline(time.Now().Add(StreamTimeout))
-		resp, err := h.serve(remote, b)
-		r.ReleaseMsg(b)
-		if err != nil {
-			log.Info("sync stream reset", "err", err)
-			s.Reset()
-			return
-		}
-		if err := writeMsg(s, resp); err != nil {
-			log.Debug("sync response not sent", "err", err)
-			s.Reset()
-			return
-		}
-	}
+	serveRequests(s, "sync", h.requests, log, func(b []byte) (any, error) {
+		return h.serve(remote, b)
+	})
 }
 
 // serve answers one request from p, or says why it is bad.
