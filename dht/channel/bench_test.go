@@ -83,8 +83,10 @@ func (c chanClient) close() { c.c.Close(channel.CloseNormal, "") }
 func BenchmarkChannel(b *testing.B) {
 	url := echoTarget(b)
 	// One opener holds every channel, as a bridge does: the node's
-	// limits (netget.New sets PeerStreams from them likewise).
-	cfg := channel.Config{MaxChannels: 4096, MaxChannelsPerPeer: 2048}
+	// limits (netget.New sets PeerStreams from them likewise), and an open
+	// rate that lets it open 1,000 at once (the default, 50 a second with
+	// bursts of 100, is for strangers).
+	cfg := channel.Config{MaxChannels: 4096, MaxChannelsPerPeer: 2048, OpenRate: 1e6, OpenBurst: 4096}
 	hcfg := p2ptest.Config()
 	hcfg.PeerStreams = map[string]int{string(channel.Protocol("bench")): 2048, channel.ServiceName: 2048}
 	prov := p2ptest.NewHostFrom(b, hcfg)
