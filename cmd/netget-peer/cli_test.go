@@ -94,6 +94,13 @@ func startWith(t *testing.T, environ []string, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = environ
+	return startCmd(t, cmd)
+}
+
+// startCmd starts cmd (netget-peer, maybe behind a wrapper) with its
+// stdout read line by line and its stderr kept, killed when the test ends.
+func startCmd(t *testing.T, cmd *exec.Cmd) *child {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +108,7 @@ func startWith(t *testing.T, environ []string, args ...string) *child {
 	c := &child{cmd: cmd, lines: make(chan string, 64), stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", args, err)
+		t.Fatalf("start %v: %v", cmd.Args, err)
 	}
 	go func() {
 		sc := bufio.NewScanner(out)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -21,33 +20,7 @@ func startInput(t *testing.T, in io.Reader, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env, cmd.Stdin = env(t), in
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, lines: make(chan string, 64), stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", args, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	return c
+	return startCmd(t, cmd)
 }
 
 // output collects c's stdout until it exits, and its exit status.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -106,33 +105,7 @@ func startIn(t *testing.T, ns string, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, binary}, args...)...)
 	cmd.Env = env(t)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, lines: make(chan string, 64), stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = c.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v in %s: %v", args, ns, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	return c
+	return startCmd(t, cmd)
 }
 
 // runIn runs netget-peer to completion inside namespace ns.
