@@ -290,7 +290,7 @@ func (n *Node) sealOwn(ctx context.Context, c cid.Cid, svc *record.Service) ([]b
 // and puts it in the DHT value store. A record whose seq is not above the
 // one held for its peer is refused with record.ErrOlderSeq.
 func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
-	svc, c, fresh, err := n.acceptFresh(ctx, env, store.Source{})
+	svc, c, fresh, err := n.acceptFresh(ctx, env, store.Source{}, "")
 	if err != nil {
 		return nil, fmt.Errorf("put: %w", err)
 	}
@@ -309,14 +309,16 @@ func (n *Node) Put(ctx context.Context, env []byte) (*record.Service, error) {
 // counted, by reason when refused. src is who delivered it (StoreLimits
 // .PerSource); the zero source is none.
 func (n *Node) accept(ctx context.Context, env []byte, src store.Source) (*record.Service, cid.Cid, error) {
-	svc, c, _, err := n.acceptFresh(ctx, env, src)
+	svc, c, _, err := n.acceptFresh(ctx, env, src, "")
 	return svc, c, err
 }
 
 // acceptFresh is accept that also says whether the record was new to the
 // store (not the very envelope it held already): what registry sync
-// forwards.
-func (n *Node) acceptFresh(ctx context.Context, env []byte, src store.Source) (*record.Service, cid.Cid, bool, error) {
+// forwards. from is the peer whose registry-protocol put delivered env on
+// its own connection ("" for every other path): a put of from's own record
+// passes from's health check (verdicts.vouch).
+func (n *Node) acceptFresh(ctx context.Context, env []byte, src store.Source, from peer.ID) (*record.Service, cid.Cid, bool, error) {
 	svc, err := n.validator.Open(env)
 	var c cid.Cid
 	if err == nil {
@@ -325,7 +327,16 @@ func (n *Node) acceptFresh(ctx context.Context, env []byte, src store.Source) (*
 	fresh := false
 	if err == nil {
 		fresh = !n.store.Holds(c, svc.Peer, env)
-		err = n.store.Add(ctx, c, svc, env, src)
+		if from != "" && from == svc.Peer {
+			done := n.health.vouch(from)
+			err = n.store.Add(ctx, c, svc, env, src)
+			if done(err == nil) {
+				n.log.Info("provider healthy; serving its records", "provider", from, "by", "its own put")
+				n.watchHub.peerChanged(from) // its other services' watchers
+			}
+		} else {
+			err = n.store.Add(ctx, c, svc, env, src)
+		}
 	}
 	n.metrics.record(err)
 	if err != nil {

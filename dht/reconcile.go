@@ -164,7 +164,7 @@ func (a *applier) add(envs [][]byte) {
 // one verifies and stores env through the one write path (acceptFresh).
 func (a *applier) one(env []byte) {
 	n := a.s.n
-	_, _, fresh, err := n.acceptFresh(n.ctx, env, store.Source{})
+	_, _, fresh, err := n.acceptFresh(n.ctx, env, store.Source{}, "")
 	switch {
 	case errors.Is(err, record.ErrOlderSeq): // not newer: it stops here
 	case err != nil:

@@ -2,6 +2,7 @@ package dht
 
 import (
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/netget/netget-peer/dht/store"
@@ -19,12 +20,14 @@ func (h holder) List(c cid.Cid, limit int) [][]byte {
 }
 
 // Accept implements registry.Holder: verified and stored as a DHT write
-// is, charged to the address it came from (StoreLimits.PerSource). It
-// answers once the provider's first check is done, so a provider whose
-// push returned is served at once (health.go).
-func (h holder) Accept(env []byte, addr ma.Multiaddr) error {
+// is, charged to the address it came from (StoreLimits.PerSource). A
+// provider putting its own record has passed its health check by doing so
+// (verdicts.vouch): it is served, and announced, at once. Any other
+// record is answered once its provider's first check is done, so a
+// provider whose push returned is served at once either way (health.go).
+func (h holder) Accept(env []byte, from peer.ID, addr ma.Multiaddr) error {
 	n := h.n
-	svc, _, fresh, err := n.acceptFresh(n.ctx, env, n.store.SourceOf(addr))
+	svc, _, fresh, err := n.acceptFresh(n.ctx, env, n.store.SourceOf(addr), from)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,16 @@ const maxRemembered = 1 << 14
 // now (at most once per Interval per provider). A deregistered provider is
 // remembered for DeregisterAfter, so a record it signs afresh is checked
 // before it is served again.
+//
+// One thing passes a check besides a ping: a registry-protocol put that
+// the record's own peer sends on its connection (vouch). Its request and
+// the answer it waits for are a completed round trip on the very
+// connection a check would ping, so the record that put stores makes its
+// provider healthy at once, served and announced to watchers with the
+// record itself; a re-put of a record the store holds already passes the
+// check as it returns. Records that arrive any other way (a DHT
+// PUT_VALUE, sync, a forward, a third party's put, the node's own Put)
+// still wait for a check, and every record still passes admit first.
 type verdicts struct {
 	on     bool // the monitor runs; off, every record is served
 	self   peer.ID
@@ -40,10 +50,11 @@ type verdicts struct {
 
 	epoch atomic.Uint64 // bumped when a verdict turns (store.Verdicts.Epoch)
 
-	mu     sync.Mutex
-	peers  map[peer.ID]*verdict
-	gone   map[peer.ID]time.Time // deregistered providers: unhealthy since
-	serial uint64                // arrival order, ties of known
+	mu       sync.Mutex
+	peers    map[peer.ID]*verdict
+	gone     map[peer.ID]time.Time // deregistered providers: unhealthy since
+	serial   uint64                // arrival order, ties of known
+	vouching map[peer.ID]int       // puts by the provider itself in progress (vouch)
 }
 
 // verdict is the health of one provider.
@@ -61,7 +72,8 @@ type verdict struct {
 
 func newVerdicts(self peer.ID, now func() time.Time, listen func() []ma.Multiaddr, cfg Health) *verdicts {
 	return &verdicts{on: cfg.Interval > 0, self: self, now: now, listen: listen, cfg: cfg.withDefaults(),
-		kick: make(chan struct{}, 1), peers: make(map[peer.ID]*verdict), gone: make(map[peer.ID]time.Time)}
+		kick: make(chan struct{}, 1), peers: make(map[peer.ID]*verdict), gone: make(map[peer.ID]time.Time),
+		vouching: make(map[peer.ID]int)}
 }
 
 // admit is the address rule for a record entering the store of a node
@@ -76,7 +88,8 @@ func (v *verdicts) admit(svc *record.Service) error {
 // arrived notes that a record of p entered the store. A new provider is
 // pending (a remembered deregistered one unhealthy) and due at once; a
 // known one that is not healthy is due at once, unless a record already
-// triggered a check in the last Interval. Verdicts never change here.
+// triggered a check in the last Interval. Verdicts never change here,
+// unless p itself is putting the record (vouch): that passes its check.
 func (v *verdicts) arrived(p peer.ID) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -92,7 +105,15 @@ func (v *verdicts) arrived(p peer.ID) {
 			delete(v.gone, p)
 		}
 		v.peers[p] = d
+		if v.vouching[p] > 0 {
+			v.passLocked(d, now)
+			return
+		}
 		v.poke()
+		return
+	}
+	if v.vouching[p] > 0 {
+		v.passLocked(d, now)
 		return
 	}
 	if !d.healthy && now.Sub(d.triggered) >= v.cfg.Interval {
@@ -266,12 +287,7 @@ func (v *verdicts) checked(p peer.ID, ok bool, at time.Time, retry time.Time) (c
 	}
 	defer d.settle()
 	if ok {
-		changed = !d.healthy
-		if changed || !d.since.IsZero() {
-			v.epoch.Add(1)
-		}
-		d.healthy, d.failures, d.since = true, 0, time.Time{}
-		return changed, true
+		return v.turnHealthyLocked(d), true
 	}
 	d.failures++
 	if d.failures >= v.cfg.Failures && d.since.IsZero() {
@@ -281,6 +297,60 @@ func (v *verdicts) checked(p peer.ID, ok bool, at time.Time, retry time.Time) (c
 		v.epoch.Add(1)
 	}
 	return changed, d.healthy
+}
+
+// turnHealthyLocked is a passed check's verdict: healthy, no failures. It
+// reports whether d turned healthy. v.mu must be held.
+func (v *verdicts) turnHealthyLocked(d *verdict) (changed bool) {
+	changed = !d.healthy
+	if changed || !d.since.IsZero() {
+		v.epoch.Add(1)
+	}
+	d.healthy, d.failures, d.since = true, 0, time.Time{}
+	return changed
+}
+
+// passLocked passes d's check at now without a ping (vouch): healthy, the
+// next check an Interval on (unless one is running), and anyone waiting
+// for its first check released. v.mu must be held.
+func (v *verdicts) passLocked(d *verdict, now time.Time) (changed bool) {
+	changed = v.turnHealthyLocked(d)
+	if !d.inFlight {
+		d.due = now.Add(v.cfg.Interval)
+	}
+	d.triggered = now
+	d.settle()
+	return changed
+}
+
+// vouch starts a registry-protocol put that p sends of its own record on
+// its connection: until done, a record of p entering the store passes p's
+// check (arrived). done(stored) ends it; stored says the put succeeded,
+// and then p's check passes if the store held that very record already
+// (no arrival). done reports whether p was not healthy before the put and
+// is now, so its other records' watchers must hear of it. With the
+// monitor off, or for the node itself, it does nothing.
+func (v *verdicts) vouch(p peer.ID) (done func(stored bool) (turned bool)) {
+	if !v.on || p == v.self {
+		return func(bool) bool { return false }
+	}
+	v.mu.Lock()
+	v.vouching[p]++
+	was := v.peers[p] != nil && v.peers[p].healthy
+	v.mu.Unlock()
+	return func(stored bool) bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if v.vouching[p]--; v.vouching[p] <= 0 {
+			delete(v.vouching, p)
+		}
+		d := v.peers[p]
+		if d == nil || !stored {
+			return false
+		}
+		v.passLocked(d, v.now())
+		return !was
+	}
 }
 
 // settle closes first, once.

@@ -97,3 +97,37 @@ func TestAdmitAddrs(t *testing.T) {
 		t.Fatal("auto on a public registry accepts private addresses")
 	}
 }
+
+// TestVouch: a provider's own put passes its check: a record arriving
+// during it is served at once (no check due for an Interval), a refused put
+// changes nothing, a re-put of a held record passes an unhealthy
+// provider's check as it ends, and a record arriving outside a put does not.
+func TestVouch(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	v := newVerdicts("self", func() time.Time { return now }, func() []ma.Multiaddr { return nil }, Health{Interval: time.Minute, Failures: 1})
+	a, b := peer.ID("a"), peer.ID("b")
+	done := v.vouch(a)
+	v.arrived(a)
+	if !v.serves(a) {
+		t.Fatal("a record arriving during its provider's own put is not served")
+	}
+	if !done(true) {
+		t.Fatal("done does not report that the provider turned healthy")
+	}
+	if served, suspect := v.due(now); len(served)+len(suspect) != 0 {
+		t.Fatalf("checks due right after an own put: %v %v", served, suspect)
+	}
+	if done := v.vouch(b); done(false) || v.serves(b) {
+		t.Fatal("a refused put made its provider served")
+	}
+	v.arrived(b)
+	if v.serves(b) {
+		t.Fatal("a record arriving outside an own put is served before a check")
+	}
+	v.due(now)
+	v.checked(b, false, now, time.Time{})
+	done = v.vouch(b) // the store holds that very record: no arrival
+	if !done(true) || !v.serves(b) {
+		t.Fatal("an unhealthy provider's own re-put did not pass its check")
+	}
+}

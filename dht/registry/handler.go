@@ -11,6 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -22,9 +23,10 @@ type Holder interface {
 	// List returns up to limit signed records held for service c, leaving
 	// out expired and withdrawn ones (and those the node judged dead).
 	List(c cid.Cid, limit int) [][]byte
-	// Accept verifies and stores env, delivered from addr; its error is
-	// sent back to the requester as the reason for the refusal.
-	Accept(env []byte, addr ma.Multiaddr) error
+	// Accept verifies and stores env, put by peer from on its connection
+	// from addr; its error is sent back to the requester as the reason for
+	// the refusal.
+	Accept(env []byte, from peer.ID, addr ma.Multiaddr) error
 }
 
 // Handler serves the registry protocol over a Holder, with each remote
@@ -57,7 +59,7 @@ func (h *Handler) HandleStream(s network.Stream) {
 		return
 	}
 	serveRequests(s, "registry", h.limiter, log, func(b []byte) (any, error) {
-		return h.serve(b, s.Conn().RemoteMultiaddr())
+		return h.serve(b, remote, s.Conn().RemoteMultiaddr())
 	})
 }
 
@@ -124,8 +126,8 @@ func normalEnd(err error) string {
 	return ""
 }
 
-// serve answers one request from addr, or says why it is bad.
-func (h *Handler) serve(b []byte, addr ma.Multiaddr) (response, error) {
+// serve answers one request from peer from at addr, or says why it is bad.
+func (h *Handler) serve(b []byte, from peer.ID, addr ma.Multiaddr) (response, error) {
 	var resp response
 	req, c, err := decodeRequest(b)
 	if err != nil {
@@ -135,7 +137,7 @@ func (h *Handler) serve(b []byte, addr ma.Multiaddr) (response, error) {
 	case msgList:
 		resp.Records = h.holder.List(c, req.Limit)
 	case msgPush:
-		if err := h.holder.Accept(req.Record, addr); err != nil {
+		if err := h.holder.Accept(req.Record, from, addr); err != nil {
 			h.log.Debug("put refused", "err", err)
 			resp.Error = err.Error()
 		}
