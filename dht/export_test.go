@@ -112,3 +112,17 @@ func Accept(ctx context.Context, n *Node, env []byte) error {
 // TurnVerdicts bumps n's verdict epoch as a verdict turning does, so the
 // next list of every service is computed afresh.
 func TurnVerdicts(n *Node) { n.health.epoch.Add(1) }
+
+// OnAccepted has fn told of each change to n's store (a record written, as
+// a put is accepted, or leaving the index), just before n's watch hub is.
+// Call it before n is used.
+func OnAccepted(n *Node, fn func()) {
+	n.store.OnChange(func(c cid.Cid, p peer.ID) {
+		fn()
+		n.watchHub.notify(c, p)
+	})
+}
+
+// OnWatchWrite has fn told of each change message n writes to one of its
+// watchers. Call it before any watcher subscribes.
+func OnWatchWrite(n *Node, fn func()) { n.watchHub.wrote = fn }

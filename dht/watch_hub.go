@@ -73,6 +73,11 @@ type watchHub struct {
 	total   int
 	next    time.Time // earliest expiry of a served record in any feed
 	expiry  *time.Timer
+
+	// wrote, if set (by a benchmark, before any watcher subscribes), is
+	// told of each change message written to a watcher: the registry's
+	// fan-out time, first write to last.
+	wrote func()
 }
 
 // change is one provider's record of one service that changed.

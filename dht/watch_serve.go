@@ -85,7 +85,11 @@ func (n *Node) handleWatch(s network.Stream) {
 func (n *Node) writeWatch(s network.Stream, w *watcher, out *watchOut) error {
 	if out.snap == nil {
 		_ = s.SetWriteDeadline(time.Now().Add(registry.StreamTimeout))
-		return registry.WriteFrame(s, out.enc)
+		err := registry.WriteFrame(s, out.enc)
+		if err == nil && n.watchHub.wrote != nil {
+			n.watchHub.wrote()
+		}
+		return err
 	}
 	for p, st := range out.snap {
 		m, ok := n.snapshotMsg(w, p, st)
