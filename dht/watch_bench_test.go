@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,11 +119,16 @@ func BenchmarkWatch(b *testing.B) {
 	child := startWatchChild(b, regHost.Addrs()[0].String()+"/p2p/"+regHost.ID().String(), peers)
 	child.wait("connected", 5*time.Minute)
 	waitBench(b, "every child peer connected", func() bool { return len(regHost.Network().Peers()) >= peers+len(nodes) })
-	connected := memUse()
+	connected, gConnected := memUse(), runtime.NumGoroutine()
 	child.send("watch DatabaseService %d", peers)
 	child.wait("watching", 5*time.Minute)
 	waitBench(b, "the registry serves every watch", func() bool { return dht.Watchers(reg) == peers })
-	watching := memUse()
+	watching, gWatching := memUse(), runtime.NumGoroutine()
+	if p := os.Getenv("TMP_HEAP"); p != "" {
+		hf, _ := os.Create(p)
+		pprof.WriteHeapProfile(hf)
+		hf.Close()
+	}
 
 	// One watcher: its pair's bare round trip, then 200 changes.
 	child.send("watch OneService 1")
@@ -238,6 +244,7 @@ func BenchmarkWatch(b *testing.B) {
 	b.ReportMetric(float64(peers), "watchers")
 	b.ReportMetric(float64(connected-before)/peers/1024, "KiB/peer")
 	b.ReportMetric(float64(watching-connected)/peers/1024, "KiB/watch")
+	b.ReportMetric(float64(gWatching-gConnected)/peers, "goroutines/watch")
 	b.ReportMetric(pct(one, 50), "one-p50-ms")
 	b.ReportMetric(pct(one, 95), "one-p95-ms")
 	b.ReportMetric(rttP50/1e6, "rtt-p50-ms")

@@ -46,7 +46,10 @@ func (n *Node) handleWatch(s network.Stream) {
 	gone := make(chan struct{})
 	go func() { // the watcher only writes its request: a read ends when the stream does
 		defer close(gone)
-		_, _ = io.Copy(io.Discard, io.LimitReader(s, 1))
+		// One byte into an array of its own: io.Copy to io.Discard would
+		// hold a pooled 8 KiB buffer for as long as the watch lasts.
+		var one [1]byte
+		_, _ = s.Read(one[:])
 	}()
 	defer func() {
 		s.Reset() // ends the read above
