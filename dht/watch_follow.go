@@ -230,7 +230,11 @@ type localMsg struct {
 func (l *localWatch) Next() (registry.WatchMsg, peer.ID, error) {
 	for len(l.queue) == 0 {
 		select {
-		case out := <-l.w.q:
+		case <-l.w.ready:
+			out, ok := l.w.pop()
+			if !ok {
+				continue
+			}
 			if out.snap == nil {
 				return registry.DecodeWatchMsg(out.enc)
 			}

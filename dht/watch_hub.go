@@ -115,9 +115,55 @@ type watchState struct {
 type watcher struct {
 	remote peer.ID
 	c      cid.Cid
-	q      chan *watchOut // bounded: Config.Watch.Queue; a pointer each, shared
-	quit   chan struct{}  // closed when the hub drops it; reason says why
+	quit   chan struct{} // closed when the hub drops it; reason says why
 	reason string
+
+	// The queue of messages waiting for the writer: at most limit
+	// (Config.Watch.Queue), a shared pointer each. It is a slice grown on
+	// demand and let go when drained, not a channel of limit slots: an
+	// idle watcher, the usual one, holds no queue at all.
+	mu    sync.Mutex
+	queue []*watchOut
+	limit int
+	ready chan struct{} // cap 1: the queue may be non-empty
+}
+
+// push queues out for w's writer, or reports false if limit messages wait
+// already (a slow watcher).
+func (w *watcher) push(out *watchOut) bool {
+	w.mu.Lock()
+	if len(w.queue) >= w.limit {
+		w.mu.Unlock()
+		return false
+	}
+	w.queue = append(w.queue, out)
+	w.mu.Unlock()
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// pop takes the oldest queued message, if any, keeping ready set while
+// more wait.
+func (w *watcher) pop() (*watchOut, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) == 0 {
+		return nil, false
+	}
+	out := w.queue[0]
+	w.queue[0] = nil
+	if w.queue = w.queue[1:]; len(w.queue) == 0 {
+		w.queue = nil
+	} else {
+		select {
+		case w.ready <- struct{}{}:
+		default:
+		}
+	}
+	return out, true
 }
 
 // watchOut is one queued message: encoded once for all watchers, or the
@@ -277,11 +323,9 @@ func (h *watchHub) refreshLocked(ctx context.Context, c cid.Cid, p peer.ID, now 
 	}
 	out := &watchOut{enc: enc} // one for every watcher
 	for w := range f.subs {
-		select {
-		case w.q <- out:
-		default:
+		if !w.push(out) {
 			h.drops.WithLabelValues("slow").Inc()
-			h.dropLocked(w, fmt.Sprintf("slow watcher: %d messages queued", cap(w.q)))
+			h.dropLocked(w, fmt.Sprintf("slow watcher: %d messages queued", w.limit))
 		}
 	}
 }
@@ -342,12 +386,12 @@ func (h *watchHub) subscribe(remote peer.ID, c cid.Cid) (*watcher, error) {
 		h.watched[c]++
 		h.pmu.Unlock()
 	}
-	w := &watcher{remote: remote, c: c, q: make(chan *watchOut, h.limits.Queue), quit: make(chan struct{})}
+	w := &watcher{remote: remote, c: c, quit: make(chan struct{}), limit: h.limits.Queue, ready: make(chan struct{}, 1)}
 	snap := make(map[peer.ID]watchState, len(f.state))
 	for p, st := range f.state {
 		snap[p] = st
 	}
-	w.q <- &watchOut{snap: snap}
+	w.push(&watchOut{snap: snap})
 	f.subs[w] = struct{}{}
 	h.perPeer[remote]++
 	h.total++

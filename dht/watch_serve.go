@@ -57,7 +57,11 @@ func (n *Node) handleWatch(s network.Stream) {
 	}()
 	for {
 		select {
-		case out := <-w.q:
+		case <-w.ready:
+			out, ok := w.pop()
+			if !ok {
+				continue
+			}
 			if err := n.writeWatch(s, w, out); err != nil {
 				log.Debug("watch ended", "err", err)
 				return
