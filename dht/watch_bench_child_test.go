@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/netget/netget-peer/dht/registry"
@@ -35,7 +36,8 @@ import (
 //	watch NAME K         the first K hosts each watch NAME → "watching NAME"
 //	rtt SIZE COUNT       host 0's bare stream round trips to the registry's
 //	                     echo (SIZE bytes each way) → "rtt P50NS P95NS"
-//	floor                every host opens a fan-out floor stream → "floorready"
+//	floor PROTO K GROUP  the first K hosts each open a floor stream on PROTO,
+//	                     read as group GROUP → "floorready"
 //	report GROUP         → "a SEQ UNIXNANO" for every arrival, then "end"
 //	quit                 → the child ends
 //
@@ -50,7 +52,9 @@ const (
 	watchChildPeersEnv = "NETGET_WATCH_BENCH_PEERS"
 	echoProto          = "/netget-bench/echo/1.0.0"
 	floorProto         = "/netget-bench/fanout/1.0.0"
+	floorOneProto      = "/netget-bench/fanout-one/1.0.0"
 	floorGroup         = "floor"
+	floorOneGroup      = "floor1"
 )
 
 // watchChild is the child process's side of BenchmarkWatch.
@@ -118,10 +122,12 @@ func watchChild(b *testing.B, regAddr string) {
 			count, _ := strconv.Atoi(f[2])
 			p50, p95 := echoRTT(ctx, b, hosts[0], ai.ID, size, count)
 			ch.say(fmt.Sprintf("rtt %d %d", p50, p95))
-		case len(f) == 1 && f[0] == "floor":
-			g := ch.group(floorGroup, len(hosts))
-			for _, h := range hosts {
-				s, err := h.NewStream(ctx, ai.ID, floorProto)
+		case len(f) == 4 && f[0] == "floor":
+			k, _ := strconv.Atoi(f[2])
+			group := f[3]
+			g := ch.group(group, k)
+			for _, h := range hosts[:k] {
+				s, err := h.NewStream(ctx, ai.ID, protocol.ID(f[1]))
 				if err != nil {
 					b.Fatalf("watch child: floor stream: %v", err)
 				}
@@ -130,7 +136,7 @@ func watchChild(b *testing.B, regAddr string) {
 				}
 				b.Cleanup(func() { s.Reset() })
 				r := msgio.NewVarintReaderSize(s, registry.MaxMessageSize)
-				go g.read(ch, floorGroup, func() (registry.WatchMsg, error) {
+				go g.read(ch, group, func() (registry.WatchMsg, error) {
 					buf, err := r.ReadMsg()
 					if err != nil {
 						return registry.WatchMsg{}, err

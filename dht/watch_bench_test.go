@@ -98,9 +98,11 @@ func BenchmarkWatch(b *testing.B) {
 		_, _ = io.Copy(s, s)
 		s.Reset()
 	})
-	floor := &floorFanout{}
+	floor, floorOne := &floorFanout{}, &floorFanout{}
 	regHost.SetStreamHandler(floorProto, floor.handle)
+	regHost.SetStreamHandler(floorOneProto, floorOne.handle)
 	defer floor.close()
+	defer floorOne.close()
 	nodes := make([]*dht.Node, 3)
 	for i := range nodes {
 		nodes[i] = dhttest.NewNode(b, "development", dht.ModeClient, nil)
@@ -160,6 +162,27 @@ func BenchmarkWatch(b *testing.B) {
 	if len(one) != oneChanges {
 		b.Fatalf("the one watcher read %d changes, want %d", len(one), oneChanges)
 	}
+	// Its floor: the same messages written to one bare stream of the pair,
+	// read, decoded and verified.
+	child.send("floor %s 1 %s", floorOneProto, floorOneGroup)
+	child.wait("floorready", time.Minute)
+	waitBench(b, "the one floor stream's handler runs", func() bool { return floorOne.count() == 1 })
+	oneFloorAt := map[uint64]time.Time{}
+	for i := range oneChanges {
+		seq := uint64(1 + i)
+		m, err := registry.EncodeWatchMsg(registry.WatchMsg{Type: registry.WatchUpsert, Record: seal("OneService", seq, false)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		oneFloorAt[seq] = floorOne.round(m)
+		child.wait("all "+floorOneGroup, time.Minute)
+	}
+	var oneFloor []float64
+	for _, a := range child.report(floorOneGroup) {
+		if at, ok := oneFloorAt[a.seq]; ok {
+			oneFloor = append(oneFloor, ms(a.at.Sub(at)))
+		}
+	}
 
 	// 1,000 watchers, with a poller beside them.
 	c, _ := record.ServiceCID("development", "DatabaseService")
@@ -217,7 +240,7 @@ func BenchmarkWatch(b *testing.B) {
 	}
 
 	// The fan-out floor on the same connections, the same messages.
-	child.send("floor")
+	child.send("floor %s %d %s", floorProto, peers, floorGroup)
 	child.wait("floorready", time.Minute)
 	waitBench(b, "every floor stream's handler runs", func() bool { return floor.count() == peers })
 	floorAt := map[uint64]time.Time{}
@@ -250,6 +273,10 @@ func BenchmarkWatch(b *testing.B) {
 	b.ReportMetric(rttP50/1e6, "rtt-p50-ms")
 	b.ReportMetric(rttP95/1e6, "rtt-p95-ms")
 	b.ReportMetric(pct(one, 50)/(rttP50/1e6), "one/rtt")
+	b.ReportMetric(pct(oneFloor, 50), "one-floor-p50-ms")
+	b.ReportMetric(pct(oneFloor, 95), "one-floor-p95-ms")
+	b.ReportMetric(pct(oneFloor, 50)/(rttP50/1e6), "one-floor/rtt")
+	b.ReportMetric(pct(one, 50)/pct(oneFloor, 50), "one/one-floor")
 	b.ReportMetric(pct(provided, 50), "provide-p50-ms")
 	b.ReportMetric(pct(provided, 95), "provide-p95-ms")
 	b.ReportMetric(pct(wd, 50), "withdraw-p50-ms")
