@@ -31,7 +31,10 @@ func (h holder) Accept(env []byte, from peer.ID, addr ma.Multiaddr) error {
 	if err != nil {
 		return err
 	}
-	if fresh { // a registry passes it on to the others (sync.go)
+	// Tell watchers now, from this goroutine, then pass it on to the
+	// other registries (sync.go).
+	n.watchHub.flush(n.ctx)
+	if fresh {
 		n.sync.forward(env, "")
 	}
 	n.health.awaitFirst(n.ctx, svc.Peer, n.health.cfg.Timeout)

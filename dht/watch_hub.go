@@ -229,16 +229,10 @@ func (h *watchHub) run(ctx context.Context) {
 		case <-h.expiry.C:
 			expired = true
 		}
-		h.pmu.Lock()
-		batch := h.pending
-		h.pending = make(map[change]struct{})
-		h.pmu.Unlock()
-		now := h.n.now()
-		h.mu.Lock()
-		for v := range batch {
-			h.refreshLocked(ctx, v.c, v.p, now)
-		}
+		h.flush(ctx)
 		if expired {
+			now := h.n.now()
+			h.mu.Lock()
 			h.next = time.Time{}
 			for c, f := range h.feeds {
 				for p, st := range f.state {
@@ -248,8 +242,32 @@ func (h *watchHub) run(ctx context.Context) {
 				}
 			}
 			h.rearmLocked(now)
+			h.mu.Unlock()
 		}
-		h.mu.Unlock()
+	}
+}
+
+// flush applies the changes noted so far. run calls it when kicked; a
+// registry-protocol put calls it too, in its own goroutine, as soon as
+// its record is stored, so that the change is queued for every watcher
+// without waiting for run to be scheduled (one goroutine hand-off fewer).
+// Either may take any batch: each change is applied as the store's state
+// now, compared with what watchers were told, so batches applied in any
+// order send each state once.
+func (h *watchHub) flush(ctx context.Context) {
+	h.pmu.Lock()
+	if len(h.pending) == 0 {
+		h.pmu.Unlock()
+		return
+	}
+	batch := h.pending
+	h.pending = make(map[change]struct{})
+	h.pmu.Unlock()
+	now := h.n.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for v := range batch {
+		h.refreshLocked(ctx, v.c, v.p, now)
 	}
 }
 
