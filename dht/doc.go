@@ -102,14 +102,22 @@
 // first, so Sybil records cannot push a provider that has been answering
 // for hours out of a finder's first results. Choices made here:
 //
-//   - A provider's first record is checked at once, and a registry answers
-//     a push only when that check is done (bounded by Timeout), so an
-//     honest provider is served when its publish returns.
+//   - A registry-protocol put that the record's own peer sends is a passed
+//     check (verdicts.vouch): its request and the answer it waits for are a
+//     round trip on the connection a check would ping. The provider is
+//     healthy, served and announced to watchers as the record is stored,
+//     with no check due for an Interval.
+//   - Any other record (DHT PUT_VALUE, sync, a forward, a third party's
+//     put) makes its new provider checked at once, and a registry answers
+//     such a push only when that check is done (bounded by Timeout), so an
+//     honest provider is served when its publish returns either way.
+//     Every record passes the address policy (admit) first.
 //   - After Failures consecutive failures a provider is unhealthy; after
 //     DeregisterAfter its records are deleted, and its verdict is kept as
-//     long again. A new record never changes a verdict: it brings the next
-//     check forward, at most once per Interval per provider, so re-signing
-//     does not get a failing provider served again.
+//     long again. A new record never changes a verdict, unless its
+//     provider puts it itself: it brings the next check forward, at most
+//     once per Interval per provider, so re-signing (or Sybils pushing a
+//     victim's records) does not get a failing provider served again.
 //   - Each provider has its own schedule (every Interval from its last
 //     check), and checks run in three lanes with their own workers:
 //     healthy providers (Concurrency), others the node is connected to,
