@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,11 +125,6 @@ func BenchmarkWatch(b *testing.B) {
 	child.wait("watching", 5*time.Minute)
 	waitBench(b, "the registry serves every watch", func() bool { return dht.Watchers(reg) == peers })
 	watching, gWatching := memUse(), runtime.NumGoroutine()
-	if p := os.Getenv("TMP_HEAP"); p != "" {
-		hf, _ := os.Create(p)
-		pprof.WriteHeapProfile(hf)
-		hf.Close()
-	}
 
 	// One watcher: its pair's bare round trip, then 200 changes.
 	child.send("watch OneService 1")

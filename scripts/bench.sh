@@ -6,7 +6,7 @@
 #   scripts/bench.sh network         # only the 25 / 100 / 200-node networks
 #   scripts/bench.sh latency         # only the mocknet networks with link latency
 #   scripts/bench.sh registry bridge # only those
-#   scripts/bench.sh watch           # watch (about 30 s)
+#   scripts/bench.sh watch           # watch (about 1 min)
 #   scripts/bench.sh relay           # only the relay (a few seconds)
 #   scripts/bench.sh bridge-watch    # only the bridge's watch (about 40 s)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
@@ -37,9 +37,17 @@
 #           (time, CPU, bytes read vs the records' bytes), and propagation of
 #           a pushed record to 3 and 10 registries, against the push's own
 #           round trip measured in the same run.
-# watch:    1,000 watchers on one registry: change-to-watcher latency for
-#           provide and withdraw vs a finder polling every second, memory per
-#           watcher, a repeat Find on a watching node (dht/watch_bench_test.go).
+# watch:    one registry (health checks on) in this process, 1,000 watchers,
+#           one peer each, in a child process (the test binary run again), so
+#           the heap measured is the registry's: KiB per watch (and per idle
+#           connected peer); one watcher: put accepted -> verified event vs
+#           the same pair's bare stream round trip and a bare write+verify
+#           floor; 1,000 watchers: accepted -> verified event and the
+#           registry's fan-out (first to last write) vs a bare fan-out floor
+#           on the same 1,000 connections (every reader verifies Ed25519, as
+#           a watcher must), vs polling every second; a repeat Find on a
+#           watching node (dht/watch_bench_test.go, about 1 min). Times across
+#           the processes are wall-clock (one kernel clock).
 # relay:    a registry-protocol round trip and a libp2p ping to a node behind
 #           a circuit relay v2, against the same node dialled directly
 #           (dht/nat_bench_test.go).
@@ -135,11 +143,19 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 }
 /^BenchmarkWatch-/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
-	print "\n| watchers on one registry | provide → watcher p50 / p95 | withdraw → watcher p50 / p95 | first watcher p50 | polling every 1 s p50 / p95 | poll / watch | stream round trip | KiB per watcher (both ends) | KiB per idle stream (baseline) | repeat Find on a watching node p50 | load average |"
+	print "\n| registry heap, 1,000 peers in a child process | per connected idle peer | per watch (target ≤ 16 KiB) | goroutines per watch | load average |"
+	print "| --- | --- | --- | --- | --- |"
+	printf "| %d watches | %.1f KiB | %.1f KiB | %.0f | %.1f |\n", m["watchers"], m["KiB/peer"], m["KiB/watch"], m["goroutines/watch"], m["load"]
+	print "\n| one watcher, 200 changes | accepted → watcher verified p50 / p95 | bare stream round trip p50 / p95 | watch / round trip p50 (target ≤ 2×) | floor: bare write, read, verify p50 / p95 | floor / round trip | watch / floor |"
+	print "| --- | --- | --- | --- | --- | --- | --- |"
+	printf "| 1 | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× | %.3f / %.3f ms | %.2f× | %.2f× |\n", m["one-p50-ms"], m["one-p95-ms"],
+		m["rtt-p50-ms"], m["rtt-p95-ms"], m["one/rtt"], m["one-floor-p50-ms"], m["one-floor-p95-ms"], m["one-floor/rtt"], m["one/one-floor"]
+	print "\n| watchers, 10 provides + 10 withdrawals | provide → watcher p50 / p95 | withdraw → watcher p50 / p95 | first watcher p50 | registry fan-out, first → last write p50 | floor: bare fan-out + verify p50 / p95 | floor fan-out p50 | watch / floor p50, p95 | polling every 1 s p50 / p95 | poll / watch | repeat Find on a watching node p50 |"
 	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-	printf "| %d | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.0f / %.0f ms | %.1f× | %.3f ms | %.1f | %.1f | %.3f ms | %.1f |\n",
+	printf "| %d | %.1f / %.1f ms | %.1f / %.1f ms | %.1f ms | %.1f ms | %.1f / %.1f ms | %.1f ms | %.2f×, %.2f× | %.0f / %.0f ms | %.1f× | %.3f ms |\n",
 		m["watchers"], m["provide-p50-ms"], m["provide-p95-ms"], m["withdraw-p50-ms"], m["withdraw-p95-ms"], m["first-p50-ms"],
-		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["rtt-ms"], m["KiB/watcher"], m["KiB/idle-stream"], m["find-p50-ms"], m["load"]
+		m["fanout-p50-ms"], m["floor-p50-ms"], m["floor-p95-ms"], m["floor-fanout-p50-ms"], m["watch/floor-p50"], m["watch/floor-p95"],
+		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["find-p50-ms"]
 }
 /^BenchmarkRelay/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
