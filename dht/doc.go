@@ -194,6 +194,17 @@
 //     service costs the watcher's queue one entry.
 //   - Watch requests count against the registry protocol's per-peer
 //     request rate (the same Limiter).
+//   - Cheap to hold: a served watch is two goroutines (its writer, and a
+//     one-byte read that notices the stream end), a queue that is a slice
+//     grown on demand and let go when drained, and a write deadline
+//     re-armed only when half of it is gone: about 14 KiB of registry
+//     heap a watch beyond the ~37 KiB its peer's idle connection costs
+//     (BenchmarkWatch, watchers in a child process).
+//   - A registry-protocol put applies its change (watchHub.flush) in its
+//     own goroutine as soon as the record is stored, before it answers;
+//     the hub's goroutine applies everything else (DHT writes, verdicts,
+//     expiry). Changes are applied as the store's state, so either may
+//     take any batch.
 //
 // As a watcher (watch.go, watch_follow.go, watch_merge.go), a node runs
 // one watch per service, shared by every caller: a reader per registry
