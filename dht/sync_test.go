@@ -165,10 +165,11 @@ func TestSyncForwardsAcrossRegistries(t *testing.T) {
 		t.Fatalf("C lists %d records (%v) after the tombstone, want 0", len(envs), err)
 	}
 	// Only sync could bring them: the provider pushed to A alone and never
-	// walked the DHT.
-	if st := c.SyncStatus(); st.Received+st.Fetched < 2 {
-		t.Fatalf("C took %d records by sync, want 2 (the record and its tombstone)", st.Received+st.Fetched)
-	}
+	// walked the DHT. (A batch is counted once it is all stored.)
+	eventually(t, "C counted the record and its tombstone as taken by sync", func() bool {
+		st := c.SyncStatus()
+		return st.Received+st.Fetched >= 2
+	})
 }
 
 // TestSyncCatchUp: a registry that joins empty, after every record was
@@ -279,8 +280,10 @@ func TestSyncRefusesForgedRecords(t *testing.T) {
 	// would have been forwarded before it.
 	prov := newProvider(t, a)
 	seq := prov.push(t, ctx, a, "DatabaseService", false)
-	eventually(t, "B holds the honest record", func() bool {
-		return holds(b, serviceCID(t, "DatabaseService"), prov.h.ID(), seq, false)
+	// B counts what a forward brought once the whole batch is stored, so
+	// wait for the count too, not only the record.
+	eventually(t, "B holds the honest record and counted it", func() bool {
+		return holds(b, serviceCID(t, "DatabaseService"), prov.h.ID(), seq, false) && b.SyncStatus().Received > 0
 	})
 	if a.StoredRecords() != 1 || b.StoredRecords() != 1 {
 		t.Fatalf("A holds %d records and B %d, want 1 each (the honest one)", a.StoredRecords(), b.StoredRecords())
