@@ -135,11 +135,14 @@ func Service() Config {
 // (dht.RegistrySync). Bootstrap is optional (other registries), and so is
 // reaching it. It is a stable public node: it says so
 // (p2p.ReachabilityPublic) and offers peers behind NAT a bounded relay
-// service and AutoNAT dial-backs.
+// service and AutoNAT dial-backs. Everyone joins through it, so it holds
+// up to 4096 connections (p2p.Config.MaxConns) and trims from 2000 to
+// 1000.
 func Registry() Config {
 	c := Service()
 	c.RequireBootstrap, c.JoinOptional, c.Persist = false, true, true
 	c.Host.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+	c.Host.ConnLow, c.Host.ConnHigh, c.Host.MaxConns = 1000, 2000, 4096
 	c.Host.UserAgent = bootstrap.RegistryAgent
 	c.Host.Reachability = p2p.ReachabilityPublic
 	c.Host.RelayService.Enabled, c.Host.AutoNATService.Enabled = true, true

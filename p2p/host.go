@@ -38,6 +38,15 @@ type Config struct {
 	ConnLow, ConnHigh int
 	// ConnGrace is how long a new connection is safe from trimming (default 20s).
 	ConnGrace time.Duration
+	// MaxConns is the most connections the host holds at once, inbound
+	// and outbound together: the resource manager refuses any beyond it,
+	// where ConnHigh only trims back to ConnLow. 0 keeps go-libp2p's
+	// limit scaled to the machine (inbound: 64 + 64 per GiB of an eighth
+	// of its memory, 252 on 24 GiB), too few for a registry (Registry
+	// preset: 4096). When set, it must be at least ConnHigh, and the
+	// host's stream limits grow with it (4 streams a connection each
+	// way, if that is above go-libp2p's).
+	MaxConns int
 	// PrivateNetwork, when set, restricts the host to peers holding the same
 	// pre-shared key. QUIC does not support it, so only TCP listens then.
 	PrivateNetwork pnet.PSK
@@ -95,6 +104,10 @@ func (c Config) Validate() error {
 	if c.ConnLow < 0 || c.ConnHigh <= 0 || c.ConnLow > c.ConnHigh {
 		return fmt.Errorf("%w: connection water marks low=%d high=%d", ErrBadConfig, c.ConnLow, c.ConnHigh)
 	}
+	if c.MaxConns < 0 || (c.MaxConns > 0 && c.MaxConns < c.ConnHigh) {
+		return fmt.Errorf("%w: max connections %d: must be 0 (go-libp2p's scaled limit) or at least the high water mark %d",
+			ErrBadConfig, c.MaxConns, c.ConnHigh)
+	}
 	for _, a := range c.ListenAddrs {
 		if _, err := ma.NewMultiaddr(a); err != nil {
 			return fmt.Errorf("%w: listen address %q: %w", ErrBadConfig, a, err)
@@ -138,7 +151,7 @@ func NewHost(cfg Config) (host.Host, error) {
 		rmOpts = append(rmOpts, rcmgr.WithMetricsDisabled())
 	}
 	limits := scalingLimits(cfg.PeerStreams)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), rmOpts...)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(systemLimits(limits.AutoScale(), cfg.MaxConns)), rmOpts...)
 	if err != nil {
 		cm.Close()
 		return nil, fmt.Errorf("resource manager: %w", err)
@@ -195,4 +208,29 @@ func scalingLimits(peerStreams map[string]int) rcmgr.ScalingLimitConfig {
 		}
 	}
 	return limits
+}
+
+// systemLimits raises the host-wide connection limits of scaled to
+// maxConns (Config.MaxConns; 0 leaves them), and its stream limits to 4
+// a connection each way where that is more than go-libp2p's.
+func systemLimits(scaled rcmgr.ConcreteLimitConfig, maxConns int) rcmgr.ConcreteLimitConfig {
+	if maxConns == 0 {
+		return scaled
+	}
+	sys := scaled.ToPartialLimitConfig().System
+	n := rcmgr.LimitVal(maxConns)
+	sys.Conns, sys.ConnsInbound, sys.ConnsOutbound = n, n, n
+	sys.StreamsInbound = atLeast(sys.StreamsInbound, 4*n)
+	sys.StreamsOutbound = atLeast(sys.StreamsOutbound, 4*n)
+	sys.Streams = atLeast(sys.Streams, 8*n)
+	sys.FD = atLeast(sys.FD, n)
+	return rcmgr.PartialLimitConfig{System: sys}.Build(scaled)
+}
+
+// atLeast is limit raised to n, unless it is unlimited already.
+func atLeast(limit, n rcmgr.LimitVal) rcmgr.LimitVal {
+	if limit == rcmgr.Unlimited {
+		return limit
+	}
+	return max(limit, n)
 }

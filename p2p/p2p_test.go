@@ -3,16 +3,21 @@ package p2p_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/netget/netget-peer/p2p"
+	"github.com/netget/netget-peer/p2p/p2ptest"
 )
 
 func TestIdentityCreatedPrivateAndStable(t *testing.T) {
@@ -138,4 +143,70 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := p2p.NewHost(cfg); !errors.Is(err, p2p.ErrBadConfig) {
 		t.Fatalf("bad water marks: got %v, want %v", err, p2p.ErrBadConfig)
 	}
+}
+
+// TestMaxConns: the resource manager refuses the connection beyond
+// Config.MaxConns, and a limit above go-libp2p's scaled one (252 inbound
+// on a 24 GiB machine) is the one the host enforces.
+func TestMaxConns(t *testing.T) {
+	cfg := p2ptest.Config()
+	cfg.ConnLow, cfg.ConnHigh, cfg.MaxConns = 4, 6, 6
+	server := p2ptest.NewHostFrom(t, cfg)
+	for i := range cfg.MaxConns {
+		c := p2ptest.NewHost(t)
+		if err := connectTo(c, server); err != nil {
+			t.Fatalf("connection %d of %d refused: %v", i+1, cfg.MaxConns, err)
+		}
+	}
+	if err := connectTo(p2ptest.NewHost(t), server); err == nil {
+		t.Fatalf("connection %d accepted beyond MaxConns %d", cfg.MaxConns+1, cfg.MaxConns)
+	}
+	if n := len(server.Network().Conns()); n != cfg.MaxConns {
+		t.Fatalf("server holds %d connections, want %d", n, cfg.MaxConns)
+	}
+
+	cfg = p2ptest.Config()
+	cfg.MaxConns = 4096
+	h := p2ptest.NewHostFrom(t, cfg)
+	err := h.Network().ResourceManager().ViewSystem(func(s network.ResourceScope) error {
+		l := s.(rcmgr.ResourceScopeLimiter).Limit()
+		if in, all := l.GetConnLimit(network.DirInbound), l.GetConnTotalLimit(); in != 4096 || all != 4096 {
+			return fmt.Errorf("system connection limits inbound %d total %d, want 4096", in, all)
+		}
+		if s := l.GetStreamLimit(network.DirInbound); s < 4*4096 {
+			return fmt.Errorf("system inbound stream limit %d, want at least %d", s, 4*4096)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg = p2p.DefaultConfig()
+	cfg.MaxConns = cfg.ConnHigh - 1
+	if _, err := p2p.NewHost(cfg); !errors.Is(err, p2p.ErrBadConfig) {
+		t.Fatalf("MaxConns below ConnHigh: got %v, want %v", err, p2p.ErrBadConfig)
+	}
+}
+
+// connectTo dials b from a within 10 seconds.
+func connectTo(a, b host.Host) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+		return err
+	}
+	// The refusal can come after the dialer's handshake: wait until the
+	// server has it, or it was refused.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if b.Network().Connectedness(a.ID()) == network.Connected {
+			return nil
+		}
+		if a.Network().Connectedness(b.ID()) != network.Connected {
+			return fmt.Errorf("refused after the handshake")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("server never counted the connection")
 }

@@ -85,6 +85,11 @@ func globalFlags() []cli.Flag {
 			Usage: "multiaddr to listen on (repeatable; default TCP and QUIC on all interfaces, port 4001 for registries, any port otherwise)"},
 		&cli.StringFlag{Name: "dht-mode", Usage: "DHT role: server, client or auto (default: client for find, server otherwise)"},
 		reachabilityFlag(),
+		&cli.IntFlag{Name: "conn-low", Usage: "connections the connection manager trims back to once above --conn-high " +
+			"(default: 100; registries 1000); registries' and protected connections are never trimmed"},
+		&cli.IntFlag{Name: "conn-high", Usage: "connections above which the connection manager trims (default: 200; registries 2000)"},
+		&cli.IntFlag{Name: "max-conns", Usage: "connections held at once, inbound and outbound together; the resource manager refuses any beyond it " +
+			"(default: go-libp2p's limit scaled to the machine's memory, 252 inbound on 24 GiB; registries 4096); at least --conn-high"},
 		&cli.DurationFlag{Name: "walk-dial-timeout", Value: dht.DefaultConfig("").WalkDialTimeout,
 			Usage: "bound on each dial a find's DHT walk makes, to a peer that may be gone (a Go duration such as 2s)"},
 		&cli.BoolFlag{Name: "no-fast-path", Usage: "ask no registry directly: find and provide use the DHT path alone (for comparing paths)"},

@@ -285,6 +285,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"no provider quota", []string{"find", "DatabaseService", "-b", dead, "--providers-per-peer", "0"}, exitUsage, "provider record limits"},
 		{"no request rate", []string{"find", "DatabaseService", "-b", dead, "--request-rate", "0"}, exitUsage, "request limits must be positive"},
 		{"bad walk dial timeout", []string{"find", "DatabaseService", "-b", dead, "--walk-dial-timeout", "0s"}, exitUsage, "--walk-dial-timeout 0s: must be positive"},
+		{"max conns below conn high", []string{"find", "DatabaseService", "-b", dead, "--conn-high", "300", "--max-conns", "250"}, exitUsage,
+			"max connections 250: must be 0 (go-libp2p's scaled limit) or at least the high water mark 300"},
 	}
 	// A registry whose fellow registries are down still starts.
 	reg := start(t, "registry", "--listen", loopback, "--bootstrap", dead)

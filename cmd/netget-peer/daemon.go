@@ -112,7 +112,7 @@ func daemonClient(c *cli.Context) (*control.Client, string, error) {
 	}
 	if log, err := newLogger(c); err == nil {
 		var ignored []string
-		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode", "psk", "reachability"} {
+		for _, f := range []string{"bootstrap", "listen", "identity", "dht-mode", "psk", "reachability", "conn-low", "conn-high", "max-conns"} {
 			if c.IsSet(f) {
 				ignored = append(ignored, "--"+f)
 			}

@@ -42,7 +42,7 @@ func relayFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "relay-service", Value: true,
 			Usage: "offer peers behind NAT a circuit relay v2 slot (bounded by the --relay-… flags); --relay-service=false turns it off"},
 		&cli.IntFlag{Name: "relay-max-reservations", Value: r.MaxReservations,
-			Usage: "relay slots held at once, all peers together (one per peer); keep it under the connection manager's 200"},
+			Usage: "relay slots held at once, all peers together (one per peer); keep it well under --conn-high"},
 		&cli.IntFlag{Name: "relay-max-reservations-per-ip", Value: r.MaxReservationsPerIP, Usage: "relay slots held by peers behind one IP address"},
 		&cli.IntFlag{Name: "relay-max-reservations-per-asn", Value: r.MaxReservationsPerASN, Usage: "relay slots held by peers of one autonomous system (IPv6)"},
 		&cli.IntFlag{Name: "relay-max-circuits", Value: r.MaxCircuits, Usage: "relayed connections open at once to or from one peer"},

@@ -119,6 +119,7 @@ func nodeConfig(c *cli.Context, r role) (netget.Config, error) {
 	if err := applyReachability(c, &cfg); err != nil {
 		return cfg, err
 	}
+	applyConnFlags(c, &cfg.Host)
 	if path := c.String("psk"); path != "" {
 		if cfg.Host.PrivateNetwork, err = p2p.LoadPSK(path); err != nil {
 			return cfg, fmt.Errorf("--psk: %w", err)
@@ -205,4 +206,19 @@ func (n *node) Close() {
 // describe is the node's one-line self-description for logs.
 func (n *node) describe() string {
 	return fmt.Sprintf("peer %s on network %q, dht %s", n.ID(), n.Network(), n.mode)
+}
+
+// applyConnFlags reads --conn-low, --conn-high and --max-conns into h
+// where they are set (the presets differ: a registry holds many more);
+// p2p.Config.Validate judges them.
+func applyConnFlags(c *cli.Context, h *p2p.Config) {
+	if c.IsSet("conn-low") {
+		h.ConnLow = c.Int("conn-low")
+	}
+	if c.IsSet("conn-high") {
+		h.ConnHigh = c.Int("conn-high")
+	}
+	if c.IsSet("max-conns") {
+		h.MaxConns = c.Int("max-conns")
+	}
 }
