@@ -83,9 +83,12 @@ func BenchmarkBridge(b *testing.B) {
 	goPerConn := float64(runtime.NumGoroutine()-goroutines) / benchClients
 	coder := runRow(b, "coder", conns)
 
+	childEcho := runChildRow(b, "child", startEcho(b, "child"))
+	child := runChildRow(b, "child", bridgeURL("child"))
+
 	b.ReportMetric(lean.rate, "finds/s")
-	b.ReportMetric(ms(lean.p(50)), "p50-ms")
-	b.ReportMetric(ms(lean.p(99)), "p99-ms")
+	b.ReportMetric(ms(lean.p50), "p50-ms")
+	b.ReportMetric(ms(lean.p99), "p99-ms")
 	b.ReportMetric(us(lean.cpu), "cpu-us/find")
 	b.ReportMetric(leanEcho.rate, "floor-finds/s")
 	b.ReportMetric(us(leanEcho.cpu), "floor-cpu-us/find")
@@ -94,6 +97,10 @@ func BenchmarkBridge(b *testing.B) {
 	b.ReportMetric(coderEcho.rate, "coder-floor-finds/s")
 	b.ReportMetric(us(coder.cpu), "coder-cpu-us/find")
 	b.ReportMetric(coder.rate/coderEcho.rate, "coder-bridge/floor")
+	b.ReportMetric(child.rate, "child-finds/s")
+	b.ReportMetric(childEcho.rate, "child-floor-finds/s")
+	b.ReportMetric(us(child.server), "server-cpu-us/find")
+	b.ReportMetric(us(childEcho.server), "floor-server-cpu-us/find")
 	b.ReportMetric(perConn/1024, "KiB/conn")
 	b.ReportMetric(goPerConn, "goroutines/conn")
 	b.ReportMetric(float64(benchClients), "clients")
@@ -104,19 +111,26 @@ func BenchmarkBridge(b *testing.B) {
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	b.Logf("%d clients (open-file limit %d), %d finds a row, %d cores, load %s", benchClients, lim.Cur, b.N,
 		runtime.NumCPU(), loadAvg())
-	b.Logf("%-16s %9s %8s %8s %12s %17s", "client → server", "finds/s", "p50 ms", "p99 ms", "CPU µs/find",
-		"CPU-bound finds/s")
+	b.Logf("%-22s %8s %7s %7s %13s %15s %13s", "client → server", "finds/s", "p50 ms", "p99 ms",
+		"CPU µs/find", "server µs/find", "CPU-bound/s")
 	for _, r := range []struct {
 		name string
 		row  row
-	}{{"lean → echo", leanEcho}, {"lean → bridge", lean}, {"coder → echo", coderEcho}, {"coder → bridge", coder}} {
-		// CPU-bound finds/s: what the CPU per find allows on this
-		// machine's cores, were they the benchmark's alone.
-		b.Logf("%-16s %9.0f %8.1f %8.1f %12.1f %17.0f", r.name, r.row.rate, ms(r.row.p(50)), ms(r.row.p(99)),
-			us(r.row.cpu), float64(runtime.NumCPU())*1e6/us(r.row.cpu))
+	}{{"lean → echo", leanEcho}, {"lean → bridge", lean}, {"coder → echo", coderEcho}, {"coder → bridge", coder},
+		{"lean (child) → echo", childEcho}, {"lean (child) → bridge", child}} {
+		server := "-"
+		if r.row.server > 0 {
+			server = fmt.Sprintf("%.1f", us(r.row.server))
+		}
+		// CPU-bound/s: what the CPU per find allows on this machine's
+		// cores, were they the benchmark's alone.
+		b.Logf("%-22s %8.0f %7.1f %7.1f %13.1f %15s %13.0f", r.name, r.row.rate, ms(r.row.p50), ms(r.row.p99),
+			us(r.row.cpu), server, float64(runtime.NumCPU())*1e6/us(r.row.cpu))
 	}
-	b.Logf("bridge / floor: lean %.2f, coder %.2f; bridge CPU above the floor: lean %.1f µs, coder %.1f µs a find",
-		lean.rate/leanEcho.rate, coder.rate/coderEcho.rate, us(lean.cpu-leanEcho.cpu), us(coder.cpu-coderEcho.cpu))
+	b.Logf("bridge / floor: lean %.2f, coder %.2f, child %.2f; bridge CPU above the floor a find: lean %.1f µs, "+
+		"coder %.1f µs, server alone %.1f µs", lean.rate/leanEcho.rate, coder.rate/coderEcho.rate,
+		child.rate/childEcho.rate, us(lean.cpu-leanEcho.cpu), us(coder.cpu-coderEcho.cpu),
+		us(child.server-childEcho.server))
 }
 
 // benchClient is one load-generating WebSocket client past its hello.
@@ -127,43 +141,57 @@ type benchClient interface {
 	close()
 }
 
-// row is one row of BenchmarkBridge: finds per second, sorted latencies
-// and the process's CPU time per find.
+// row is one row of BenchmarkBridge: finds per second, latencies, and
+// CPU time per find: of both ends (cpu), and of the server process alone
+// when the clients ran in a child (server; 0 otherwise).
 type row struct {
-	rate float64
-	lat  []time.Duration
-	cpu  time.Duration
+	rate     float64
+	p50, p99 time.Duration
+	cpu      time.Duration
+	server   time.Duration
 }
-
-// p returns the q-th percentile latency.
-func (r row) p(q int) time.Duration { return r.lat[len(r.lat)*q/100] }
 
 // runRow runs b.N finds shared among clients, bounded by a 2-minute
 // deadline, then closes the clients. CPU is the process's (user + system,
 // both ends and the GC) per find: on a machine shared with other work the
 // wall-clock rate follows the load, the CPU per find much less.
 func runRow[C benchClient](b *testing.B, name string, clients []C) row {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	defer func() {
 		for _, c := range clients {
 			c.close()
 		}
 	}()
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	lat, elapsed, err := drive(clients, b.N, name)
+	b.StopTimer()
+	cpu := cpuTime(b) - cpu0
+	if err != nil {
+		b.Fatal(err)
+	}
+	return row{rate: float64(b.N) / elapsed.Seconds(), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100],
+		cpu: cpu / time.Duration(b.N)}
+}
+
+// drive runs n finds shared among clients, each client one find at a
+// time, within 2 minutes. It returns the sorted latencies (find sent →
+// done read) and the time it took. Its goroutines carry the profiler
+// labels side=client, row=name.
+func drive[C benchClient](clients []C, n int, name string) ([]time.Duration, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	lat := make([][]time.Duration, len(clients))
 	var next atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
-	// The clients' goroutines inherit the label from this one.
+	// The clients' goroutines inherit the labels from this one.
 	pprof.SetGoroutineLabels(labels(context.Background(), "client", name))
 	defer pprof.SetGoroutineLabels(context.Background())
-	cpu0 := cpuTime(b)
-	b.ResetTimer()
 	start := time.Now()
 	for i, c := range clients {
 		g.Go(func() error {
-			for n := next.Add(1); n <= int64(b.N); n = next.Add(1) {
+			for k := next.Add(1); k <= int64(n); k = next.Add(1) {
 				t := time.Now()
-				if err := c.find(gctx, n); err != nil {
+				if err := c.find(gctx, k); err != nil {
 					return err
 				}
 				lat[i] = append(lat[i], time.Since(t))
@@ -173,14 +201,12 @@ func runRow[C benchClient](b *testing.B, name string, clients []C) row {
 	}
 	err := g.Wait()
 	elapsed := time.Since(start)
-	b.StopTimer()
-	cpu := cpuTime(b) - cpu0
-	if err != nil {
-		b.Fatal(err)
-	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	return row{rate: float64(b.N) / elapsed.Seconds(), lat: all, cpu: cpu / time.Duration(b.N)}
+	if err == nil && len(all) != n {
+		err = fmt.Errorf("%d finds answered, want %d", len(all), n)
+	}
+	return all, elapsed, err
 }
 
 // labelled runs start with the profiler labels side and row on this
@@ -208,11 +234,20 @@ func loadAvg() string {
 
 // cpuTime is the CPU time this process has used, user and system.
 func cpuTime(b *testing.B) time.Duration {
+	d, err := processCPU()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() (time.Duration, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("getrusage: %v", err)
+		return 0, fmt.Errorf("getrusage: %w", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // startEcho serves a bare coder/websocket endpoint on loopback that
@@ -287,7 +322,12 @@ func frameID(b []byte) []byte {
 // openClients dials n coder/websocket clients, 50 at a time, each past
 // its welcome.
 func openClients(b *testing.B, url string, n int) []*coderClient {
-	return openN(b, n, func(ctx context.Context) (*coderClient, error) {
+	return openN(b, n, coderDialer(url))
+}
+
+// coderDialer dials a coder/websocket client to url, past its welcome.
+func coderDialer(url string) func(context.Context) (*coderClient, error) {
+	return func(ctx context.Context) (*coderClient, error) {
 		c, _, err := tryDial(nil, dialOpts{endpoint: url})
 		if err != nil {
 			return nil, err
@@ -302,12 +342,17 @@ func openClients(b *testing.B, url string, n int) []*coderClient {
 			return nil, err
 		}
 		return &coderClient{c: c}, nil
-	})
+	}
 }
 
 // openLean dials n lean clients, 50 at a time, each past its welcome.
 func openLean(b *testing.B, url string, n int) []*leanClient {
-	return openN(b, n, func(ctx context.Context) (*leanClient, error) {
+	return openN(b, n, leanDialer(url))
+}
+
+// leanDialer dials a lean client to url, past its welcome.
+func leanDialer(url string) func(context.Context) (*leanClient, error) {
+	return func(ctx context.Context) (*leanClient, error) {
 		c, err := dialLean(ctx, url)
 		if err != nil {
 			return nil, err
@@ -323,13 +368,29 @@ func openLean(b *testing.B, url string, n int) []*leanClient {
 			return nil, err
 		}
 		return &leanClient{leanConn: c}, nil
-	})
+	}
 }
 
 // openN opens n clients with dial, 50 at a time; they close when b ends
 // (runRow closes them before).
 func openN[C benchClient](b *testing.B, n int, dial func(context.Context) (C, error)) []C {
+	conns, err := dialAll(n, dial)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		for _, c := range conns {
+			c.close()
+		}
+	})
+	return conns
+}
+
+// dialAll opens n clients with dial, 50 at a time; on an error it closes
+// those it opened.
+func dialAll[C benchClient](n int, dial func(context.Context) (C, error)) ([]C, error) {
 	conns := make([]C, n)
+	opened := make([]bool, n)
 	var g errgroup.Group
 	g.SetLimit(50)
 	for i := range conns {
@@ -340,22 +401,19 @@ func openN[C benchClient](b *testing.B, n int, dial func(context.Context) (C, er
 			if err != nil {
 				return fmt.Errorf("client %d: %w", i, err)
 			}
-			conns[i] = c
+			conns[i], opened[i] = c, true
 			return nil
 		})
 	}
-	err := g.Wait()
-	b.Cleanup(func() {
-		for _, c := range conns {
-			if any(c) != nil {
+	if err := g.Wait(); err != nil {
+		for i, c := range conns {
+			if opened[i] {
 				c.close()
 			}
 		}
-	})
-	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
-	return conns
+	return conns, nil
 }
 
 // coderClient is a coder/websocket client.
