@@ -32,6 +32,7 @@ type session struct {
 	log     *slog.Logger
 	cancel  context.CancelFunc // ends the session; set by run
 	rbuf    []byte             // read's buffer; only the reading goroutine uses it
+	ended   chan struct{}      // closed when the read loop has ended
 
 	mu      sync.Mutex
 	finds   map[string]*inflight
@@ -63,11 +64,14 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 		finds:   make(map[string]*inflight),
 		chans:   newChannels(&s.cfg),
 		watches: make(map[string]*inflight),
+		ended:   make(chan struct{}),
 	}
 }
 
 // run serves the session until the client leaves, a fatal refusal, or
-// the server closes it; then it stops its finds and waits for them.
+// the server closes it; then it stops its finds and waits for them. The
+// read loop starts on run's goroutine and may move to another one
+// (find.go's handover); run waits for it wherever it ended.
 func (s *session) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -80,6 +84,7 @@ func (s *session) run() {
 	s.touch()
 	s.wg.Go(func() { s.watchdog(ctx) })
 	s.loop(ctx)
+	<-s.ended
 }
 
 // admit runs the connection checks: subprotocol, Host, Origin, Filters.
@@ -193,12 +198,18 @@ func (s *Server) limits() Limits {
 	return l
 }
 
-// loop reads and handles frames until the connection ends.
+// loop reads and handles frames until the connection ends; then it ends
+// the session's finds, watches and channels (cancel) and closes s.ended.
+// It returns early, leaving both, when a find it ran outlived its grace
+// and another goroutine took the loop over (find.go). One goroutine at a
+// time runs it.
 func (s *session) loop(ctx context.Context) {
 	for {
 		typ, b, err := s.read(ctx)
 		if err != nil {
 			s.readFailed(ctx, err, "")
+			s.cancel()
+			close(s.ended)
 			return
 		}
 		s.touch()
@@ -222,7 +233,9 @@ func (s *session) loop(ctx context.Context) {
 			s.srv.stats.refuse(ReasonBadFrame)
 			s.sendErr(ctx, "", &Error{Code: CodeBadRequest, Message: "hello already received"})
 		case *FindFrame:
-			s.find(ctx, f)
+			if !s.find(ctx, f) {
+				return // another goroutine reads now
+			}
 		case *CancelFrame:
 			s.cancelFind(f.ID)
 		case *WatchFrame:
