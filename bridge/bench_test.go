@@ -111,21 +111,22 @@ func BenchmarkBridge(b *testing.B) {
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	b.Logf("%d clients (open-file limit %d), %d finds a row, %d cores, load %s", benchClients, lim.Cur, b.N,
 		runtime.NumCPU(), loadAvg())
-	b.Logf("%-22s %8s %7s %7s %13s %15s %13s", "client → server", "finds/s", "p50 ms", "p99 ms",
-		"CPU µs/find", "server µs/find", "CPU-bound/s")
+	b.Logf("%-22s %8s %7s %7s %12s %15s %13s %12s", "client → server", "finds/s", "p50 ms", "p99 ms",
+		"CPU µs/find", "server µs/find", "reads/writes", "CPU-bound/s")
 	for _, r := range []struct {
 		name string
 		row  row
 	}{{"lean → echo", leanEcho}, {"lean → bridge", lean}, {"coder → echo", coderEcho}, {"coder → bridge", coder},
 		{"lean (child) → echo", childEcho}, {"lean (child) → bridge", child}} {
-		server := "-"
+		server, calls := "-", "-"
 		if r.row.server > 0 {
 			server = fmt.Sprintf("%.1f", us(r.row.server))
+			calls = fmt.Sprintf("%.2f/%.2f", r.row.reads, r.row.writes)
 		}
 		// CPU-bound/s: what the CPU per find allows on this machine's
 		// cores, were they the benchmark's alone.
-		b.Logf("%-22s %8.0f %7.1f %7.1f %13.1f %15s %13.0f", r.name, r.row.rate, ms(r.row.p50), ms(r.row.p99),
-			us(r.row.cpu), server, float64(runtime.NumCPU())*1e6/us(r.row.cpu))
+		b.Logf("%-22s %8.0f %7.1f %7.1f %12.1f %15s %13s %12.0f", r.name, r.row.rate, ms(r.row.p50), ms(r.row.p99),
+			us(r.row.cpu), server, calls, float64(runtime.NumCPU())*1e6/us(r.row.cpu))
 	}
 	b.Logf("bridge / floor: lean %.2f, coder %.2f, child %.2f; bridge CPU above the floor a find: lean %.1f µs, "+
 		"coder %.1f µs, server alone %.1f µs", lean.rate/leanEcho.rate, coder.rate/coderEcho.rate,
@@ -143,12 +144,14 @@ type benchClient interface {
 
 // row is one row of BenchmarkBridge: finds per second, latencies, and
 // CPU time per find: of both ends (cpu), and of the server process alone
-// when the clients ran in a child (server; 0 otherwise).
+// when the clients ran in a child (server; 0 otherwise), with its read
+// and write system calls per find.
 type row struct {
-	rate     float64
-	p50, p99 time.Duration
-	cpu      time.Duration
-	server   time.Duration
+	rate          float64
+	p50, p99      time.Duration
+	cpu           time.Duration
+	server        time.Duration
+	reads, writes float64
 }
 
 // runRow runs b.N finds shared among clients, bounded by a 2-minute

@@ -107,7 +107,7 @@ func runChildRow(b *testing.B, name, url string) row {
 	if line, err := r.ReadString('\n'); err != nil || line != "ready\n" {
 		fail("waiting for ready", fmt.Errorf("read %q: %v", line, err))
 	}
-	cpu0 := cpuTime(b)
+	cpu0, io0 := cpuTime(b), procIO(b)
 	b.ResetTimer()
 	if _, err := io.WriteString(stdin, "go\n"); err != nil {
 		fail("starting", err)
@@ -117,12 +117,36 @@ func runChildRow(b *testing.B, name, url string) row {
 		fail("reading its report", err)
 	}
 	b.StopTimer()
-	server := cpuTime(b) - cpu0
+	server, io1 := cpuTime(b)-cpu0, procIO(b)
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
 		b.Fatalf("bench child (%s): %v; its stderr: %s", name, err, stderr.String())
 	}
 	n := time.Duration(b.N)
 	return row{rate: float64(b.N) / time.Duration(rep.ElapsedNS).Seconds(), p50: time.Duration(rep.P50NS),
-		p99: time.Duration(rep.P99NS), cpu: (server + time.Duration(rep.CPUNS)) / n, server: server / n}
+		p99: time.Duration(rep.P99NS), cpu: (server + time.Duration(rep.CPUNS)) / n, server: server / n,
+		reads: float64(io1.reads-io0.reads) / float64(b.N), writes: float64(io1.writes-io0.writes) / float64(b.N)}
+}
+
+// ioCount is this process's read and write system calls so far.
+type ioCount struct{ reads, writes int64 }
+
+// procIO reads this process's system call counts from /proc/self/io.
+func procIO(b *testing.B) ioCount {
+	raw, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Fatalf("system call counts: %v", err)
+	}
+	var c ioCount
+	for line := range strings.Lines(string(raw)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "syscr":
+			c.reads = n
+		case "syscw":
+			c.writes = n
+		}
+	}
+	return c
 }
