@@ -84,28 +84,45 @@ const (
 )
 
 // handOver arms the handover of the loop for one find; the session waits
-// for the goroutine it may start.
+// for the goroutine it may start. The read loop keeps its handover (and
+// timer) for its next find; the goroutine that takes the loop over starts
+// afresh.
 func (s *session) handOver(ctx context.Context) *handover {
-	h := new(handover)
+	h := s.hand
+	if h == nil {
+		h = new(handover)
+		h.t = time.AfterFunc(time.Hour, func() {
+			defer s.wg.Done()
+			if h.state.CompareAndSwap(handInline, handMoved) {
+				s.hand = nil // the loop's, now on this goroutine
+				s.srv.stats.findsMoved.Add(1)
+				s.loop(ctx)
+			}
+		})
+		h.t.Stop()
+		s.hand = h
+	}
 	h.state.Store(handInline) // publishes the loop's state to the next reader
 	s.wg.Add(1)
-	h.t = time.AfterFunc(inlineFindGrace, func() {
-		defer s.wg.Done()
-		if h.state.CompareAndSwap(handInline, handMoved) {
-			s.loop(ctx)
-		}
-	})
+	h.t.Reset(inlineFindGrace)
 	return h
 }
 
 // keep reports, once the find has ended, whether its goroutine still owns
-// the read loop.
+// the read loop. A handover whose timer fired is not used again, even
+// when the find won: its function may still run, and must find it kept.
 func (h *handover) keep(s *session) bool {
-	if h.t.Stop() {
-		s.wg.Done() // the timer's function will not run
-		return true
+	stopped := h.t.Stop()
+	if stopped {
+		s.wg.Done() // the timer's function will not run for this find
 	}
-	return h.state.CompareAndSwap(handInline, handKept)
+	if !h.state.CompareAndSwap(handInline, handKept) {
+		return false // another goroutine reads now
+	}
+	if !stopped {
+		s.hand = nil
+	}
+	return true
 }
 
 // bounds returns a find's limit and timeout after defaults and caps.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -33,6 +34,11 @@ type session struct {
 	cancel  context.CancelFunc // ends the session; set by run
 	rbuf    []byte             // read's buffer; only the reading goroutine uses it
 	ended   chan struct{}      // closed when the read loop has ended
+	hand    *handover          // the read loop's, kept for its next find (find.go)
+
+	wmu      sync.Mutex  // serialises writes (write.go)
+	wtimer   *time.Timer // bounds the write in progress
+	wexpired atomic.Bool // wtimer fired
 
 	mu      sync.Mutex
 	finds   map[string]*inflight
@@ -52,7 +58,7 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 	// The library's own limit sits above ours, so that session.read sees
 	// an oversized frame first and can say so before closing.
 	conn.SetReadLimit(int64(s.cfg.readLimit()) + 1)
-	return &session{
+	ss := &session{
 		srv:  s,
 		conn: conn,
 		addr: addr,
@@ -66,6 +72,9 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 		watches: make(map[string]*inflight),
 		ended:   make(chan struct{}),
 	}
+	ss.wtimer = time.AfterFunc(time.Hour, ss.writeExpired)
+	ss.wtimer.Stop()
+	return ss
 }
 
 // run serves the session until the client leaves, a fatal refusal, or
@@ -82,6 +91,9 @@ func (s *session) run() {
 		return
 	}
 	s.touch()
+	// The session's end closes the connection, which ends a read or a
+	// write in progress: reads and writes need no timer of their own.
+	context.AfterFunc(ctx, func() { s.conn.CloseNow() })
 	s.wg.Go(func() { s.watchdog(ctx) })
 	s.loop(ctx)
 	<-s.ended
@@ -204,8 +216,12 @@ func (s *Server) limits() Limits {
 // and another goroutine took the loop over (find.go). One goroutine at a
 // time runs it.
 func (s *session) loop(ctx context.Context) {
+	// Reads end when the session ends (run closes the connection), so
+	// they take a context that is never done: coder/websocket then arms no
+	// timer per read.
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, b, err := s.read(ctx)
+		typ, b, err := s.read(rctx)
 		if err != nil {
 			s.readFailed(ctx, err, "")
 			s.cancel()
@@ -340,32 +356,6 @@ func (s *session) filter(ctx context.Context) *Error {
 		}
 	}
 	return nil
-}
-
-// send writes one frame within WriteTimeout; a failed write closes the
-// connection, which ends the session.
-func (s *session) send(ctx context.Context, f any) error {
-	b, err := Marshal(f)
-	if err != nil {
-		s.log.Error("bridge cannot encode frame", "err", err)
-		return err
-	}
-	return s.write(ctx, b)
-}
-
-// write sends one encoded frame within WriteTimeout.
-func (s *session) write(ctx context.Context, b []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
-	defer cancel()
-	return s.conn.Write(wctx, websocket.MessageText, b)
-}
-
-// sendErr sends an error frame; internal detail goes to the log only.
-func (s *session) sendErr(ctx context.Context, id string, e *Error) error {
-	if e.Code == CodeInternal {
-		s.log.Warn("bridge internal error", "id", id, "err", e)
-	}
-	return s.send(ctx, &ErrorFrame{ID: id, Code: e.Code, Message: e.Message})
 }
 
 // touch marks the session active now.
