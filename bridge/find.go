@@ -187,10 +187,8 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 	if fctx.Err() != nil {
 		return false
 	}
-	var err error
-	if b, ok := appendResult(make([]byte, 0, 512), id, r); ok {
-		err = s.write(ctx, b)
-	} else {
+	ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendResult(b, id, r) })
+	if !ok {
 		err = s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
 			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
 	}
@@ -204,8 +202,8 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 
 // sendDone sends a find's done frame.
 func (s *session) sendDone(ctx context.Context, id string, count int, cancelled bool) error {
-	if b, ok := appendDone(make([]byte, 0, 64), id, count, cancelled); ok {
-		return s.write(ctx, b)
+	if ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendDone(b, id, count, cancelled) }); ok {
+		return err
 	}
 	return s.send(ctx, &DoneFrame{ID: id, Count: count, Cancelled: cancelled})
 }

@@ -37,6 +37,7 @@ type session struct {
 	hand    *handover          // the read loop's, kept for its next find (find.go)
 
 	wmu      sync.Mutex  // serialises writes (write.go)
+	wbuf     []byte      // encoding buffer, reused under wmu
 	wtimer   *time.Timer // bounds the write in progress
 	wexpired atomic.Bool // wtimer fired
 

@@ -38,6 +38,30 @@ func (s *session) write(ctx context.Context, b []byte) error {
 func (s *session) writeMessage(ctx context.Context, typ websocket.MessageType, b []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	return s.writeLocked(ctx, typ, b)
+}
+
+// keptWriteBuf is the largest encoding buffer a session keeps.
+const keptWriteBuf = 4096
+
+// writeEncoded encodes a text frame with enc into the session's reused
+// buffer and sends it as writeMessage does; false, sending nothing, when
+// enc declines (appendResult and appendDone do for strings JSON escapes).
+func (s *session) writeEncoded(ctx context.Context, enc func([]byte) ([]byte, bool)) (bool, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b, ok := enc(s.wbuf[:0])
+	if !ok {
+		return false, nil
+	}
+	if cap(b) <= keptWriteBuf {
+		s.wbuf = b
+	}
+	return true, s.writeLocked(ctx, websocket.MessageText, b)
+}
+
+// writeLocked is writeMessage with s.wmu held.
+func (s *session) writeLocked(ctx context.Context, typ websocket.MessageType, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
