@@ -30,8 +30,17 @@
 #           against the same on an in-memory store, and lists per second of
 #           one hot service of 1,000 providers against a Go-map baseline.
 #           Not in the default set (minutes, and GiBs at a million).
-# bridge:   1,000 concurrent WebSocket clients through one bridge
-#           (bridge/bench_test.go).
+# bridge:   1,000 concurrent WebSocket clients through one bridge, one find
+#           in flight each, a fake finder answering one record at once
+#           (bridge/bench_test.go). Six rows, same run: the lean client
+#           (bridge/leanws_test.go, RFC 6455 over a net.Conn) against a bare
+#           coder/websocket echo server (the floor) and against the bridge;
+#           the same with coder/websocket's client; the lean clients in a
+#           child process against the echo and the bridge (server CPU and
+#           system calls per find measured alone). finds/s, p50/p99, CPU
+#           per find (both ends), CPU-bound finds/s (2 cores / CPU per
+#           find: what the machine allows were the cores the bench's alone)
+#           and bridge/floor. 20,000 finds a row, about a minute.
 # sync:     registries in concert (dht/sync_bench_test.go): an empty
 #           registry catching up with one holding 10,000 and 100,000 records
 #           (time, CPU, bytes read vs the records' bytes), and propagation of
