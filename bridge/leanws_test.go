@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,11 +23,14 @@ import (
 // leanConn is BenchmarkBridge's lean load generator: the client side of
 // RFC 6455 over a net.Conn and nothing more than a find needs. The
 // handshake is checked (101, Upgrade, Sec-WebSocket-Accept, subprotocol);
-// each client frame is one masked text frame written with one Write from a
+// each client frame is one text frame, masked as it is built with a fresh
+// key (math/rand/v2: RFC 6455 asks for unpredictable keys, against
+// proxies, not for cryptographic ones), written with one Write from a
 // reused buffer; the reader takes server frames from a bufio.Reader into a
 // reused buffer, joins fragments, answers pings, and fails on a close
 // frame, a masked or reserved-bit frame, a binary message or one over
-// maxLeanMessage. It is not safe for concurrent use: one goroutine per
+// maxLeanMessage. It does not check that text is UTF-8: the benchmark
+// checks each answer's bytes. It is not safe for concurrent use: one goroutine per
 // client, as the benchmark runs them.
 //
 // It exists because on two cores the clients' CPU is taken from the
@@ -36,7 +40,6 @@ import (
 type leanConn struct {
 	nc   net.Conn
 	br   *bufio.Reader
-	mask [4]byte
 	wbuf []byte // the frame being written
 	msg  []byte // the message being read
 }
@@ -74,7 +77,6 @@ func dialLean(ctx context.Context, rawURL string) (*leanConn, error) {
 func (c *leanConn) handshake(ctx context.Context, u *url.URL) error {
 	var nonce [16]byte
 	rand.Read(nonce[:])
-	rand.Read(c.mask[:])
 	key := base64.StdEncoding.EncodeToString(nonce[:])
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
@@ -132,9 +134,11 @@ func (c *leanConn) writeFrame(op byte, p []byte) error {
 		b = append(b, 0x80|127)
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
-	b = append(b, c.mask[:]...)
+	var mask [4]byte
+	binary.LittleEndian.PutUint32(mask[:], mrand.Uint32())
+	b = append(b, mask[:]...)
 	for i, x := range p {
-		b = append(b, x^c.mask[i&3])
+		b = append(b, x^mask[i&3])
 	}
 	c.wbuf = b
 	_, err := c.nc.Write(b)
