@@ -169,11 +169,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 /^BenchmarkBridge-/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!br++) {
-		print "\n| bridge, concurrent WebSocket clients | finds per second | p50 | p99 | bare WebSocket echo (floor), same run | bridge / echo | CPU per find, bridge / echo | KiB per connection |"
-		print "| --- | --- | --- | --- | --- | --- | --- | --- |"
+		print "\n| bridge, concurrent WebSocket clients | finds per second (lean client) | p50 | p99 | floor: lean client → bare echo, same run | bridge / floor | CPU per find, bridge / floor | server alone, bridge / echo (clients in a child) | coder/websocket client: bridge / floor finds/s | KiB per connection |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	}
-	printf "| %d clients | %.0f | %.1f ms | %.1f ms | %.0f finds/s, p99 %.1f ms | %.2f× | %.1f / %.1f µs | %.1f |\n", m["clients"], m["finds/s"],
-		m["p50-ms"], m["p99-ms"], m["echo-finds/s"], m["echo-p99-ms"], m["bridge/echo"], m["cpu-us/find"], m["echo-cpu-us/find"], m["KiB/conn"]
+	printf "| %d clients | %.0f | %.1f ms | %.1f ms | %.0f finds/s | %.2f× | %.1f / %.1f µs | %.1f / %.1f µs | %.0f / %.0f | %.1f |\n", m["clients"], m["finds/s"],
+		m["p50-ms"], m["p99-ms"], m["floor-finds/s"], m["bridge/floor"], m["cpu-us/find"], m["floor-cpu-us/find"],
+		m["server-cpu-us/find"], m["floor-server-cpu-us/find"], m["coder-finds/s"], m["coder-floor-finds/s"], m["KiB/conn"]
 }
 /^BenchmarkChannel(Bridge|Hop)\/rtt/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
