@@ -1,15 +1,17 @@
 package bridge_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,20 +30,36 @@ const benchClients = 1000
 // BenchmarkBridge: 1,000 WebSocket clients on loopback, each running
 // finds back to back for a known service (one provider, answered at once
 // by a fake finder), so the figures are the bridge's own cost. b.N finds
-// are shared among the clients; the run is bounded by a 2-minute deadline.
-// Reports finds/s, p50/p99 latency (find sent → done read), heap+stack
-// per connection (both ends: client and server live in this process), and
-// the CPU time per find. First, in the same run, the same clients drive a
-// bare WebSocket server that answers each find with the same two frames,
-// canned: echo-finds/s is the floor of loopback WebSockets on this
-// machine at this moment, bridge/echo the share of it the bridge keeps.
+// are shared among the clients of each row; each row is bounded by a
+// 2-minute deadline. Four rows, in this order, in the same run:
 //
-//	go test -run '^$' -bench BenchmarkBridge -benchtime 20000x ./bridge/
+//   - lean → echo: the lean client (leanws_test.go: RFC 6455 over a
+//     net.Conn, frames masked as built, one write per find) driving a bare
+//     coder/websocket server that answers each find with the same two
+//     frames, canned. The floor of loopback WebSockets with this client
+//     on this machine at this moment.
+//   - lean → bridge: the same clients driving the bridge. The headline
+//     figure (finds/s, p50-ms, p99-ms, cpu-us/find, bridge/floor).
+//   - coder → echo, coder → bridge: the same with coder/websocket's
+//     client, as the benchmark ran before the lean client existed
+//     (coder-… metrics): nothing hidden.
+//   - lean (child) → echo, lean (child) → bridge: the lean clients in a
+//     child process (benchchild_test.go: own GC, same cores), so that the
+//     server's CPU time and read/write system calls per find are measured
+//     alone (server-cpu-us/find, floor-server-cpu-us/find).
+//
+// Every row reports finds/s, p50/p99 latency (find sent → done read) and
+// the process's CPU time per find (both ends and the GC: client and server
+// live in this process; on two cores the clients' CPU is taken from the
+// server). Every answer is checked: a result for the find's id, then
+// exactly its done frame with count 1. KiB/conn and goroutines/conn are
+// heap+stack and goroutines per connection, both ends, with
+// coder/websocket's client (as before). With -cpuprofile, samples carry
+// the labels side (client, bridge or echo) and row (lean or coder):
+// go tool pprof -tagfocus side=bridge -tagfocus row=lean.
+//
+//	go test -run '^$' -bench 'BenchmarkBridge$' -benchtime 20000x ./bridge/
 func BenchmarkBridge(b *testing.B) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		b.Logf("open-file limit %d; %d clients use about %d descriptors", lim.Cur, benchClients, 2*benchClients)
-	}
 	f := newFakeFinder(b)
 	f.add(b, "DatabaseService", 1)
 	cfg := testConfig()
@@ -51,100 +69,213 @@ func BenchmarkBridge(b *testing.B) {
 	cfg.MaxSessionsPerAddr, cfg.MaxOpenConns, cfg.MaxOpenConnsPerAddr = cfg.MaxConns, 2*cfg.MaxConns, 2*cfg.MaxConns
 	cfg.MaxFinds = benchClients
 	cfg.FramesPerSecond, cfg.FrameBurst = 1e6, 1e6
-	s := startServer(b, f, cfg)
-
-	// The floor, in the same run: a bare WebSocket server answering each
-	// find frame with the same two frames, canned (no parsing, no checks,
-	// no finder). bridge/echo is what the bridge's own work costs.
-	echoConns := openClients(b, startEcho(b), benchClients)
-	echoRate, echoLat, echoCPU := runClients(b, echoConns)
-	for _, c := range echoConns {
-		c.CloseNow()
+	// A server per row, so that its profile samples carry the row's name.
+	bridgeURL := func(row string) string {
+		return labelled("bridge", row, func() *server { return startServer(b, f, cfg) }).wsURL()
 	}
 
+	leanEcho := runRow(b, "lean", openLean(b, startEcho(b, "lean"), benchClients))
+	lean := runRow(b, "lean", openLean(b, bridgeURL("lean"), benchClients))
+	coderEcho := runRow(b, "coder", openClients(b, startEcho(b, "coder"), benchClients))
+
+	url := bridgeURL("coder")
 	before := memInUse()
 	goroutines := runtime.NumGoroutine()
-	conns := openClients(b, s.wsURL(), benchClients)
+	conns := openClients(b, url, benchClients)
 	perConn := float64(memInUse()-before) / benchClients
 	goPerConn := float64(runtime.NumGoroutine()-goroutines) / benchClients
+	coder := runRow(b, "coder", conns)
 
-	rate, all, cpu := runClients(b, conns)
-	b.ReportMetric(rate, "finds/s")
-	b.ReportMetric(ms(all[len(all)/2]), "p50-ms")
-	b.ReportMetric(ms(all[len(all)*99/100]), "p99-ms")
-	b.ReportMetric(echoRate, "echo-finds/s")
-	b.ReportMetric(ms(echoLat[len(echoLat)*99/100]), "echo-p99-ms")
-	b.ReportMetric(rate/echoRate, "bridge/echo")
-	b.ReportMetric(float64(cpu)/1e3, "cpu-us/find")
-	b.ReportMetric(float64(echoCPU)/1e3, "echo-cpu-us/find")
-	// What the CPU per find allows on this machine's cores, were they ours.
-	b.ReportMetric(float64(runtime.NumCPU())*1e9/float64(cpu), "cpu-bound-finds/s")
+	childEcho := runChildRow(b, "child", startEcho(b, "child"))
+	child := runChildRow(b, "child", bridgeURL("child"))
+
+	b.ReportMetric(lean.rate, "finds/s")
+	b.ReportMetric(ms(lean.p50), "p50-ms")
+	b.ReportMetric(ms(lean.p99), "p99-ms")
+	b.ReportMetric(us(lean.cpu), "cpu-us/find")
+	b.ReportMetric(leanEcho.rate, "floor-finds/s")
+	b.ReportMetric(us(leanEcho.cpu), "floor-cpu-us/find")
+	b.ReportMetric(lean.rate/leanEcho.rate, "bridge/floor")
+	b.ReportMetric(coder.rate, "coder-finds/s")
+	b.ReportMetric(coderEcho.rate, "coder-floor-finds/s")
+	b.ReportMetric(us(coder.cpu), "coder-cpu-us/find")
+	b.ReportMetric(coder.rate/coderEcho.rate, "coder-bridge/floor")
+	b.ReportMetric(child.rate, "child-finds/s")
+	b.ReportMetric(childEcho.rate, "child-floor-finds/s")
+	b.ReportMetric(us(child.server), "server-cpu-us/find")
+	b.ReportMetric(us(childEcho.server), "floor-server-cpu-us/find")
 	b.ReportMetric(perConn/1024, "KiB/conn")
 	b.ReportMetric(goPerConn, "goroutines/conn")
 	b.ReportMetric(float64(benchClients), "clients")
+	if b.N < benchClients {
+		return // the testing package's probe run (b.N = 1): no table
+	}
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	b.Logf("%d clients (open-file limit %d), %d finds a row, %d cores, load %s", benchClients, lim.Cur, b.N,
+		runtime.NumCPU(), loadAvg())
+	b.Logf("%-22s %8s %7s %7s %12s %15s %13s %12s", "client → server", "finds/s", "p50 ms", "p99 ms",
+		"CPU µs/find", "server µs/find", "reads/writes", "CPU-bound/s")
+	for _, r := range []struct {
+		name string
+		row  row
+	}{{"lean → echo", leanEcho}, {"lean → bridge", lean}, {"coder → echo", coderEcho}, {"coder → bridge", coder},
+		{"lean (child) → echo", childEcho}, {"lean (child) → bridge", child}} {
+		server, calls := "-", "-"
+		if r.row.server > 0 {
+			server = fmt.Sprintf("%.1f", us(r.row.server))
+			calls = fmt.Sprintf("%.2f/%.2f", r.row.reads, r.row.writes)
+		}
+		// CPU-bound/s: what the CPU per find allows on this machine's
+		// cores, were they the benchmark's alone.
+		b.Logf("%-22s %8.0f %7.1f %7.1f %12.1f %15s %13s %12.0f", r.name, r.row.rate, ms(r.row.p50), ms(r.row.p99),
+			us(r.row.cpu), server, calls, float64(runtime.NumCPU())*1e6/us(r.row.cpu))
+	}
+	b.Logf("bridge / floor: lean %.2f, coder %.2f, child %.2f; bridge CPU above the floor a find: lean %.1f µs, "+
+		"coder %.1f µs, server alone %.1f µs", lean.rate/leanEcho.rate, coder.rate/coderEcho.rate,
+		child.rate/childEcho.rate, us(lean.cpu-leanEcho.cpu), us(coder.cpu-coderEcho.cpu),
+		us(child.server-childEcho.server))
 }
 
-// runClients runs b.N finds shared among conns, bounded by a 2-minute
-// deadline, and returns finds per second, the sorted latencies and the
-// process's CPU time (user + system, both ends and the GC) per find: on a
-// machine shared with other work the wall-clock rate follows the load,
-// the CPU per find much less.
-func runClients(b *testing.B, conns []*websocket.Conn) (float64, []time.Duration, time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	lat := make([][]time.Duration, len(conns))
-	var next atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
+// benchClient is one load-generating WebSocket client past its hello.
+type benchClient interface {
+	// find sends find n and reads its result and done frames, checking
+	// them; ctx bounds the whole run.
+	find(ctx context.Context, n int64) error
+	close()
+}
+
+// row is one row of BenchmarkBridge: finds per second, latencies, and
+// CPU time per find: of both ends (cpu), and of the server process alone
+// when the clients ran in a child (server; 0 otherwise), with its read
+// and write system calls per find.
+type row struct {
+	rate          float64
+	p50, p99      time.Duration
+	cpu           time.Duration
+	server        time.Duration
+	reads, writes float64
+}
+
+// runRow runs b.N finds shared among clients, bounded by a 2-minute
+// deadline, then closes the clients. CPU is the process's (user + system,
+// both ends and the GC) per find: on a machine shared with other work the
+// wall-clock rate follows the load, the CPU per find much less.
+func runRow[C benchClient](b *testing.B, name string, clients []C) row {
+	defer func() {
+		for _, c := range clients {
+			c.close()
+		}
+	}()
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
+	lat, elapsed, err := drive(clients, b.N, name)
+	b.StopTimer()
+	cpu := cpuTime(b) - cpu0
+	if err != nil {
+		b.Fatal(err)
+	}
+	return row{rate: float64(b.N) / elapsed.Seconds(), p50: lat[len(lat)/2], p99: lat[len(lat)*99/100],
+		cpu: cpu / time.Duration(b.N)}
+}
+
+// drive runs n finds shared among clients, each client one find at a
+// time, within 2 minutes. It returns the sorted latencies (find sent →
+// done read) and the time it took. Its goroutines carry the profiler
+// labels side=client, row=name.
+func drive[C benchClient](clients []C, n int, name string) ([]time.Duration, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lat := make([][]time.Duration, len(clients))
+	var next atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	// The clients' goroutines inherit the labels from this one.
+	pprof.SetGoroutineLabels(labels(context.Background(), "client", name))
+	defer pprof.SetGoroutineLabels(context.Background())
 	start := time.Now()
-	for i, c := range conns {
+	for i, c := range clients {
 		g.Go(func() error {
-			for n := next.Add(1); n <= int64(b.N); n = next.Add(1) {
-				d, err := benchFind(gctx, c, fmt.Sprint(n))
-				if err != nil {
+			for k := next.Add(1); k <= int64(n); k = next.Add(1) {
+				t := time.Now()
+				if err := c.find(gctx, k); err != nil {
 					return err
 				}
-				lat[i] = append(lat[i], d)
+				lat[i] = append(lat[i], time.Since(t))
 			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		b.Fatal(err)
-	}
+	err := g.Wait()
 	elapsed := time.Since(start)
-	b.StopTimer()
-	cpu := cpuTime(b) - cpu0
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	return float64(b.N) / elapsed.Seconds(), all, cpu / time.Duration(b.N)
+	if err == nil && len(all) != n {
+		err = fmt.Errorf("%d finds answered, want %d", len(all), n)
+	}
+	return all, elapsed, err
+}
+
+// labelled runs start with the profiler labels side and row on this
+// goroutine, so that the goroutines it starts (a server's) carry them.
+func labelled[T any](side, row string, start func() T) T {
+	prev := context.Background()
+	pprof.SetGoroutineLabels(labels(prev, side, row))
+	defer pprof.SetGoroutineLabels(prev)
+	return start()
+}
+
+// labels returns ctx with the profiler labels side and row.
+func labels(ctx context.Context, side, row string) context.Context {
+	return pprof.WithLabels(ctx, pprof.Labels("side", side, "row", row))
+}
+
+// loadAvg is the machine's 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 // cpuTime is the CPU time this process has used, user and system.
 func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatalf("getrusage: %v", err)
+	d, err := processCPU()
+	if err != nil {
+		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return d
 }
 
-// startEcho serves a bare WebSocket endpoint on loopback that answers the
-// first frame (hello) with a welcome and every later one with a result and
-// a done frame encoded once up front: the benchmark's floor. It returns
-// the ws:// URL; the server and its connections close when b ends.
-func startEcho(b *testing.B) string {
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// startEcho serves a bare coder/websocket endpoint on loopback that
+// answers the first frame (hello) with a welcome and every later one (a
+// find) with a result and a done frame encoded once up front, only the
+// find's id spliced in (the clients check it): the benchmark's floor. It
+// reads as cheaply as the library allows (Reader into one reused buffer,
+// as the bridge does) and writes each frame with Write. It returns the
+// ws:// URL; the server and its connections close when b ends.
+func startEcho(b *testing.B, row string) string {
 	b.Helper()
 	f := newFakeFinder(b)
 	rec := f.add(b, "DatabaseService", 1)[0]
 	welcome, err1 := bridge.Marshal(&bridge.WelcomeFrame{Version: bridge.Version, Peer: "12D3KooWTestBridgePeer",
 		Network: "development"})
-	result, err2 := bridge.Marshal(&bridge.ResultFrame{ID: "10000", Record: record.ViewOf(rec), Source: "registry"})
-	done, err3 := bridge.Marshal(&bridge.DoneFrame{ID: "10000", Count: 1})
+	result, err2 := bridge.Marshal(&bridge.ResultFrame{ID: "0", Record: record.ViewOf(rec), Source: "registry"})
+	done, err3 := bridge.Marshal(&bridge.DoneFrame{ID: "0", Count: 1})
 	if err := errors.Join(err1, err2, err3); err != nil {
 		b.Fatal(err)
 	}
+	resultTail := bytes.TrimPrefix(result, []byte(`{"type":"result","id":"0`))
+	doneTail := bytes.TrimPrefix(done, []byte(`{"type":"done","id":"0`))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{bridge.Subprotocol}})
 		if err != nil {
@@ -152,96 +283,46 @@ func startEcho(b *testing.B) string {
 		}
 		defer c.CloseNow()
 		ctx := r.Context()
+		var in bytes.Buffer
+		out := make([]byte, 0, 1024)
 		for n := 0; ; n++ {
-			if _, _, err := c.Read(ctx); err != nil {
+			_, rd, err := c.Reader(ctx)
+			if err != nil {
+				return
+			}
+			in.Reset()
+			if _, err := in.ReadFrom(rd); err != nil {
 				return
 			}
 			if n == 0 {
 				err = c.Write(ctx, websocket.MessageText, welcome)
-			} else if err = c.Write(ctx, websocket.MessageText, result); err == nil {
-				err = c.Write(ctx, websocket.MessageText, done)
+			} else {
+				id := frameID(in.Bytes())
+				out = append(append(append(out[:0], `{"type":"result","id":"`...), id...), resultTail...)
+				if err = c.Write(ctx, websocket.MessageText, out); err == nil {
+					out = append(append(append(out[:0], `{"type":"done","id":"`...), id...), doneTail...)
+					err = c.Write(ctx, websocket.MessageText, out)
+				}
 			}
 			if err != nil {
 				return
 			}
 		}
 	})
-	srv := httptest.NewServer(h)
+	srv := labelled("echo", row, func() *httptest.Server { return httptest.NewServer(h) })
 	b.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
 }
 
-// openClients dials n clients, 50 at a time, each past its welcome.
-func openClients(b *testing.B, url string, n int) []*websocket.Conn {
-	conns := make([]*websocket.Conn, n)
-	var mu sync.Mutex
-	var g errgroup.Group
-	g.SetLimit(50)
-	for i := range conns {
-		g.Go(func() error {
-			c, _, err := tryDial(nil, dialOpts{endpoint: url})
-			if err != nil {
-				return fmt.Errorf("client %d: %w", i, err)
-			}
-			mu.Lock()
-			conns[i] = c
-			mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
-			hello, _ := bridge.Marshal(&bridge.HelloFrame{Version: bridge.Version})
-			if err := c.Write(ctx, websocket.MessageText, hello); err != nil {
-				return err
-			}
-			_, _, err = c.Read(ctx)
-			return err
-		})
+// frameID returns the value of the first "id" string field of a client
+// frame, as the benchmark's clients write it.
+func frameID(b []byte) []byte {
+	_, after, ok := bytes.Cut(b, []byte(`"id":"`))
+	if !ok {
+		return nil
 	}
-	err := g.Wait()
-	b.Cleanup(func() {
-		for _, c := range conns {
-			if c != nil {
-				c.CloseNow()
-			}
-		}
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return conns
-}
-
-// benchFind runs one find and returns its latency: find written → done read.
-func benchFind(ctx context.Context, c *websocket.Conn, id string) (time.Duration, error) {
-	frame := []byte(`{"type":"find","id":"` + id + `","service":"DatabaseService"}`)
-	start := time.Now()
-	if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
-		return 0, err
-	}
-	for _, want := range []string{`{"type":"result",`, `{"type":"done",`} {
-		_, b, err := c.Read(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if !strings.HasPrefix(string(b), want) {
-			return 0, unexpected(id, b)
-		}
-	}
-	return time.Since(start), nil
-}
-
-// unexpected says what came instead of a find's result or done frame.
-// (benchFind checks frame types by their prefix, which Marshal writes
-// first: decoding every record in the clients would make the benchmark
-// measure encoding/json on the client side as much as the bridge.)
-func unexpected(id string, b []byte) error {
-	f, err := bridge.ParseServerFrame(b)
-	if err != nil {
-		return fmt.Errorf("find %s: %w", id, err)
-	}
-	if e, ok := f.(*bridge.ErrorFrame); ok {
-		return fmt.Errorf("find %s: %s: %s", id, e.Code, e.Message)
-	}
-	return fmt.Errorf("find %s: unexpected frame %s", id, b)
+	id, _, _ := bytes.Cut(after, []byte(`"`))
+	return id
 }
 
 // memInUse is heap plus stacks in use, after a GC.
@@ -253,3 +334,5 @@ func memInUse() uint64 {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -49,7 +49,7 @@ func BenchmarkBridgeWatch(b *testing.B) {
 		var g errgroup.Group
 		for i, c := range conns {
 			g.Go(func() error {
-				d, err := benchFind(ctx, c, fmt.Sprint("f", round))
+				d, err := benchFind(ctx, c.c, fmt.Sprint("f", round))
 				finds[i] = append(finds[i], d)
 				return err
 			})
@@ -62,7 +62,7 @@ func BenchmarkBridgeWatch(b *testing.B) {
 	before, goroutines := memInUse(), runtime.NumGoroutine()
 	frame := []byte(`{"type":"watch","id":"w","service":"LiveService"}`)
 	for _, c := range conns {
-		if err := c.Write(ctx, websocket.MessageText, frame); err != nil {
+		if err := c.c.Write(ctx, websocket.MessageText, frame); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -73,7 +73,7 @@ func BenchmarkBridgeWatch(b *testing.B) {
 	got := make(chan time.Time, benchClients)
 	var readers sync.WaitGroup
 	for _, c := range conns {
-		readers.Go(func() { readResults(ctx, c, got) })
+		readers.Go(func() { readResults(ctx, c.c, got) })
 	}
 	var lat []time.Duration
 	b.ResetTimer()

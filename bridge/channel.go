@@ -270,9 +270,7 @@ func (s *session) deliver(ctx context.Context, id string, m Message) error {
 		return s.send(ctx, &MessageFrame{ID: id, Data: string(m.Data)})
 	}
 	b := AppendBinaryFrame(make([]byte, 0, 2+len(id)+len(m.Data)), BinaryFrame{ID: id, Data: m.Data})
-	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
-	defer cancel()
-	return s.conn.Write(wctx, websocketBinary, b)
+	return s.writeMessage(ctx, websocketBinary, b)
 }
 
 // pumpOut passes the page's queued messages to the provider, each within

@@ -80,13 +80,23 @@
 // (bridge.Finder is dht.Node.Find's own contract: results passed to a
 // callback, one at a time), so nothing stands between the two layers but
 // a conversion of each result.
-// Several finds run at once on one connection, each in its own goroutine;
-// the session waits for them when it ends. Result and done frames, one
-// per provider and one per find, are encoded by hand (encode.go), byte
-// for byte what Marshal writes, falling back to Marshal whenever a string
-// needs JSON's escaping; each session reads frames into one reused buffer
-// (at most 1 KiB kept between frames). Both came out of the profile of
-// BenchmarkBridge (the README has the figures).
+// Several finds run at once on one connection. A find runs on the
+// goroutine that read its frame; one that outlives a grace of 1 ms hands
+// the read loop to a new goroutine (Stats.FindsMoved counts them), so the
+// session's other frames (cancel, ping, more finds) wait at most that
+// long behind a find, and a find that ends sooner (an answer in hand)
+// costs no goroutine of its own. The session waits for every find when it
+// ends. Result and done frames, one per provider and one per find, are
+// encoded by hand (encode.go), byte for byte what Marshal writes, into one
+// reused buffer per session, falling back to Marshal whenever a string
+// needs JSON's escaping; find frames as the handshaker writes them are
+// decoded by hand too (anything else takes the JSON path). Each session
+// reads frames into one reused buffer (at most 1 KiB kept between
+// frames). Writes are serialised by the session, and one timer per
+// session bounds the write in progress to WriteTimeout (write.go); reads
+// and writes arm nothing per frame, since the session's end closes the
+// connection. All of this came out of the profile of BenchmarkBridge (the
+// README has the figures).
 //
 // # Channels
 //
@@ -141,7 +151,11 @@
 // Shutdown stops the listeners, closes every WebSocket with 1001 (going
 // away), cancels their finds and waits for them, bounded by its context;
 // Close does the same at once. Both are idempotent. Goroutines: one per
-// session (the HTTP server's), one per find and per watch, and one
-// watchdog per session (idle timeout, and pings when PingInterval is set),
-// two per open channel; all end with their session.
+// session (the HTTP server's; it runs the read loop until a find hands
+// the loop over, then waits for the session's end), one more per find
+// that outlived its grace (the one that took the read loop over; the
+// goroutine that ran the find ends with it, unless it is the session's),
+// one per watch, and one watchdog per session
+// (idle timeout, and pings when PingInterval is set), two per open
+// channel; all end with their session.
 package bridge

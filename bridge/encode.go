@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"slices"
 	"strconv"
 	"time"
@@ -123,4 +124,77 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
+}
+
+// parseFindFast decodes the find frame pages send (the handshaker writes
+// {"type":"find","id":…,"service":…} and then, if set, "limit" and
+// "timeout_ms", in that order, without spaces) without reflection: the
+// bridge reads one per find, and encoding/json decoded each twice (its
+// type, then the frame). It reports false for anything else — other key
+// orders or spellings, spaces, escapes, an id or service the checks would
+// refuse, numbers with signs, fractions, exponents, leading zeros or over
+// 15 digits — and the caller parses as before; what it accepts it decodes
+// exactly as ParseClientFrame's JSON path does (FuzzParseFindFast).
+func parseFindFast(b []byte) (*FindFrame, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"type":"find","id":"`))
+	if !ok {
+		return nil, false
+	}
+	id, rest, ok := cutString(rest)
+	if !ok || checkID(id) != nil {
+		return nil, false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"service":"`)); !ok {
+		return nil, false
+	}
+	service, rest, ok := cutString(rest)
+	if !ok || record.ValidateName(service) != nil {
+		return nil, false
+	}
+	f := &FindFrame{Type: TypeFind, ID: id, Service: service}
+	var limit int64
+	if rest, limit, ok = cutNumber(rest, `,"limit":`); !ok {
+		return nil, false
+	}
+	f.Limit = int(limit)
+	if rest, f.TimeoutMS, ok = cutNumber(rest, `,"timeout_ms":`); !ok || string(rest) != "}" {
+		return nil, false
+	}
+	return f, true
+}
+
+// cutString returns the JSON string at the start of b, whose opening quote
+// was consumed, and the rest after its closing quote; false when it holds
+// a byte JSON would escape or unescape (a backslash, a control byte) or
+// one outside ASCII.
+func cutString(b []byte) (string, []byte, bool) {
+	for i, c := range b {
+		switch {
+		case c == '"':
+			return string(b[:i]), b[i+1:], true
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return "", nil, false
+		}
+	}
+	return "", nil, false
+}
+
+// cutNumber reads key and a non-negative integer of at most 15 digits
+// without a leading zero from the start of b, if b starts with key; it
+// returns b unchanged and 0 when it does not. False when key is there but
+// its number is not plain.
+func cutNumber(b []byte, key string) ([]byte, int64, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(key))
+	if !ok {
+		return b, 0, true
+	}
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	if n == 0 || n > 15 || (n > 1 && rest[0] == '0') {
+		return nil, 0, false
+	}
+	v, err := strconv.ParseInt(string(rest[:n]), 10, 64)
+	return rest[n:], v, err == nil
 }

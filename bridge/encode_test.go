@@ -150,3 +150,83 @@ func TestAppendDone(t *testing.T) {
 		})
 	}
 }
+
+// findFastCases are find frames for TestParseFindFast and the seeds of
+// FuzzParseFindFast: whether the fast path takes each.
+var findFastCases = []struct {
+	frame string
+	fast  bool
+}{
+	{`{"type":"find","id":"1","service":"DatabaseService"}`, true},
+	{`{"type":"find","id":"f-7","service":"a.b_c-D","limit":3}`, true},
+	{`{"type":"find","id":"x","service":"A","timeout_ms":2500}`, true},
+	{`{"type":"find","id":"x","service":"A","limit":0,"timeout_ms":0}`, true},
+	{`{"type":"find","id":"x","service":"A","limit":999999999999999}`, true},
+	{`{"type":"find","id":"x","service":"A","limit":9999999999999999}`, false}, // 16 digits
+	{`{"type":"find","id":"x","service":"A","timeout_ms":1,"limit":1}`, false}, // order
+	{`{"type":"find","id":"x","service":"A","limit":-1}`, false},
+	{`{"type":"find","id":"x","service":"A","limit":01}`, false},
+	{`{"type":"find","id":"x","service":"A","limit":1e3}`, false},
+	{`{"type":"find","id":"x","service":"A","limit":1.5}`, false},
+	{`{"type":"find","id":"x","service":"A","limit":}`, false},
+	{`{"type":"find","id":"x","service":"A","extra":1}`, false},
+	{`{"type":"find","id":"x","service":"A"} `, false},
+	{`{"type":"find","id":"x","service":"A"}}`, false},
+	{`{"type":"find", "id":"x","service":"A"}`, false},
+	{`{"type":"find","id":"a b","service":"A"}`, false},
+	{`{"type":"find","id":"a\"b","service":"A"}`, false},
+	{`{"type":"find","id":"a\u0041","service":"A"}`, false},
+	{`{"type":"find","id":"","service":"A"}`, false},
+	{`{"type":"find","id":"x","service":"bad name"}`, false},
+	{`{"type":"find","id":"x","service":""}`, false},
+	{`{"type":"find","id":"x","service":"é"}`, false},
+	{`{"type":"find","id":"x","Service":"A"}`, false},
+	{`{"type":"find","id":"x","service":"A","id":"y"}`, false},
+	{`{"type":"cancel","id":"x"}`, false},
+	{`{"type":"find","id":"x"`, false},
+}
+
+// TestParseFindFast: the fast path takes the handshaker's find frames and
+// declines the rest, and what it takes parses as the JSON path does.
+func TestParseFindFast(t *testing.T) {
+	for _, c := range findFastCases {
+		t.Run(c.frame, func(t *testing.T) {
+			f, ok := parseFindFast([]byte(c.frame))
+			if ok != c.fast {
+				t.Fatalf("fast path took it: %v, want %v", ok, c.fast)
+			}
+			if ok {
+				checkFindFast(t, []byte(c.frame), f)
+			}
+		})
+	}
+}
+
+// FuzzParseFindFast: whatever the fast path takes, the JSON path parses
+// to the same frame.
+func FuzzParseFindFast(f *testing.F) {
+	for _, c := range findFastCases {
+		f.Add([]byte(c.frame))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if fr, ok := parseFindFast(b); ok {
+			checkFindFast(t, b, fr)
+		}
+	})
+}
+
+// checkFindFast checks the fast path's frame against the JSON path's.
+func checkFindFast(t *testing.T, b []byte, fast *FindFrame) {
+	t.Helper()
+	typ, err := frameType(b)
+	if err != nil || typ != TypeFind {
+		t.Fatalf("fast path took %q; the JSON path reads type %q, %v", b, typ, err)
+	}
+	want, err := parseFind(b)
+	if err != nil {
+		t.Fatalf("fast path took %q; the JSON path refuses it: %v", b, err)
+	}
+	if *fast != *want {
+		t.Fatalf("fast path: %+v, JSON path: %+v", *fast, *want)
+	}
+}

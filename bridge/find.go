@@ -5,19 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
-// find checks a find frame and, if it passes, starts it. Checks, in
-// order: service allowlist, duplicate id, in-flight limit, Filters, the
-// bridge-wide MaxFinds.
-func (s *session) find(ctx context.Context, f *FindFrame) {
+// find checks a find frame and, if it passes, runs it. Checks, in order:
+// service allowlist, duplicate id, in-flight limit, Filters, the
+// bridge-wide MaxFinds. The find runs on the read loop's goroutine; if it
+// outlives inlineFindGrace another goroutine takes the loop over, and
+// find returns false once the find has ended: the caller stops reading.
+func (s *session) find(ctx context.Context, f *FindFrame) bool {
 	cfg := &s.srv.cfg
 	limit, timeout := s.srv.bounds(f)
 	if s.srv.services != nil && !s.srv.services[strings.ToLower(f.Service)] {
 		s.srv.stats.refuse(ReasonService)
 		s.sendErr(ctx, f.ID, &Error{Code: CodeForbidden, Message: "service not allowed on this bridge"})
-		return
+		return true
 	}
 	s.mu.Lock()
 	dup := s.finds[f.ID] != nil || s.watches[f.ID] != nil
@@ -27,24 +30,24 @@ func (s *session) find(ctx context.Context, f *FindFrame) {
 	case dup:
 		s.srv.stats.refuse(ReasonBadFrame)
 		s.sendErr(ctx, f.ID, &Error{Code: CodeBadRequest, Message: "a find or watch with this id is in flight"})
-		return
+		return true
 	case n >= cfg.MaxInFlight:
 		s.srv.stats.refuse(ReasonInFlight)
 		s.sendErr(ctx, f.ID, &Error{Code: CodeRateLimited,
 			Message: fmt.Sprintf("%d finds in flight; wait for one to end", n)})
-		return
+		return true
 	}
 	s.req.Stage, s.req.Service, s.req.Limit, s.req.Timeout = StageFind, f.Service, limit, timeout
 	if e := s.filter(ctx); e != nil {
 		s.srv.stats.refuse(ReasonFilter)
 		s.log.Debug("bridge filter refused find", "service", f.Service, "err", e)
 		s.sendErr(ctx, f.ID, e)
-		return
+		return true
 	}
 	if !s.srv.startFind() {
 		s.srv.stats.refuse(ReasonFinds)
 		s.sendErr(ctx, f.ID, &Error{Code: CodeBusy, Message: "the bridge runs as many finds as it may; retry later"})
-		return
+		return true
 	}
 	fctx, cancel := context.WithCancel(ctx) // the Finder applies the timeout
 	st := &inflight{cancel: cancel}
@@ -52,7 +55,74 @@ func (s *session) find(ctx context.Context, f *FindFrame) {
 	s.mu.Lock()
 	s.finds[f.ID] = st
 	s.mu.Unlock()
-	s.wg.Go(func() { s.runFind(ctx, fctx, st, f, limit, timeout) })
+	h := s.handOver(ctx)
+	s.runFind(ctx, fctx, st, f, limit, timeout)
+	return h.keep(s)
+}
+
+// inlineFindGrace is how long a find runs on the read loop's goroutine
+// before a new goroutine takes the loop over: the longest the session's
+// other frames (a cancel, a ping, another find) wait behind a find. Most
+// finds end sooner (an answer in hand), and running them where their
+// frame was read saves handing each to a goroutine of its own: the wake-up
+// of that goroutine cost the bridge as much CPU as its own work (see the
+// README's bridge figures).
+const inlineFindGrace = time.Millisecond
+
+// handover hands the read loop to a new goroutine when the find running
+// on it outlives inlineFindGrace.
+type handover struct {
+	t     *time.Timer
+	state atomic.Int32 // handInline, handKept or handMoved
+}
+
+// handover states.
+const (
+	handInline = iota // the find runs; nobody reads
+	handKept          // the find ended in time: its goroutine reads on
+	handMoved         // the grace passed: another goroutine reads
+)
+
+// handOver arms the handover of the loop for one find; the session waits
+// for the goroutine it may start. The read loop keeps its handover (and
+// timer) for its next find; the goroutine that takes the loop over starts
+// afresh.
+func (s *session) handOver(ctx context.Context) *handover {
+	h := s.hand
+	if h == nil {
+		h = new(handover)
+		h.t = time.AfterFunc(time.Hour, func() {
+			defer s.wg.Done()
+			if h.state.CompareAndSwap(handInline, handMoved) {
+				s.hand = nil // the loop's, now on this goroutine
+				s.srv.stats.findsMoved.Add(1)
+				s.loop(ctx)
+			}
+		})
+		h.t.Stop()
+		s.hand = h
+	}
+	h.state.Store(handInline) // publishes the loop's state to the next reader
+	s.wg.Add(1)
+	h.t.Reset(inlineFindGrace)
+	return h
+}
+
+// keep reports, once the find has ended, whether its goroutine still owns
+// the read loop. A handover whose timer fired is not used again, even
+// when the find won: its function may still run, and must find it kept.
+func (h *handover) keep(s *session) bool {
+	stopped := h.t.Stop()
+	if stopped {
+		s.wg.Done() // the timer's function will not run for this find
+	}
+	if !h.state.CompareAndSwap(handInline, handKept) {
+		return false // another goroutine reads now
+	}
+	if !stopped {
+		s.hand = nil
+	}
+	return true
 }
 
 // bounds returns a find's limit and timeout after defaults and caps.
@@ -117,10 +187,8 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 	if fctx.Err() != nil {
 		return false
 	}
-	var err error
-	if b, ok := appendResult(make([]byte, 0, 512), id, r); ok {
-		err = s.write(ctx, b)
-	} else {
+	ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendResult(b, id, r) })
+	if !ok {
 		err = s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
 			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
 	}
@@ -134,8 +202,8 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 
 // sendDone sends a find's done frame.
 func (s *session) sendDone(ctx context.Context, id string, count int, cancelled bool) error {
-	if b, ok := appendDone(make([]byte, 0, 64), id, count, cancelled); ok {
-		return s.write(ctx, b)
+	if ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendDone(b, id, count, cancelled) }); ok {
+		return err
 	}
 	return s.send(ctx, &DoneFrame{ID: id, Count: count, Cancelled: cancelled})
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -32,6 +33,13 @@ type session struct {
 	log     *slog.Logger
 	cancel  context.CancelFunc // ends the session; set by run
 	rbuf    []byte             // read's buffer; only the reading goroutine uses it
+	ended   chan struct{}      // closed when the read loop has ended
+	hand    *handover          // the read loop's, kept for its next find (find.go)
+
+	wmu      sync.Mutex  // serialises writes (write.go)
+	wbuf     []byte      // encoding buffer, reused under wmu
+	wtimer   *time.Timer // bounds the write in progress
+	wexpired atomic.Bool // wtimer fired
 
 	mu      sync.Mutex
 	finds   map[string]*inflight
@@ -51,7 +59,7 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 	// The library's own limit sits above ours, so that session.read sees
 	// an oversized frame first and can say so before closing.
 	conn.SetReadLimit(int64(s.cfg.readLimit()) + 1)
-	return &session{
+	ss := &session{
 		srv:  s,
 		conn: conn,
 		addr: addr,
@@ -63,11 +71,17 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 		finds:   make(map[string]*inflight),
 		chans:   newChannels(&s.cfg),
 		watches: make(map[string]*inflight),
+		ended:   make(chan struct{}),
 	}
+	ss.wtimer = time.AfterFunc(time.Hour, ss.writeExpired)
+	ss.wtimer.Stop()
+	return ss
 }
 
 // run serves the session until the client leaves, a fatal refusal, or
-// the server closes it; then it stops its finds and waits for them.
+// the server closes it; then it stops its finds and waits for them. The
+// read loop starts on run's goroutine and may move to another one
+// (find.go's handover); run waits for it wherever it ended.
 func (s *session) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -78,8 +92,12 @@ func (s *session) run() {
 		return
 	}
 	s.touch()
+	// The session's end closes the connection, which ends a read or a
+	// write in progress: reads and writes need no timer of their own.
+	context.AfterFunc(ctx, func() { s.conn.CloseNow() })
 	s.wg.Go(func() { s.watchdog(ctx) })
 	s.loop(ctx)
+	<-s.ended
 }
 
 // admit runs the connection checks: subprotocol, Host, Origin, Filters.
@@ -193,12 +211,22 @@ func (s *Server) limits() Limits {
 	return l
 }
 
-// loop reads and handles frames until the connection ends.
+// loop reads and handles frames until the connection ends; then it ends
+// the session's finds, watches and channels (cancel) and closes s.ended.
+// It returns early, leaving both, when a find it ran outlived its grace
+// and another goroutine took the loop over (find.go). One goroutine at a
+// time runs it.
 func (s *session) loop(ctx context.Context) {
+	// Reads end when the session ends (run closes the connection), so
+	// they take a context that is never done: coder/websocket then arms no
+	// timer per read.
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, b, err := s.read(ctx)
+		typ, b, err := s.read(rctx)
 		if err != nil {
 			s.readFailed(ctx, err, "")
+			s.cancel()
+			close(s.ended)
 			return
 		}
 		s.touch()
@@ -222,7 +250,9 @@ func (s *session) loop(ctx context.Context) {
 			s.srv.stats.refuse(ReasonBadFrame)
 			s.sendErr(ctx, "", &Error{Code: CodeBadRequest, Message: "hello already received"})
 		case *FindFrame:
-			s.find(ctx, f)
+			if !s.find(ctx, f) {
+				return // another goroutine reads now
+			}
 		case *CancelFrame:
 			s.cancelFind(f.ID)
 		case *WatchFrame:
@@ -327,32 +357,6 @@ func (s *session) filter(ctx context.Context) *Error {
 		}
 	}
 	return nil
-}
-
-// send writes one frame within WriteTimeout; a failed write closes the
-// connection, which ends the session.
-func (s *session) send(ctx context.Context, f any) error {
-	b, err := Marshal(f)
-	if err != nil {
-		s.log.Error("bridge cannot encode frame", "err", err)
-		return err
-	}
-	return s.write(ctx, b)
-}
-
-// write sends one encoded frame within WriteTimeout.
-func (s *session) write(ctx context.Context, b []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, s.srv.cfg.WriteTimeout)
-	defer cancel()
-	return s.conn.Write(wctx, websocket.MessageText, b)
-}
-
-// sendErr sends an error frame; internal detail goes to the log only.
-func (s *session) sendErr(ctx context.Context, id string, e *Error) error {
-	if e.Code == CodeInternal {
-		s.log.Warn("bridge internal error", "id", id, "err", e)
-	}
-	return s.send(ctx, &ErrorFrame{ID: id, Code: e.Code, Message: e.Message})
 }
 
 // touch marks the session active now.

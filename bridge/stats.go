@@ -60,6 +60,7 @@ type Stats struct {
 	FindsRunning  int               // finds running now, bridge-wide
 	SessionsTotal uint64            // sessions accepted since start
 	Finds         uint64            // finds that reached the Finder
+	FindsMoved    uint64            // finds that outlived their grace on the read loop, which moved to a new goroutine
 	Results       uint64            // result frames sent, of finds and watches
 	Refusals      map[Reason]uint64 // refusals by reason
 
@@ -82,6 +83,7 @@ type counters struct {
 	findsRunning  atomic.Int64
 	sessionsTotal atomic.Uint64
 	finds         atomic.Uint64
+	findsMoved    atomic.Uint64
 	results       atomic.Uint64
 	channels      atomic.Int64
 	channelsTotal atomic.Uint64
@@ -119,6 +121,7 @@ func (c *counters) snapshot() Stats {
 		FindsRunning:  int(c.findsRunning.Load()),
 		SessionsTotal: c.sessionsTotal.Load(),
 		Finds:         c.finds.Load(),
+		FindsMoved:    c.findsMoved.Load(),
 		Results:       c.results.Load(),
 		Refusals:      ref,
 		Channels:      int(c.channels.Load()),

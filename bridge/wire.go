@@ -206,6 +206,9 @@ func (*ErrorFrame) serverFrame()   {}
 // malformed object or a field out of range is an error wrapping
 // ErrUnknownType or ErrBadFrame, whose message is safe to show the client.
 func ParseClientFrame(b []byte) (ClientFrame, error) {
+	if f, ok := parseFindFast(b); ok {
+		return f, nil
+	}
 	typ, err := frameType(b)
 	if err != nil {
 		return nil, err

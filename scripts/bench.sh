@@ -30,8 +30,17 @@
 #           against the same on an in-memory store, and lists per second of
 #           one hot service of 1,000 providers against a Go-map baseline.
 #           Not in the default set (minutes, and GiBs at a million).
-# bridge:   1,000 concurrent WebSocket clients through one bridge
-#           (bridge/bench_test.go).
+# bridge:   1,000 concurrent WebSocket clients through one bridge, one find
+#           in flight each, a fake finder answering one record at once
+#           (bridge/bench_test.go). Six rows, same run: the lean client
+#           (bridge/leanws_test.go, RFC 6455 over a net.Conn) against a bare
+#           coder/websocket echo server (the floor) and against the bridge;
+#           the same with coder/websocket's client; the lean clients in a
+#           child process against the echo and the bridge (server CPU and
+#           system calls per find measured alone). finds/s, p50/p99, CPU
+#           per find (both ends), CPU-bound finds/s (2 cores / CPU per
+#           find: what the machine allows were the cores the bench's alone)
+#           and bridge/floor. 20,000 finds a row, about a minute.
 # sync:     registries in concert (dht/sync_bench_test.go): an empty
 #           registry catching up with one holding 10,000 and 100,000 records
 #           (time, CPU, bytes read vs the records' bytes), and propagation of
@@ -176,11 +185,12 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 /^BenchmarkBridge-/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!br++) {
-		print "\n| bridge, concurrent WebSocket clients | finds per second | p50 | p99 | bare WebSocket echo (floor), same run | bridge / echo | CPU per find, bridge / echo | KiB per connection |"
-		print "| --- | --- | --- | --- | --- | --- | --- | --- |"
+		print "\n| bridge, concurrent WebSocket clients | finds per second (lean client) | p50 | p99 | floor: lean client → bare echo, same run | bridge / floor | CPU per find, bridge / floor | server alone, bridge / echo (clients in a child) | coder/websocket client: bridge / floor finds/s | KiB per connection |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	}
-	printf "| %d clients | %.0f | %.1f ms | %.1f ms | %.0f finds/s, p99 %.1f ms | %.2f× | %.1f / %.1f µs | %.1f |\n", m["clients"], m["finds/s"],
-		m["p50-ms"], m["p99-ms"], m["echo-finds/s"], m["echo-p99-ms"], m["bridge/echo"], m["cpu-us/find"], m["echo-cpu-us/find"], m["KiB/conn"]
+	printf "| %d clients | %.0f | %.1f ms | %.1f ms | %.0f finds/s | %.2f× | %.1f / %.1f µs | %.1f / %.1f µs | %.0f / %.0f | %.1f |\n", m["clients"], m["finds/s"],
+		m["p50-ms"], m["p99-ms"], m["floor-finds/s"], m["bridge/floor"], m["cpu-us/find"], m["floor-cpu-us/find"],
+		m["server-cpu-us/find"], m["floor-server-cpu-us/find"], m["coder-finds/s"], m["coder-floor-finds/s"], m["KiB/conn"]
 }
 /^BenchmarkChannel(Bridge|Hop)\/rtt/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
