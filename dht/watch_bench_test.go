@@ -14,14 +14,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
@@ -67,9 +62,8 @@ import (
 // the same cost, so the ratio to the floor is the figure that says what
 // watch adds. Latencies across the two processes are wall-clock times,
 // read from the same kernel clock. The registry's host is p2p.NewHost's
-// (TCP, Noise, yamux) with the resource manager's connection limits
-// raised for 1,000 inbound peers (go-libp2p's auto-scaled default on this
-// machine admits a few hundred); load is the machine's load average.
+// (TCP, Noise, yamux) with p2p.Config.MaxConns raised for 1,000 inbound
+// peers, as a registry's; load is the machine's load average.
 func BenchmarkWatch(b *testing.B) {
 	if reg := os.Getenv(watchChildEnv); reg != "" {
 		watchChild(b, reg)
@@ -292,31 +286,12 @@ func BenchmarkWatch(b *testing.B) {
 }
 
 // benchRegistryHost is the host p2p.NewHost builds for a test (loopback
-// TCP, Noise, yamux), with room for conns connections: go-libp2p's
-// auto-scaled resource limits (p2p's) admit a few hundred inbound ones.
+// TCP, Noise, yamux) with room for conns connections (p2p.Config.MaxConns,
+// as a registry's --max-conns).
 func benchRegistryHost(b *testing.B, conns int) host.Host {
-	lim := rcmgr.PartialLimitConfig{
-		System: rcmgr.ResourceLimits{ConnsInbound: rcmgr.LimitVal(conns), Conns: rcmgr.LimitVal(2 * conns),
-			FD: rcmgr.LimitVal(2 * conns), StreamsInbound: rcmgr.LimitVal(8 * conns), Streams: rcmgr.LimitVal(16 * conns)},
-		ProtocolDefault: rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(4 * conns), Streams: rcmgr.LimitVal(8 * conns)},
-		ServiceDefault:  rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(4 * conns), Streams: rcmgr.LimitVal(8 * conns)},
-	}.Build(rcmgr.DefaultLimits.AutoScale())
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(lim), rcmgr.WithMetricsDisabled())
-	if err != nil {
-		b.Fatal(err)
-	}
-	cm, err := connmgr.NewConnManager(2*conns, 3*conns)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Security(noise.ID, noise.New),
-		libp2p.Transport(tcp.NewTCPTransport), libp2p.ConnectionManager(cm), libp2p.ResourceManager(rm),
-		libp2p.DisableMetrics())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { h.Close() })
-	return h
+	cfg := p2ptest.Config()
+	cfg.ConnLow, cfg.ConnHigh, cfg.MaxConns = 2*conns, 3*conns, 3*conns
+	return p2ptest.NewHostFrom(b, cfg)
 }
 
 // repeatFind has n watch DatabaseService, provided by p, and returns the

@@ -45,7 +45,7 @@ type Config struct {
 	// of its memory, 252 on 24 GiB), too few for a registry (Registry
 	// preset: 4096). When set, it must be at least ConnHigh, and the
 	// host's stream limits grow with it (4 streams a connection each
-	// way, if that is above go-libp2p's).
+	// way in all, 2 for one protocol, if that is above go-libp2p's).
 	MaxConns int
 	// PrivateNetwork, when set, restricts the host to peers holding the same
 	// pre-shared key. QUIC does not support it, so only TCP listens then.
@@ -211,20 +211,29 @@ func scalingLimits(peerStreams map[string]int) rcmgr.ScalingLimitConfig {
 }
 
 // systemLimits raises the host-wide connection limits of scaled to
-// maxConns (Config.MaxConns; 0 leaves them), and its stream limits to 4
-// a connection each way where that is more than go-libp2p's.
+// maxConns (Config.MaxConns; 0 leaves them), and the stream limits that
+// grow with connections (host-wide, and each protocol's and service's
+// over all peers) to 4 and 2 a connection each way where that is more
+// than go-libp2p's: a registry's 1,000 watchers hold one watch stream
+// each.
 func systemLimits(scaled rcmgr.ConcreteLimitConfig, maxConns int) rcmgr.ConcreteLimitConfig {
 	if maxConns == 0 {
 		return scaled
 	}
-	sys := scaled.ToPartialLimitConfig().System
+	p := scaled.ToPartialLimitConfig()
 	n := rcmgr.LimitVal(maxConns)
-	sys.Conns, sys.ConnsInbound, sys.ConnsOutbound = n, n, n
-	sys.StreamsInbound = atLeast(sys.StreamsInbound, 4*n)
-	sys.StreamsOutbound = atLeast(sys.StreamsOutbound, 4*n)
-	sys.Streams = atLeast(sys.Streams, 8*n)
-	sys.FD = atLeast(sys.FD, n)
-	return rcmgr.PartialLimitConfig{System: sys}.Build(scaled)
+	p.System.Conns, p.System.ConnsInbound, p.System.ConnsOutbound = n, n, n
+	p.System.FD = atLeast(p.System.FD, n)
+	raiseStreams(&p.System, 4*n)
+	raiseStreams(&p.ProtocolDefault, 2*n)
+	raiseStreams(&p.ServiceDefault, 2*n)
+	return rcmgr.PartialLimitConfig{System: p.System, ProtocolDefault: p.ProtocolDefault, ServiceDefault: p.ServiceDefault}.Build(scaled)
+}
+
+// raiseStreams raises l's stream limits to n each way, 2n in all.
+func raiseStreams(l *rcmgr.ResourceLimits, n rcmgr.LimitVal) {
+	l.StreamsInbound, l.StreamsOutbound = atLeast(l.StreamsInbound, n), atLeast(l.StreamsOutbound, n)
+	l.Streams = atLeast(l.Streams, 2*n)
 }
 
 // atLeast is limit raised to n, unless it is unlimited already.

@@ -181,6 +181,15 @@ func TestMaxConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = h.Network().ResourceManager().ViewProtocol("/netget/test/watch/1.0.0", func(s network.ProtocolScope) error {
+		if in := s.(rcmgr.ResourceScopeLimiter).Limit().GetStreamLimit(network.DirInbound); in < 2*4096 {
+			return fmt.Errorf("a protocol's inbound stream limit %d, want at least %d", in, 2*4096)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	cfg = p2p.DefaultConfig()
 	cfg.MaxConns = cfg.ConnHigh - 1
