@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/errgroup"
 
@@ -44,7 +46,10 @@ func BenchmarkChannelBridge(b *testing.B) {
 	// A provider takes at most channel.Config.MaxChannelsPerPeer (256)
 	// channels from one opener peer, and a bridge is one peer: 1,000
 	// channels go to 20 providers, 50 each.
-	var provs []string
+	var (
+		provs     []string
+		provNodes []*netget.Node
+	)
 	for range 20 {
 		prov := startB(b, netget.Service(), reg)
 		if err := prov.Handle("Echo", target.Handler(channel.Filter{}, nil)); err != nil {
@@ -57,6 +62,7 @@ func BenchmarkChannelBridge(b *testing.B) {
 			b.Fatal(err)
 		}
 		provs = append(provs, prov.ID().String())
+		provNodes = append(provNodes, prov)
 	}
 	bcfg := netget.Client()
 	bcfg.BridgeAddr = "127.0.0.1:0"
@@ -70,15 +76,36 @@ func BenchmarkChannelBridge(b *testing.B) {
 	msg := strings.Repeat("0123456789abcdef", 4) // 64 bytes
 
 	b.Run("rtt", func(b *testing.B) {
-		direct := rtts(b, dialWS(b, echoURL, ""), "", msg, b.N)
+		ws := dialWS(b, echoURL, "")
 		s := dialWS(b, wsURL, bridge.Subprotocol)
-		openChannels(b, s, provs, 0, 1)
-		viaBridge := rtts(b, s, "c0", msg, b.N)
-		b.ReportMetric(msF(direct[len(direct)/2]), "direct-p50-ms")
-		b.ReportMetric(msF(direct[len(direct)*99/100]), "direct-p99-ms")
-		b.ReportMetric(msF(viaBridge[len(viaBridge)/2]), "bridge-p50-ms")
-		b.ReportMetric(msF(viaBridge[len(viaBridge)*99/100]), "bridge-p99-ms")
-		b.ReportMetric(float64(viaBridge[len(viaBridge)/2])/float64(direct[len(direct)/2]), "p50-ratio")
+		openChannels(b, s, provs, 0, 1) // c0, to provNodes[0]
+		st := echoStream(b, node, provNodes[0])
+		// The three kinds of round trip take turns, 100 at a time, so
+		// that the load of the machine weighs on each alike.
+		var direct, hop, path []time.Duration
+		for done := 0; done < b.N; done += 100 {
+			k := min(100, b.N-done)
+			direct = append(direct, rtts(b, ws, "", msg, k)...)
+			hop = append(hop, streamRTTs(b, st, len(msg)+2, k)...)
+			path = append(path, rtts(b, s, "c0", msg, k)...)
+		}
+		for _, d := range [][]time.Duration{direct, hop, path} {
+			slices.Sort(d)
+		}
+		p50 := func(d []time.Duration) float64 { return msF(d[len(d)/2]) }
+		p99 := func(d []time.Duration) float64 { return msF(d[len(d)*99/100]) }
+		floor := 2*p50(direct) + p50(hop)
+		b.ReportMetric(p50(direct), "direct-p50-ms")
+		b.ReportMetric(p99(direct), "direct-p99-ms")
+		b.ReportMetric(p50(path), "bridge-p50-ms")
+		b.ReportMetric(p99(path), "bridge-p99-ms")
+		b.ReportMetric(p50(path)/p50(direct), "p50-ratio")
+		b.ReportMetric(p50(hop), "libp2p-p50-ms")
+		b.ReportMetric(p99(hop), "libp2p-p99-ms")
+		b.ReportMetric(p50(hop)/p50(direct), "libp2p/ws")
+		b.ReportMetric(floor, "floor-p50-ms")
+		b.ReportMetric(floor/p50(direct), "floor/direct")
+		b.ReportMetric(p50(path)/floor, "path/floor")
 	})
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("channels=%d", n), func(b *testing.B) {
@@ -201,6 +228,46 @@ func rtts(b *testing.B, c *websocket.Conn, id, msg string, n int) []time.Duratio
 		out = append(out, time.Since(start))
 	}
 	slices.Sort(out)
+	return out
+}
+
+// benchEchoProtocol is the floor's libp2p hop: a bare stream echoing
+// what it reads, with no netget code on it.
+const benchEchoProtocol = "/netget/bench/echo/1.0.0"
+
+// echoStream opens a bare libp2p stream from a to p, on the connection
+// their channels use, that p echoes byte for byte; closed when the
+// benchmark ends.
+func echoStream(b *testing.B, a, p *netget.Node) network.Stream {
+	p.Host().SetStreamHandler(benchEchoProtocol, func(s network.Stream) {
+		defer s.Close()
+		io.Copy(s, s)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := a.Host().NewStream(ctx, p.ID(), benchEchoProtocol)
+	if err != nil {
+		b.Fatalf("floor: open the echo stream: %v", err)
+	}
+	b.Cleanup(func() { st.Reset() })
+	return st
+}
+
+// streamRTTs writes size bytes on st and reads their echo n times,
+// returning the round trips.
+func streamRTTs(b *testing.B, st network.Stream, size, n int) []time.Duration {
+	out := make([]time.Duration, 0, n)
+	buf := make([]byte, size)
+	for range n {
+		start := time.Now()
+		if _, err := st.Write(buf); err != nil {
+			b.Fatalf("floor: write: %v", err)
+		}
+		if _, err := io.ReadFull(st, buf); err != nil {
+			b.Fatalf("floor: read: %v", err)
+		}
+		out = append(out, time.Since(start))
+	}
 	return out
 }
 
