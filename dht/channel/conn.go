@@ -24,6 +24,10 @@ const closeWait = 2 * time.Second
 // readBuffer is the size of each channel's read buffer.
 const readBuffer = 4 << 10
 
+// keptFrame is the largest frame buffer a channel keeps for its next
+// Send: small messages cost no allocation, big ones hold no memory.
+const keptFrame = 1 << 10
+
 // MessageType says how a message's data is meant: text (UTF-8) or binary.
 type MessageType uint8
 
@@ -88,13 +92,17 @@ type Conn struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
+	rwatch ctxWatch // Receive's ctx as a read deadline; guarded by rlock
+
 	wmu       sync.Mutex // serialises writes
 	sentClose bool       // guarded by wmu
 	sentEnd   bool       // guarded by wmu
+	wbuf      []byte     // the last frame written, reused; guarded by wmu
+	wwatch    ctxWatch   // Send's ctx as a write deadline; guarded by wmu
 
 	mu   sync.Mutex
 	rerr error     // why the read side finished
-	rdl  time.Time // the read deadline when no Receive is cancelled: zero, or Close's bound
+	dl   time.Time // the deadline when no ctx has ended: zero, or the closing handshake's bound
 
 	last atomic.Int64 // unix nanos of the last message either way
 	idle *time.Timer  // the provider's idle timeout, nil without
@@ -119,6 +127,7 @@ func newConn(s stream, p peer.ID, br *bufio.Reader, cl Claims, maxIn, maxOut int
 		s: s, peer: p, claims: cl, maxIn: maxIn, maxOut: maxOut, fr: frameReader{r: br},
 		rlock: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
+	c.rwatch.set, c.wwatch.set = s.SetReadDeadline, s.SetWriteDeadline
 	c.touch()
 	return c
 }
@@ -179,14 +188,21 @@ func (c *Conn) writeFrame(ctx context.Context, typ byte, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.s.SetWriteDeadline(time.Unix(1, 0)) })
-	_, err := c.s.Write(appendFrame(make([]byte, 0, len(payload)+binary.MaxVarintLen64+1), typ, payload))
-	if !stop() {
-		c.s.Reset()
-		return ctx.Err()
+	// The write watch ends with the write: a local stream without
+	// deadlines (NewLocal) is closed by a past write deadline, so one must
+	// not stay armed on a ctx that ends after its Send.
+	c.wwatch.watch(ctx, c.deadline())
+	b := appendFrame(c.wbuf[:0], typ, payload)
+	if cap(b) <= keptFrame {
+		c.wbuf = b // the stream copied it (yamux) or wrote it (a local one)
 	}
+	_, err := c.s.Write(b)
+	c.wwatch.release(c.deadline())
 	if err != nil {
 		c.s.Reset()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if rerr := c.err(); rerr != nil {
 			return rerr
 		}
@@ -241,22 +257,23 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 // readCtx reads the next frame, with ctx's end as a read deadline. The
 // caller holds rlock.
 func (c *Conn) readCtx(ctx context.Context) (byte, []byte, error) {
-	if ctx.Done() == nil {
-		return c.fr.next(c.maxIn)
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		_ = c.s.SetReadDeadline(time.Unix(1, 0))
-	})
-	typ, b, err := c.fr.next(c.maxIn)
-	if !stop() {
-		<-fired
-		c.mu.Lock()
-		_ = c.s.SetReadDeadline(c.rdl) // as it was: none, or Close's bound
-		c.mu.Unlock()
-	}
-	return typ, b, err
+	c.rwatch.watch(ctx, c.deadline())
+	return c.fr.next(c.maxIn)
+}
+
+// deadline is the stream's deadline when no ctx has ended.
+func (c *Conn) deadline() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dl
+}
+
+// bound sets the closing handshake's deadline on the stream, both ways.
+func (c *Conn) bound() {
+	c.mu.Lock()
+	c.dl = time.Now().Add(closeWait)
+	_ = c.s.SetDeadline(c.dl)
+	c.mu.Unlock()
 }
 
 // handleFrame does what a frame read says: a message is returned (ok); an
@@ -318,12 +335,10 @@ func (c *Conn) Close(code int, reason string) error {
 		}
 		// Everything below is bounded by the deadline, a blocked Send or
 		// Receive too.
-		c.mu.Lock()
-		c.rdl = time.Now().Add(closeWait)
-		_ = c.s.SetDeadline(c.rdl)
-		c.mu.Unlock()
+		c.bound()
 		c.sendClose(code, reason)
 		c.rlock <- struct{}{} // a Receive under way returns ErrClosed
+		c.rwatch.release(c.deadline())
 		for !c.readDone {
 			typ, b, err := c.fr.next(c.maxIn)
 			c.handleFrame(typ, b, err)
@@ -342,6 +357,7 @@ func (c *Conn) sendClose(code int, reason string) {
 		return
 	}
 	c.sentClose = true
+	c.wwatch.release(c.deadline()) // whatever a Send's ctx did, the close gets its bound
 	if _, err := c.s.Write(appendFrame(nil, frameClose, closePayload(code, reason))); err != nil {
 		c.s.Reset()
 		return
@@ -358,10 +374,8 @@ func (c *Conn) readFailed(err error) {
 	case errors.As(err, &fe):
 		ce := &CloseError{Code: fe.code, Reason: fe.err.Error()}
 		c.setErr(ce)
-		c.mu.Lock()
-		c.rdl = time.Now().Add(closeWait)
-		_ = c.s.SetDeadline(c.rdl)
-		c.mu.Unlock()
+		c.bound()
+		c.rwatch.release(c.deadline())
 		c.sendClose(fe.code, truncate(fe.err.Error(), MaxCloseReason))
 		_, _ = io.Copy(io.Discard, c.fr.r) // until the other side's close or the deadline
 		c.s.Reset()
