@@ -88,20 +88,12 @@ func BenchmarkChannelBridge(b *testing.B) {
 		st := echoStream(b, node, provNodes[0])
 		// The three kinds of round trip take turns, 100 at a time, so
 		// that the load of the machine weighs on each alike.
-		// Allocations are counted around each kind too (the whole
-		// process: page, bridge, provider and target alike).
 		var direct, hop, path []time.Duration
-		var allocs [3]uint64 // direct, hop, path
 		for done := 0; done < b.N; done += 100 {
 			k := min(100, b.N-done)
-			m0 := mallocs()
 			direct = append(direct, rtts(b, ws, "", msg, k)...)
-			m1 := mallocs()
 			hop = append(hop, streamRTTs(b, st, len(msg)+2, k)...)
-			m2 := mallocs()
 			path = append(path, rtts(b, s, "c0", msg, k)...)
-			m3 := mallocs()
-			allocs[0], allocs[1], allocs[2] = allocs[0]+m1-m0, allocs[1]+m2-m1, allocs[2]+m3-m2
 		}
 		// The floor is the three hops with no netget code: a WebSocket
 		// round trip (page ↔ bridge), a bare libp2p stream round trip on
@@ -136,9 +128,6 @@ func BenchmarkChannelBridge(b *testing.B) {
 		b.ReportMetric(p50(composed), "composed-p50-ms")
 		b.ReportMetric(p50(composed)/p50(direct), "composed/direct")
 		b.ReportMetric(p50(path)/p50(composed), "path/composed")
-		perRT := func(n uint64) float64 { return float64(n) / float64(b.N) }
-		b.ReportMetric(perRT(allocs[2]), "path-allocs/rt")
-		b.ReportMetric(2*perRT(allocs[0])+perRT(allocs[1]), "floor-allocs/rt")
 		b.ReportMetric(loadAverage(), "load")
 	})
 	for _, n := range []int{1, 100, 1000} {
@@ -402,13 +391,6 @@ func heapAndStacks() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse + m.StackInuse
-}
-
-// mallocs returns how many heap objects the process has allocated.
-func mallocs() uint64 {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.Mallocs
 }
 
 // loadAverage returns the machine's one-minute load average, 0 where
