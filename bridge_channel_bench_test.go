@@ -37,7 +37,8 @@ import (
 // 1, 100 and 1,000 channels open at once (100 per page session, spread
 // over 20 providers, each channel a ping-pong loop with one message
 // outstanding, so one channel's figure is 2 / its round trip) and the
-// ratio to as many direct WebSockets; and heap+stack per open channel,
+// ratio to as many direct WebSockets, the two taking turns in four rounds
+// (before: all direct, then all through); and heap+stack per open channel,
 // the bridge node's and the provider node's sides together (both live in
 // this process; the target's connections are counted too).
 //
@@ -132,20 +133,27 @@ func BenchmarkChannelBridge(b *testing.B) {
 	})
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("channels=%d", n), func(b *testing.B) {
-			perChan := max(b.N/n, 10)
-			var loops []pingLoop
+			// Direct and through take turns, four rounds each, so that
+			// the load of the machine weighs on both alike.
+			const rounds = 4
+			perRound := max(b.N/n/rounds, 3)
+			var directLoops, bridgeLoops []pingLoop
 			for range n {
-				loops = append(loops, pingLoop{conn: dialWS(b, echoURL, "")})
+				directLoops = append(directLoops, pingLoop{conn: dialWS(b, echoURL, "")})
 			}
-			direct := runLoops(b, loops, perChan, msg)
-			loops = loops[:0]
 			for i := 0; i < n; i += 100 {
 				s := dialWS(b, wsURL, bridge.Subprotocol)
 				for _, id := range openChannels(b, s, provs, i, min(100, n-i)) {
-					loops = append(loops, pingLoop{conn: s, id: id})
+					bridgeLoops = append(bridgeLoops, pingLoop{conn: s, id: id})
 				}
 			}
-			viaBridge := runLoops(b, loops, perChan, msg)
+			var directTime, bridgeTime time.Duration
+			for range rounds {
+				directTime += runLoops(b, directLoops, perRound, msg)
+				bridgeTime += runLoops(b, bridgeLoops, perRound, msg)
+			}
+			msgs := float64(2 * n * perRound * rounds) // two per round trip
+			direct, viaBridge := msgs/directTime.Seconds(), msgs/bridgeTime.Seconds()
 			b.ReportMetric(direct, "direct-msgs/s")
 			b.ReportMetric(viaBridge, "bridge-msgs/s")
 			b.ReportMetric(viaBridge/direct, "bridge/direct")
@@ -169,9 +177,9 @@ type pingLoop struct {
 }
 
 // runLoops runs every loop at once, perChan round trips each, and returns
-// messages/s (two per round trip). Each connection's frames are read by
-// one goroutine and handed to the loop waiting on that channel id.
-func runLoops(b *testing.B, loops []pingLoop, perChan int, msg string) float64 {
+// how long they took. Each connection's frames are read by one goroutine
+// and handed to the loop waiting on that channel id.
+func runLoops(b *testing.B, loops []pingLoop, perChan int, msg string) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	waiters := map[*websocket.Conn]map[string]chan struct{}{}
@@ -227,7 +235,7 @@ func runLoops(b *testing.B, loops []pingLoop, perChan int, msg string) float64 {
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
 	}
-	return float64(2*len(loops)*perChan) / time.Since(start).Seconds()
+	return time.Since(start)
 }
 
 // rtts sends msg and reads its echo n times (on channel id through the
