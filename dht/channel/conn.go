@@ -242,6 +242,7 @@ func (c *Conn) Receive(ctx context.Context) (Message, error) {
 			c.eofSeen = true
 			return Message{}, io.EOF
 		case c.readDone:
+			c.rwatch.release(c.deadline()) // nothing to read: let go of ctx
 			return Message{}, c.err()
 		}
 		typ, b, err := c.readCtx(ctx)
