@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/errgroup"
 
@@ -26,10 +29,16 @@ import (
 // node → libp2p → a provider node → a fresh WebSocket to an echo target,
 // against the same client talking to the echo target directly. Reports
 // round trip p50/p99 for both and the ratio (64-byte text messages, one
-// at a time); aggregate messages/s with 1, 100 and 1,000 channels open at
-// once (100 per page session, spread over 20 providers, each channel a
-// ping-pong loop) and the
-// ratio to as many direct WebSockets; and heap+stack per open channel,
+// at a time), and the floor measured in the same run on the same hosts:
+// the three hops with no netget code (a WebSocket echo round trip, a bare
+// libp2p stream echo round trip between the bridge's host and the
+// provider's, another WebSocket round trip), the path over the floor, and
+// one libp2p hop over one WebSocket hop. Then aggregate messages/s with
+// 1, 100 and 1,000 channels open at once (100 per page session, spread
+// over 20 providers, each channel a ping-pong loop with one message
+// outstanding, so one channel's figure is 2 / its round trip) and the
+// ratio to as many direct WebSockets, the two taking turns in four rounds
+// (before: all direct, then all through); and heap+stack per open channel,
 // the bridge node's and the provider node's sides together (both live in
 // this process; the target's connections are counted too).
 //
@@ -44,7 +53,10 @@ func BenchmarkChannelBridge(b *testing.B) {
 	// A provider takes at most channel.Config.MaxChannelsPerPeer (256)
 	// channels from one opener peer, and a bridge is one peer: 1,000
 	// channels go to 20 providers, 50 each.
-	var provs []string
+	var (
+		provs     []string
+		provNodes []*netget.Node
+	)
 	for range 20 {
 		prov := startB(b, netget.Service(), reg)
 		if err := prov.Handle("Echo", target.Handler(channel.Filter{}, nil)); err != nil {
@@ -57,6 +69,7 @@ func BenchmarkChannelBridge(b *testing.B) {
 			b.Fatal(err)
 		}
 		provs = append(provs, prov.ID().String())
+		provNodes = append(provNodes, prov)
 	}
 	bcfg := netget.Client()
 	bcfg.BridgeAddr = "127.0.0.1:0"
@@ -70,32 +83,77 @@ func BenchmarkChannelBridge(b *testing.B) {
 	msg := strings.Repeat("0123456789abcdef", 4) // 64 bytes
 
 	b.Run("rtt", func(b *testing.B) {
-		direct := rtts(b, dialWS(b, echoURL, ""), "", msg, b.N)
+		ws := dialWS(b, echoURL, "")
 		s := dialWS(b, wsURL, bridge.Subprotocol)
-		openChannels(b, s, provs, 0, 1)
-		viaBridge := rtts(b, s, "c0", msg, b.N)
-		b.ReportMetric(msF(direct[len(direct)/2]), "direct-p50-ms")
-		b.ReportMetric(msF(direct[len(direct)*99/100]), "direct-p99-ms")
-		b.ReportMetric(msF(viaBridge[len(viaBridge)/2]), "bridge-p50-ms")
-		b.ReportMetric(msF(viaBridge[len(viaBridge)*99/100]), "bridge-p99-ms")
-		b.ReportMetric(float64(viaBridge[len(viaBridge)/2])/float64(direct[len(direct)/2]), "p50-ratio")
+		openChannels(b, s, provs, 0, 1) // c0, to provNodes[0]
+		st := echoStream(b, node, provNodes[0])
+		// The three kinds of round trip take turns, 100 at a time, so
+		// that the load of the machine weighs on each alike.
+		var direct, hop, path []time.Duration
+		for done := 0; done < b.N; done += 100 {
+			k := min(100, b.N-done)
+			direct = append(direct, rtts(b, ws, "", msg, k)...)
+			hop = append(hop, streamRTTs(b, st, len(msg)+2, k)...)
+			path = append(path, rtts(b, s, "c0", msg, k)...)
+		}
+		// The floor is the three hops with no netget code: a WebSocket
+		// round trip (page ↔ bridge), a bare libp2p stream round trip on
+		// the bridge's connection to the provider, a WebSocket round trip
+		// (provider ↔ target). Two figures: the sum of their p50s, and
+		// the p50 of the sums of samples taken in the same turn (a
+		// WebSocket sample, a stream sample, another WebSocket sample),
+		// which is what three hops in a row cost when each may wait for
+		// the CPU: on a loaded machine the median of a sum is above the
+		// sum of the medians.
+		composed := make([]time.Duration, len(path))
+		for i := range composed {
+			composed[i] = direct[i] + hop[i] + direct[(i+len(direct)/2)%len(direct)]
+		}
+		for _, d := range [][]time.Duration{direct, hop, path, composed} {
+			slices.Sort(d)
+		}
+		p50 := func(d []time.Duration) float64 { return msF(d[len(d)/2]) }
+		p99 := func(d []time.Duration) float64 { return msF(d[len(d)*99/100]) }
+		floor := 2*p50(direct) + p50(hop)
+		b.ReportMetric(p50(direct), "direct-p50-ms")
+		b.ReportMetric(p99(direct), "direct-p99-ms")
+		b.ReportMetric(p50(path), "bridge-p50-ms")
+		b.ReportMetric(p99(path), "bridge-p99-ms")
+		b.ReportMetric(p50(path)/p50(direct), "p50-ratio")
+		b.ReportMetric(p50(hop), "libp2p-p50-ms")
+		b.ReportMetric(p99(hop), "libp2p-p99-ms")
+		b.ReportMetric(p50(hop)/p50(direct), "libp2p/ws")
+		b.ReportMetric(floor, "floor-p50-ms")
+		b.ReportMetric(floor/p50(direct), "floor/direct")
+		b.ReportMetric(p50(path)/floor, "path/floor")
+		b.ReportMetric(p50(composed), "composed-p50-ms")
+		b.ReportMetric(p50(composed)/p50(direct), "composed/direct")
+		b.ReportMetric(p50(path)/p50(composed), "path/composed")
+		b.ReportMetric(loadAverage(), "load")
 	})
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("channels=%d", n), func(b *testing.B) {
-			perChan := max(b.N/n, 10)
-			var loops []pingLoop
+			// Direct and through take turns, four rounds each, so that
+			// the load of the machine weighs on both alike.
+			const rounds = 4
+			perRound := max(b.N/n/rounds, 3)
+			var directLoops, bridgeLoops []pingLoop
 			for range n {
-				loops = append(loops, pingLoop{conn: dialWS(b, echoURL, "")})
+				directLoops = append(directLoops, pingLoop{conn: dialWS(b, echoURL, "")})
 			}
-			direct := runLoops(b, loops, perChan, msg)
-			loops = loops[:0]
 			for i := 0; i < n; i += 100 {
 				s := dialWS(b, wsURL, bridge.Subprotocol)
 				for _, id := range openChannels(b, s, provs, i, min(100, n-i)) {
-					loops = append(loops, pingLoop{conn: s, id: id})
+					bridgeLoops = append(bridgeLoops, pingLoop{conn: s, id: id})
 				}
 			}
-			viaBridge := runLoops(b, loops, perChan, msg)
+			var directTime, bridgeTime time.Duration
+			for range rounds {
+				directTime += runLoops(b, directLoops, perRound, msg)
+				bridgeTime += runLoops(b, bridgeLoops, perRound, msg)
+			}
+			msgs := float64(2 * n * perRound * rounds) // two per round trip
+			direct, viaBridge := msgs/directTime.Seconds(), msgs/bridgeTime.Seconds()
 			b.ReportMetric(direct, "direct-msgs/s")
 			b.ReportMetric(viaBridge, "bridge-msgs/s")
 			b.ReportMetric(viaBridge/direct, "bridge/direct")
@@ -119,9 +177,9 @@ type pingLoop struct {
 }
 
 // runLoops runs every loop at once, perChan round trips each, and returns
-// messages/s (two per round trip). Each connection's frames are read by
-// one goroutine and handed to the loop waiting on that channel id.
-func runLoops(b *testing.B, loops []pingLoop, perChan int, msg string) float64 {
+// how long they took. Each connection's frames are read by one goroutine
+// and handed to the loop waiting on that channel id.
+func runLoops(b *testing.B, loops []pingLoop, perChan int, msg string) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	waiters := map[*websocket.Conn]map[string]chan struct{}{}
@@ -177,11 +235,11 @@ func runLoops(b *testing.B, loops []pingLoop, perChan int, msg string) float64 {
 	if err := g.Wait(); err != nil {
 		b.Fatal(err)
 	}
-	return float64(2*len(loops)*perChan) / time.Since(start).Seconds()
+	return time.Since(start)
 }
 
 // rtts sends msg and reads its echo n times (on channel id through the
-// bridge, or directly when id is ""), returning the sorted round trips.
+// bridge, or directly when id is ""), returning the round trips in order.
 func rtts(b *testing.B, c *websocket.Conn, id, msg string, n int) []time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -200,7 +258,46 @@ func rtts(b *testing.B, c *websocket.Conn, id, msg string, n int) []time.Duratio
 		}
 		out = append(out, time.Since(start))
 	}
-	slices.Sort(out)
+	return out
+}
+
+// benchEchoProtocol is the floor's libp2p hop: a bare stream echoing
+// what it reads, with no netget code on it.
+const benchEchoProtocol = "/netget/bench/echo/1.0.0"
+
+// echoStream opens a bare libp2p stream from a to p, on the connection
+// their channels use, that p echoes byte for byte; closed when the
+// benchmark ends.
+func echoStream(b *testing.B, a, p *netget.Node) network.Stream {
+	p.Host().SetStreamHandler(benchEchoProtocol, func(s network.Stream) {
+		defer s.Close()
+		io.Copy(s, s)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := a.Host().NewStream(ctx, p.ID(), benchEchoProtocol)
+	if err != nil {
+		b.Fatalf("floor: open the echo stream: %v", err)
+	}
+	b.Cleanup(func() { st.Reset() })
+	return st
+}
+
+// streamRTTs writes size bytes on st and reads their echo n times,
+// returning the round trips.
+func streamRTTs(b *testing.B, st network.Stream, size, n int) []time.Duration {
+	out := make([]time.Duration, 0, n)
+	buf := make([]byte, size)
+	for range n {
+		start := time.Now()
+		if _, err := st.Write(buf); err != nil {
+			b.Fatalf("floor: write: %v", err)
+		}
+		if _, err := io.ReadFull(st, buf); err != nil {
+			b.Fatalf("floor: read: %v", err)
+		}
+		out = append(out, time.Since(start))
+	}
 	return out
 }
 
@@ -302,6 +399,18 @@ func heapAndStacks() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse + m.StackInuse
+}
+
+// loadAverage returns the machine's one-minute load average, 0 where
+// /proc/loadavg is missing: the figures are printed with it.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
 }
 
 func msF(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

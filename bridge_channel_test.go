@@ -210,3 +210,79 @@ func (w *wsClient) read() (websocket.MessageType, []byte) {
 	}
 	return typ, b
 }
+
+// TestBridgeChannelSlowProvider: a provider that stops reading one
+// channel stalls only that channel: while the page's messages to it wait
+// on the libp2p stream's window (more than a yamux window's worth were
+// sent), another channel of the same session still echoes and a find on it
+// still answers; then the stuck channel ends with 1011 after WriteTimeout.
+func TestBridgeChannelSlowProvider(t *testing.T) {
+	reg := registry(t)
+	prov := start(t, netget.Service(), reg)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the nodes close
+	stuck := channel.Accept(func(ctx context.Context, c *channel.Conn) {
+		select { // reads nothing, ever
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	if err := prov.Handle("Stuck", stuck); err != nil {
+		t.Fatal(err)
+	}
+	if err := prov.Handle("Echo", channel.Accept(echo(make(chan error, 1)))); err != nil {
+		t.Fatal(err)
+	}
+	provide(t, prov, "Stuck", nil)
+	provide(t, prov, "Echo", nil)
+
+	bcfg := netget.Client()
+	bcfg.BridgeAddr = "127.0.0.1:0"
+	bcfg.Bridge = bridge.DefaultConfig("", "")
+	bcfg.Bridge.PingInterval = 0
+	bcfg.Bridge.ChannelBytesPerSecond = 1 << 30 // the byte budget is not what is tested
+	bcfg.Bridge.WriteTimeout = 2 * time.Second
+	node := start(t, bcfg, reg)
+	ws := dialBridge(t, node.BridgeURL(), "http://localhost:3000")
+	ws.send(`{"type":"open","id":"s1","service":"Stuck"}`)
+	if o := ws.next(); o["type"] != "opened" {
+		t.Fatalf("got %v, want opened s1", o)
+	}
+	ws.send(`{"type":"open","id":"e1","service":"Echo"}`)
+	if o := ws.next(); o["type"] != "opened" {
+		t.Fatalf("got %v, want opened e1", o)
+	}
+	if m := ws.next(); m["id"] != "e1" || !strings.HasPrefix(m["data"].(string), "hello ") {
+		t.Fatalf("got %v, want e1's greeting", m)
+	}
+	// 8 × 60 KiB: twice the 256 KiB a yamux stream takes before its
+	// reader reads, within what the session queues for one channel.
+	for range 8 {
+		ws.sendBinary("s1", make([]byte, 60<<10))
+	}
+	ws.send(`{"type":"send","id":"e1","data":"still here"}`)
+	ws.send(`{"type":"find","id":"f1","service":"Echo"}`)
+	echoed, found := false, false
+	for !echoed || !found {
+		f := ws.next()
+		switch {
+		case f["id"] == "e1" && f["type"] == "message":
+			if f["data"] != "still here" {
+				t.Fatalf("got %v, want e1's echo", f)
+			}
+			echoed = true
+		case f["id"] == "f1" && f["type"] == "done":
+			found = true
+		case f["id"] == "f1" && f["type"] == "result":
+		default:
+			t.Fatalf("got %v while s1 is stuck, want e1's echo and f1's results", f)
+		}
+	}
+	if c := ws.next(); c["type"] != "close" || c["id"] != "s1" || c["code"] != float64(channel.CloseInternal) {
+		t.Fatalf("got %v, want close s1 %d (the provider does not read)", c, channel.CloseInternal)
+	}
+	ws.send(`{"type":"send","id":"e1","data":"after"}`)
+	if m := ws.next(); m["id"] != "e1" || m["data"] != "after" {
+		t.Fatalf("got %v, want e1's echo", m)
+	}
+}

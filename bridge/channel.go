@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -278,6 +279,13 @@ func (s *session) deliver(ctx context.Context, id string, m Message) error {
 // channel, 1011); once the page closed the channel (queue closed), it
 // closes the provider's side with the page's code.
 func (s *session) pumpOut(c *bchan, ch Channel) {
+	// One ctx for every Send, cancelled by a timer that each Send arms:
+	// no ctx and timer made per message, and a Send's ctx that stays the
+	// same is what lets the channel keep one deadline watch.
+	sctx, cancel := context.WithCancel(c.ctx)
+	defer func() { cancel() }()
+	late := time.AfterFunc(time.Hour, cancel)
+	late.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -288,26 +296,41 @@ func (s *session) pumpOut(c *bchan, ch Channel) {
 				ch.Close(end.Code, end.Reason) // Receive returns; pumpIn ends
 				return
 			}
-			sctx, cancel := context.WithTimeout(c.ctx, s.srv.cfg.WriteTimeout)
+			late.Reset(s.srv.cfg.WriteTimeout)
 			err := ch.Send(sctx, m)
-			cancel()
-			switch {
-			case errors.Is(err, ErrMessageTooLarge):
-				s.srv.stats.refuse(ReasonMessageSize)
-				s.sendErr(c.ctx, c.id, &Error{Code: CodeTooLarge,
-					Message: fmt.Sprintf("message of %d bytes, over the provider's limit", len(m.Data))})
-				c.ending(CloseTooLarge, "message too large")
-			case err != nil && c.ctx.Err() == nil:
-				s.log.Debug("bridge channel send failed", "id", c.id, "err", err)
-				c.ending(CloseInternal, "the provider does not read")
+			if !late.Stop() && err == nil {
+				// WriteTimeout passed just as the Send returned: it made it,
+				// and the next Send gets a ctx of its own.
+				sctx, cancel = context.WithCancel(c.ctx)
+				late = time.AfterFunc(time.Hour, cancel)
+				late.Stop()
 			}
-			if err != nil {
+			if s.sent(c, m, err) != nil {
 				c.cancel()
 				return
 			}
-			s.srv.stats.messagesIn.Add(1)
 		}
 	}
+}
+
+// sent accounts for one Send of pumpOut: a message over the provider's
+// limit ends the channel with too_large, a provider that did not read it
+// within WriteTimeout with 1011.
+func (s *session) sent(c *bchan, m Message, err error) error {
+	switch {
+	case err == nil:
+		s.srv.stats.messagesIn.Add(1)
+		return nil
+	case errors.Is(err, ErrMessageTooLarge):
+		s.srv.stats.refuse(ReasonMessageSize)
+		s.sendErr(c.ctx, c.id, &Error{Code: CodeTooLarge,
+			Message: fmt.Sprintf("message of %d bytes, over the provider's limit", len(m.Data))})
+		c.ending(CloseTooLarge, "message too large")
+	case c.ctx.Err() == nil:
+		s.log.Debug("bridge channel send failed", "id", c.id, "err", err)
+		c.ending(CloseInternal, "the provider does not read")
+	}
+	return err
 }
 
 // forget removes c from the session's channels.

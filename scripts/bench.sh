@@ -66,7 +66,13 @@
 #           per open channel (dht/channel/bench_test.go).
 #           Then a page's channel through the bridge: WS client -> bridge ->
 #           libp2p -> provider -> WS echo target, against direct
-#           (BenchmarkChannelBridge); the bridge's own hop with an in-process
+#           (BenchmarkChannelBridge), with its floor measured in the same
+#           run on the same hosts: the three hops with no netget code (WS
+#           echo + bare libp2p stream echo bridge host -> provider host +
+#           WS echo), as the sum of their p50s and as the p50 of per-turn
+#           sums (composed); the round trips take turns, 100 at a time. The
+#           channels=1 figure is one message in flight, so 2 / round trip:
+#           latency, not throughput. The bridge's own hop with an in-process
 #           provider (BenchmarkChannelHop); binary frames against base64 in JSON
 #           (BenchmarkBinaryVsBase64).
 # bridge-watch: 1,000 pages watching one service through one bridge: change
@@ -194,9 +200,17 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 }
 /^BenchmarkChannel(Bridge|Hop)\/rtt/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
-	if (!rtt++) { print "\n| channel round trip (64 B) | direct p50 / p99 | through p50 / p99 | p50 ratio |"; print "| --- | --- | --- | --- |" }
-	printf "| %s | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× |\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path"),
-		m["direct-p50-ms"], m["direct-p99-ms"], m["bridge-p50-ms"], m["bridge-p99-ms"], m["p50-ratio"]
+	if (!rtt++) {
+		print "\n| channel round trip (64 B) | direct p50 / p99 | through p50 / p99 | p50 ratio | libp2p stream hop p50 (vs WS hop) | floor p50: WS + libp2p + WS (/ direct) | through / floor | composed floor p50 (/ direct) | through / composed floor | load |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	}
+	if ("floor-p50-ms" in m)
+		fl = sprintf("%.3f ms (%.2f×) | %.3f ms (%.2f×) | %.2f× | %.3f ms (%.2f×) | %.2f×", m["libp2p-p50-ms"], m["libp2p/ws"],
+			m["floor-p50-ms"], m["floor/direct"], m["path/floor"], m["composed-p50-ms"], m["composed/direct"], m["path/composed"])
+	else
+		fl = "– | – | – | – | –"
+	printf "| %s | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× | %s | %s |\n", ($1 ~ /Hop/ ? "bridge hop alone" : "whole path"),
+		m["direct-p50-ms"], m["direct-p99-ms"], m["bridge-p50-ms"], m["bridge-p99-ms"], m["p50-ratio"], fl, ("load" in m) ? sprintf("%.1f", m["load"]) : "–"
 }
 /^BenchmarkChannel(Bridge|Hop)\/channels=/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,10 @@ const closeWait = 2 * time.Second
 
 // readBuffer is the size of each channel's read buffer.
 const readBuffer = 4 << 10
+
+// keptFrame is the largest frame buffer a channel keeps for its next
+// Send: small messages cost no allocation, big ones hold no memory.
+const keptFrame = 1 << 10
 
 // MessageType says how a message's data is meant: text (UTF-8) or binary.
 type MessageType uint8
@@ -67,33 +72,40 @@ type Claims struct {
 // Conn is one open channel: ordered, reliable messages both ways over a
 // libp2p stream, with flow control end to end (Send blocks while the other
 // side does not read). Send and Receive may be called concurrently with
-// each other and with Close; one goroutine of the Conn reads the stream
-// and hands Receive one message at a time, so at most one message per
-// channel waits in memory.
+// each other and with Close. Receive reads the stream itself, one frame
+// at a time (no goroutine reads ahead), so at most one message per channel
+// waits in memory, and none is read before the channel's user asks.
 type Conn struct {
 	s      stream
 	peer   peer.ID
 	claims Claims
 	maxIn  int // the largest message this side takes
 	maxOut int // the largest message the other side takes
-	br     *bufio.Reader
 
-	in     chan Message  // from readLoop, unbuffered
-	done   chan struct{} // closed when readLoop has returned
-	closed chan struct{} // closed by Close
-	ended  chan struct{} // closed when the other side sent its end frame
+	// rlock is held by whoever reads the stream (Receive, Close's drain);
+	// a channel so that a Receive waiting for it can give up with its ctx.
+	rlock     chan struct{}
+	fr        frameReader // guarded by rlock
+	ended     bool        // the other side sent its end frame; guarded by rlock
+	eofSeen   bool        // Receive returned io.EOF once; guarded by rlock
+	readDone  bool        // the read side is finished (rerr set); guarded by rlock
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	rwatch ctxWatch // Receive's ctx as a read deadline; guarded by rlock
 
 	wmu       sync.Mutex // serialises writes
 	sentClose bool       // guarded by wmu
 	sentEnd   bool       // guarded by wmu
+	wbuf      []byte     // the last frame written, reused; guarded by wmu
+	wwatch    ctxWatch   // Send's ctx as a write deadline; guarded by wmu
 
 	mu   sync.Mutex
-	rerr error // why readLoop returned
+	rerr error     // why the read side finished
+	dl   time.Time // the deadline when no ctx has ended: zero, or the closing handshake's bound
 
-	closeOnce sync.Once
-	eofSeen   atomic.Bool  // Receive returned io.EOF once
-	last      atomic.Int64 // unix nanos of the last message either way
-	idle      *time.Timer  // the provider's idle timeout, nil without
+	last atomic.Int64 // unix nanos of the last message either way
+	idle *time.Timer  // the provider's idle timeout, nil without
 }
 
 // stream is what a Conn runs over: a libp2p stream, or a local
@@ -103,6 +115,7 @@ type stream interface {
 	CloseWrite() error
 	Reset() error
 	SetDeadline(time.Time) error
+	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
 }
 
@@ -111,11 +124,11 @@ var _ stream = network.Stream(nil)
 // newConn starts a channel over s, with peer p, after a successful open.
 func newConn(s stream, p peer.ID, br *bufio.Reader, cl Claims, maxIn, maxOut int) *Conn {
 	c := &Conn{
-		s: s, peer: p, claims: cl, maxIn: maxIn, maxOut: maxOut, br: br,
-		in: make(chan Message), done: make(chan struct{}), closed: make(chan struct{}), ended: make(chan struct{}),
+		s: s, peer: p, claims: cl, maxIn: maxIn, maxOut: maxOut, fr: frameReader{r: br},
+		rlock: make(chan struct{}, 1), closed: make(chan struct{}),
 	}
+	c.rwatch.set, c.wwatch.set = s.SetReadDeadline, s.SetWriteDeadline
 	c.touch()
-	go c.readLoop()
 	return c
 }
 
@@ -175,14 +188,21 @@ func (c *Conn) writeFrame(ctx context.Context, typ byte, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.s.SetWriteDeadline(time.Unix(1, 0)) })
-	_, err := c.s.Write(appendFrame(make([]byte, 0, len(payload)+binary.MaxVarintLen64+1), typ, payload))
-	if !stop() {
-		c.s.Reset()
-		return ctx.Err()
+	// The write watch ends with the write: a local stream without
+	// deadlines (NewLocal) is closed by a past write deadline, so one must
+	// not stay armed on a ctx that ends after its Send.
+	c.wwatch.watch(ctx, c.deadline())
+	b := appendFrame(c.wbuf[:0], typ, payload)
+	if cap(b) <= keptFrame {
+		c.wbuf = b // the stream copied it (yamux) or wrote it (a local one)
 	}
+	_, err := c.s.Write(b)
+	c.wwatch.release(c.deadline())
 	if err != nil {
 		c.s.Reset()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if rerr := c.err(); rerr != nil {
 			return rerr
 		}
@@ -199,47 +219,101 @@ func (c *Conn) writeFrame(ctx context.Context, typ byte, payload []byte) error {
 // (errors.As) with the code and reason of the close frame, or ErrClosed
 // when this side closed it; when the stream died without a close frame
 // (the other node was killed), an error wrapping ErrBroken. If ctx ends
-// first, Receive returns ctx's error and the channel stays open.
+// first, Receive returns ctx's error and the channel stays open (a frame
+// half read is kept for the next Receive).
+//
+// Receive reads the stream in the caller's goroutine: the other side's
+// close frame is seen, and answered, by a Receive (or by Close).
 func (c *Conn) Receive(ctx context.Context) (Message, error) {
-	select {
-	case <-c.closed: // this side closed: that wins over whatever the peer said
+	if c.isClosed() { // this side closed: that wins over whatever the peer said
 		return Message{}, ErrClosed
-	default:
 	}
 	select {
-	case m := <-c.in:
-		return m, nil
-	default:
-	}
-	ended := c.ended
-	if c.eofSeen.Load() {
-		ended = nil // reported: the close, when it comes, wins
-	} else if c.isEnded() {
-		c.eofSeen.Store(true)
-		return Message{}, io.EOF
-	}
-	select {
-	case m := <-c.in:
-		return m, nil
-	case <-c.done:
-		if !c.eofSeen.Load() && c.isEnded() {
-			c.eofSeen.Store(true)
-			return Message{}, io.EOF
-		}
-		return Message{}, c.err()
-	case <-c.closed:
-		return Message{}, ErrClosed
-	case <-ended:
-		c.eofSeen.Store(true)
-		return Message{}, io.EOF
+	case c.rlock <- struct{}{}:
 	case <-ctx.Done():
 		return Message{}, ctx.Err()
 	}
+	defer func() { <-c.rlock }()
+	for {
+		switch {
+		case c.isClosed():
+			return Message{}, ErrClosed
+		case c.ended && !c.eofSeen:
+			c.eofSeen = true
+			return Message{}, io.EOF
+		case c.readDone:
+			c.rwatch.release(c.deadline()) // nothing to read: let go of ctx
+			return Message{}, c.err()
+		}
+		typ, b, err := c.readCtx(ctx)
+		if err != nil && ctx.Err() != nil && isTimeout(err) {
+			return Message{}, ctx.Err()
+		}
+		if m, ok := c.handleFrame(typ, b, err); ok && !c.isClosed() {
+			return m, nil
+		}
+	}
 }
 
-func (c *Conn) isEnded() bool {
+// readCtx reads the next frame, with ctx's end as a read deadline. The
+// caller holds rlock.
+func (c *Conn) readCtx(ctx context.Context) (byte, []byte, error) {
+	c.rwatch.watch(ctx, c.deadline())
+	return c.fr.next(c.maxIn)
+}
+
+// deadline is the stream's deadline when no ctx has ended.
+func (c *Conn) deadline() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dl
+}
+
+// bound sets the closing handshake's deadline on the stream, both ways.
+func (c *Conn) bound() {
+	c.mu.Lock()
+	c.dl = time.Now().Add(closeWait)
+	_ = c.s.SetDeadline(c.dl)
+	c.mu.Unlock()
+}
+
+// handleFrame does what a frame read says: a message is returned (ok); an
+// end frame is noted; a close frame, or a frame that breaks the rules, or
+// a failed read finishes the read side. The caller holds rlock.
+func (c *Conn) handleFrame(typ byte, b []byte, err error) (Message, bool) {
+	if err == nil && c.ended && typ != frameClose {
+		err = &frameError{CloseProtocolError, fmt.Errorf("%w: a frame after the end frame", ErrBadMessage)}
+	}
+	if err != nil {
+		c.readFailed(err)
+		c.readDone = true
+		return Message{}, false
+	}
+	c.touch()
+	switch typ {
+	case frameClose:
+		ce := &CloseError{Code: int(binary.BigEndian.Uint16(b)), Reason: string(b[2:])}
+		c.setErr(ce)
+		c.sendClose(ce.Code, "")
+		c.s.Close()
+		c.readDone = true
+		return Message{}, false
+	case frameEnd:
+		c.ended = true
+		return Message{}, false
+	}
+	return Message{Type: MessageType(typ), Data: b}, true
+}
+
+// isTimeout reports whether err is a read deadline's.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &t) && t.Timeout())
+}
+
+func (c *Conn) isClosed() bool {
 	select {
-	case <-c.ended:
+	case <-c.closed:
 		return true
 	default:
 		return false
@@ -249,8 +323,8 @@ func (c *Conn) isEnded() bool {
 // Close closes the channel with code (1000, or 3000-4999 for an
 // application's own; the codes of this package otherwise) and reason (cut
 // to MaxCloseReason bytes): it sends a close frame, waits up to two
-// seconds for the other side's, and releases the stream. Later calls do
-// nothing and return nil.
+// seconds for the other side's (discarding the messages before it), and
+// releases the stream. Later calls do nothing and return nil.
 func (c *Conn) Close(code int, reason string) error {
 	if !validCloseCode(code) {
 		return fmt.Errorf("close: %w: %d", ErrBadCloseCode, code)
@@ -260,10 +334,17 @@ func (c *Conn) Close(code int, reason string) error {
 		if c.idle != nil {
 			c.idle.Stop()
 		}
-		// Everything below is bounded by the deadline, a blocked Send too.
-		_ = c.s.SetDeadline(time.Now().Add(closeWait))
+		// Everything below is bounded by the deadline, a blocked Send or
+		// Receive too.
+		c.bound()
 		c.sendClose(code, reason)
-		<-c.done
+		c.rlock <- struct{}{} // a Receive under way returns ErrClosed
+		c.rwatch.release(c.deadline())
+		for !c.readDone {
+			typ, b, err := c.fr.next(c.maxIn)
+			c.handleFrame(typ, b, err)
+		}
+		<-c.rlock
 		c.s.Close()
 	})
 	return nil
@@ -277,6 +358,7 @@ func (c *Conn) sendClose(code int, reason string) {
 		return
 	}
 	c.sentClose = true
+	c.wwatch.release(c.deadline()) // whatever a Send's ctx did, the close gets its bound
 	if _, err := c.s.Write(appendFrame(nil, frameClose, closePayload(code, reason))); err != nil {
 		c.s.Reset()
 		return
@@ -284,53 +366,19 @@ func (c *Conn) sendClose(code int, reason string) {
 	_ = c.s.CloseWrite()
 }
 
-// readLoop reads frames until the channel ends, handing messages to
-// Receive one at a time; after Close it discards them until the other
-// side's close frame.
-func (c *Conn) readLoop() {
-	defer close(c.done)
-	ended := false
-	for {
-		typ, b, err := readFrame(c.br, c.maxIn)
-		if err == nil && ended && typ != frameClose {
-			err = &frameError{CloseProtocolError, fmt.Errorf("%w: a frame after the end frame", ErrBadMessage)}
-		}
-		if err != nil {
-			c.readFailed(err)
-			return
-		}
-		c.touch()
-		switch typ {
-		case frameClose:
-			ce := &CloseError{Code: int(binary.BigEndian.Uint16(b)), Reason: string(b[2:])}
-			c.setErr(ce)
-			c.sendClose(ce.Code, "")
-			c.s.Close()
-			return
-		case frameEnd:
-			ended = true
-			close(c.ended)
-			continue
-		}
-		select {
-		case c.in <- Message{Type: MessageType(typ), Data: b}:
-		case <-c.closed:
-		}
-	}
-}
-
 // readFailed records why the stream ended: a frame that broke the rules
 // closes the channel with its code (the other side is told); anything else
-// breaks it.
+// breaks it. The caller holds rlock.
 func (c *Conn) readFailed(err error) {
 	var fe *frameError
 	switch {
 	case errors.As(err, &fe):
 		ce := &CloseError{Code: fe.code, Reason: fe.err.Error()}
 		c.setErr(ce)
-		_ = c.s.SetDeadline(time.Now().Add(closeWait))
+		c.bound()
+		c.rwatch.release(c.deadline())
 		c.sendClose(fe.code, truncate(fe.err.Error(), MaxCloseReason))
-		_, _ = io.Copy(io.Discard, c.br) // until the other side's close or the deadline
+		_, _ = io.Copy(io.Discard, c.fr.r) // until the other side's close or the deadline
 		c.s.Reset()
 	case errors.Is(err, io.EOF):
 		c.setErr(fmt.Errorf("%w: the stream ended without a close frame", ErrBroken))

@@ -18,9 +18,14 @@
 //     (CloseTooLarge), reading only its header.
 //   - Flow control is the stream's: Send writes straight to the libp2p
 //     stream and blocks while the other side does not read (yamux's
-//     window). Each Conn has one goroutine reading frames and handing
-//     Receive one message at a time, so at most one message per channel
-//     waits in memory; nothing queues without bound.
+//     window). Receive reads the stream itself, in its caller's
+//     goroutine, one frame at a time: no goroutine per channel reads
+//     ahead, so at most one message per channel waits in memory, nothing
+//     queues without bound, and a message goes from the muxer to its
+//     reader without a hand-off. A Receive's ctx is a read deadline; a
+//     frame half read when it ends is kept for the next Receive. The
+//     other side's close frame is seen by a Receive or by Close: a side
+//     that never calls Receive learns of it when its Sends fail.
 //   - Close codes are WebSocket's (1000, 1001, 1002, 1007, 1009, 1011,
 //     and 3000-4999 for applications), so a bridge passes them to a page
 //     unchanged; refusals before a channel opens are stable string codes

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -18,7 +20,9 @@ import (
 // channel; maxIn is the largest message this end takes, maxOut the largest
 // the provider takes (Splice's end enforces both again).
 func NewLocal(rw io.ReadWriteCloser, p peer.ID, cl Claims, maxIn, maxOut int) *Conn {
-	return newConn(&localStream{rwc: rw}, p, bufio.NewReaderSize(rw, readBuffer), cl, maxIn, maxOut)
+	ls := &localStream{rwc: rw, stop: make(chan struct{})}
+	ls.rdl.cancel = make(chan struct{})
+	return newConn(ls, p, bufio.NewReaderSize(ls, readBuffer), cl, maxIn, maxOut)
 }
 
 // Splice relays c over rw in channel frames, for a Conn made by NewLocal
@@ -90,17 +94,79 @@ func spliceIn(ctx context.Context, c *Conn, r *bufio.Reader) {
 
 // localStream is a stream over a local connection: deadlines and half
 // close where the connection has them (a net.Conn), else a deadline
-// closes it.
+// closes it for writes, and reads go through one goroutine (pump) so that
+// a read deadline can end a read without closing anything: a Receive
+// cancelled by its ctx leaves the channel open.
 type localStream struct {
 	rwc   io.ReadWriteCloser
 	mu    sync.Mutex
 	timer *time.Timer
+
+	// Reads without a read deadline of rwc's own.
+	pumpOnce  sync.Once
+	chunks    chan chunk    // from pump, unbuffered
+	pending   chunk         // what a Read has not returned yet; the reader's
+	rdl       deadline      // the read deadline
+	stop      chan struct{} // closed by Close: pump ends
+	closeOnce sync.Once
 }
 
-func (s *localStream) Read(p []byte) (int, error)  { return s.rwc.Read(p) }
+// chunk is one read of pump's.
+type chunk struct {
+	b   []byte
+	err error
+}
+
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+func (s *localStream) Read(p []byte) (int, error) {
+	if _, ok := s.rwc.(readDeadliner); ok {
+		return s.rwc.Read(p)
+	}
+	s.pumpOnce.Do(func() {
+		s.chunks = make(chan chunk)
+		go s.pump()
+	})
+	if len(s.pending.b) == 0 && s.pending.err == nil {
+		select {
+		case s.pending = <-s.chunks:
+		case <-s.rdl.wait():
+			return 0, os.ErrDeadlineExceeded
+		case <-s.stop:
+			return 0, net.ErrClosed
+		}
+	}
+	n := copy(p, s.pending.b)
+	s.pending.b = s.pending.b[n:]
+	if len(s.pending.b) == 0 && s.pending.err != nil {
+		return n, s.pending.err
+	}
+	return n, nil
+}
+
+// pump reads rwc until it fails or the stream is closed.
+func (s *localStream) pump() {
+	for {
+		buf := make([]byte, readBuffer)
+		n, err := s.rwc.Read(buf)
+		select {
+		case s.chunks <- chunk{buf[:n], err}:
+		case <-s.stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 func (s *localStream) Write(p []byte) (int, error) { return s.rwc.Write(p) }
-func (s *localStream) Close() error                { return s.rwc.Close() }
-func (s *localStream) Reset() error                { return s.rwc.Close() }
+func (s *localStream) Reset() error                { return s.Close() }
+
+func (s *localStream) Close() error {
+	s.closeOnce.Do(func() { close(s.stop) })
+	return s.rwc.Close()
+}
 
 func (s *localStream) CloseWrite() error {
 	if cw, ok := s.rwc.(interface{ CloseWrite() error }); ok {
@@ -113,7 +179,16 @@ func (s *localStream) SetDeadline(t time.Time) error {
 	if d, ok := s.rwc.(interface{ SetDeadline(time.Time) error }); ok {
 		return d.SetDeadline(t)
 	}
+	s.rdl.set(t)
 	return s.closeAt(t)
+}
+
+func (s *localStream) SetReadDeadline(t time.Time) error {
+	if d, ok := s.rwc.(readDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	s.rdl.set(t)
+	return nil
 }
 
 func (s *localStream) SetWriteDeadline(t time.Time) error {
@@ -132,7 +207,55 @@ func (s *localStream) closeAt(t time.Time) error {
 		s.timer = nil
 	}
 	if !t.IsZero() {
-		s.timer = time.AfterFunc(time.Until(t), func() { s.rwc.Close() })
+		s.timer = time.AfterFunc(time.Until(t), func() { s.Close() })
 	}
 	return nil
+}
+
+// deadline is a read deadline as net.Pipe keeps one: a channel closed
+// when it passes.
+type deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	cancel chan struct{} // closed when the deadline passed
+}
+
+// set moves the deadline to t (none, for the zero time).
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the timer fired: wait until it closed cancel
+	}
+	d.timer = nil
+	passed := isDone(d.cancel)
+	if t.IsZero() || time.Until(t) > 0 {
+		if passed {
+			d.cancel = make(chan struct{})
+		}
+		if !t.IsZero() {
+			cancel := d.cancel
+			d.timer = time.AfterFunc(time.Until(t), func() { close(cancel) })
+		}
+		return
+	}
+	if !passed {
+		close(d.cancel)
+	}
+}
+
+// wait returns a channel closed once the deadline passed.
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}
+
+func isDone(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }

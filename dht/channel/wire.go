@@ -193,34 +193,40 @@ func (e *frameError) Unwrap() error { return e.err }
 // header, before any of its payload is read or allocated. io.EOF means the
 // stream ended cleanly between frames.
 func readFrame(r *bufio.Reader, max int) (byte, []byte, error) {
-	typ, err := r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, err := readLength(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	switch typ {
-	case frameText, frameBinary:
-		if n > uint64(max) {
-			return 0, nil, &frameError{CloseTooLarge, fmt.Errorf("%w: message of %d bytes, limit %d", ErrTooLarge, n, max)}
+	fr := frameReader{r: r}
+	return fr.next(max)
+}
+
+// frameReader reads frames from r and can be interrupted: a read that
+// fails with a timeout (a read deadline) keeps what it had of the frame,
+// and the next call goes on from there. A Conn's Receive reads the stream
+// itself this way, with ctx as a read deadline, instead of a goroutine
+// that reads and hands over.
+type frameReader struct {
+	r    *bufio.Reader
+	head bool   // typ and n are known: the payload is being read
+	typ  byte   // the frame's type, once head
+	buf  []byte // the payload, len(buf) of it read so far
+	n    int    // the payload's length, once head
+}
+
+// next returns the next frame (see readFrame). Any error but a timeout
+// ends the frame reader's use: the stream is broken or closing.
+func (f *frameReader) next(max int) (byte, []byte, error) {
+	if !f.head {
+		if err := f.header(max); err != nil {
+			return 0, nil, err
 		}
-	case frameEnd:
-		if n != 0 {
-			return 0, nil, &frameError{CloseProtocolError, fmt.Errorf("%w: end frame with a payload", ErrBadMessage)}
-		}
-	case frameClose:
-		if n < 2 || n > 2+MaxCloseReason {
-			return 0, nil, &frameError{CloseProtocolError, fmt.Errorf("%w: close frame of %d bytes", ErrBadMessage, n)}
-		}
-	default:
-		return 0, nil, &frameError{CloseProtocolError, fmt.Errorf("%w: frame type %d", ErrBadMessage, typ)}
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return 0, nil, eofIsUnexpected(err)
+	for len(f.buf) < f.n {
+		k, err := f.r.Read(f.buf[len(f.buf):f.n])
+		f.buf = f.buf[:len(f.buf)+k]
+		if err != nil && len(f.buf) < f.n {
+			return 0, nil, eofIsUnexpected(err)
+		}
 	}
+	typ, b := f.typ, f.buf
+	f.head, f.buf = false, nil
 	switch {
 	case typ == frameText && !utf8.Valid(b):
 		return 0, nil, &frameError{CloseInvalidData, fmt.Errorf("%w: text message is not UTF-8", ErrBadMessage)}
@@ -232,27 +238,62 @@ func readFrame(r *bufio.Reader, max int) (byte, []byte, error) {
 	return typ, b, nil
 }
 
-// readLength reads a frame's uvarint length, which must be in its
+// header reads a frame's type and length, checks them and makes the
+// payload's buffer. It consumes nothing until the whole header is there
+// (bufio's Peek), so a timeout loses nothing.
+func (f *frameReader) header(max int) error {
+	if _, err := f.r.Peek(1); err != nil {
+		return err // io.EOF here: the stream ended between frames
+	}
+	n, size, err := f.peekLength()
+	if err != nil {
+		return err
+	}
+	typ, _ := f.r.ReadByte()
+	switch typ {
+	case frameText, frameBinary:
+		if n > uint64(max) {
+			return &frameError{CloseTooLarge, fmt.Errorf("%w: message of %d bytes, limit %d", ErrTooLarge, n, max)}
+		}
+	case frameEnd:
+		if n != 0 {
+			return &frameError{CloseProtocolError, fmt.Errorf("%w: end frame with a payload", ErrBadMessage)}
+		}
+	case frameClose:
+		if n < 2 || n > 2+MaxCloseReason {
+			return &frameError{CloseProtocolError, fmt.Errorf("%w: close frame of %d bytes", ErrBadMessage, n)}
+		}
+	default:
+		return &frameError{CloseProtocolError, fmt.Errorf("%w: frame type %d", ErrBadMessage, typ)}
+	}
+	_, _ = f.r.Discard(size)
+	f.head, f.typ, f.n, f.buf = true, typ, int(n), make([]byte, 0, n)
+	return nil
+}
+
+// peekLength decodes the uvarint length after the type byte without
+// consuming it, and returns it with its size in bytes. It must be in its
 // shortest form: one encoding per frame.
-func readLength(r *bufio.Reader) (uint64, error) {
+func (f *frameReader) peekLength() (uint64, int, error) {
 	var n uint64
 	for i := 0; i < binary.MaxVarintLen64; i++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			return 0, eofIsUnexpected(err)
+		p, err := f.r.Peek(2 + i)
+		if len(p) < 2+i {
+			return 0, 0, eofIsUnexpected(err)
 		}
+		b := p[1+i]
 		if i == binary.MaxVarintLen64-1 && b > 1 {
 			break
 		}
 		n |= uint64(b&0x7f) << (7 * i)
 		if b < 0x80 {
 			if b == 0 && i > 0 {
-				return 0, &frameError{CloseProtocolError, fmt.Errorf("%w: frame length not in its shortest form", ErrBadMessage)}
+				return 0, 0, &frameError{CloseProtocolError, fmt.Errorf("%w: frame length not in its shortest form", ErrBadMessage)}
 			}
-			return n, nil
+			return n, 1 + i, nil
 		}
 	}
-	return 0, &frameError{CloseProtocolError, fmt.Errorf("%w: frame length overflows 64 bits", ErrBadMessage)}
+	return 0, 0, &frameError{CloseProtocolError, fmt.Errorf("%w: frame length overflows 64 bits", ErrBadMessage)}
 }
 
 // validCloseCode reports whether code may travel in a close frame.
