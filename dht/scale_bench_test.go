@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,10 +58,10 @@ func BenchmarkRegistryScale(b *testing.B) {
 		b.Fatalf("NETGET_BENCH_RECORDS=%d: want at least %d (one hot service)", n, scaleProviders)
 	}
 	dir := b.TempDir()
-	d := openStore(b, dir)
 	start := time.Now()
-	fillScale(b, d, n)
-	b.Logf("filled %d records in %v", n, time.Since(start).Round(time.Millisecond))
+	scaleDatastore(b, dir, n)
+	b.Logf("datastore of %d records ready in %v", n, time.Since(start).Round(time.Millisecond))
+	d := openStore(b, dir)
 	before := heapAndGoroutines()
 	b.ResetTimer()
 	start = time.Now()
@@ -245,6 +247,86 @@ func fillScale(b *testing.B, d ds.Batching, n int) {
 	}
 }
 
+// scaleCacheTTL is how long a generated datastore is reused: its records
+// live scaleTTL, and a registry started on one must find them all live.
+const (
+	scaleTTL      = 24*time.Hour - 2*time.Minute
+	scaleCacheTTL = 20 * time.Hour
+)
+
+// scaleDatastore makes dir a Pebble datastore of n records as fillScale
+// writes them. Signing a million records takes minutes, so the first run
+// generates them under NETGET_BENCH_CACHE (default ../bench-results, the
+// repository's git-ignored results directory) in scale-<n>, and later runs
+// within scaleCacheTTL copy that (its immutable tables hard-linked): the
+// benchmark itself adds and changes records, never in the cached copy.
+// NETGET_BENCH_CACHE=off generates into dir every time.
+func scaleDatastore(b *testing.B, dir string, n int) {
+	b.Helper()
+	root := os.Getenv("NETGET_BENCH_CACHE")
+	if root == "off" {
+		d, err := dht.OpenDatastore(dir)
+		if err != nil {
+			b.Fatalf("open datastore: %v", err)
+		}
+		fillScale(b, d, n)
+		if err := d.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return
+	}
+	if root == "" {
+		root = filepath.Join("..", "bench-results")
+	}
+	cache := filepath.Join(root, fmt.Sprintf("scale-%d", n))
+	stamp := filepath.Join(cache, "NETGET-FILLED")
+	fi, err := os.Stat(stamp)
+	if err != nil || time.Since(fi.ModTime()) > scaleCacheTTL {
+		b.Logf("generating %d records into %s (reused for %v)", n, cache, scaleCacheTTL)
+		if err := os.RemoveAll(cache); err != nil {
+			b.Fatal(err)
+		}
+		d, err := dht.OpenDatastore(cache)
+		if err != nil {
+			b.Fatalf("open datastore: %v", err)
+		}
+		fillScale(b, d, n)
+		if err := d.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(stamp, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	copyPebble(b, cache, dir)
+}
+
+// copyPebble copies the closed Pebble datastore src into dst: its .sst
+// tables, which Pebble never rewrites, as hard links; the rest as copies.
+func copyPebble(b *testing.B, src, dst string) {
+	b.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		from, to := filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())
+		if e.IsDir() || e.Name() == "NETGET-FILLED" || e.Name() == "LOCK" {
+			continue
+		}
+		if strings.HasSuffix(e.Name(), ".sst") && os.Link(from, to) == nil {
+			continue
+		}
+		data, err := os.ReadFile(from)
+		if err == nil {
+			err = os.WriteFile(to, data, 0o600)
+		}
+		if err != nil {
+			b.Fatalf("copy cached datastore: %v", err)
+		}
+	}
+}
+
 // scaleName is the name of service i of BenchmarkRegistryScale.
 func scaleName(i int) string { return fmt.Sprintf("Svc%05d", i) }
 
@@ -255,6 +337,7 @@ func sealedScale(b testing.TB, priv crypto.PrivKey, i int, now time.Time) (ds.Ke
 		b.Fatal(err)
 	}
 	s := recordtest.Valid(id, now)
+	s.ExpiresAt = s.IssuedAt.Add(scaleTTL) // live while the datastore is reused
 	s.Name = scaleName(i / scaleProviders)
 	s.Meta = map[string]string{"region": "eu-west", "engine": "postgres", "i": fmt.Sprint(i)}
 	return filed(b, s, priv)
