@@ -246,24 +246,6 @@ func (s *Store) Peers(c cid.Cid) []peer.ID {
 	return out
 }
 
-// index adds a record already in the datastore to the index, unverified,
-// as at start-up, under the same quotas as Add, evicting nothing.
-func (s *Store) index(c cid.Cid, svc *record.Service, env []byte) error {
-	h := heldOf(svc, env, Source{})
-	h.verified = false
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	vs, err := s.admitLocked(c, svc.Peer, svc.Seq, h.cost(), Source{})
-	if err == nil && len(vs) > 0 {
-		err = fmt.Errorf("%w: no room at start-up", ErrStoreFull)
-	}
-	if err != nil {
-		return err
-	}
-	s.indexLocked(c, svc.Peer, h)
-	return nil
-}
-
 // indexLocked files h as p's record for c, replacing the one held. s.mu
 // must be held.
 func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
