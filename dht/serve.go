@@ -2,6 +2,7 @@ package dht
 
 import (
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/netget/netget-peer/dht/store"
@@ -16,6 +17,13 @@ type holder struct{ n *Node }
 // the store serves for c (a registry leaves out providers found dead).
 func (h holder) List(c cid.Cid, limit int) [][]byte {
 	return h.n.store.List(h.n.ctx, c, h.n.now(), store.ListOpts{Limit: limit})
+}
+
+// Page implements registry.Holder: a page of what List serves, in peer-ID
+// order after after.
+func (h holder) Page(c cid.Cid, after peer.ID, limit, bytes int) ([][]byte, peer.ID) {
+	pg := h.n.store.Page(h.n.ctx, c, h.n.now(), store.PageOpts{After: after, Limit: limit, Bytes: bytes})
+	return pg.Records, pg.Next
 }
 
 // Accept implements registry.Holder: verified and stored as a DHT write
