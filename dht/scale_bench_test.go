@@ -95,13 +95,14 @@ func BenchmarkRegistryScale(b *testing.B) {
 	if len(all) != scaleProviders {
 		b.Fatalf("hot service lists %d records, want %d", len(all), scaleProviders)
 	}
-	listRate := listsPerSecond(b, lists, func() int { return len(dht.ListHeld(reg, hot, registry.MaxListLimit)) })
-	coldRate := listsPerSecond(b, lists/20, func() int {
+	listRate := listsPerSecond(b, lists, registry.MaxListLimit, func() int { return len(dht.ListHeld(reg, hot, registry.MaxListLimit)) })
+	coldRate := listsPerSecond(b, lists/20, registry.MaxListLimit, func() int {
 		dht.TurnVerdicts(reg) // a verdict turned: the kept answer is stale
 		return len(dht.ListHeld(reg, hot, registry.MaxListLimit))
 	})
 	floor := map[cid.Cid][][]byte{hot: all}
-	baseRate := listsPerSecond(b, lists, func() int { return len(slices.Clone(floor[hot][:registry.MaxListLimit])) })
+	baseRate := listsPerSecond(b, lists, registry.MaxListLimit, func() int { return len(slices.Clone(floor[hot][:registry.MaxListLimit])) })
+	pages := pagedRates(b, reg, hot, floor, lists)
 	writes := envInt(b, "NETGET_BENCH_WRITES", 10000)
 	writers := envInt(b, "NETGET_BENCH_WRITERS", 64)
 	fresh := freshRecords(b, n, writes)
@@ -122,6 +123,14 @@ func BenchmarkRegistryScale(b *testing.B) {
 	b.ReportMetric(coldRate, "cold-lists/s")
 	b.ReportMetric(baseRate, "baseline-lists/s")
 	b.ReportMetric(listRate/baseRate, "lists/baseline")
+	b.ReportMetric(pages.page, "pages100/s")
+	b.ReportMetric(pages.basePage, "baseline-pages100/s")
+	b.ReportMetric(pages.page/pages.basePage, "pages100/baseline")
+	b.ReportMetric(pages.walk, "walks/s")
+	b.ReportMetric(pages.baseWalk, "baseline-walks/s")
+	b.ReportMetric(pages.walk/pages.baseWalk, "walks/baseline")
+	b.ReportMetric(pages.coldPage, "cold-pages100/s")
+	b.ReportMetric(float64(pages.walkPages), "pages/walk")
 	runtime.KeepAlive(reg)
 }
 
@@ -219,10 +228,75 @@ func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) f
 	return float64(len(envs)) / elapsed.Seconds()
 }
 
+// pageFigures are the paged-list rates of BenchmarkRegistryScale.
+type pageFigures struct {
+	page, basePage, coldPage float64 // pages of 100 a second
+	walk, baseWalk           float64 // walks of all 1,000 a second
+	walkPages                int     // pages one walk of all 1,000 takes
+}
+
+// pagedRates measures paged lists of the hot service c of reg, as its
+// registry-protocol handler serves them without the stream: pages of 100
+// (each of the 10 pages in turn, from its cursor), a fresh page of 100
+// (a verdict turned before each: the sorted copy rebuilt from the
+// datastore), and walks of all 1,000 providers in pages of MaxPageLimit
+// (each cut at PageBytes); against the same slices of the same envelopes
+// picked from a Go map, no store, in the same run.
+func pagedRates(b *testing.B, reg *dht.Node, c cid.Cid, floor map[cid.Cid][][]byte, lists int) pageFigures {
+	b.Helper()
+	const size = 100
+	var cursors []peer.ID
+	var after peer.ID
+	for {
+		cursors = append(cursors, after)
+		page, next := dht.PageHeld(reg, c, after, size)
+		if len(page) != size {
+			b.Fatalf("page after %q holds %d records, want %d", after, len(page), size)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(cursors) != scaleProviders/size {
+		b.Fatalf("a walk in pages of %d took %d pages, want %d", size, len(cursors), scaleProviders/size)
+	}
+	var f pageFigures
+	var turn atomic.Int64
+	f.page = listsPerSecond(b, lists, size, func() int {
+		page, _ := dht.PageHeld(reg, c, cursors[turn.Add(1)%int64(len(cursors))], size)
+		return len(page)
+	})
+	f.basePage = listsPerSecond(b, lists, size, func() int {
+		i := int(turn.Add(1) % int64(len(cursors)))
+		return len(slices.Clone(floor[c][i*size : (i+1)*size]))
+	})
+	f.coldPage = listsPerSecond(b, max(lists/200, 20), size, func() int {
+		dht.TurnVerdicts(reg)
+		page, _ := dht.PageHeld(reg, c, cursors[turn.Add(1)%int64(len(cursors))], size)
+		return len(page)
+	})
+	walk := func() (records, pages int) {
+		var after peer.ID
+		for {
+			page, next := dht.PageHeld(reg, c, after, registry.MaxPageLimit)
+			records, pages = records+len(page), pages+1
+			if next == "" {
+				return records, pages
+			}
+			after = next
+		}
+	}
+	_, f.walkPages = walk()
+	f.walk = listsPerSecond(b, lists/10, scaleProviders, func() int { n, _ := walk(); return n })
+	f.baseWalk = listsPerSecond(b, lists/10, scaleProviders, func() int { return len(slices.Clone(floor[c])) })
+	return f
+}
+
 // listsPerSecond runs list total times from as many goroutines as CPUs
 // (for at most a minute) and returns how many it ran per second. Each must
-// return MaxListLimit records.
-func listsPerSecond(b *testing.B, total int, list func() int) float64 {
+// return want records.
+func listsPerSecond(b *testing.B, total, want int, list func() int) float64 {
 	b.Helper()
 	var done, bad atomic.Int64
 	deadline := time.Now().Add(time.Minute)
@@ -231,7 +305,7 @@ func listsPerSecond(b *testing.B, total int, list func() int) float64 {
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for done.Add(1) <= int64(total) && time.Now().Before(deadline) {
-				if list() != registry.MaxListLimit {
+				if list() != want {
 					bad.Add(1)
 				}
 			}
@@ -240,7 +314,7 @@ func listsPerSecond(b *testing.B, total int, list func() int) float64 {
 	wg.Wait()
 	elapsed := time.Since(start)
 	if bad.Load() > 0 {
-		b.Fatalf("%d lists returned fewer than %d records", bad.Load(), registry.MaxListLimit)
+		b.Fatalf("%d lists did not return %d records", bad.Load(), want)
 	}
 	return float64(min(done.Load(), int64(total))) / elapsed.Seconds()
 }

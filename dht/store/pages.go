@@ -66,9 +66,10 @@ func (s *Store) Page(ctx context.Context, c cid.Cid, now time.Time, o PageOpts) 
 	if found {
 		i++
 	}
-	var pg Page
+	limit := max(o.Limit, 1)
+	pg := Page{Records: make([][]byte, 0, min(limit, len(w.ids)-i))}
 	size := 0
-	for ; i < len(w.ids) && len(pg.Records) < max(o.Limit, 1); i++ {
+	for ; i < len(w.ids) && len(pg.Records) < limit; i++ {
 		env := w.envs[i]
 		if env == nil {
 			continue
