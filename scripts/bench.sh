@@ -25,11 +25,18 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # scale:    a registry on a synced Pebble datastore of NETGET_BENCH_RECORDS
 #           records of as many providers (dht/scale_bench_test.go): start-up
-#           time, time until every signature is checked, heap per record,
-#           synced writes per second from NETGET_BENCH_WRITERS (64) at once
-#           against the same on an in-memory store, and lists per second of
-#           one hot service of 1,000 providers against a Go-map baseline.
-#           Not in the default set (minutes, and GiBs at a million).
+#           wall and CPU time against a raw Pebble scan of the same files in
+#           the same run (the floor), time and CPU until every signature is
+#           checked, heap per record, synced writes per second from
+#           NETGET_BENCH_WRITERS (64) at once against the same on an
+#           in-memory store, lists per second of one hot service of 1,000
+#           providers (32 best, kept and afresh), paged lists (pages of 100,
+#           afresh, and walks of all 1,000 in pages of 1,024 cut at 192 KiB)
+#           against the same slices picked from a Go map. The generated
+#           datastore is kept in bench-results/scale-<N> for 20 h (records
+#           live 24 h) and copied for each run; NETGET_BENCH_CACHE=off
+#           regenerates it. Not in the default set (minutes, and GiBs at a
+#           million).
 # bridge:   1,000 concurrent WebSocket clients through one bridge
 #           (bridge/bench_test.go).
 # sync:     registries in concert (dht/sync_bench_test.go): an empty

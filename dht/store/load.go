@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
@@ -225,17 +224,6 @@ type peeker struct {
 	name    string // the service name last checked against c
 }
 
-// payloadPeek is what Load reads of a record's JSON payload: its scalar
-// fields; addresses and metadata are skipped.
-type payloadPeek struct {
-	Network   string    `json:"network"`
-	Name      string    `json:"name"`
-	Peer      string    `json:"peer"`
-	Seq       uint64    `json:"seq"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Withdrawn bool      `json:"withdrawn"`
-}
-
 // peek reads datastore entry k, v without checking the envelope's
 // signature (VerifyAll and List do that): a kad record protobuf whose key
 // is the one it is filed under, holding an unexpired record of the
@@ -263,7 +251,7 @@ func (pk *peeker) peek(k, v []byte) (peeked, error) {
 	}
 	payload, ok := envelopePayload(env)
 	var svc payloadPeek
-	if !ok || json.Unmarshal(payload, &svc) != nil {
+	if !ok || decodePeek(payload, &svc) != nil {
 		return peeked{}, record.ErrMalformed
 	}
 	if svc.Network != pk.network || svc.Peer != ps || !pk.named(svc.Name) {
