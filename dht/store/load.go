@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -267,12 +268,15 @@ func (pk *peeker) peek(k, v []byte) (peeked, error) {
 // filed returns the DHT key datastore key k files and the envelope its
 // kad record v holds, if v is a kad record for that very key.
 func (pk *peeker) filed(k, v []byte) (string, []byte, error) {
-	rest, ok := strings.CutPrefix(string(k), "/"+record.Namespace+"/")
-	if !ok || strings.Contains(rest, "/") {
+	rest, ok := bytes.CutPrefix(k, []byte("/"+record.Namespace+"/"))
+	if !ok || bytes.IndexByte(rest, '/') >= 0 {
 		return "", nil, record.ErrMalformed
 	}
-	pk.key = append(pk.key[:0], make([]byte, base32.RawStdEncoding.DecodedLen(len(rest)))...)
-	n, err := base32.RawStdEncoding.Decode(pk.key, []byte(rest))
+	if need := base32.RawStdEncoding.DecodedLen(len(rest)); cap(pk.key) < need {
+		pk.key = make([]byte, need)
+	}
+	pk.key = pk.key[:cap(pk.key)]
+	n, err := base32.RawStdEncoding.Decode(pk.key, rest)
 	if err != nil {
 		return "", nil, record.ErrMalformed
 	}
