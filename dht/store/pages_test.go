@@ -18,7 +18,7 @@ import (
 
 // pagedStore is a store holding one service's records of n providers.
 type pagedStore struct {
-	t      *testing.T
+	t      testing.TB
 	s      *Store
 	v      record.Validator
 	now    time.Time
@@ -28,7 +28,7 @@ type pagedStore struct {
 	seq    uint64 // records added so far: each one's seq is above the last
 }
 
-func newPagedStore(t *testing.T, n int) *pagedStore {
+func newPagedStore(t testing.TB, n int) *pagedStore {
 	now := time.Now()
 	v := record.Validator{Network: "development", Now: func() time.Time { return now }}
 	health := &turning{banned: make(map[peer.ID]bool)}
@@ -207,4 +207,34 @@ func TestStorePageKeptUntilItChanges(t *testing.T) {
 	if len(after) != 51 || !slices.Contains(after, newcomer) {
 		t.Fatalf("after a new record the page holds %d providers (newcomer in: %v), want 51 with it", len(after), slices.Contains(after, newcomer))
 	}
+}
+
+// BenchmarkStorePage: one page of 100 of a kept walk of 1,000 providers,
+// and a walk of all 1,000 in pages of up to 1,024 cut at 192 KiB.
+func BenchmarkStorePage(b *testing.B) {
+	ps := newPagedStore(b, 1000)
+	b.Run("page100", func(b *testing.B) {
+		for b.Loop() {
+			if pg := ps.s.Page(context.Background(), ps.c, ps.now, PageOpts{Limit: 100}); len(pg.Records) != 100 {
+				b.Fatal(len(pg.Records))
+			}
+		}
+	})
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			n := 0
+			var after peer.ID
+			for {
+				pg := ps.s.Page(context.Background(), ps.c, ps.now, PageOpts{After: after, Limit: 1024, Bytes: 192 << 10})
+				n += len(pg.Records)
+				if pg.Next == "" {
+					break
+				}
+				after = pg.Next
+			}
+			if n != 1000 {
+				b.Fatal(n)
+			}
+		}
+	})
 }
