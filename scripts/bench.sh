@@ -31,7 +31,7 @@
 #           NETGET_BENCH_WRITERS (64) at once against the same on an
 #           in-memory store, lists per second of one hot service of 1,000
 #           providers (32 best, kept and afresh), paged lists (pages of 100,
-#           afresh, and walks of all 1,000 in pages of 1,024 cut at 192 KiB)
+#           afresh, and walks of all 1,000 in pages of 1,024 cut at 180 KiB)
 #           against the same slices picked from a Go map. The generated
 #           datastore is kept in bench-results/scale-<N> for 20 h (records
 #           live 24 h) and copied for each run; NETGET_BENCH_CACHE=off

@@ -33,7 +33,7 @@ func providerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "request-burst", Value: def.RequestBurst,
 			Usage: "burst of registry-protocol requests one peer may send at once"},
 		&cli.IntFlag{Name: "list-page", Value: def.ListPage,
-			Usage: "most records one page of a paged registry-protocol list carries (1 to 1024; a page is also cut at 192 KiB of records)"},
+			Usage: "most records one page of a paged registry-protocol list carries (1 to 1024; a page is also cut at 180 KiB of records)"},
 		&cli.IntFlag{Name: "watchers-per-peer", Value: def.Watch.PerPeer,
 			Usage: "watches one peer may hold here at once (find --watch, netget.watch); one more is dropped saying why"},
 		&cli.IntFlag{Name: "max-watchers", Value: def.Watch.Max,

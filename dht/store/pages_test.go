@@ -210,7 +210,7 @@ func TestStorePageKeptUntilItChanges(t *testing.T) {
 }
 
 // BenchmarkStorePage: one page of 100 of a kept walk of 1,000 providers,
-// and a walk of all 1,000 in pages of up to 1,024 cut at 192 KiB.
+// and a walk of all 1,000 in pages of up to 1,024 cut at 180 KiB.
 func BenchmarkStorePage(b *testing.B) {
 	ps := newPagedStore(b, 1000)
 	b.Run("page100", func(b *testing.B) {
@@ -225,7 +225,7 @@ func BenchmarkStorePage(b *testing.B) {
 			n := 0
 			var after peer.ID
 			for {
-				pg := ps.s.Page(context.Background(), ps.c, ps.now, PageOpts{After: after, Limit: 1024, Bytes: 192 << 10})
+				pg := ps.s.Page(context.Background(), ps.c, ps.now, PageOpts{After: after, Limit: 1024, Bytes: 180 << 10})
 				n += len(pg.Records)
 				if pg.Next == "" {
 					break
