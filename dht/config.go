@@ -9,6 +9,7 @@ import (
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netget/netget-peer/dht/registry"
 	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 )
@@ -109,6 +110,12 @@ type Config struct {
 	// remote peer (default 200/s, burst 400); excess streams are reset.
 	RequestRate  float64
 	RequestBurst int
+	// ListPage is the most records one page of a paged registry-protocol
+	// list carries (default 100, registry.DefaultPageLimit; 1 to 1024,
+	// registry.MaxPageLimit); a page is also cut at registry.PageBytes of
+	// envelopes. A list without a cursor (what finds send) is bounded by
+	// registry.MaxListLimit instead.
+	ListPage int
 	// ProviderRate and ProviderBurst bound the DHT provider records
 	// (ADD_PROVIDER) each remote peer may store or refresh on this node
 	// (default 10/s, burst 256); the excess is dropped.
@@ -176,6 +183,7 @@ func DefaultConfig(network string) Config {
 		WalkDialTimeout:    2 * time.Second,
 		RequestRate:        200,
 		RequestBurst:       400,
+		ListPage:           registry.DefaultPageLimit,
 		ProviderRate:       10,
 		ProviderBurst:      256,
 		ProvidersPerPeer:   1024,
@@ -197,6 +205,9 @@ func (c Config) Validate() error {
 	}
 	if c.FindTimeout <= 0 || c.FetchTimeout <= 0 || c.WalkDialTimeout <= 0 || c.FetchConcurrency <= 0 || c.RequestRate <= 0 || c.RequestBurst <= 0 {
 		return fmt.Errorf("%w: timeouts and request limits must be positive", ErrBadConfig)
+	}
+	if err := registry.ValidatePageSize(c.ListPage); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	if c.ProviderRate <= 0 || c.ProviderBurst <= 0 || c.ProvidersPerPeer <= 0 || c.MaxProviderRecords <= 0 {
 		return fmt.Errorf("%w: provider record limits must be positive", ErrBadConfig)

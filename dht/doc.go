@@ -162,7 +162,10 @@
 // records per peer) in a table of at most 4,096 peers; when it
 // is full, only a bucket that has refilled completely is forgotten, and
 // newcomers share one overflow bucket meanwhile, so no peer ever gets a
-// fresh bucket by cycling identities.
+// fresh bucket by cycling identities. A paged list (a request with a
+// cursor) walks a whole service in peer-ID order, at most Config.ListPage
+// records (default 100) and registry.PageBytes a page, from the store's
+// Page; a list without one stays what a find sends, the best 32.
 //
 // Config.Allow closes a network to the providers it lists (for every
 // service, or per service): it is part of record.Validator, so every

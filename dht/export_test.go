@@ -58,7 +58,10 @@ func Watchers(n *Node) int { return n.watchHub.watchers() }
 // HoldLists makes n serve each registry-protocol list only once hold has
 // returned (a slow registry); pushes are served as before.
 func HoldLists(n *Node, hold func(c cid.Cid)) {
-	h := registry.NewHandler(heldLists{holder{n}, hold}, registry.NewLimiter(n.cfg.RequestRate, n.cfg.RequestBurst), n.log)
+	h, err := registry.NewHandler(heldLists{holder{n}, hold}, registry.NewLimiter(n.cfg.RequestRate, n.cfg.RequestBurst), n.cfg.ListPage, n.log)
+	if err != nil {
+		panic(err) // the node's config was validated
+	}
 	n.host.SetStreamHandler(n.proto, h.HandleStream)
 }
 
@@ -97,6 +100,12 @@ func Load(ctx context.Context, n *Node, envs [][]byte) error {
 // ListHeld is what n serves to a registry-protocol list for service c:
 // its store's list, without the stream.
 func ListHeld(n *Node, c cid.Cid, limit int) [][]byte { return holder{n}.List(c, limit) }
+
+// PageHeld is what n serves to a paged registry-protocol list for service
+// c: its store's page after after, without the stream.
+func PageHeld(n *Node, c cid.Cid, after peer.ID, limit int) ([][]byte, peer.ID) {
+	return holder{n}.Page(c, after, limit, registry.PageBytes)
+}
 
 // Unverified returns how many records n loaded at start-up that are not
 // verified yet.

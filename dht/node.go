@@ -76,7 +76,9 @@ type Node struct {
 // New starts a DHT node for cfg.Network on h. The caller still owns h and
 // cfg.Datastore, and closes them after the Node (host first). With a
 // persistent datastore, the records it holds from an earlier run are
-// verified and served again before New returns.
+// indexed before New returns and served at once, each verified before it
+// is first served; their signatures are checked in the background
+// (store.Store.Load, VerifyAll).
 func New(h host.Host, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -108,6 +110,10 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	}
 	n.health = newVerdicts(h.ID(), n.now, h.Addrs, cfg.Health)
 	n.store = store.New(backing, n.validator, cfg.Store, storeVerdicts{n.health})
+	serve, err := registry.NewHandler(holder{n}, n.limiter, cfg.ListPage, n.log)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
 	n.watchHub = newWatchHub(n, cfg.Watch)
 	n.store.OnChange(n.watchHub.notify)
 	n.metrics = newMetrics(n.store, n.Providers)
@@ -155,7 +161,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		n.log.Info("records loaded from the datastore; verifying their signatures", "records", loaded)
 		n.startVerifier()
 	}
-	h.SetStreamHandler(n.proto, registry.NewHandler(holder{n}, n.limiter, n.log).HandleStream)
+	h.SetStreamHandler(n.proto, serve.HandleStream)
 	h.SetStreamHandler(n.watchProto, n.handleWatch)
 	n.wg.Go(func() { n.watchHub.run(n.ctx) })
 	if err := n.sync.start(); err != nil {

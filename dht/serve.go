@@ -19,6 +19,13 @@ func (h holder) List(c cid.Cid, limit int) [][]byte {
 	return h.n.store.List(h.n.ctx, c, h.n.now(), store.ListOpts{Limit: limit})
 }
 
+// Page implements registry.Holder: a page of what List serves, in peer-ID
+// order after after.
+func (h holder) Page(c cid.Cid, after peer.ID, limit, bytes int) ([][]byte, peer.ID) {
+	pg := h.n.store.Page(h.n.ctx, c, h.n.now(), store.PageOpts{After: after, Limit: limit, Bytes: bytes})
+	return pg.Records, pg.Next
+}
+
 // Accept implements registry.Holder: verified and stored as a DHT write
 // is, charged to the address it came from (StoreLimits.PerSource). A
 // provider putting its own record has passed its health check by doing so

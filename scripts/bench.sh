@@ -25,11 +25,20 @@
 #           per 10,000 records (dht/registry_bench_test.go).
 # scale:    a registry on a synced Pebble datastore of NETGET_BENCH_RECORDS
 #           records of as many providers (dht/scale_bench_test.go): start-up
-#           time, time until every signature is checked, heap per record,
-#           synced writes per second from NETGET_BENCH_WRITERS (64) at once
-#           against the same on an in-memory store, and lists per second of
-#           one hot service of 1,000 providers against a Go-map baseline.
-#           Not in the default set (minutes, and GiBs at a million).
+#           wall and CPU time against a raw Pebble scan of the same files in
+#           the same run (the floor), time and CPU until every signature is
+#           checked, heap per record, synced writes per second from
+#           NETGET_BENCH_WRITERS (64) at once against the same on an
+#           in-memory store, lists per second of one hot service of 1,000
+#           providers (32 best, kept and afresh), paged lists (pages of 100,
+#           afresh, and walks of all 1,000 in pages of 1,024 cut at 180 KiB)
+#           against the same slices picked from a Go map. The generated
+#           datastore is kept in bench-results/scale-<N> for 20 h (records
+#           live 24 h) and copied for each run; NETGET_BENCH_CACHE=off
+#           regenerates it. First, BenchmarkStartupPeek (dht/store): the
+#           start-up decode of one stored record against the full decode it
+#           replaced. Not in the default set (minutes, and GiBs at a
+#           million).
 # bridge:   1,000 concurrent WebSocket clients through one bridge, one find
 #           in flight each, a fake finder answering one record at once
 #           (bridge/bench_test.go). Six rows, same run: the lean client
@@ -100,7 +109,9 @@ for w in "${what[@]}"; do
 	latency) go test -run '^$' -bench 'BenchmarkLatency' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
 	bridge) go test -run '^$' -bench 'BenchmarkBridge$' -benchtime 20000x -timeout 10m ./bridge/ ;;
-	scale) go test -run '^$' -bench 'BenchmarkRegistryScale' -benchtime 1x -timeout 60m ./dht/ ;;
+	scale)
+		go test -run '^$' -bench 'BenchmarkStartupPeek' -benchtime 200000x -timeout 10m ./dht/store/
+		go test -run '^$' -bench 'BenchmarkRegistryScale' -benchtime 1x -timeout 60m ./dht/ ;;
 	sync) go test -run '^$' -bench 'BenchmarkSync' -benchtime 1x -timeout 30m ./dht/ ;;
 	watch) go test -run '^$' -bench 'BenchmarkWatch$' -benchtime 1x -timeout 10m ./dht/ ;;
 	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
@@ -181,12 +192,23 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 /^BenchmarkRegistryScale/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!sc++) {
-		print "\n| records | start-up (serving) | all verified | heap per record | synced writes/s | in-memory writes/s | synced / memory | hot-service lists/s | lists/s, computed afresh | baseline lists/s | lists / baseline |"
-		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+		print "\n| records | start-up (serving), wall / CPU | raw Pebble scan (floor) | start-up / scan | all verified, wall / CPU | heap per record | synced writes/s | in-memory writes/s | synced / memory |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	}
-	printf "| %d | %.1f s | %.1f s | %.0f B | %.0f | %.0f | %.2f× | %.0f | %.0f | %.0f | %.2f× |\n",
-		m["records"], m["startup-s"], m["verified-s"], m["heap-B/record"], m["synced-writes/s"], m["memory-writes/s"],
-		m["synced-writes/s"] / m["memory-writes/s"], m["lists/s"], m["cold-lists/s"], m["baseline-lists/s"], m["lists/baseline"]
+	printf "| %d | %.1f / %.1f s | %.2f s | %.1f× | %.1f / %.1f s | %.0f B | %.0f | %.0f | %.2f× |\n",
+		m["records"], m["startup-s"], m["startup-cpu-s"], m["scan-s"], m["startup/scan"], m["verified-s"], m["verified-cpu-s"],
+		m["heap-B/record"], m["synced-writes/s"], m["memory-writes/s"], m["synced-writes/s"] / m["memory-writes/s"]
+	print "\n| hot service of 1,000 | store | Go-map baseline, same run | store / baseline |"
+	print "| --- | --- | --- | --- |"
+	printf "| lists of the best 32, kept / afresh | %.0f / %.0f per s | %.0f per s | %.2f× |\n", m["lists/s"], m["cold-lists/s"], m["baseline-lists/s"], m["lists/baseline"]
+	printf "| pages of 100, kept / afresh | %.0f / %.0f per s | %.0f per s | %.2f× |\n", m["pages100/s"], m["cold-pages100/s"], m["baseline-pages100/s"], m["pages100/baseline"]
+	printf "| walks of all 1,000 (%d pages each) | %.0f per s | %.0f per s | %.2f× |\n", m["pages/walk"], m["walks/s"], m["baseline-walks/s"], m["walks/baseline"]
+}
+/^BenchmarkStartupPeek/ {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	print "\n| start-up decode of one stored record | peek (now) | full decode (before), same run | peek / full |"
+	print "| --- | --- | --- | --- |"
+	printf "| ns per record | %.0f | %.0f | %.2f× |\n", m["ns/record"], m["full-decode-ns/record"], m["peek/full"]
 }
 /^BenchmarkBridge-/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i

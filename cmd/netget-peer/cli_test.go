@@ -284,6 +284,8 @@ func TestCLIBadInput(t *testing.T) {
 		{"bad allow-provider", []string{"find", "DatabaseService", "-b", dead, "--allow-provider", "DatabaseService=nobody"}, exitUsage, "--allow-provider"},
 		{"no provider quota", []string{"find", "DatabaseService", "-b", dead, "--providers-per-peer", "0"}, exitUsage, "provider record limits"},
 		{"no request rate", []string{"find", "DatabaseService", "-b", dead, "--request-rate", "0"}, exitUsage, "request limits must be positive"},
+		{"list page too big", []string{"find", "DatabaseService", "-b", dead, "--list-page", "5000"}, exitUsage, "list page size 5000: want 1 to 1024 records"},
+		{"no list page", []string{"find", "DatabaseService", "-b", dead, "--list-page", "0"}, exitUsage, "list page size 0"},
 		{"bad walk dial timeout", []string{"find", "DatabaseService", "-b", dead, "--walk-dial-timeout", "0s"}, exitUsage, "--walk-dial-timeout 0s: must be positive"},
 		{"max conns below conn high", []string{"find", "DatabaseService", "-b", dead, "--conn-high", "300", "--max-conns", "250"}, exitUsage,
 			"max connections 250: must be 0 (go-libp2p's scaled limit) or at least the high water mark 300"},

@@ -32,6 +32,8 @@ func providerFlags() []cli.Flag {
 			Usage: "registry-protocol requests per second one peer may send here (token bucket; excess streams are reset)"},
 		&cli.IntFlag{Name: "request-burst", Value: def.RequestBurst,
 			Usage: "burst of registry-protocol requests one peer may send at once"},
+		&cli.IntFlag{Name: "list-page", Value: def.ListPage,
+			Usage: "most records one page of a paged registry-protocol list carries (1 to 1024; a page is also cut at 180 KiB of records)"},
 		&cli.IntFlag{Name: "watchers-per-peer", Value: def.Watch.PerPeer,
 			Usage: "watches one peer may hold here at once (find --watch, netget.watch); one more is dropped saying why"},
 		&cli.IntFlag{Name: "max-watchers", Value: def.Watch.Max,
@@ -57,6 +59,7 @@ func applyProviderFlags(c *cli.Context, cfg *dht.Config) error {
 	cfg.MaxProviderRecords = c.Int("max-provider-records")
 	cfg.ProviderLifetime = c.Duration("provider-lifetime")
 	cfg.RequestRate, cfg.RequestBurst = c.Float64("request-rate"), c.Int("request-burst")
+	cfg.ListPage = c.Int("list-page")
 	cfg.FetchConcurrency = c.Int("fetch-concurrency")
 	cfg.Watch = dht.WatchLimits{PerPeer: c.Int("watchers-per-peer"), Max: c.Int("max-watchers"), Queue: c.Int("watch-queue")}
 	cfg.WatchPollInterval = c.Duration("watch-poll-interval")

@@ -42,6 +42,68 @@ func (cl *Client) List(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([]
 	return resp.Records, nil
 }
 
+// ListPage asks peer p for one page of the records it serves for service
+// c: the page after cursor (FirstPage to start), of up to limit records
+// (0: p's page size). It returns the records and the cursor of the next
+// page, "" after the last. The caller verifies every record returned.
+func (cl *Client) ListPage(ctx context.Context, p peer.ID, c cid.Cid, cursor string, limit int) ([][]byte, string, error) {
+	if limit < 0 || limit > MaxPageLimit {
+		return nil, "", fmt.Errorf("%w: limit %d: want 0 to %d", ErrBadRequest, limit, MaxPageLimit)
+	}
+	if cursor == "" {
+		cursor = FirstPage
+	}
+	resp, err := cl.exchange(ctx, p, request{Type: msgList, CID: c.String(), Limit: limit, Cursor: cursor})
+	switch {
+	case err != nil:
+		return nil, "", err
+	case resp.Error != "":
+		return nil, "", fmt.Errorf("%w: %s: %s", ErrRefused, p, resp.Error)
+	case len(resp.Records) > MaxPageLimit || limit > 0 && len(resp.Records) > limit:
+		return nil, "", fmt.Errorf("%w: a page of %d records, asked %d", ErrBadMessage, len(resp.Records), limit)
+	case resp.Next != "" && len(resp.Records) == 0:
+		return nil, "", fmt.Errorf("%w: an empty page with a next cursor", ErrBadMessage)
+	}
+	return resp.Records, resp.Next, nil
+}
+
+// MaxListAll is the most records Client.ListAll gathers from one peer:
+// 64 services' worth at the default of 1,024 providers each, far above
+// what one service holds, so a peer that keeps paging cannot keep the
+// client reading.
+const MaxListAll = 1 << 16
+
+// ListAll asks peer p for every record it serves for service c, page after
+// page of up to limit records (0: p's page size), in the providers'
+// peer-ID order. Each page's next cursor must come after the one before
+// (so the walk ends), and a peer that pages past MaxListAll records is
+// cut off with ErrBadMessage. The caller verifies every record returned.
+func (cl *Client) ListAll(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([][]byte, error) {
+	var all [][]byte
+	var after peer.ID
+	cursor := FirstPage
+	for {
+		page, next, err := cl.ListPage(ctx, p, c, cursor, limit)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all, nil
+		}
+		np, err := peer.Decode(next)
+		switch {
+		case err != nil:
+			return all, fmt.Errorf("%w: next cursor: %w", ErrBadMessage, err)
+		case np <= after && cursor != FirstPage:
+			return all, fmt.Errorf("%w: next cursor %s does not advance", ErrBadMessage, next)
+		case len(all) >= MaxListAll:
+			return all, fmt.Errorf("%w: more than %d records", ErrBadMessage, MaxListAll)
+		}
+		after, cursor = np, next
+	}
+}
+
 // Push offers peer p one signed record; p's refusal comes back as an error.
 func (cl *Client) Push(ctx context.Context, p peer.ID, env []byte) error {
 	resp, err := cl.exchange(ctx, p, request{Type: msgPush, Record: env})

@@ -1,6 +1,6 @@
 // Package registry is netget's registry protocol,
 // /netget/<network>/registry/1.0.0, on the wire: the protocol ID, its
-// message codec, a Client (List, Push) that keeps idle streams per peer for
+// message codec, a Client (List, ListPage, ListAll, Push) that keeps idle streams per peer for
 // reuse, a Handler that serves the protocol over a small Holder interface
 // (list the records held for a service; accept one record), and the
 // per-peer Limiter that bounds each remote peer's requests (dht/channel
@@ -25,6 +25,13 @@
 //   - One request at a time per stream, several per stream over its life:
 //     opening a stream costs about as much as an exchange (kad-dht does
 //     the same with its own streams).
+//   - A list without a cursor is what a find sends (the best MaxListLimit
+//     records); a list with one pages through a whole service in peer-ID
+//     order (keyset paging: no snapshot kept per walker, a provider that
+//     stays is returned once). Responses to cursorless lists never carry
+//     the new "next" field, since older requesters refuse unknown fields.
+//     A bad cursor is answered "bad request" (ErrBadRequest), not reset:
+//     the requester learns why.
 //   - Strict decoding: unknown fields, trailing data, a list with a record
 //     or a put with a CID reset the stream (ErrBadMessage), as does a peer
 //     over its request rate; a stream the requester resets, closes or

@@ -1,29 +1,48 @@
 package registry
 
 import (
+	"errors"
 	"testing"
 )
 
 // FuzzDecodeRequest: the registry-protocol decoder never panics, and what
-// it accepts is a list with a CID and a bounded limit, or a put with a record.
+// it accepts is a list with a CID and either a bounded limit (no cursor)
+// or a cursor (FirstPage or a peer ID) and a limit not negative, or a put
+// with a record; a bad cursor or negative limit is ErrBadRequest.
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"type":"list","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","limit":4}`))
+	f.Add([]byte(`{"type":"list","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","limit":100,"cursor":"first"}`))
+	f.Add([]byte(`{"type":"list","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","cursor":"12D3KooWNdPPuKUnWtfUaWe6q2otTzrEuGd7YytF347fMnJbKgDG"}`))
+	f.Add([]byte(`{"type":"list","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","cursor":"12D3"}`))
+	f.Add([]byte(`{"type":"list","cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","limit":-1,"cursor":"first"}`))
 	f.Add([]byte(`{"type":"put","record":"CgQIARIg"}`))
 	f.Add([]byte(`{"type":"put","record":"CgQIARIg","cid":"x"}`))
+	f.Add([]byte(`{"type":"put","record":"CgQIARIg","cursor":"first"}`))
 	f.Add([]byte(`{"type":"nope"}`))
 	f.Add([]byte(`{} {}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, c, err := decodeRequest(b)
+		req, list, err := decodeRequest(b)
+		if errors.Is(err, ErrBadRequest) {
+			if req.Type != msgList || req.Cursor == "" {
+				t.Fatalf("bad request %v for %+v, not a paged list", err, req)
+			}
+			return
+		}
 		if err != nil {
 			return
 		}
 		switch req.Type {
 		case msgList:
-			if !c.Defined() || req.Limit < 1 || req.Limit > MaxListLimit {
-				t.Fatalf("accepted list %+v with cid %v", req, c)
+			switch {
+			case !list.c.Defined():
+				t.Fatalf("accepted list %+v without a cid", req)
+			case !list.paged && (req.Limit < 1 || req.Limit > MaxListLimit):
+				t.Fatalf("accepted list %+v with limit %d", req, req.Limit)
+			case list.paged && (req.Limit < 0 || (req.Cursor == FirstPage) != (list.after == "")):
+				t.Fatalf("accepted paged list %+v as %+v", req, list)
 			}
 		case msgPush:
-			if len(req.Record) == 0 {
+			if len(req.Record) == 0 || req.Cursor != "" {
 				t.Fatalf("accepted put without a record: %+v", req)
 			}
 		default:

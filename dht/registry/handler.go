@@ -23,6 +23,11 @@ type Holder interface {
 	// List returns up to limit signed records held for service c, leaving
 	// out expired and withdrawn ones (and those the node judged dead).
 	List(c cid.Cid, limit int) [][]byte
+	// Page returns the records List would serve for service c whose
+	// providers come after after in binary peer-ID order, up to limit
+	// records and bytes bytes of envelopes, and the provider the next page
+	// starts after ("": none follows).
+	Page(c cid.Cid, after peer.ID, limit, bytes int) ([][]byte, peer.ID)
 	// Accept verifies and stores env, put by peer from on its connection
 	// from addr; its error is sent back to the requester as the reason for
 	// the refusal.
@@ -32,18 +37,35 @@ type Holder interface {
 // Handler serves the registry protocol over a Holder, with each remote
 // peer's requests bounded by a Limiter.
 type Handler struct {
-	holder  Holder
-	limiter *Limiter
-	log     *slog.Logger
+	holder   Holder
+	limiter  *Limiter
+	pageSize int
+	log      *slog.Logger
 }
 
-// NewHandler returns a Handler serving h, limiting each peer by l. A nil
-// log discards.
-func NewHandler(h Holder, l *Limiter, log *slog.Logger) *Handler {
+// NewHandler returns a Handler serving h, limiting each peer by l, with
+// pages of a paged list of at most pageSize records (ValidatePageSize;
+// DefaultPageLimit when 0). A nil log discards.
+func NewHandler(h Holder, l *Limiter, pageSize int, log *slog.Logger) (*Handler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{holder: h, limiter: l, log: log}
+	if pageSize == 0 {
+		pageSize = DefaultPageLimit
+	}
+	if err := ValidatePageSize(pageSize); err != nil {
+		return nil, err
+	}
+	return &Handler{holder: h, limiter: l, pageSize: pageSize, log: log}, nil
+}
+
+// ValidatePageSize checks the most records a node puts in one page of a
+// paged list: 1 to MaxPageLimit.
+func ValidatePageSize(n int) error {
+	if n < 1 || n > MaxPageLimit {
+		return fmt.Errorf("list page size %d: want 1 to %d records", n, MaxPageLimit)
+	}
+	return nil
 }
 
 // HandleStream serves registry-protocol requests on s, one after another,
@@ -129,14 +151,28 @@ func normalEnd(err error) string {
 // serve answers one request from peer from at addr, or says why it is bad.
 func (h *Handler) serve(b []byte, from peer.ID, addr ma.Multiaddr) (response, error) {
 	var resp response
-	req, c, err := decodeRequest(b)
+	req, list, err := decodeRequest(b)
+	if errors.Is(err, ErrBadRequest) {
+		resp.Error = err.Error() // answered: the stream stays usable
+		return resp, nil
+	}
 	if err != nil {
 		return resp, err
 	}
-	switch req.Type {
-	case msgList:
-		resp.Records = h.holder.List(c, req.Limit)
-	case msgPush:
+	switch {
+	case req.Type == msgList && list.paged:
+		limit := req.Limit
+		if limit == 0 || limit > h.pageSize {
+			limit = h.pageSize
+		}
+		var next peer.ID
+		resp.Records, next = h.holder.Page(list.c, list.after, limit, PageBytes)
+		if next != "" {
+			resp.Next = next.String()
+		}
+	case req.Type == msgList:
+		resp.Records = h.holder.List(list.c, req.Limit)
+	case req.Type == msgPush:
 		if err := h.holder.Accept(req.Record, from, addr); err != nil {
 			h.log.Debug("put refused", "err", err)
 			resp.Error = err.Error()

@@ -5,14 +5,10 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/ipfs/go-cid"
 	ds "github.com/ipfs/go-datastore"
-	dsq "github.com/ipfs/go-datastore/query"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -59,94 +55,8 @@ func openPebble(dir string) (d ds.Batching, err error) {
 	return pebbleds.NewDatastore(dir, pebbleds.WithPebbleWriteOptions(pebble.Sync))
 }
 
-// Load indexes the records the datastore holds, as at start-up after a
-// restart, by as many workers as there are CPUs: each is read without its
-// signature check (peekStored), so a registry of 100,000 records starts in
-// seconds, and is marked unverified; VerifyAll checks the signatures in the
-// background, and list verifies an unverified record before it serves it.
-// Expired, malformed, misfiled and over-quota records are deleted. Only the
-// index stays in memory. It returns how many it kept.
-func (s *Store) Load(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.ds.Query(ctx, dsq.Query{Prefix: "/" + record.Namespace})
-	if err != nil {
-		return 0, fmt.Errorf("read datastore: %w", err)
-	}
-	defer res.Close()
-	work := make(chan dsq.Entry, 256)
-	var mu sync.Mutex
-	var drop []ds.Key
-	kept := 0
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for e := range work {
-				k := ds.NewKey(e.Key)
-				svc, c, env, err := peekStored(s.v.Network, k, e.Value, now)
-				if err == nil {
-					err = s.index(c, svc, env)
-				}
-				mu.Lock()
-				if err != nil {
-					drop = append(drop, k)
-				} else {
-					kept++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for e := range res.Next() {
-		if e.Error != nil {
-			err = fmt.Errorf("read datastore: %w", e.Error)
-			break
-		}
-		work <- e.Entry
-	}
-	close(work)
-	wg.Wait()
-	if err != nil {
-		return kept, err
-	}
-	for _, k := range drop {
-		if err := s.ds.Delete(ctx, k); err != nil {
-			return kept, fmt.Errorf("delete stale record: %w", err)
-		}
-	}
-	return kept, nil
-}
-
-// peekStored reads a datastore entry without checking the envelope's
-// signature (VerifyAll and List do that): a kad record protobuf whose key
-// is the one it is filed under, holding an unexpired record of network
-// for that key's service and peer. It returns the record, its service and
-// the envelope.
-func peekStored(network string, k ds.Key, b []byte, now time.Time) (*record.Service, cid.Cid, []byte, error) {
-	key, ok := dhtKey(k)
-	var rec recpb.Record
-	if !ok || proto.Unmarshal(b, &rec) != nil || string(rec.GetKey()) != key {
-		return nil, cid.Undef, nil, record.ErrMalformed
-	}
-	c, p, err := record.ParseKey(key)
-	if err != nil {
-		return nil, cid.Undef, nil, err
-	}
-	svc, err := payloadOf(rec.GetValue())
-	if err != nil {
-		return nil, cid.Undef, nil, err
-	}
-	want, err := record.ServiceCID(svc.Network, svc.Name)
-	switch {
-	case err != nil || svc.Network != network || svc.Peer != p || !want.Equals(c):
-		return nil, cid.Undef, nil, record.ErrMalformed
-	case !now.Before(svc.ExpiresAt):
-		return nil, cid.Undef, nil, record.ErrExpired
-	}
-	return svc, c, rec.GetValue(), nil
-}
-
 // payloadOf decodes the record inside a signed envelope without checking
-// the signature: for what the store verified when it took the record, or
-// verifies later (peekStored).
+// the signature: for what the store verified when it took the record.
 func payloadOf(env []byte) (*record.Service, error) {
 	e, err := lprecord.UnmarshalEnvelope(env)
 	var svc record.Service
@@ -154,75 +64,6 @@ func payloadOf(env []byte) (*record.Service, error) {
 		return nil, record.ErrMalformed
 	}
 	return &svc, nil
-}
-
-// VerifyAll checks the signature of every record Load indexed unverified,
-// by as many workers as there are CPUs, and deletes those that fail. It
-// returns how many it deleted.
-func (s *Store) VerifyAll(ctx context.Context) (int, error) {
-	var todo []victim
-	s.mu.Lock()
-	for c, peers := range s.bySvc {
-		for p, h := range peers {
-			if !h.verified {
-				todo = append(todo, victim{c, p})
-			}
-		}
-	}
-	s.mu.Unlock()
-	work := make(chan victim)
-	var mu sync.Mutex
-	var firstErr error
-	deleted := 0
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for v := range work {
-				bad, err := s.verifyOne(ctx, v)
-				mu.Lock()
-				if bad {
-					deleted++
-				}
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for _, v := range todo {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- v
-	}
-	close(work)
-	wg.Wait()
-	return deleted, firstErr
-}
-
-// verifyOne checks v's record if it is still unverified, and deletes it
-// if it fails. It reports whether it deleted it.
-func (s *Store) verifyOne(ctx context.Context, v victim) (bool, error) {
-	defer s.lockKey(v.c, v.p)()
-	if h, ok := s.get(v.c, v.p); !ok || h.verified {
-		return false, nil
-	}
-	k := dsKey(record.Key(v.c, v.p))
-	b, err := s.ds.Get(ctx, k)
-	if err != nil {
-		return false, nil // gone since
-	}
-	if s.verified(v.c, v.p, envOf(b)) {
-		return false, nil
-	}
-	s.mu.Lock()
-	s.unindexLocked(v.c, v.p)
-	s.mu.Unlock()
-	if err := s.ds.Delete(ctx, k); err != nil {
-		return true, fmt.Errorf("delete invalid record: %w", err)
-	}
-	return true, nil
 }
 
 // envOf returns the envelope inside a stored kad record.

@@ -30,7 +30,24 @@
 // once, with nothing re-provided; the signatures are then checked in the
 // background by as many workers as CPUs, a list checks a record it serves
 // first, and GET_VALUE hides one until then; a record that fails is
-// deleted. Sweep deletes expired records (the Node calls it every minute).
+// deleted. That is safe because only the node writes its datastore, and
+// only records it verified; a record altered on disk is never served and
+// is deleted once the background check reaches it. Start-up (Load, in
+// load.go) reads the datastore in key order, straight from Pebble's
+// iterator, in batches that as many workers as CPUs peek at (protowire for
+// the two protobuf layers, only the payload's scalar fields, the peer ID
+// decoded once, the service CID once per run of one service's records)
+// and index a batch per lock; the background check (VerifyAll) reads in
+// key order too. The on-disk format is kad-dht's own, unchanged. Sweep
+// deletes expired records (the Node calls it every minute).
+//
+// A paged list (Page, in pages.go) walks a service's served records in
+// the order of the providers' binary peer IDs, each page after the last
+// provider the page before considered (keyset paging: a provider that
+// stays is returned once, whatever joins or leaves between pages), cut at
+// a record limit and a byte bound; a hot service's pages come from a kept
+// sorted copy of its records (16 services and 32 MiB of envelopes at
+// most), dropped with its kept list.
 //
 // A list picks the first providers of a service with a bounded heap, not a
 // sort of all of them, and the store keeps the answer for the 64 services

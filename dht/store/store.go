@@ -56,6 +56,8 @@ type Store struct {
 	byPeer    map[peer.ID][]cid.Cid // the services each provider has a record for
 	bySource  map[Source]int        // records held per Source
 	lists     map[cid.Cid]*listed   // answers of List kept (lists.go)
+	walks     map[cid.Cid]*walk     // sorted copies Page reads (pages.go)
+	walkBytes int                   // envelope bytes of the walks kept
 	gen       uint64                // counts changes to the index (Generation)
 }
 
@@ -94,6 +96,7 @@ func New(d ds.Datastore, v record.Validator, limits Limits, health Verdicts) *St
 		byPeer:   make(map[peer.ID][]cid.Cid),
 		bySource: make(map[Source]int),
 		lists:    make(map[cid.Cid]*listed),
+		walks:    make(map[cid.Cid]*walk),
 		writing:  make(map[victim]*keyLock),
 	}
 }
@@ -201,7 +204,7 @@ func (s *Store) Add(ctx context.Context, c cid.Cid, svc *record.Service, env []b
 		return fmt.Errorf("store record: %w", err)
 	}
 	s.mu.Lock()
-	delete(s.lists, c) // a list read while it was written missed it
+	s.forgetLocked(c) // a list read while it was written missed it
 	s.mu.Unlock()
 	s.notify(c, svc.Peer)
 	return nil
@@ -246,29 +249,11 @@ func (s *Store) Peers(c cid.Cid) []peer.ID {
 	return out
 }
 
-// index adds a record already in the datastore to the index, unverified,
-// as at start-up, under the same quotas as Add, evicting nothing.
-func (s *Store) index(c cid.Cid, svc *record.Service, env []byte) error {
-	h := heldOf(svc, env, Source{})
-	h.verified = false
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	vs, err := s.admitLocked(c, svc.Peer, svc.Seq, h.cost(), Source{})
-	if err == nil && len(vs) > 0 {
-		err = fmt.Errorf("%w: no room at start-up", ErrStoreFull)
-	}
-	if err != nil {
-		return err
-	}
-	s.indexLocked(c, svc.Peer, h)
-	return nil
-}
-
 // indexLocked files h as p's record for c, replacing the one held. s.mu
 // must be held.
 func (s *Store) indexLocked(c cid.Cid, p peer.ID, h held) {
 	s.detachLocked(c, p)
-	delete(s.lists, c)
+	s.forgetLocked(c)
 	peers := s.bySvc[c]
 	if peers == nil {
 		peers = make(map[peer.ID]held)
@@ -443,7 +428,7 @@ func (s *Store) detachLocked(c cid.Cid, p peer.ID) (held, bool) {
 		return held{}, false
 	}
 	delete(peers, p)
-	delete(s.lists, c)
+	s.forgetLocked(c)
 	if len(peers) == 0 {
 		delete(s.bySvc, c)
 	}
