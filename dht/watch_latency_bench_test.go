@@ -179,9 +179,9 @@ type watchMockNet struct {
 // newWatchMockNet starts the registry and the provider, connected.
 func newWatchMockNet(b *testing.B) *watchMockNet {
 	wn := &watchMockNet{mn: mocknet.New()}
-	b.Cleanup(func() { wn.mn.Close() })                   // last: the nodes close first
-	b.Cleanup(func() { wn.readers.Wait() })               // after the streams' reset
-	b.Cleanup(func() { wn.setRTT(b, 0) })                 // first: teardown at full speed
+	b.Cleanup(func() { wn.mn.Close() })     // last: the nodes close first
+	b.Cleanup(func() { wn.readers.Wait() }) // after the streams' reset
+	b.Cleanup(func() { wn.setRTT(b, 0) })   // first: teardown at full speed
 	wn.reg = dhttest.NewNodeOn(b, wn.addHost(b), "development", dht.ModeServer, func(c *dht.Config) {
 		c.Health = dht.RegistryHealth()
 		c.RequestRate, c.RequestBurst = 1e6, 1e6
