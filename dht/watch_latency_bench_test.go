@@ -112,19 +112,27 @@ func benchWatchLatency(ctx context.Context, b *testing.B, wn *watchMockNet, all,
 		b.Fatal(err)
 	}
 	rttP50, rttP95 := echoRTT(ctx, b, wn.watchers[0], wn.reg.Host().ID(), len(enc), 20)
-	var oneLat, oneFirst sample
-	var allLat, allFirst sample
-	var floorLat, floorFirst sample
+	var oneLat, oneFirst, oneRead sample
+	var allLat, allFirst, allRead, lastWrite sample
+	var floorLat, floorFirst, floorRead sample
 	b.ResetTimer()
 	for i := range 2 * changes {
-		wn.change(ctx, b, one, "OneService", i%2 == 1).into(&oneLat, &oneFirst)
+		wn.change(ctx, b, one, "OneService", i%2 == 1).into(&oneLat, &oneFirst, &oneRead)
 	}
 	for i := range 2 * changes {
-		wn.change(ctx, b, all, "DatabaseService", i%2 == 1).into(&allLat, &allFirst)
+		wn.change(ctx, b, all, "DatabaseService", i%2 == 1).into(&allLat, &allFirst, &allRead)
+		lastWrite.add(ms(time.Duration(wn.lastWrite.Load()-wn.accepted.Load())), true)
+	}
+	// The same changes, each watcher's verification timed alone.
+	var own sample
+	for i := range 2 * changes {
+		for _, d := range wn.changeOwnCPU(ctx, b, all, "DatabaseService", i%2 == 1) {
+			own.add(d, true)
+		}
 	}
 	// The floor: the same messages, bare, on the same links.
 	for i := range 2 * changes {
-		wn.floorRound(b, floor, i%2 == 1).into(&floorLat, &floorFirst)
+		wn.floorRound(b, floor, i%2 == 1).into(&floorLat, &floorFirst, &floorRead)
 	}
 	b.StopTimer()
 	if bad := all.bad.Load() + one.bad.Load() + wn.floorBad.Load(); bad != 0 {
@@ -133,47 +141,58 @@ func benchWatchLatency(ctx context.Context, b *testing.B, wn *watchMockNet, all,
 	r := ms(rtt)
 	rttMS := float64(rttP50) / 1e6
 	report(b, map[string]float64{
-		"watchers":        float64(len(wn.watchers)),
-		"rtt-ms":          r,
-		"echo-p50-rtt":    rttMS / r,
-		"echo-p95-rtt":    float64(rttP95) / 1e6 / r,
-		"watch-p50-rtt":   pct(allLat.ms, 50) / r,
-		"watch-p95-rtt":   pct(allLat.ms, 95) / r,
-		"first-p50-rtt":   pct(allFirst.ms, 50) / r,
-		"watch-p50/rtt":   pct(allLat.ms, 50) / rttMS,
-		"watch-p95/rtt":   pct(allLat.ms, 95) / rttMS,
-		"one-p50-rtt":     pct(oneLat.ms, 50) / r,
-		"one-p95-rtt":     pct(oneLat.ms, 95) / r,
-		"one-p50/rtt":     pct(oneLat.ms, 50) / rttMS,
-		"one-p95/rtt":     pct(oneLat.ms, 95) / rttMS,
-		"floor-p50-rtt":   pct(floorLat.ms, 50) / r,
-		"floor-p95-rtt":   pct(floorLat.ms, 95) / r,
-		"floor-p50/rtt":   pct(floorLat.ms, 50) / rttMS,
-		"floor-p95/rtt":   pct(floorLat.ms, 95) / rttMS,
-		"watch/floor-p50": pct(allLat.ms, 50) / pct(floorLat.ms, 50),
-		"watch/floor-p95": pct(allLat.ms, 95) / pct(floorLat.ms, 95),
-		"KiB/peer":        mem.peer,
-		"KiB/watch":       mem.watch,
-		"KiB/watcher":     mem.peer + mem.watch,
-		"load":            loadAvg(),
+		"watchers":           float64(len(wn.watchers)),
+		"rtt-ms":             r,
+		"echo-p50-rtt":       rttMS / r,
+		"echo-p95-rtt":       float64(rttP95) / 1e6 / r,
+		"watch-p50-rtt":      pct(allLat.ms, 50) / r,
+		"watch-p95-rtt":      pct(allLat.ms, 95) / r,
+		"first-p50-rtt":      pct(allFirst.ms, 50) / r,
+		"watch-p50/rtt":      pct(allLat.ms, 50) / rttMS,
+		"watch-p95/rtt":      pct(allLat.ms, 95) / rttMS,
+		"one-p50-rtt":        pct(oneLat.ms, 50) / r,
+		"one-p95-rtt":        pct(oneLat.ms, 95) / r,
+		"one-p50/rtt":        pct(oneLat.ms, 50) / rttMS,
+		"one-p95/rtt":        pct(oneLat.ms, 95) / rttMS,
+		"floor-p50-rtt":      pct(floorLat.ms, 50) / r,
+		"floor-p95-rtt":      pct(floorLat.ms, 95) / r,
+		"floor-p50/rtt":      pct(floorLat.ms, 50) / rttMS,
+		"floor-p95/rtt":      pct(floorLat.ms, 95) / rttMS,
+		"own-p50-rtt":        pct(own.ms, 50) / r,
+		"own-p95-rtt":        pct(own.ms, 95) / r,
+		"own-p50/rtt":        pct(own.ms, 50) / rttMS,
+		"own-p95/rtt":        pct(own.ms, 95) / rttMS,
+		"read-p50-rtt":       pct(allRead.ms, 50) / r,
+		"read-p95-rtt":       pct(allRead.ms, 95) / r,
+		"lastwrite-p50-ms":   pct(lastWrite.ms, 50),
+		"lastwrite-p95-ms":   pct(lastWrite.ms, 95),
+		"floor-read-p50-rtt": pct(floorRead.ms, 50) / r,
+		"floor-read-p95-rtt": pct(floorRead.ms, 95) / r,
+		"watch/floor-p50":    pct(allLat.ms, 50) / pct(floorLat.ms, 50),
+		"watch/floor-p95":    pct(allLat.ms, 95) / pct(floorLat.ms, 95),
+		"KiB/peer":           mem.peer,
+		"KiB/watch":          mem.watch,
+		"KiB/watcher":        mem.peer + mem.watch,
+		"load":               loadAvg(),
 	})
-	b.Logf("RTT=%s load %.1f | echo p50 %.2f RTT | 1 watcher p50/p95 %.2f/%.2f RTT | %d watchers p50/p95 %.2f/%.2f RTT (first %.2f) = %.2f/%.2f× the echo | floor %.2f/%.2f RTT | %.1f KiB per watcher (host+conn %.1f, watch %.1f)",
+	b.Logf("RTT=%s load %.1f | echo p50 %.2f RTT | 1 watcher p50/p95 %.2f/%.2f RTT | %d watchers p50/p95 %.2f/%.2f RTT (first %.2f) = %.2f/%.2f× the echo | floor %.2f/%.2f RTT | verified on own CPUs %.2f/%.2f× the echo | %.1f KiB per watcher (host+conn %.1f, watch %.1f)",
 		rtt, loadAvg(), rttMS/r, pct(oneLat.ms, 50)/r, pct(oneLat.ms, 95)/r, len(wn.watchers), pct(allLat.ms, 50)/r, pct(allLat.ms, 95)/r,
 		pct(allFirst.ms, 50)/r, pct(allLat.ms, 50)/rttMS, pct(allLat.ms, 95)/rttMS, pct(floorLat.ms, 50)/r, pct(floorLat.ms, 95)/r,
-		mem.peer+mem.watch, mem.peer, mem.watch)
+		pct(own.ms, 50)/rttMS, pct(own.ms, 95)/rttMS, mem.peer+mem.watch, mem.peer, mem.watch)
 }
 
 // watchMockNet is a registry, a provider and watchers on one mocknet.
 type watchMockNet struct {
-	mn       mocknet.Mocknet
-	reg      *dht.Node
-	prov     *dht.Node
-	watchers []host.Host
-	accepted atomic.Int64 // unix ns of the registry store's last change
-	seq      uint64       // the provider's last seq
-	floorBad atomic.Int64 // floor records that failed verification
-	floorAll *watchGroup
-	readers  sync.WaitGroup
+	mn        mocknet.Mocknet
+	reg       *dht.Node
+	prov      *dht.Node
+	watchers  []host.Host
+	accepted  atomic.Int64 // unix ns of the registry store's last change
+	lastWrite atomic.Int64 // unix ns of the registry's last watch write
+	seq       uint64       // the provider's last seq
+	floorBad  atomic.Int64 // floor records that failed verification
+	floorAll  *watchGroup
+	readers   sync.WaitGroup
 }
 
 // newWatchMockNet starts the registry and the provider, connected.
@@ -187,6 +206,11 @@ func newWatchMockNet(b *testing.B) *watchMockNet {
 		c.RequestRate, c.RequestBurst = 1e6, 1e6
 	})
 	dht.OnAccepted(wn.reg, func() { wn.accepted.Store(time.Now().UnixNano()) })
+	dht.OnWatchWrite(wn.reg, func() {
+		now := time.Now().UnixNano()
+		for last := wn.lastWrite.Load(); now > last && !wn.lastWrite.CompareAndSwap(last, now); last = wn.lastWrite.Load() {
+		}
+	})
 	wn.reg.Host().SetStreamHandler(echoProto, func(s network.Stream) {
 		_, _ = io.Copy(s, s)
 		s.Reset()
@@ -353,17 +377,70 @@ func (wn *watchMockNet) floorRound(b *testing.B, f *floorFanout, withdraw bool) 
 	return g.since(seq, at)
 }
 
+// changeOwnCPU is change with g's readers keeping each record unverified
+// until all k have it; each is then verified alone, one after another,
+// and its latency is when its reader had it plus that verification's own
+// time: as if every watcher verified on a CPU of its own, as on a real
+// network, while the registry's fan-out still shares this process.
+func (wn *watchMockNet) changeOwnCPU(ctx context.Context, b *testing.B, g *watchGroup, name string, withdraw bool) []float64 {
+	wn.seq++
+	seq := wn.seq
+	g.mu.Lock()
+	g.ownReads, g.ownFull = g.ownReads[:0], make(chan struct{})
+	full := g.ownFull
+	g.mu.Unlock()
+	g.own.Store(true)
+	defer g.own.Store(false)
+	if err := dht.Push(ctx, wn.prov, wn.reg.Host().ID(), wn.seal(b, name, seq, withdraw)); err != nil {
+		b.Fatalf("push %s seq %d: %v", name, seq, err)
+	}
+	at := time.Unix(0, wn.accepted.Load())
+	select {
+	case <-full:
+	case <-time.After(time.Minute):
+		b.Fatalf("after a minute not every reader has seq %d", seq)
+	}
+	g.mu.Lock()
+	reads := slices.Clone(g.ownReads)
+	g.mu.Unlock()
+	out := make([]float64, 0, len(reads))
+	for _, r := range reads {
+		start := time.Now()
+		s, err := (record.Validator{Network: "development"}).Open(r.env)
+		took := time.Since(start)
+		if err != nil || s.Seq != seq {
+			b.Fatalf("a reader kept seq %v (%v), want %d", s, err, seq)
+		}
+		out = append(out, ms(r.at.Add(took).Sub(at)))
+	}
+	return out
+}
+
 // watchGroup is what k readers read: when each had each seq.
 type watchGroup struct {
-	k     int
-	bad   *atomic.Int64
-	mu    sync.Mutex
-	at    map[uint64][]time.Time
-	fulls map[uint64]chan struct{}
+	k       int
+	bad     *atomic.Int64
+	mu      sync.Mutex
+	at      map[uint64][]time.Time // verified
+	decoded map[uint64][]time.Time // decoded, before verification
+	fulls   map[uint64]chan struct{}
+
+	// own, when set, has readers keep each record for later instead of
+	// verifying it (ownReads, ownFull): the verification is then timed
+	// alone, as on the watcher's own CPU.
+	own      atomic.Bool
+	ownReads []ownRead
+	ownFull  chan struct{}
+}
+
+// ownRead is a record a reader decoded and kept, and when.
+type ownRead struct {
+	at  time.Time
+	env []byte
 }
 
 func newWatchGroup(k int) *watchGroup {
-	return &watchGroup{k: k, bad: new(atomic.Int64), at: map[uint64][]time.Time{}, fulls: map[uint64]chan struct{}{}}
+	return &watchGroup{k: k, bad: new(atomic.Int64), at: map[uint64][]time.Time{}, decoded: map[uint64][]time.Time{}, fulls: map[uint64]chan struct{}{}}
 }
 
 // read reads messages with next until it fails, verifying each record
@@ -378,6 +455,16 @@ func (g *watchGroup) read(next func() (registry.WatchMsg, error)) {
 		if len(m.Record) == 0 {
 			continue
 		}
+		read := time.Now()
+		if g.own.Load() {
+			g.mu.Lock()
+			g.ownReads = append(g.ownReads, ownRead{at: read, env: m.Record})
+			if len(g.ownReads) == g.k {
+				close(g.ownFull)
+			}
+			g.mu.Unlock()
+			continue
+		}
 		s, err := v.Open(m.Record)
 		if err != nil {
 			g.bad.Add(1)
@@ -385,6 +472,7 @@ func (g *watchGroup) read(next func() (registry.WatchMsg, error)) {
 		}
 		now := time.Now()
 		g.mu.Lock()
+		g.decoded[s.Seq] = append(g.decoded[s.Seq], read)
 		g.at[s.Seq] = append(g.at[s.Seq], now)
 		if len(g.at[s.Seq]) == g.k {
 			close(g.fullLocked(s.Seq))
@@ -421,26 +509,32 @@ func (g *watchGroup) wait(b *testing.B, seq uint64, full chan struct{}) {
 	}
 }
 
-// since is how long after at each reader had seq.
+// since is how long after at each reader had seq verified, and had it
+// read (decoded, before verification).
 func (g *watchGroup) since(seq uint64, at time.Time) latencies {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var l latencies
-	for _, t := range g.at[seq] {
-		l = append(l, ms(t.Sub(at)))
+	for i, t := range g.at[seq] {
+		l.verified = append(l.verified, ms(t.Sub(at)))
+		l.read = append(l.read, ms(g.decoded[seq][i].Sub(at)))
 	}
 	return l
 }
 
 // latencies are one change's latencies, one per reader, in ms.
-type latencies []float64
+type latencies struct{ verified, read []float64 }
 
-// into adds every latency to all and the least to first.
-func (l latencies) into(all, first *sample) {
-	for _, d := range l {
+// into adds every verified latency to all, the least to first, and every
+// read latency to read.
+func (l latencies) into(all, first, read *sample) {
+	for _, d := range l.verified {
 		all.add(d, true)
 	}
-	if len(l) > 0 {
-		first.add(slices.Min(l), true)
+	if len(l.verified) > 0 {
+		first.add(slices.Min(l.verified), true)
+	}
+	for _, d := range l.read {
+		read.add(d, true)
 	}
 }
