@@ -124,11 +124,12 @@ func benchWatchLatency(ctx context.Context, b *testing.B, wn *watchMockNet, all,
 		lastWrite.add(ms(time.Duration(wn.lastWrite.Load()-wn.accepted.Load())), true)
 	}
 	// The same changes, each watcher's verification timed alone.
-	var own sample
+	var own, ownLastWrite sample
 	for i := range 2 * changes {
 		for _, d := range wn.changeOwnCPU(ctx, b, all, "DatabaseService", i%2 == 1) {
 			own.add(d, true)
 		}
+		ownLastWrite.add(ms(time.Duration(wn.lastWrite.Load()-wn.accepted.Load())), true)
 	}
 	// The floor: the same messages, bare, on the same links.
 	for i := range 2 * changes {
@@ -141,44 +142,46 @@ func benchWatchLatency(ctx context.Context, b *testing.B, wn *watchMockNet, all,
 	r := ms(rtt)
 	rttMS := float64(rttP50) / 1e6
 	report(b, map[string]float64{
-		"watchers":           float64(len(wn.watchers)),
-		"rtt-ms":             r,
-		"echo-p50-rtt":       rttMS / r,
-		"echo-p95-rtt":       float64(rttP95) / 1e6 / r,
-		"watch-p50-rtt":      pct(allLat.ms, 50) / r,
-		"watch-p95-rtt":      pct(allLat.ms, 95) / r,
-		"first-p50-rtt":      pct(allFirst.ms, 50) / r,
-		"watch-p50/rtt":      pct(allLat.ms, 50) / rttMS,
-		"watch-p95/rtt":      pct(allLat.ms, 95) / rttMS,
-		"one-p50-rtt":        pct(oneLat.ms, 50) / r,
-		"one-p95-rtt":        pct(oneLat.ms, 95) / r,
-		"one-p50/rtt":        pct(oneLat.ms, 50) / rttMS,
-		"one-p95/rtt":        pct(oneLat.ms, 95) / rttMS,
-		"floor-p50-rtt":      pct(floorLat.ms, 50) / r,
-		"floor-p95-rtt":      pct(floorLat.ms, 95) / r,
-		"floor-p50/rtt":      pct(floorLat.ms, 50) / rttMS,
-		"floor-p95/rtt":      pct(floorLat.ms, 95) / rttMS,
-		"own-p50-rtt":        pct(own.ms, 50) / r,
-		"own-p95-rtt":        pct(own.ms, 95) / r,
-		"own-p50/rtt":        pct(own.ms, 50) / rttMS,
-		"own-p95/rtt":        pct(own.ms, 95) / rttMS,
-		"read-p50-rtt":       pct(allRead.ms, 50) / r,
-		"read-p95-rtt":       pct(allRead.ms, 95) / r,
-		"lastwrite-p50-ms":   pct(lastWrite.ms, 50),
-		"lastwrite-p95-ms":   pct(lastWrite.ms, 95),
-		"floor-read-p50-rtt": pct(floorRead.ms, 50) / r,
-		"floor-read-p95-rtt": pct(floorRead.ms, 95) / r,
-		"watch/floor-p50":    pct(allLat.ms, 50) / pct(floorLat.ms, 50),
-		"watch/floor-p95":    pct(allLat.ms, 95) / pct(floorLat.ms, 95),
-		"KiB/peer":           mem.peer,
-		"KiB/watch":          mem.watch,
-		"KiB/watcher":        mem.peer + mem.watch,
-		"load":               loadAvg(),
+		"watchers":             float64(len(wn.watchers)),
+		"rtt-ms":               r,
+		"echo-p50-rtt":         rttMS / r,
+		"echo-p95-rtt":         float64(rttP95) / 1e6 / r,
+		"watch-p50-rtt":        pct(allLat.ms, 50) / r,
+		"watch-p95-rtt":        pct(allLat.ms, 95) / r,
+		"first-p50-rtt":        pct(allFirst.ms, 50) / r,
+		"watch-p50/rtt":        pct(allLat.ms, 50) / rttMS,
+		"watch-p95/rtt":        pct(allLat.ms, 95) / rttMS,
+		"one-p50-rtt":          pct(oneLat.ms, 50) / r,
+		"one-p95-rtt":          pct(oneLat.ms, 95) / r,
+		"one-p50/rtt":          pct(oneLat.ms, 50) / rttMS,
+		"one-p95/rtt":          pct(oneLat.ms, 95) / rttMS,
+		"floor-p50-rtt":        pct(floorLat.ms, 50) / r,
+		"floor-p95-rtt":        pct(floorLat.ms, 95) / r,
+		"floor-p50/rtt":        pct(floorLat.ms, 50) / rttMS,
+		"floor-p95/rtt":        pct(floorLat.ms, 95) / rttMS,
+		"own-p50-rtt":          pct(own.ms, 50) / r,
+		"own-p95-rtt":          pct(own.ms, 95) / r,
+		"own-p50/rtt":          pct(own.ms, 50) / rttMS,
+		"own-p95/rtt":          pct(own.ms, 95) / rttMS,
+		"own-lastwrite-p50-ms": pct(ownLastWrite.ms, 50),
+		"own-lastwrite-p95-ms": pct(ownLastWrite.ms, 95),
+		"read-p50-rtt":         pct(allRead.ms, 50) / r,
+		"read-p95-rtt":         pct(allRead.ms, 95) / r,
+		"lastwrite-p50-ms":     pct(lastWrite.ms, 50),
+		"lastwrite-p95-ms":     pct(lastWrite.ms, 95),
+		"floor-read-p50-rtt":   pct(floorRead.ms, 50) / r,
+		"floor-read-p95-rtt":   pct(floorRead.ms, 95) / r,
+		"watch/floor-p50":      pct(allLat.ms, 50) / pct(floorLat.ms, 50),
+		"watch/floor-p95":      pct(allLat.ms, 95) / pct(floorLat.ms, 95),
+		"KiB/peer":             mem.peer,
+		"KiB/watch":            mem.watch,
+		"KiB/watcher":          mem.peer + mem.watch,
+		"load":                 loadAvg(),
 	})
-	b.Logf("RTT=%s load %.1f | echo p50 %.2f RTT | 1 watcher p50/p95 %.2f/%.2f RTT | %d watchers p50/p95 %.2f/%.2f RTT (first %.2f) = %.2f/%.2f× the echo | floor %.2f/%.2f RTT | verified on own CPUs %.2f/%.2f× the echo | %.1f KiB per watcher (host+conn %.1f, watch %.1f)",
+	b.Logf("RTT=%s load %.1f | echo p50 %.2f RTT | 1 watcher p50/p95 %.2f/%.2f RTT | %d watchers p50/p95 %.2f/%.2f RTT (first %.2f) = %.2f/%.2f× the echo | floor %.2f/%.2f RTT | verified on own CPUs %.2f/%.2f× the echo (last write p50/p95 %.1f/%.1f ms) | %.1f KiB per watcher (host+conn %.1f, watch %.1f)",
 		rtt, loadAvg(), rttMS/r, pct(oneLat.ms, 50)/r, pct(oneLat.ms, 95)/r, len(wn.watchers), pct(allLat.ms, 50)/r, pct(allLat.ms, 95)/r,
 		pct(allFirst.ms, 50)/r, pct(allLat.ms, 50)/rttMS, pct(allLat.ms, 95)/rttMS, pct(floorLat.ms, 50)/r, pct(floorLat.ms, 95)/r,
-		pct(own.ms, 50)/rttMS, pct(own.ms, 95)/rttMS, mem.peer+mem.watch, mem.peer, mem.watch)
+		pct(own.ms, 50)/rttMS, pct(own.ms, 95)/rttMS, pct(ownLastWrite.ms, 50), pct(ownLastWrite.ms, 95), mem.peer+mem.watch, mem.peer, mem.watch)
 }
 
 // watchMockNet is a registry, a provider and watchers on one mocknet.

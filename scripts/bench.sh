@@ -185,13 +185,13 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 /^BenchmarkWatchLatency\// {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
 	if (!wl++) {
-		print "\n| watch on mocknet, RTT | bare stream round trip p50 | one watcher p50 / p95 | watchers p50 / p95 (first p50) | watch / round trip p50, p95 (target ≤ 2×) | floor: bare fan-out + verify p50 / p95 | watch / floor p50, p95 | verified on own CPUs / round trip p50, p95 | read, before verify p50 / p95 | registry last write after accept p50 / p95 | KiB per watcher (host + conn, watch; both ends) | load |"
+		print "\n| watch on mocknet, RTT | bare stream round trip p50 | one watcher p50 / p95 | watchers p50 / p95 (first p50) | watch / round trip p50, p95 (target ≤ 2×) | floor: bare fan-out + verify p50 / p95 | watch / floor p50, p95 | verified on own CPUs / round trip p50, p95 (registry last write p50 / p95) | read, before verify p50 / p95 | registry last write after accept p50 / p95 | KiB per watcher (host + conn, watch; both ends) | load |"
 		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	}
-	printf "| %d watchers, %s | %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT (%.2f) | %.2f×, %.2f× | %.2f / %.2f RTT | %.2f×, %.2f× | %.2f×, %.2f× | %.2f / %.2f RTT | %.1f / %.1f ms | %.0f (%.0f + %.0f) | %.1f |\n",
+	printf "| %d watchers, %s | %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT (%.2f) | %.2f×, %.2f× | %.2f / %.2f RTT | %.2f×, %.2f× | %.2f×, %.2f× (%.1f / %.1f ms) | %.2f / %.2f RTT | %.1f / %.1f ms | %.0f (%.0f + %.0f) | %.1f |\n",
 		m["watchers"], name($1), m["echo-p50-rtt"], m["one-p50-rtt"], m["one-p95-rtt"], m["watch-p50-rtt"], m["watch-p95-rtt"], m["first-p50-rtt"],
 		m["watch-p50/rtt"], m["watch-p95/rtt"], m["floor-p50-rtt"], m["floor-p95-rtt"], m["watch/floor-p50"], m["watch/floor-p95"],
-		m["own-p50/rtt"], m["own-p95/rtt"], m["read-p50-rtt"], m["read-p95-rtt"], m["lastwrite-p50-ms"], m["lastwrite-p95-ms"],
+		m["own-p50/rtt"], m["own-p95/rtt"], m["own-lastwrite-p50-ms"], m["own-lastwrite-p95-ms"], m["read-p50-rtt"], m["read-p95-rtt"], m["lastwrite-p50-ms"], m["lastwrite-p95-ms"],
 		m["KiB/watcher"], m["KiB/peer"], m["KiB/watch"], m["load"]
 }
 /^BenchmarkRelay/ {
