@@ -7,6 +7,7 @@
 #   scripts/bench.sh latency         # only the mocknet networks with link latency
 #   scripts/bench.sh registry bridge # only those
 #   scripts/bench.sh watch           # watch (about 1 min)
+#   scripts/bench.sh watch-latency   # watch at RTT 20 and 100 ms on mocknet (about 40 s)
 #   scripts/bench.sh relay           # only the relay (a few seconds)
 #   scripts/bench.sh bridge-watch    # only the bridge's watch (about 40 s)
 #   NETGET_BENCH_LOOKUPS=300 scripts/bench.sh network   # bigger sample (default 100)
@@ -66,6 +67,20 @@
 #           a watcher must), vs polling every second; a repeat Find on a
 #           watching node (dht/watch_bench_test.go, about 1 min). Times across
 #           the processes are wall-clock (one kernel clock).
+# watch-latency: one registry (health checks on), a provider and 1,000
+#           watchers (NETGET_BENCH_WATCHERS), each its own peer, on go-libp2p's
+#           mocknet with link latency RTT/2 one way, RTT 20 ms and 100 ms
+#           (NETGET_BENCH_RTTS), all in one process (dht/watch_latency_bench_test.go).
+#           10 provides + 10 withdrawals (NETGET_BENCH_WATCH_CHANGES): from the
+#           registry accepting a change to each watcher having it verified, in
+#           RTTs, against the same pair's bare stream round trip (an echo on the
+#           same link, measured in the same run: reads ~1 RTT); one watcher
+#           alone; a bare fan-out floor (the same bytes written to 1,000 bare
+#           streams, each reader verifying); the same changes with each
+#           watcher's Ed25519 check timed alone ("own CPUs": as on a real
+#           network, where each watcher verifies on its own machine; here the
+#           1,000 checks share the registry's two cores). Mocknet has no
+#           encryption or yamux: the watch bench above measures those on loopback.
 # relay:    a registry-protocol round trip and a libp2p ping to a node behind
 #           a circuit relay v2, against the same node dialled directly
 #           (dht/nat_bench_test.go).
@@ -97,7 +112,7 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 what=("$@")
-[ ${#what[@]} -eq 0 ] && what=(network latency registry bridge relay channel sync watch bridge-watch)
+[ ${#what[@]} -eq 0 ] && what=(network latency registry bridge relay channel sync watch watch-latency bridge-watch)
 
 mkdir -p bench-results
 out="bench-results/bench-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -114,13 +129,14 @@ for w in "${what[@]}"; do
 		go test -run '^$' -bench 'BenchmarkRegistryScale' -benchtime 1x -timeout 60m ./dht/ ;;
 	sync) go test -run '^$' -bench 'BenchmarkSync' -benchtime 1x -timeout 30m ./dht/ ;;
 	watch) go test -run '^$' -bench 'BenchmarkWatch$' -benchtime 1x -timeout 10m ./dht/ ;;
+	watch-latency) go test -run '^$' -bench 'BenchmarkWatchLatency$' -benchtime 1x -timeout 10m ./dht/ ;;
 	relay) go test -run '^$' -bench 'BenchmarkRelay' -benchtime 3x -timeout 10m ./dht/ ;;
 	channel)
 		go test -run '^$' -bench 'BenchmarkChannel' -benchtime 1x -timeout 10m ./dht/channel/
 		go test -run '^$' -bench 'BenchmarkChannelBridge' -benchtime 2000x -timeout 10m .
 		go test -run '^$' -bench 'BenchmarkChannelHop|BenchmarkBinaryVsBase64' -benchtime 2000x -timeout 10m ./bridge/ ;;
 	bridge-watch) go test -run '^$' -bench 'BenchmarkBridgeWatch$' -benchtime 50x -timeout 10m ./bridge/ ;;
-	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay, channel, sync, watch, scale or bridge-watch)" >&2; exit 2 ;;
+	*) echo "bench.sh: unknown benchmark $w (want network, latency, registry, bridge, relay, channel, sync, watch, watch-latency, scale or bridge-watch)" >&2; exit 2 ;;
 	esac
 done | tee "$out"
 
@@ -182,6 +198,18 @@ function name(s) { sub(/^Benchmark[A-Za-z]+\//, "", s); sub(/-[0-9]+$/, "", s); 
 		m["watchers"], m["provide-p50-ms"], m["provide-p95-ms"], m["withdraw-p50-ms"], m["withdraw-p95-ms"], m["first-p50-ms"],
 		m["fanout-p50-ms"], m["floor-p50-ms"], m["floor-p95-ms"], m["floor-fanout-p50-ms"], m["watch/floor-p50"], m["watch/floor-p95"],
 		m["poll-p50-ms"], m["poll-p95-ms"], m["poll/watch"], m["find-p50-ms"]
+}
+/^BenchmarkWatchLatency\// {
+	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
+	if (!wl++) {
+		print "\n| watch on mocknet, RTT | bare stream round trip p50 | one watcher p50 / p95 | watchers p50 / p95 (first p50) | watch / round trip p50, p95 (target ≤ 2×) | floor: bare fan-out + verify p50 / p95 | watch / floor p50, p95 | verified on own CPUs / round trip p50, p95 (registry last write p50 / p95) | read, before verify p50 / p95 | registry last write after accept p50 / p95 | KiB per watcher (host + conn, watch; both ends) | load |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	}
+	printf "| %d watchers, %s | %.2f RTT | %.2f / %.2f RTT | %.2f / %.2f RTT (%.2f) | %.2f×, %.2f× | %.2f / %.2f RTT | %.2f×, %.2f× | %.2f×, %.2f× (%.1f / %.1f ms) | %.2f / %.2f RTT | %.1f / %.1f ms | %.0f (%.0f + %.0f) | %.1f |\n",
+		m["watchers"], name($1), m["echo-p50-rtt"], m["one-p50-rtt"], m["one-p95-rtt"], m["watch-p50-rtt"], m["watch-p95-rtt"], m["first-p50-rtt"],
+		m["watch-p50/rtt"], m["watch-p95/rtt"], m["floor-p50-rtt"], m["floor-p95-rtt"], m["watch/floor-p50"], m["watch/floor-p95"],
+		m["own-p50/rtt"], m["own-p95/rtt"], m["own-lastwrite-p50-ms"], m["own-lastwrite-p95-ms"], m["read-p50-rtt"], m["read-p95-rtt"], m["lastwrite-p50-ms"], m["lastwrite-p95-ms"],
+		m["KiB/watcher"], m["KiB/peer"], m["KiB/watch"], m["load"]
 }
 /^BenchmarkRelay/ {
 	delete m; for (i = 3; i + 1 <= NF; i += 2) m[$(i + 1)] = $i
