@@ -207,15 +207,12 @@ func (f *search) run(ctx context.Context) {
 	}
 	// Providers give their records to the peers closest to the service:
 	// the connected ones nearest it usually hold it, and asking them
-	// costs one round trip, no dial and no walk.
-	var near sync.WaitGroup
+	// costs one round trip, no dial and no walk. The walk starts at the
+	// same moment: when they hold nothing, its first round has already
+	// named the closer peers, whose lists are one round trip away instead
+	// of two (see walkEvent for what it asks).
 	for _, p := range f.nearest(nearAsks) {
-		f.ask(ctx, p, SourceNear, &near)
-	}
-	f.hedge(ctx, &near, f.n.hedge())
-	if ctx.Err() != nil {
-		f.wg.Wait()
-		return
+		f.ask(ctx, p, SourceNear, nil)
 	}
 	f.walk(ctx)
 	f.wg.Wait()
@@ -320,6 +317,7 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 		defer cancel()
 		t0 := time.Now()
 		envs, err := f.n.client.List(lctx, p, f.c, registry.MaxListLimit)
+		f.observeAnswer(p, src, envs, err)
 		if err != nil {
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
@@ -338,6 +336,18 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 func (f *search) observeAsk(src Source) {
 	if h := f.n.askObserver; h != nil {
 		h(src)
+	}
+}
+
+// observeAnswer tells the test seam, if set, that peer p, asked on path
+// src, answered with envs (or failed with err).
+func (f *search) observeAnswer(p peer.ID, src Source, envs [][]byte, err error) {
+	if h := f.n.answerObserver; h != nil {
+		n := len(envs)
+		if err != nil {
+			n = -1
+		}
+		h(p, src, n)
 	}
 }
 
@@ -417,6 +427,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	}
 	f.observeAsk(SourceProvider)
 	envs, err := n.client.List(fctx, p, f.c, registry.MaxListLimit)
+	f.observeAnswer(p, SourceProvider, envs, err)
 	if err != nil {
 		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
 	}
