@@ -43,9 +43,19 @@ import (
 // kad-dht Provide; and the floor, one stream round trip to a registry.
 // Per find it counts the requests the finder sent (kad-dht queries of its
 // walk plus netget's record requests) and the connections it dialled.
-// Dials cost nothing on mocknet (no handshake round trips): raw kad-dht,
+// Dials cost nothing on mocknet (no handshake round trips), though a new
+// connection's first stream waits for identify's exchange: raw kad-dht,
 // which dials most, is favoured here; on a real network each dial costs
-// one to three more RTTs.
+// one to three more RTTs. The DHT path and raw kad-dht share a finder, so
+// the one that walks second finds the first one's new connections and
+// routing-table entries; the order alternates for that.
+//
+// Each DHT-path and raw find is traced (latency_trace_test.go): the hops
+// to its first result (the walk depth of the query that found it, plus
+// one for the nearest peers' asks when the walk waited for them) as a
+// histogram per path, the wall time beyond the hops (CPU, a hedge, a late
+// peer), and a line per lookup over 1.5 RTT saying where it waited. Equal
+// hops and unequal wall times are the cores queueing, not the protocol.
 func BenchmarkLatency(b *testing.B) {
 	lookups := envInt(b, "NETGET_BENCH_LOOKUPS", 40)
 	sizes := envList(b, "NETGET_BENCH_SIZES", "200,1000", strconv.Atoi)

@@ -26,10 +26,11 @@
 #           a hedge or a late peer, not on the network), and one line per
 #           lookup over 1.5 RTT saying where it waited. Equal hops and a
 #           different wall time is the two cores queueing, not the protocol.
-#           About 1.5 min a 200-node cell, 4-6 min a 1,000-node one (3.3 GB
-#           peak); one cell at a time: NETGET_BENCH_SIZES=1000
-#           NETGET_BENCH_RTTS=100ms NETGET_BENCH_LOOKUPS=40 (defaults
-#           200,1000 / 20ms,100ms / 40; 2000 nodes took ~X GB, see README).
+#           The whole default grid takes 6-11 min (3.1-3.8 GB peak); one
+#           cell at a time: NETGET_BENCH_SIZES=1000 NETGET_BENCH_RTTS=100ms
+#           NETGET_BENCH_LOOKUPS=40 (defaults 200,1000 / 20ms,100ms / 40).
+#           NETGET_BENCH_SIZES=2000 NETGET_BENCH_RTTS=100ms took 16 min and
+#           8.8 GB peak RSS (mocknet links every pair of hosts).
 # registry: signed records accepted per second by one registry, and memory
 #           per 10,000 records (dht/registry_bench_test.go).
 # scale:    a registry on a synced Pebble datastore of NETGET_BENCH_RECORDS
