@@ -87,8 +87,8 @@ type FindOptions struct {
 // the registry protocol on the connection the walk opens; and, for a
 // provider whose record none of those held, the provider itself, then the
 // DHT value store. The nearest peers' asks start after the registries'
-// answers or Config.WalkHedge, and the walk 5 ms after them at most. Per peer, the highest
-// seq seen wins; a valid tombstone means the provider withdrew and it is
+// answers or Config.WalkHedge, and the walk 5 ms after them at most. Per
+// peer, the highest seq seen wins; a valid tombstone means the provider withdrew and it is
 // not returned. A result already yielded is not taken back by a later
 // tombstone.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield func(Result) bool) error {
