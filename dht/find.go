@@ -88,9 +88,9 @@ type FindOptions struct {
 // provider whose record none of those held, the provider itself, then the
 // DHT value store. The nearest peers' asks start after the registries'
 // answers or Config.WalkHedge, and the walk 5 ms after them at most. Per
-// peer, the highest seq seen wins; a valid tombstone means the provider withdrew and it is
-// not returned. A result already yielded is not taken back by a later
-// tombstone.
+// peer, the highest seq seen wins; a valid tombstone means the provider
+// withdrew and it is not returned. A result already yielded is not taken
+// back by a later tombstone.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield func(Result) bool) error {
 	c, err := record.ServiceCID(n.cfg.Network, name)
 	if err != nil {
