@@ -90,14 +90,14 @@ type Config struct {
 	// registry directly and provides push to none (benchmarks, comparing
 	// paths). The DHT path is unaffected.
 	DisableFastPath bool
-	// WalkHedge is how long each step of a find waits for the peers asked
-	// in the step before it (default 50ms): the asks of the nearest peers
-	// wait for the registries, the DHT walk for the nearest peers. Each
-	// step's answer needs one round trip, and the next step started at once
-	// only competes with it. It adapts to the node's measured round trip
+	// WalkHedge is how long a find's DHT path (the asks of the nearest
+	// peers, then, 5 ms later at most, the DHT walk) and a publish's DHT
+	// walk wait for the registries asked first (default 50ms). The
+	// registries' answer needs one round trip, and the DHT path started
+	// at once only competes with it. It adapts to the node's measured round trip
 	// (the smoothed RTT of its registries' answers plus four deviations, as
 	// TCP's retransmission timeout): where that is longer than WalkHedge,
-	// each wait grows to it, at most MaxWalkHedge. 0 runs every step at
+	// each wait grows to it, at most MaxWalkHedge. 0 runs every path at
 	// once.
 	WalkHedge time.Duration
 	// WalkDialTimeout bounds each dial a find's DHT walk makes (default

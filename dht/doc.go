@@ -45,19 +45,23 @@
 // a hedge; a find whose Limit they fill asks nothing), then asks each
 // connected registry for the service's records and, once they have
 // answered (or after the hedge), takes the DHT path. The peers closest to
-// the service hold its records, so it first asks the three connected DHT
+// the service hold its records, so it asks the three connected DHT
 // servers nearest the service in its routing table (one round trip, no
-// dial, no walk: most finds end here); once they have answered (or after
-// the hedge) it runs kad-dht's provider walk, asking each peer the walk
-// queries for the records it holds and, for a provider whose record none
-// of them had, the provider itself, then the DHT value store. The hedge
-// adapts to the node's measured round trip (the smoothed RTT of its
-// registries' answers plus four deviations, as TCP's retransmission
-// timeout; before the first, their round trip as kad-dht recorded it; DHT
-// peers' answers are left out, since any of them can be slow on purpose):
-// each step
-// waits up to Config.WalkHedge (50 ms) or, where round trips are slower,
-// up to that timeout (at most MaxWalkHedge), since a fixed 50 ms under a
+// dial: most finds end here) and, once they have answered or after a 5 ms
+// head start (nearHeadStart), runs kad-dht's provider walk beside them,
+// asking each peer an answer of the walk named for the records it holds
+// (the walk's seeds, the routing table's nearest, are not asked beyond
+// those three) and, for a provider whose record none of them had, the
+// provider itself, then the DHT value store. Waiting for the nearest
+// peers before walking cost a near miss a whole round trip: the DHT
+// path's slowest finds were that round trip plus a walk two deep
+// (BenchmarkLatency's hop histogram). The hedge adapts to the node's
+// measured round trip (the smoothed RTT of its registries' answers plus
+// four deviations, as TCP's retransmission timeout; before the first,
+// their round trip as kad-dht recorded it; DHT peers' answers are left
+// out, since any of them can be slow on purpose): the DHT path waits for
+// the registries up to Config.WalkHedge (50 ms) or, where round trips
+// are slower, up to that timeout (at most MaxWalkHedge), since a fixed 50 ms under a
 // 100 ms RTT started the DHT path before any registry could answer, for
 // several times the requests per find and no earlier result
 // (BenchmarkLatency). Every

@@ -44,6 +44,12 @@ func ObserveWalk(n *Node, fn func(routing.QueryEvent)) { n.walkObserver = fn }
 // Find.
 func ObserveAsks(n *Node, fn func(src Source)) { n.askObserver = fn }
 
+// ObserveAnswers calls fn each time one of the node's finds gets the
+// answer to a registry-protocol list (src registry, near, walk or
+// provider) from peer p: the number of records, or -1 when it failed.
+// Set it before the first Find.
+func ObserveAnswers(n *Node, fn func(p peer.ID, src Source, records int)) { n.answerObserver = fn }
+
 // Kad returns the node's kad-dht, for tests and benchmarks that compare
 // netget with the raw DHT or write through it (the netget validator still
 // runs on every put).

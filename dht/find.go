@@ -86,11 +86,11 @@ type FindOptions struct {
 // give their records to; every peer the provider walk queries, asked over
 // the registry protocol on the connection the walk opens; and, for a
 // provider whose record none of those held, the provider itself, then the
-// DHT value store. Each network step waits for the asks before it, for at
-// most Config.WalkHedge. Per peer, the highest
-// seq seen wins; a valid tombstone means the provider withdrew and it is
-// not returned. A result already yielded is not taken back by a later
-// tombstone.
+// DHT value store. The nearest peers' asks start after the registries'
+// answers or Config.WalkHedge, and the walk 5 ms after them at most. Per
+// peer, the highest seq seen wins; a valid tombstone means the provider
+// withdrew and it is not returned. A result already yielded is not taken
+// back by a later tombstone.
 func (n *Node) Find(ctx context.Context, name string, opts FindOptions, yield func(Result) bool) error {
 	c, err := record.ServiceCID(n.cfg.Network, name)
 	if err != nil {
@@ -207,12 +207,16 @@ func (f *search) run(ctx context.Context) {
 	}
 	// Providers give their records to the peers closest to the service:
 	// the connected ones nearest it usually hold it, and asking them
-	// costs one round trip, no dial and no walk.
+	// costs one round trip, no dial and no walk. The walk follows them
+	// after nearHeadStart at most: when they hold nothing, its first
+	// round has named the closer peers by the time their answer is in,
+	// and those are one round trip away instead of two (see walkEvent for
+	// what it asks).
 	var near sync.WaitGroup
 	for _, p := range f.nearest(nearAsks) {
 		f.ask(ctx, p, SourceNear, &near)
 	}
-	f.hedge(ctx, &near, f.n.hedge())
+	waitFor(ctx, &near, nearHeadStart)
 	if ctx.Err() != nil {
 		f.wg.Wait()
 		return
@@ -220,6 +224,17 @@ func (f *search) run(ctx context.Context) {
 	f.walk(ctx)
 	f.wg.Wait()
 }
+
+// nearHeadStart is how long the nearest peers' asks run before the DHT
+// walk starts beside them, unless all have answered sooner. Where they
+// answer within it (loopback, a LAN) the walk starts only if they held
+// nothing, and a find they answer sends them three requests and nothing
+// else; where a round trip is longer, the walk starts almost with them,
+// and a find they cannot answer loses no round trip waiting for them.
+// Waiting out their whole round trip made that round trip plus a walk
+// two deep the DHT path's slowest finds under a 100 ms RTT
+// (BenchmarkLatency's hop histogram, README).
+const nearHeadStart = 5 * time.Millisecond
 
 // held verifies and claims the records for the service that this node
 // already holds in its own store (its own, and those given to it), before
@@ -244,9 +259,8 @@ func (f *search) full() bool {
 	return f.limit > 0 && f.emitted >= f.limit
 }
 
-// hedge holds the next step of a find back until the peers asked in this
-// one (the registries, then the nearest peers) have all answered, for at
-// most h (Node.hedge): each step's first result
+// hedge holds the DHT path of a find back until the registries asked
+// have all answered, for at most h (Node.hedge): their first result
 // needs one round trip, and the next step started at the same moment would
 // only compete with it; a slow or silent peer delays the next step by the
 // hedge at most.
@@ -285,9 +299,10 @@ func (f *search) nearest(k int) []peer.ID {
 }
 
 // maxWalkLists bounds the list requests a find has in flight to peers its
-// DHT walk queries: kad-dht's own concurrency (alpha), so a find asks the
-// first round of the walk, whichever of them answers first wins, and
-// later rounds are asked as earlier lists end. (Fewer, 3, cut traffic but
+// DHT walk queries: kad-dht's own concurrency (alpha), so a find asks a
+// round of the walk (those an answer named; the seeds are not asked, see
+// walkEvent), whichever of them answers first wins, and later rounds are
+// asked as earlier lists end. (Fewer, 3, cut traffic but
 // lost the fastest responder: the DHT path got slower in the benchmark.)
 const maxWalkLists = 10
 
@@ -320,6 +335,7 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 		defer cancel()
 		t0 := time.Now()
 		envs, err := f.n.client.List(lctx, p, f.c, registry.MaxListLimit)
+		f.observeAnswer(p, src, envs, err)
 		if err != nil {
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)
 			return
@@ -338,6 +354,18 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 func (f *search) observeAsk(src Source) {
 	if h := f.n.askObserver; h != nil {
 		h(src)
+	}
+}
+
+// observeAnswer tells the test seam, if set, that peer p, asked on path
+// src, answered with envs (or failed with err).
+func (f *search) observeAnswer(p peer.ID, src Source, envs [][]byte, err error) {
+	if h := f.n.answerObserver; h != nil {
+		n := len(envs)
+		if err != nil {
+			n = -1
+		}
+		h(p, src, n)
 	}
 }
 
@@ -417,6 +445,7 @@ func (f *search) fetch(ctx context.Context, p peer.ID) {
 	}
 	f.observeAsk(SourceProvider)
 	envs, err := n.client.List(fctx, p, f.c, registry.MaxListLimit)
+	f.observeAnswer(p, SourceProvider, envs, err)
 	if err != nil {
 		n.log.Debug("provider fetch failed; trying the DHT", "provider", p, "err", err)
 	}

@@ -49,18 +49,17 @@ func (e *rttEstimator) timeout() time.Duration {
 	return e.srtt + 4*e.rttvar
 }
 
-// hedge returns how long the next step of a find (the nearest peers' asks,
-// then the DHT walk) or of a publish (its DHT walk) waits for the peers
-// asked in the step before: Config.WalkHedge, or, when this node's round
+// hedge returns how long a find's DHT path (the nearest peers' asks and,
+// after nearHeadStart at most, the DHT walk) or a publish's DHT walk waits for the
+// registries: Config.WalkHedge, or, when this node's round
 // trips are slower than that, the time by which nearly all their answers
 // are in (roundTripTimeout), at most MaxWalkHedge. A fixed hedge shorter
 // than the round trip started the next step before any answer could
 // arrive: under a 100 ms RTT the registries' answer, which usually ends a
 // find, came after the walk had started, for several times the requests
-// per find and no earlier result. (Starting the walk with the nearest
-// peers' asks instead was measured too: on two loaded cores it made the
-// DHT path's tail worse, not better.) 0 (WalkHedge 0) runs every step at
-// once.
+// per find and no earlier result. The walk no longer waits out the
+// nearest peers' round trip (nearHeadStart says why). 0 (WalkHedge 0)
+// runs every step at once.
 func (n *Node) hedge() time.Duration {
 	h := n.cfg.WalkHedge
 	if h <= 0 {

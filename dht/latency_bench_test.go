@@ -17,6 +17,7 @@ import (
 	kadpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
@@ -42,9 +43,19 @@ import (
 // kad-dht Provide; and the floor, one stream round trip to a registry.
 // Per find it counts the requests the finder sent (kad-dht queries of its
 // walk plus netget's record requests) and the connections it dialled.
-// Dials cost nothing on mocknet (no handshake round trips): raw kad-dht,
+// Dials cost nothing on mocknet (no handshake round trips), though a new
+// connection's first stream waits for identify's exchange: raw kad-dht,
 // which dials most, is favoured here; on a real network each dial costs
-// one to three more RTTs.
+// one to three more RTTs. The DHT path and raw kad-dht share a finder, so
+// the one that walks second finds the first one's new connections and
+// routing-table entries; the order alternates for that.
+//
+// Each DHT-path and raw find is traced (latency_trace_test.go): the hops
+// to its first result (the walk depth of the query that found it, plus
+// one for the nearest peers' asks when the walk waited for them) as a
+// histogram per path, the wall time beyond the hops (CPU, a hedge, a late
+// peer), and a line per lookup over 1.5 RTT saying where it waited. Equal
+// hops and unequal wall times are the cores queueing, not the protocol.
 func BenchmarkLatency(b *testing.B) {
 	lookups := envInt(b, "NETGET_BENCH_LOOKUPS", 40)
 	sizes := envList(b, "NETGET_BENCH_SIZES", "200,1000", strconv.Atoi)
@@ -104,9 +115,10 @@ type mockNetwork struct {
 
 // findCounts counts what one node sends and dials.
 type findCounts struct {
-	dials   atomic.Int64 // outbound connections
-	queries atomic.Int64 // kad-dht queries of netget's walks
-	asks    atomic.Int64 // netget record requests (registry protocol, value gets)
+	dials   atomic.Int64                // outbound connections
+	queries atomic.Int64                // kad-dht queries of netget's walks
+	asks    atomic.Int64                // netget record requests (registry protocol, value gets)
+	trace   atomic.Pointer[lookupTrace] // the find being traced, if any
 }
 
 func (c *findCounts) snapshot() [3]int64 {
@@ -153,8 +165,16 @@ func newMockNetwork(b *testing.B, size int) *mockNetwork {
 			if ev.Type == routing.SendingQuery {
 				counts.queries.Add(1)
 			}
+			if t := counts.trace.Load(); t != nil {
+				t.event(ev)
+			}
 		})
 		dht.ObserveAsks(n, func(dht.Source) { counts.asks.Add(1) })
+		dht.ObserveAnswers(n, func(p peer.ID, src dht.Source, records int) {
+			if t := counts.trace.Load(); t != nil {
+				t.answer(p, src, records)
+			}
+		})
 		if i < 2 {
 			net.registries = append(net.registries, n)
 		} else {
@@ -253,6 +273,11 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 	var fast, dhtOnly, raw, local, prov, rawProv, floor sample
 	var fastCost, dhtCost, rawCost findCost
 	sources, dhtSources := map[dht.Source]int{}, map[dht.Source]int{}
+	var dhtDepth, rawDepth depthStats
+	var slow []string
+	var dhtLine, rawLine string
+	var dhtTrace *lookupTrace
+	var rawPeer peer.ID
 	rttMS := ms(rtt)
 	prefix := fmt.Sprintf("Lat%d-%s-", size, rtt)
 	for i := range lookups {
@@ -269,17 +294,30 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 		runs := []func(){
 			func() {
 				before := net.counts[dhtFinder].snapshot()
+				tr := newLookupTrace()
+				dhtTrace = tr
+				net.counts[dhtFinder].trace.Store(tr)
 				d, src, err := firstNetget(dhtFinder, name, true)
+				net.counts[dhtFinder].trace.Store(nil)
 				dhtOnly.add(d, err == nil)
 				dhtSources[src]++
-				dhtCost.add(net.counts[dhtFinder].since(before))
+				dials, reqs := net.counts[dhtFinder].since(before)
+				dhtCost.add(dials, reqs)
+				hops, walk := tr.netgetHops(src, time.Duration(d*float64(time.Millisecond)), rtt)
+				dhtDepth.add(hops, d/rttMS)
+				dhtLine = fmt.Sprintf("DHT path %.2f RTT, %s, %d hops, walk started at %.2f RTT, %d requests", d/rttMS, src, hops, ms(walk)/rttMS, reqs)
 			},
 			func() {
 				before := net.counts[dhtFinder].snapshot()
-				d, queries, ok := firstRawCounted(dhtFinder, c)
+				tr := newLookupTrace()
+				d, queries, ok := firstRawCounted(dhtFinder, c, tr)
 				raw.add(d, ok)
 				dials, _ := net.counts[dhtFinder].since(before)
 				rawCost.add(dials, queries)
+				var hops int
+				rawPeer, hops = tr.rawResponder(time.Duration(d*float64(time.Millisecond)), rtt)
+				rawDepth.add(hops, d/rttMS)
+				rawLine = fmt.Sprintf("raw %.2f RTT, %d hops, %d requests", d/rttMS, hops, queries)
 			},
 		}
 		// Each finder has made the request a join makes to its registries
@@ -296,6 +334,9 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 		}
 		runs[0]()
 		runs[1]()
+		if n := len(dhtOnly.ms); n > 0 && (dhtDepth.wall[len(dhtDepth.wall)-1] > 1.5 || rawDepth.wall[len(rawDepth.wall)-1] > 1.5) {
+			slow = append(slow, fmt.Sprintf("%d: %s | %s | %s", i, dhtLine, rawLine, dhtTrace.detail(rtt, rawPeer)))
+		}
 		d, src, err = firstNetget(provider, name, false)
 		local.add(d, err == nil && src == dht.SourceLocal)
 		r, _ := floorSample(b, fastFinder, net.registries[i%len(net.registries)])
@@ -338,6 +379,7 @@ func benchLatency(b *testing.B, net *mockNetwork, size int, rtt time.Duration, l
 		inRTT(rawProv.ms, 50), inRTT(rawProv.ms, 95), mean(fastCost.dials), mean(fastCost.requests),
 		mean(dhtCost.dials), mean(dhtCost.requests), mean(rawCost.dials), mean(rawCost.requests),
 		fast.misses, dhtOnly.misses, raw.misses, local.misses, sources, dhtSources)
+	logDepths(b, &dhtDepth, &rawDepth, slow)
 }
 
 // joinRequests sends each registry the request a joining node sends its
@@ -366,7 +408,7 @@ func (c *findCounts) since(before [3]int64) (dials, requests int64) {
 
 // firstRawCounted times raw kad-dht FindProvidersAsync to its first
 // provider and counts the queries its walk sent.
-func firstRawCounted(n *dht.Node, c cid.Cid) (float64, int64, bool) {
+func firstRawCounted(n *dht.Node, c cid.Cid, tr *lookupTrace) (float64, int64, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ectx, events := routing.RegisterForQueryEvents(ctx)
@@ -378,9 +420,11 @@ func firstRawCounted(n *dht.Node, c cid.Cid) (float64, int64, bool) {
 			if ev.Type == routing.SendingQuery {
 				queries++
 			}
+			tr.event(*ev)
 		}
 	}()
 	t0 := time.Now()
+	tr.t0 = t0
 	ch := n.Kad().FindProvidersAsync(ectx, c, 1)
 	_, ok := <-ch
 	d := time.Since(t0)

@@ -66,11 +66,12 @@ type Node struct {
 
 	sync *syncer // a registry's sync with the others (sync.go); nil when Config.Sync is off
 
-	walkObserver  func(routing.QueryEvent) // test seam: sees every walk event
-	fetchObserver func(running int)        // test seam: fetches running as one starts
-	askObserver   func(Source)             // test seam: each record request a find sends
-	rtt           rttEstimator             // registries' round trips (hedge.go)
-	syncObserver  func(env []byte)         // test seam: a record sync brought, new here
+	walkObserver   func(routing.QueryEvent)   // test seam: sees every walk event
+	fetchObserver  func(running int)          // test seam: fetches running as one starts
+	askObserver    func(Source)               // test seam: each record request a find sends
+	answerObserver func(peer.ID, Source, int) // test seam: each list answer a find gets (records, -1 on error)
+	rtt            rttEstimator               // registries' round trips (hedge.go)
+	syncObserver   func(env []byte)           // test seam: a record sync brought, new here
 }
 
 // New starts a DHT node for cfg.Network on h. The caller still owns h and

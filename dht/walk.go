@@ -13,6 +13,7 @@ import (
 type walkState struct {
 	dialing  map[peer.ID]bool // dials started, not yet connected or failed
 	querying map[peer.ID]bool // queries sent, not yet answered or failed
+	named    map[peer.ID]bool // peers an answer of the walk named (not its seeds)
 	end      context.CancelFunc
 	ended    bool
 }
@@ -26,7 +27,7 @@ func (f *search) walk(ctx context.Context) {
 	walkCtx, endWalk := context.WithCancel(ctx)
 	defer endWalk()
 	f.mu.Lock()
-	f.pending = walkState{dialing: map[peer.ID]bool{}, querying: map[peer.ID]bool{}, end: endWalk}
+	f.pending = walkState{dialing: map[peer.ID]bool{}, querying: map[peer.ID]bool{}, named: map[peer.ID]bool{}, end: endWalk}
 	f.mu.Unlock()
 	// The event channel closes only when its context ends, so the walk
 	// gets its own.
@@ -43,7 +44,12 @@ func (f *search) walk(ctx context.Context) {
 }
 
 // walkEvent tracks one kad-dht query event and asks each peer the walk
-// queries for its records.
+// queries for its records, but for the walk's seeds (the routing table's
+// peers nearest the service, which kad-dht queries first): the nearest
+// of them were asked before the walk started (SourceNear), and asking
+// the others too doubled the requests of the walk's first round for
+// nothing the nearest did not hold; their answers name the providers
+// (fetched) and the closer peers (asked).
 func (f *search) walkEvent(ctx context.Context, ev *routing.QueryEvent) {
 	if h := f.n.walkObserver; h != nil {
 		h(*ev)
@@ -59,10 +65,14 @@ func (f *search) walkEvent(ctx context.Context, ev *routing.QueryEvent) {
 	case routing.PeerResponse, routing.QueryError:
 		delete(w.dialing, ev.ID)
 		delete(w.querying, ev.ID)
+		for _, r := range ev.Responses {
+			w.named[r.ID] = true
+		}
 	}
+	named := w.named[ev.ID]
 	f.settleLocked()
 	f.mu.Unlock()
-	if ev.Type == routing.SendingQuery {
+	if ev.Type == routing.SendingQuery && named {
 		f.ask(ctx, ev.ID, SourceWalk, nil)
 	}
 }

@@ -20,8 +20,18 @@
 # latency:  go-libp2p's mocknet with link latency: 200 and 1,000 nodes at RTT
 #           20 ms and 100 ms (dht/latency_bench_test.go): find and provide in
 #           RTTs, dials and requests per find, a record held locally.
-#           NETGET_BENCH_SIZES=200,1000,2000 NETGET_BENCH_RTTS=20ms,100ms
-#           NETGET_BENCH_LOOKUPS=40 (the defaults, but 2000) tune it.
+#           Then, per cell, the hops to the first result (sequential round
+#           trips: the walk depth of the query that found it), as a
+#           histogram for the DHT path and raw kad-dht with the mean wall
+#           time of each, the wall time beyond the hops (waiting on the CPU,
+#           a hedge or a late peer, not on the network), and one line per
+#           lookup over 1.5 RTT saying where it waited. Equal hops and a
+#           different wall time is the two cores queueing, not the protocol.
+#           The whole default grid takes 6-11 min (3.1-3.8 GB peak); one
+#           cell at a time: NETGET_BENCH_SIZES=1000 NETGET_BENCH_RTTS=100ms
+#           NETGET_BENCH_LOOKUPS=40 (defaults 200,1000 / 20ms,100ms / 40).
+#           NETGET_BENCH_SIZES=2000 NETGET_BENCH_RTTS=100ms took 16 min and
+#           8.8 GB peak RSS (mocknet links every pair of hosts).
 # registry: signed records accepted per second by one registry, and memory
 #           per 10,000 records (dht/registry_bench_test.go).
 # scale:    a registry on a synced Pebble datastore of NETGET_BENCH_RECORDS
