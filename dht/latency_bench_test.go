@@ -243,9 +243,13 @@ func newMockNetwork(b *testing.B, size int) *mockNetwork {
 
 // setRTT gives every link a one-way latency of rtt/2, open connections
 // included.
-func (net *mockNetwork) setRTT(b *testing.B, rtt time.Duration) {
+func (net *mockNetwork) setRTT(b *testing.B, rtt time.Duration) { setMockRTT(b, net.mn, rtt) }
+
+// setMockRTT gives every link of mn a one-way latency of rtt/2, open
+// connections included.
+func setMockRTT(b *testing.B, mn mocknet.Mocknet, rtt time.Duration) {
 	n := 0
-	for _, byPeer := range net.mn.Links() {
+	for _, byPeer := range mn.Links() {
 		for _, links := range byPeer {
 			for l := range links {
 				l.SetOptions(mocknet.LinkOptions{Latency: rtt / 2})

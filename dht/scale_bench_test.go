@@ -24,6 +24,7 @@ import (
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
 	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 	"github.com/netget/netget-peer/record/recordtest"
 )
@@ -109,9 +110,12 @@ func BenchmarkRegistryScale(b *testing.B) {
 	memReg := dhttest.NewNode(b, "development", dht.ModeServer, nil)
 	memRate := acceptsPerSecond(b, memReg, fresh, writers)
 	writeRate := acceptsPerSecond(b, reg, fresh, writers)
+	rawRate := rawWritesPerSecond(b, fresh, writers)
 	b.ReportMetric(float64(n), "records")
 	b.ReportMetric(writeRate, "synced-writes/s")
 	b.ReportMetric(memRate, "memory-writes/s")
+	b.ReportMetric(rawRate, "raw-writes/s")
+	b.ReportMetric(writeRate/rawRate, "synced/raw")
 	b.ReportMetric(startup.Seconds(), "startup-s")
 	b.ReportMetric(startupCPU.Seconds(), "startup-cpu-s")
 	b.ReportMetric(scan.Seconds(), "scan-s")
@@ -215,6 +219,47 @@ func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) f
 			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
 				if err := dht.Accept(ctx, reg, envs[i]); err != nil {
 					b.Errorf("accept %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if b.Failed() {
+		b.FailNow()
+	}
+	return float64(len(envs)) / elapsed.Seconds()
+}
+
+// rawWritesPerSecond is the floor of acceptsPerSecond: the same envelopes
+// from as many writers, each verified (record.Validator.Open) and put
+// with a sync into a fresh Pebble datastore (store.Open) under its key,
+// nothing else: no index, no quotas, no health.
+func rawWritesPerSecond(b *testing.B, envs [][]byte, writers int) float64 {
+	b.Helper()
+	d, err := store.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	v := record.Validator{Network: "development"}
+	var next atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
+				svc, err := v.Open(envs[i])
+				if err == nil {
+					var c cid.Cid
+					if c, err = record.ServiceCID(svc.Network, svc.Name); err == nil {
+						err = d.Put(ctx, ds.NewKey(record.Key(c, svc.Peer)), envs[i])
+					}
+				}
+				if err != nil {
+					b.Errorf("raw write %d: %v", i, err)
 					return
 				}
 			}
