@@ -209,27 +209,8 @@ func freshRecords(b *testing.B, n, writes int) [][]byte {
 // goroutines at once, as many providers pushing together would, and
 // returns how many it accepted per second. Every one must be accepted.
 func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) float64 {
-	b.Helper()
 	ctx := context.Background()
-	var next atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
-				if err := dht.Accept(ctx, reg, envs[i]); err != nil {
-					b.Errorf("accept %d: %v", i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if b.Failed() {
-		b.FailNow()
-	}
-	return float64(len(envs)) / elapsed.Seconds()
+	return writesPerSecond(b, envs, writers, func(env []byte) error { return dht.Accept(ctx, reg, env) })
 }
 
 // rawWritesPerSecond is the floor of acceptsPerSecond: the same envelopes
@@ -237,7 +218,6 @@ func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) f
 // with a sync into a fresh Pebble datastore (store.Open) under its key,
 // nothing else: no index, no quotas, no health.
 func rawWritesPerSecond(b *testing.B, envs [][]byte, writers int) float64 {
-	b.Helper()
 	d, err := store.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -245,21 +225,31 @@ func rawWritesPerSecond(b *testing.B, envs [][]byte, writers int) float64 {
 	defer d.Close()
 	ctx := context.Background()
 	v := record.Validator{Network: "development"}
+	return writesPerSecond(b, envs, writers, func(env []byte) error {
+		svc, err := v.Open(env)
+		if err != nil {
+			return err
+		}
+		c, err := record.ServiceCID(svc.Network, svc.Name)
+		if err != nil {
+			return err
+		}
+		return d.Put(ctx, ds.NewKey(record.Key(c, svc.Peer)), env)
+	})
+}
+
+// writesPerSecond has writers goroutines write envs with write, each
+// taking the next, and returns how many a second; every one must succeed.
+func writesPerSecond(b *testing.B, envs [][]byte, writers int, write func([]byte) error) float64 {
+	b.Helper()
 	var next atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range writers {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
-				svc, err := v.Open(envs[i])
-				if err == nil {
-					var c cid.Cid
-					if c, err = record.ServiceCID(svc.Network, svc.Name); err == nil {
-						err = d.Put(ctx, ds.NewKey(record.Key(c, svc.Peer)), envs[i])
-					}
-				}
-				if err != nil {
-					b.Errorf("raw write %d: %v", i, err)
+				if err := write(envs[i]); err != nil {
+					b.Errorf("write %d: %v", i, err)
 					return
 				}
 			}
