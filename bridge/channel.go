@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -106,6 +107,11 @@ type bchan struct {
 	ch        Channel     // set once opened
 	end       *CloseFrame // why it ends; the first reason wins
 	announced bool        // its close frame was sent (bridge shutdown)
+
+	// late is set as WriteTimeout cancels a Send the provider does not
+	// read: the stream's reset that follows is then this cause (1011),
+	// not a lost connection (1006), whichever pump notices first.
+	late atomic.Bool
 }
 
 // ending records why c ends, unless a reason is already known, and
@@ -251,6 +257,8 @@ func (s *session) pumpIn(ctx context.Context, c *bchan, ch Channel) {
 				c.ending(ce.Code, truncate(ce.Reason, MaxCloseReason))
 			case ctx.Err() != nil:
 				c.ending(CloseGoingAway, "bridge session ended")
+			case c.late.Load():
+				c.ending(CloseInternal, "the provider does not read")
 			default:
 				s.log.Debug("bridge channel lost", "id", c.id, "err", err)
 				c.ending(CloseLost, "connection to the provider lost")
@@ -282,10 +290,19 @@ func (s *session) pumpOut(c *bchan, ch Channel) {
 	// One ctx for every Send, cancelled by a timer that each Send arms:
 	// no ctx and timer made per message, and a Send's ctx that stays the
 	// same is what lets the channel keep one deadline watch.
-	sctx, cancel := context.WithCancel(c.ctx)
+	var (
+		sctx   context.Context
+		cancel context.CancelFunc
+		late   *time.Timer
+	)
+	arm := func() {
+		sctx, cancel = context.WithCancel(c.ctx)
+		stop := cancel
+		late = time.AfterFunc(time.Hour, func() { c.late.Store(true); stop() })
+		late.Stop()
+	}
+	arm()
 	defer func() { cancel() }()
-	late := time.AfterFunc(time.Hour, cancel)
-	late.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -301,9 +318,8 @@ func (s *session) pumpOut(c *bchan, ch Channel) {
 			if !late.Stop() && err == nil {
 				// WriteTimeout passed just as the Send returned: it made it,
 				// and the next Send gets a ctx of its own.
-				sctx, cancel = context.WithCancel(c.ctx)
-				late = time.AfterFunc(time.Hour, cancel)
-				late.Stop()
+				c.late.Store(false)
+				arm()
 			}
 			if s.sent(c, m, err) != nil {
 				c.cancel()
