@@ -21,20 +21,25 @@ import (
 // sorted copy of a service's served records (a walk) for up to
 // walkCacheSize services and walkCacheBytes of envelopes in all, dropped
 // with the service's kept list (any change to one of its records, a
-// health verdict turning, a record it holds expiring).
+// health verdict turning, a record it holds expiring). A walk is sorted
+// from the index, in memory; it reads an envelope from the datastore only
+// when a page first reaches it, so a page costs at most about as many
+// reads as it carries records, whether its service's walk was kept or not.
 const (
 	walkCacheSize  = 16
 	walkCacheBytes = 32 << 20
 )
 
-// walk is the kept, sorted copy of one service's served records.
+// walk is the kept, sorted copy of one service's served records. Its
+// envs and read are filled as pages reach them, under the store's lock.
 type walk struct {
 	epoch       uint64
 	from, until time.Time
-	ids         []peer.ID // sorted
-	envs        [][]byte  // envs[i] is ids[i]'s envelope; nil: not served (failed verification, gone)
-	bytes       int
-	ready       bool
+	ids         []peer.ID        // sorted
+	unverified  map[peer.ID]bool // loaded at start-up, not checked yet: verified when read
+	envs        [][]byte         // envs[i] is ids[i]'s envelope once read; nil: not read, or not served (failed verification, gone)
+	read        []bool           // envs[i] was read
+	bytes       int              // of envs, counted in the store's walkBytes while kept
 }
 
 // PageOpts selects one page of Store.Page.
@@ -61,7 +66,7 @@ type Page struct {
 // withdrawn, of providers healthy; verified first if loaded unverified)
 // whose providers come after o.After in peer-ID order.
 func (s *Store) Page(ctx context.Context, c cid.Cid, now time.Time, o PageOpts) Page {
-	w := s.walkOf(ctx, c, now)
+	w := s.walkOf(c, now)
 	i, found := slices.BinarySearch(w.ids, o.After)
 	if found {
 		i++
@@ -69,7 +74,13 @@ func (s *Store) Page(ctx context.Context, c cid.Cid, now time.Time, o PageOpts) 
 	limit := max(o.Limit, 1)
 	pg := Page{Records: make([][]byte, 0, min(limit, len(w.ids)-i))}
 	size := 0
+	s.mu.Lock()
 	for ; i < len(w.ids) && len(pg.Records) < limit; i++ {
+		if !w.read[i] {
+			s.mu.Unlock()
+			s.readWalk(ctx, c, w, i)
+			s.mu.Lock()
+		}
 		env := w.envs[i]
 		if env == nil {
 			continue
@@ -80,6 +91,7 @@ func (s *Store) Page(ctx context.Context, c cid.Cid, now time.Time, o PageOpts) 
 		pg.Records = append(pg.Records, env)
 		size += len(env)
 	}
+	s.mu.Unlock()
 	if i < len(w.ids) { // more follow: the last one considered is where the next page starts
 		pg.Next = w.ids[i-1]
 	}
@@ -87,16 +99,16 @@ func (s *Store) Page(ctx context.Context, c cid.Cid, now time.Time, o PageOpts) 
 }
 
 // walkOf returns c's walk: the one kept when it is still valid at now,
-// else a fresh one, read from the datastore (and kept when it fits).
-func (s *Store) walkOf(ctx context.Context, c cid.Cid, now time.Time) *walk {
+// else a fresh one sorted from the index (kept, evicting another when
+// the cache is full).
+func (s *Store) walkOf(c cid.Cid, now time.Time) *walk {
 	epoch := s.health.Epoch()
 	s.mu.Lock()
-	if w := s.walks[c]; w != nil && w.ready && w.epoch == epoch && !now.Before(w.from) && now.Before(w.until) {
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	if w := s.walks[c]; w != nil && w.epoch == epoch && !now.Before(w.from) && now.Before(w.until) {
 		return w
 	}
-	w := &walk{epoch: epoch, from: now, until: now.Add(time.Hour)}
-	unverified := make(map[peer.ID]bool)
+	w := &walk{epoch: epoch, from: now, until: now.Add(time.Hour), unverified: make(map[peer.ID]bool)}
 	for p, h := range s.bySvc[c] {
 		switch {
 		case !now.Before(h.expires), h.withdrawn, !s.health.Serves(p):
@@ -106,60 +118,62 @@ func (s *Store) walkOf(ctx context.Context, c cid.Cid, now time.Time) *walk {
 				w.until = h.expires
 			}
 			if !h.verified {
-				unverified[p] = true
+				w.unverified[p] = true
 			}
 		}
 	}
-	s.dropWalkLocked(c)
-	s.walks[c] = w
-	s.mu.Unlock()
 	slices.Sort(w.ids)
-	w.envs = make([][]byte, len(w.ids))
-	for i, p := range w.ids {
-		b, err := s.ds.Get(ctx, dsKey(record.Key(c, p)))
-		if err != nil {
-			continue // deleted since: gone
-		}
-		env := envOf(b)
-		if env != nil && (!unverified[p] || s.verified(c, p, env)) {
-			w.envs[i] = env
-			w.bytes += len(env)
-		}
-	}
-	s.keepWalk(c, w)
+	w.envs, w.read = make([][]byte, len(w.ids)), make([]bool, len(w.ids))
+	s.dropWalkLocked(c)
+	s.trimWalksLocked(c, 1)
+	s.walks[c] = w
 	return w
 }
 
-// keepWalk marks w, c's fresh walk, ready, unless the index changed for c
-// since it was taken or it does not fit the cache: then it is forgotten.
-func (s *Store) keepWalk(c cid.Cid, w *walk) {
+// readWalk reads the envelope of w's i-th provider from the datastore
+// (verifying it, if it was loaded unverified) into w, unless another page
+// did already: nil when it is not served (gone since, or failed
+// verification). s.mu must not be held.
+func (s *Store) readWalk(ctx context.Context, c cid.Cid, w *walk, i int) {
+	p := w.ids[i]
+	var env []byte
+	if b, err := s.ds.Get(ctx, dsKey(record.Key(c, p))); err == nil { // else deleted since: gone
+		env = envOf(b)
+		if env != nil && w.unverified[p] && !s.verified(c, p, env) {
+			env = nil
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.walks[c] != w {
+	if w.read[i] {
 		return
 	}
-	if w.bytes > walkCacheBytes {
-		delete(s.walks, c)
-		return
+	w.envs[i], w.read[i] = env, true
+	w.bytes += len(env)
+	if s.walks[c] == w {
+		s.walkBytes += len(env)
+		s.trimWalksLocked(c, 0)
 	}
+}
+
+// trimWalksLocked drops other services' walks than keep until at most
+// walkCacheSize-room are kept and their envelopes fit walkCacheBytes.
+// s.mu must be held.
+func (s *Store) trimWalksLocked(keep cid.Cid, room int) {
 	for k := range s.walks {
-		if len(s.walks) <= walkCacheSize && s.walkBytes+w.bytes <= walkCacheBytes {
-			break
+		if len(s.walks) <= walkCacheSize-room && s.walkBytes <= walkCacheBytes {
+			return
 		}
-		if k != c {
+		if k != keep {
 			s.dropWalkLocked(k)
 		}
 	}
-	w.ready = true
-	s.walkBytes += w.bytes
 }
 
 // dropWalkLocked forgets c's walk. s.mu must be held.
 func (s *Store) dropWalkLocked(c cid.Cid) {
 	if w := s.walks[c]; w != nil {
-		if w.ready {
-			s.walkBytes -= w.bytes
-		}
+		s.walkBytes -= w.bytes
 		delete(s.walks, c)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,7 +196,7 @@ func TestStorePageKeptUntilItChanges(t *testing.T) {
 	ps.s.mu.Lock()
 	kept := ps.s.walks[ps.c]
 	ps.s.mu.Unlock()
-	if kept == nil || !kept.ready {
+	if kept == nil || slices.Contains(kept.read, false) {
 		t.Fatal("no walk kept after a page")
 	}
 	again, _ := ps.page("", PageOpts{Limit: 100})
@@ -206,6 +207,38 @@ func TestStorePageKeptUntilItChanges(t *testing.T) {
 	after, _ := ps.page("", PageOpts{Limit: 100})
 	if len(after) != 51 || !slices.Contains(after, newcomer) {
 		t.Fatalf("after a new record the page holds %d providers (newcomer in: %v), want 51 with it", len(after), slices.Contains(after, newcomer))
+	}
+}
+
+// countingDS counts the Gets of the datastore it wraps.
+type countingDS struct {
+	ds.Datastore
+	gets atomic.Int64
+}
+
+func (d *countingDS) Get(ctx context.Context, k ds.Key) ([]byte, error) {
+	d.gets.Add(1)
+	return d.Datastore.Get(ctx, k)
+}
+
+// TestStorePageReadsOnlyItsPage: a page of a service whose walk is not
+// kept reads the envelopes it carries, not every record of the service,
+// so a peer asking the first pages of many services (evicting each
+// other's walks) costs a page's reads a request, not a service's.
+func TestStorePageReadsOnlyItsPage(t *testing.T) {
+	ps := newPagedStore(t, 1000)
+	d := &countingDS{Datastore: ps.s.ds}
+	ps.s.ds = d
+	first, next := ps.page("", PageOpts{Limit: 10})
+	if len(first) != 10 || next == "" {
+		t.Fatalf("first page: %d records, next %q; want 10 and a next", len(first), next)
+	}
+	if n := d.gets.Load(); n != 10 {
+		t.Fatalf("a cold page of 10 read %d records, want 10", n)
+	}
+	again, _ := ps.page("", PageOpts{Limit: 10})
+	if !slices.Equal(first, again) || d.gets.Load() != 10 {
+		t.Fatalf("the same page again read %d records in all, want 10 (from the kept walk)", d.gets.Load())
 	}
 }
 
