@@ -129,12 +129,8 @@ func (w *watch) follow(ctx context.Context, reg peer.ID) {
 			log = w.n.log.Warn // the registry said why: a bound, or a slow reader
 		}
 		log("watch stream ended; subscribing again", "registry", reg, "service", w.name, "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, backoff) {
 			return
-		case <-t.C:
 		}
 		backoff = min(2*backoff, watchRetryMax)
 	}
@@ -203,13 +199,21 @@ func (w *watch) poll(ctx context.Context) {
 		if err == nil || errors.Is(err, ErrFindTimeout) {
 			w.send(ctx, regMsg{kind: registry.WatchSynced})
 		}
-		t := time.NewTimer(interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, interval) {
 			return
-		case <-t.C:
 		}
+	}
+}
+
+// sleep waits d, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
