@@ -242,9 +242,11 @@ func TestWatchRegistryRestart(t *testing.T) {
 	stop()
 	reg, _ = start(listen)
 	for _, p := range []*dht.Node{p1, p2} { // past the swarm's backoff from their own redials
-		if err := p.Host().Connect(network.WithForceDirectDial(ctx, "test"), p2ptest.AddrInfo(reg.Host())); err != nil {
-			t.Fatal(err)
-		}
+		// A dial of their own to the new registry can cross this one and
+		// reset its handshake: dial again until one holds.
+		eventually(t, "a provider connected to the restarted registry", func() bool {
+			return p.Host().Connect(network.WithForceDirectDial(ctx, "test"), p2ptest.AddrInfo(reg.Host())) == nil
+		})
 	}
 	if _, err := p2.Publish(ctx, dht.Spec{Name: "DatabaseService", TTL: time.Hour}); err != nil {
 		t.Fatal(err)
