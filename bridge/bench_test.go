@@ -60,34 +60,28 @@ const benchClients = 1000
 //
 //	go test -run '^$' -bench 'BenchmarkBridge$' -benchtime 20000x ./bridge/
 func BenchmarkBridge(b *testing.B) {
-	f := newFakeFinder(b)
-	f.add(b, "DatabaseService", 1)
-	cfg := testConfig()
-	cfg.PingInterval = bridge.DefaultPingInterval // as deployed: one pinger per session
-	cfg.MaxConns = benchClients + 10
-	// Every client is on 127.0.0.1: lift the per-address caps.
-	cfg.MaxSessionsPerAddr, cfg.MaxOpenConns, cfg.MaxOpenConnsPerAddr = cfg.MaxConns, 2*cfg.MaxConns, 2*cfg.MaxConns
-	cfg.MaxFinds = benchClients
-	cfg.FramesPerSecond, cfg.FrameBurst = 1e6, 1e6
+	f, cfg := benchFinder(b), benchConfig()
 	// A server per row, so that its profile samples carry the row's name.
-	bridgeURL := func(row string) string {
-		return labelled("bridge", row, func() *server { return startServer(b, f, cfg) }).wsURL()
+	bridgeServer := func(row string) *server {
+		return labelled("bridge", row, func() *server { return startServer(b, f, cfg) })
 	}
 
 	leanEcho := runRow(b, "lean", openLean(b, startEcho(b, "lean"), benchClients))
-	lean := runRow(b, "lean", openLean(b, bridgeURL("lean"), benchClients))
+	srv := bridgeServer("lean")
+	lean := movedIn(srv, func() row { return runRow(b, "lean", openLean(b, srv.wsURL(), benchClients)) })
 	coderEcho := runRow(b, "coder", openClients(b, startEcho(b, "coder"), benchClients))
 
-	url := bridgeURL("coder")
+	srv = bridgeServer("coder")
 	before := memInUse()
 	goroutines := runtime.NumGoroutine()
-	conns := openClients(b, url, benchClients)
+	conns := openClients(b, srv.wsURL(), benchClients)
 	perConn := float64(memInUse()-before) / benchClients
 	goPerConn := float64(runtime.NumGoroutine()-goroutines) / benchClients
-	coder := runRow(b, "coder", conns)
+	coder := movedIn(srv, func() row { return runRow(b, "coder", conns) })
 
 	childEcho := runChildRow(b, "child", startEcho(b, "child"))
-	child := runChildRow(b, "child", bridgeURL("child"))
+	srv = bridgeServer("child")
+	child := movedIn(srv, func() row { return runChildRow(b, "child", srv.wsURL()) })
 
 	b.ReportMetric(lean.rate, "finds/s")
 	b.ReportMetric(ms(lean.p50), "p50-ms")
@@ -114,22 +108,25 @@ func BenchmarkBridge(b *testing.B) {
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	b.Logf("%d clients (open-file limit %d), %d finds a row, %d cores, load %s", benchClients, lim.Cur, b.N,
 		runtime.NumCPU(), loadAvg())
-	b.Logf("%-22s %8s %7s %7s %12s %15s %13s %12s", "client → server", "finds/s", "p50 ms", "p99 ms",
-		"CPU µs/find", "server µs/find", "reads/writes", "CPU-bound/s")
+	b.Logf("%-22s %8s %7s %7s %12s %15s %13s %12s %6s", "client → server", "finds/s", "p50 ms", "p99 ms",
+		"CPU µs/find", "server µs/find", "reads/writes", "CPU-bound/s", "moved")
 	for _, r := range []struct {
 		name string
 		row  row
 	}{{"lean → echo", leanEcho}, {"lean → bridge", lean}, {"coder → echo", coderEcho}, {"coder → bridge", coder},
 		{"lean (child) → echo", childEcho}, {"lean (child) → bridge", child}} {
-		server, calls := "-", "-"
+		server, calls, moved := "-", "-", "-"
+		if strings.HasSuffix(r.name, "bridge") {
+			moved = fmt.Sprintf("%.0f%%", 100*r.row.moved)
+		}
 		if r.row.server > 0 {
 			server = fmt.Sprintf("%.1f", us(r.row.server))
 			calls = fmt.Sprintf("%.2f/%.2f", r.row.reads, r.row.writes)
 		}
 		// CPU-bound/s: what the CPU per find allows on this machine's
 		// cores, were they the benchmark's alone.
-		b.Logf("%-22s %8.0f %7.1f %7.1f %12.1f %15s %13s %12.0f", r.name, r.row.rate, ms(r.row.p50), ms(r.row.p99),
-			us(r.row.cpu), server, calls, float64(runtime.NumCPU())*1e6/us(r.row.cpu))
+		b.Logf("%-22s %8.0f %7.1f %7.1f %12.1f %15s %13s %12.0f %6s", r.name, r.row.rate, ms(r.row.p50), ms(r.row.p99),
+			us(r.row.cpu), server, calls, float64(runtime.NumCPU())*1e6/us(r.row.cpu), moved)
 	}
 	b.Logf("bridge / floor: lean %.2f, coder %.2f, child %.2f; bridge CPU above the floor a find: lean %.1f µs, "+
 		"coder %.1f µs, server alone %.1f µs", lean.rate/leanEcho.rate, coder.rate/coderEcho.rate,
@@ -155,6 +152,18 @@ type row struct {
 	cpu           time.Duration
 	server        time.Duration
 	reads, writes float64
+	moved         float64 // of the finds, the share whose read loop moved to a new goroutine (Stats.FindsMoved)
+}
+
+// movedIn runs a bridge row against srv and notes the share of its finds
+// that outlived their grace on the read loop (Stats.FindsMoved).
+func movedIn(srv *server, run func() row) row {
+	moved0, finds0 := srv.Stats().FindsMoved, srv.Stats().Finds
+	r := run()
+	if n := srv.Stats().Finds - finds0; n > 0 {
+		r.moved = float64(srv.Stats().FindsMoved-moved0) / float64(n)
+	}
+	return r
 }
 
 // runRow runs b.N finds shared among clients, bounded by a 2-minute

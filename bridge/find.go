@@ -187,7 +187,7 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 	if fctx.Err() != nil {
 		return false
 	}
-	ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendResult(b, id, r) })
+	ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendResult(b, id, r, s.srv.records) })
 	if !ok {
 		err = s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
 			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})
