@@ -113,6 +113,15 @@ type limitedConn struct {
 	closed   atomic.Bool
 	served   atomic.Bool // a request reached the handler
 	timedOut atomic.Bool // a read timed out before that
+	cork     cork        // holds writes to send them as one (cork.go)
+}
+
+// Write writes p, or keeps it while the connection is corked.
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if c.cork.keep(p) {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
 }
 
 // Read reads from the connection, noting a timeout before any request.

@@ -35,6 +35,7 @@ type session struct {
 	rbuf    []byte             // read's buffer; only the reading goroutine uses it
 	ended   chan struct{}      // closed when the read loop has ended
 	hand    *handover          // the read loop's, kept for its next find (find.go)
+	lc      *limitedConn       // the connection under conn, if Serve accepted it: its cork (sendLast)
 
 	wmu      sync.Mutex   // serialises writes (write.go)
 	wbuf     []byte       // encoding buffer, reused under wmu
@@ -76,6 +77,7 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 		watches: make(map[string]*inflight),
 		ended:   make(chan struct{}),
 	}
+	ss.lc, _ = r.Context().Value(connKey{}).(*limitedConn)
 	ss.epoch = time.Now()
 	ss.wtimer = time.AfterFunc(time.Hour, ss.writeWatch)
 	ss.wtimer.Stop()

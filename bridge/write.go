@@ -86,6 +86,21 @@ func (s *session) writeLocked(ctx context.Context, typ websocket.MessageType, b 
 	return err
 }
 
+// writeHeld sends what the cork held in one write, bounded by WriteTimeout
+// as writeLocked's are; s.wmu is held.
+func (s *session) writeHeld() error {
+	s.wstart.Store(int64(time.Since(s.epoch)) + 1)
+	if s.warmed.CompareAndSwap(false, true) {
+		s.wtimer.Reset(s.srv.cfg.WriteTimeout)
+	}
+	err := s.lc.cork.release(s.lc.Conn)
+	s.wstart.Store(0)
+	if err != nil && s.wexpired.Load() {
+		return fmt.Errorf("%w (%w)", errWriteTimeout, err)
+	}
+	return err
+}
+
 // writeWatch is wtimer's function. With no write in progress it disarms
 // the timer (the next write arms it); a write that outlived WriteTimeout
 // closes the connection; a younger one has the timer fire again at its
