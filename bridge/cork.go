@@ -3,6 +3,7 @@ package bridge
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // keptCorkBuf is the largest buffer a cork keeps between uses.
@@ -16,26 +17,33 @@ const keptCorkBuf = 4096
 // never across a wait, so it delays nothing: a ping or pong another
 // goroutine writes meanwhile joins the same write, in order.
 type cork struct {
-	mu  sync.Mutex
-	on  bool
+	on  atomic.Bool // read without mu first: every write of a connection asks
+	mu  sync.Mutex  // guards buf, and on's changes
 	buf []byte
 }
 
 // keep appends p to the held bytes and reports true while the cork is on;
-// false: the caller writes p itself.
+// false: the caller writes p itself. A write that races the cork coming
+// off goes out before or after the held bytes, whole either way: only a
+// ping or pong another goroutine writes can, and their order with data
+// messages does not matter.
 func (k *cork) keep(p []byte) bool {
+	if !k.on.Load() {
+		return false
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.on {
-		k.buf = append(k.buf, p...)
+	if !k.on.Load() {
+		return false
 	}
-	return k.on
+	k.buf = append(k.buf, p...)
+	return true
 }
 
 // hold turns the cork on.
 func (k *cork) hold() {
 	k.mu.Lock()
-	k.on = true
+	k.on.Store(true)
 	k.mu.Unlock()
 }
 
@@ -43,7 +51,7 @@ func (k *cork) hold() {
 func (k *cork) release(c net.Conn) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.on = false
+	k.on.Store(false)
 	if len(k.buf) == 0 {
 		return nil
 	}
