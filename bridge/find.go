@@ -238,7 +238,8 @@ func (s *session) sendLast(ctx, fctx context.Context, st *inflight, id string, r
 		err = rerr
 	}
 	if err != nil {
-		s.cancel()
+		s.cancel() // a connection gone or stuck ends the session, as in sendResult
+		return true
 	}
 	s.srv.stats.results.Add(1)
 	return true
