@@ -25,21 +25,24 @@ const maxRecordCache = 1 << 14
 // lives in the bridge rather than on record.Service because records are
 // values that other packages copy and build; here it is bounded in one
 // place. It holds at most Config.RecordCache entries, each at most
-// maxCachedRecord bytes of JSON and the record it came from, in a table
-// of that many slots addressed by the record's pointer: a new record
-// takes its slot's place (no eviction list, no lock: each slot is an
-// atomic pointer to an immutable entry). An entry is used only when the
-// record still equals the copy it keeps, so a Finder that changed a
-// record it yielded would get a fresh encoding, never a stale one.
+// maxCachedRecord bytes of JSON and a copy of the record it came from, in
+// a table of that many slots addressed by what names a signed record (its
+// peer, network, service and seq), not by its pointer: a node's Find
+// yields a fresh copy of a record for every find (record.Validator's cache
+// clones), so the same record arrives at a new address each time. A new
+// record takes its slot's place (no eviction list, no lock: each slot is
+// an atomic pointer to an immutable entry). An entry is used only when
+// the record equals the copy it keeps in every field the view shows, so a
+// record that differs (a re-signed record under the same seq, a Finder
+// that changed one it yielded) gets a fresh encoding, never a stale one.
 type recordCache struct {
 	seed  maphash.Seed
 	slots []atomic.Pointer[cachedRecord] // nil: the cache is off
 }
 
-// cachedRecord is one entry: the JSON of rec, encoded from snap, a copy of
-// *rec sharing nothing mutable with it.
+// cachedRecord is one entry: the JSON encoded from snap, a copy of the
+// record sent, sharing nothing mutable with it.
 type cachedRecord struct {
-	rec  *record.Service
 	snap record.Service
 	json []byte
 }
@@ -56,8 +59,8 @@ func (c *recordCache) appendRecord(b []byte, r *record.Service) ([]byte, bool) {
 	if c == nil || len(c.slots) == 0 {
 		return appendView(b, record.ViewOf(r))
 	}
-	slot := &c.slots[maphash.Comparable(c.seed, r)%uint64(len(c.slots))]
-	if e := slot.Load(); e != nil && e.rec == r && sameRecord(&e.snap, r) {
+	slot := c.slot(r)
+	if e := slot.Load(); e != nil && sameRecord(&e.snap, r) {
 		return append(b, e.json...), true
 	}
 	n := len(b)
@@ -65,9 +68,20 @@ func (c *recordCache) appendRecord(b []byte, r *record.Service) ([]byte, bool) {
 	if ok && len(b)-n <= maxCachedRecord {
 		snap := *r
 		snap.Addrs, snap.Meta = slices.Clone(r.Addrs), maps.Clone(r.Meta)
-		slot.Store(&cachedRecord{rec: r, snap: snap, json: slices.Clone(b[n:])})
+		slot.Store(&cachedRecord{snap: snap, json: slices.Clone(b[n:])})
 	}
 	return b, ok
+}
+
+// slot returns r's slot, addressed by its peer, network, service and seq.
+func (c *recordCache) slot(r *record.Service) *atomic.Pointer[cachedRecord] {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(string(r.Peer))
+	h.WriteString(r.Network)
+	h.WriteString(r.Name)
+	maphash.WriteComparable(&h, r.Seq)
+	return &c.slots[h.Sum64()%uint64(len(c.slots))]
 }
 
 // sameRecord reports whether r still holds what snap does, in every field

@@ -3,6 +3,8 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,13 @@ func TestRecordCache(t *testing.T) {
 		encode(t, c, r)
 		if c.entry(r) != e {
 			t.Fatal("a record sent again was encoded again")
+		}
+		// A node's Find yields a fresh copy of the record each find.
+		copied := *r
+		copied.Addrs, copied.Meta = slices.Clone(r.Addrs), maps.Clone(r.Meta)
+		encode(t, c, &copied)
+		if c.entry(&copied) != e {
+			t.Fatal("a copy of a record sent was encoded again")
 		}
 	})
 	t.Run("changed in place", func(t *testing.T) {
@@ -96,7 +105,7 @@ func TestRecordCache(t *testing.T) {
 // entry returns r's entry, nil when the cache does not hold it.
 func (c *recordCache) entry(r *record.Service) *cachedRecord {
 	for i := range c.slots {
-		if e := c.slots[i].Load(); e != nil && e.rec == r {
+		if e := c.slots[i].Load(); e != nil && sameRecord(&e.snap, r) {
 			return e
 		}
 	}
