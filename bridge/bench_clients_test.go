@@ -146,8 +146,9 @@ func (c *coderClient) close() { c.c.CloseNow() }
 // leanClient is a lean client (leanws_test.go) running finds.
 type leanClient struct {
 	*leanConn
-	frame []byte // the find frame's payload, reused
-	dl    bool   // the run's deadline is set
+	frame  []byte // the find frame's payload, reused
+	dl     bool   // the run's deadline is set
+	limit1 bool   // finds say "limit":1 (the answer's one result is its last)
 }
 
 func (c *leanClient) find(ctx context.Context, n int64) error {
@@ -158,7 +159,11 @@ func (c *leanClient) find(ctx context.Context, n int64) error {
 	}
 	var num [20]byte
 	id := strconv.AppendInt(num[:0], n, 10)
-	c.frame = append(append(append(c.frame[:0], `{"type":"find","id":"`...), id...), `","service":"DatabaseService"}`...)
+	c.frame = append(append(append(c.frame[:0], `{"type":"find","id":"`...), id...), `","service":"DatabaseService"`...)
+	if c.limit1 {
+		c.frame = append(c.frame, `,"limit":1`...)
+	}
+	c.frame = append(c.frame, '}')
 	if err := c.writeText(c.frame); err != nil {
 		return err
 	}

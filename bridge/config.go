@@ -31,6 +31,7 @@ const (
 	DefaultReserveFDs          = 1024
 	DefaultHeaderTimeout       = 5 * time.Second
 	DefaultMaxFinds            = 256
+	DefaultRecordCache         = 1024
 	DefaultTokenBackoff        = time.Second
 	DefaultMaxTokenBackoff     = 5 * time.Minute
 	DefaultMaxTrackedAddrs     = 16384
@@ -141,6 +142,13 @@ type Config struct {
 	// MaxFinds is the most finds the whole bridge runs at once
 	// (DefaultMaxFinds); beyond it a find gets busy.
 	MaxFinds int
+	// RecordCache is how many found records the bridge keeps the JSON of,
+	// to send them again without encoding them (DefaultRecordCache; 0:
+	// none). Each entry holds at most 2 KiB of JSON and a copy of the
+	// record (a verified record's envelope is at most 4 KiB), so the cache
+	// stays under RecordCache * 6 KiB; a record found often is encoded once
+	// while it keeps its entry.
+	RecordCache int
 	// TokenBackoff and MaxTokenBackoff slow down token guessing: the n-th
 	// wrong token in a row from one address bars that address from the
 	// bridge for TokenBackoff * 2^(n-1), at most MaxTokenBackoff
@@ -222,6 +230,7 @@ func DefaultConfig(peerID, network string) Config {
 		ReserveFDs:          DefaultReserveFDs,
 		HeaderTimeout:       DefaultHeaderTimeout,
 		MaxFinds:            DefaultMaxFinds,
+		RecordCache:         DefaultRecordCache,
 		TokenBackoff:        DefaultTokenBackoff,
 		MaxTokenBackoff:     DefaultMaxTokenBackoff,
 		MaxTrackedAddrs:     DefaultMaxTrackedAddrs,
@@ -311,6 +320,8 @@ func (c *Config) checkFairness() error {
 		return fmt.Errorf("header timeout %s: want positive", c.HeaderTimeout)
 	case c.MaxFinds < 1:
 		return fmt.Errorf("max finds %d: want 1 or more", c.MaxFinds)
+	case c.RecordCache < 0 || c.RecordCache > maxRecordCache:
+		return fmt.Errorf("record cache %d: want 0 (none) to %d", c.RecordCache, maxRecordCache)
 	case c.TokenBackoff <= 0 || c.MaxTokenBackoff < c.TokenBackoff:
 		return fmt.Errorf("token backoff %s, max %s: want 0 < backoff <= max", c.TokenBackoff, c.MaxTokenBackoff)
 	case c.MaxTrackedAddrs < 1:

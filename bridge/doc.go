@@ -89,11 +89,19 @@
 // ends. Result and done frames, one per provider and one per find, are
 // encoded by hand (encode.go), byte for byte what Marshal writes, into one
 // reused buffer per session, falling back to Marshal whenever a string
-// needs JSON's escaping; find frames as the handshaker writes them are
-// decoded by hand too (anything else takes the JSON path). Each session
+// needs JSON's escaping. A record's own JSON is kept for the next find
+// that finds it (recordcache.go: at most Config.RecordCache records, each
+// used only while the record still equals the copy kept with it). A find
+// whose results reach its limit sends its last result and its done in one
+// write (a cork on the connection Serve accepted, cork.go): the bridge
+// knows the find is over without waiting for the Finder to return, so it
+// ends the find first; nothing is held back. Find frames as the handshaker
+// writes them are decoded by hand too (anything else takes the JSON path). Each session
 // reads frames into one reused buffer (at most 1 KiB kept between
 // frames). Writes are serialised by the session, and one timer per
-// session bounds the write in progress to WriteTimeout (write.go); reads
+// session bounds the write in progress to WriteTimeout (write.go): armed
+// by the first write after a quiet spell and re-armed at the deadline of
+// the write in progress when it fires, not reset around each write; reads
 // and writes arm nothing per frame, since the session's end closes the
 // connection. All of this came out of the profile of BenchmarkBridge (the
 // README has the figures).

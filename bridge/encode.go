@@ -12,16 +12,40 @@ import (
 // appendResult appends the result frame for r under id to b, byte for
 // byte what Marshal(&ResultFrame{…}) writes, without reflection: the
 // bridge sends one per provider found, and encoding/json was the frame's
-// largest cost after the socket (see the README's bridge figures). It
-// reports false, leaving b as it was, when a field needs JSON's escaping
-// or a rule this encoder does not copy (a string outside printable ASCII
-// or with "\<>&, a float in exponent form, a year outside 0-9999); the
-// caller then uses Marshal. TestAppendResult keeps the two identical.
-func appendResult(b []byte, id string, r Result) ([]byte, bool) {
-	v := record.ViewOf(r.Record)
+// largest cost after the socket (see the README's bridge figures). The
+// record's JSON comes from c (nil: encoded here each time). It reports
+// false, leaving b as it was, when a field needs JSON's escaping or a rule
+// this encoder does not copy (a string outside printable ASCII or with
+// "\<>&, a float in exponent form, a year outside 0-9999); the caller
+// then uses Marshal. TestAppendResult keeps the two identical.
+func appendResult(b []byte, id string, r Result, c *recordCache) ([]byte, bool) {
 	elapsed := float64(r.Elapsed.Microseconds()) / 1000
-	if !plain(id) || !plain(v.Peer) || !plain(v.Service) || !plain(v.Network) || !plain(r.Source) ||
-		!plainTime(v.IssuedAt) || !plainTime(v.ExpiresAt) || (elapsed != 0 && abs(elapsed) < 1e-6) || abs(elapsed) >= 1e21 {
+	if !plain(id) || !plain(r.Source) || (elapsed != 0 && abs(elapsed) < 1e-6) || abs(elapsed) >= 1e21 {
+		return b, false
+	}
+	n := len(b)
+	b = append(b, `{"type":"result","id":"`...)
+	b = append(b, id...)
+	b = append(b, `","record":`...)
+	b, ok := c.appendRecord(b, r.Record)
+	if !ok {
+		return b[:n], false
+	}
+	if r.Source != "" { // omitempty
+		b = append(b, `,"source":"`...)
+		b = append(b, r.Source...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"elapsed_ms":`...)
+	b = strconv.AppendFloat(b, elapsed, 'f', -1, 64)
+	return append(b, '}'), true
+}
+
+// appendView appends the JSON object of v to b, byte for byte what
+// encoding/json writes for it; false, leaving b as it was, when a string
+// needs JSON's escaping or a time's year is outside 0-9999.
+func appendView(b []byte, v record.View) ([]byte, bool) {
+	if !plain(v.Peer) || !plain(v.Service) || !plain(v.Network) || !plainTime(v.IssuedAt) || !plainTime(v.ExpiresAt) {
 		return b, false
 	}
 	for _, a := range v.Addrs {
@@ -34,9 +58,7 @@ func appendResult(b []byte, id string, r Result) ([]byte, bool) {
 			return b, false
 		}
 	}
-	b = append(b, `{"type":"result","id":"`...)
-	b = append(b, id...)
-	b = append(b, `","record":{"peer":"`...)
+	b = append(b, `{"peer":"`...)
 	b = append(b, v.Peer...)
 	b = append(b, `","service":"`...)
 	b = append(b, v.Service...)
@@ -69,15 +91,7 @@ func appendResult(b []byte, id string, r Result) ([]byte, bool) {
 	b = v.IssuedAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","expires_at":"`...)
 	b = v.ExpiresAt.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `"}`...)
-	if r.Source != "" { // omitempty
-		b = append(b, `,"source":"`...)
-		b = append(b, r.Source...)
-		b = append(b, '"')
-	}
-	b = append(b, `,"elapsed_ms":`...)
-	b = strconv.AppendFloat(b, elapsed, 'f', -1, 64)
-	return append(b, '}'), true
+	return append(b, `"}`...), true
 }
 
 // appendDone appends the done frame of find id to b, byte for byte what

@@ -63,7 +63,7 @@ func TestAppendResult(t *testing.T) {
 			want, wantErr := Marshal(&ResultFrame{ID: tc.id, Record: recordOf(s), Source: tc.source,
 				ElapsedMS: float64(tc.elapsed.Microseconds()) / 1000})
 			prefix := []byte("kept")
-			got, ok := appendResult(prefix, tc.id, r)
+			got, ok := appendResult(prefix, tc.id, r, nil)
 			if ok != tc.fast {
 				t.Fatalf("appendResult ok = %v, want %v", ok, tc.fast)
 			}
@@ -82,6 +82,12 @@ func TestAppendResult(t *testing.T) {
 			if got := got[len("kept"):]; !bytes.Equal(got, want) {
 				t.Fatalf("appendResult:\n got %s\nwant %s", got, want)
 			}
+			c := newRecordCache(4)
+			for _, pass := range []string{"encoded into the cache", "from the cache"} {
+				if got, ok := appendResult(nil, tc.id, r, c); !ok || !bytes.Equal(got, want) {
+					t.Fatalf("appendResult %s: ok %v\n got %s\nwant %s", pass, ok, got, want)
+				}
+			}
 		})
 	}
 }
@@ -97,7 +103,14 @@ func FuzzAppendResult(f *testing.F) {
 		s := &record.Service{Network: "development", Name: name, Peer: peer, Addrs: []string{addr},
 			Meta: map[string]string{k: v, "z": v}, Seq: seq, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
 		d := time.Duration(elapsed)
-		got, ok := appendResult(nil, id, Result{Record: s, Source: source, Elapsed: d})
+		got, ok := appendResult(nil, id, Result{Record: s, Source: source, Elapsed: d}, nil)
+		c := newRecordCache(1)
+		for range 2 { // encoded into the cache, then from it
+			if cached, cok := appendResult(nil, id, Result{Record: s, Source: source, Elapsed: d}, c); cok != ok ||
+				!bytes.Equal(cached, got) {
+				t.Fatalf("with the record cache: ok %v, %s; without: ok %v, %s", cok, cached, ok, got)
+			}
+		}
 		if !ok {
 			return
 		}

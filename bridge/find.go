@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // find checks a find frame and, if it passes, runs it. Checks, in order:
@@ -145,24 +147,23 @@ func (s *Server) bounds(f *FindFrame) (int, time.Duration) {
 // then done, or an error when nothing was found.
 func (s *session) runFind(ctx, fctx context.Context, st *inflight, f *FindFrame, limit int, timeout time.Duration) {
 	s.srv.stats.finds.Add(1)
-	count := 0
+	count, answered := 0, false
 	err := s.srv.finder.Find(fctx, f.Service, FindOptions{Limit: limit, Timeout: timeout}, func(r Result) bool {
+		if count+1 == limit && s.sendLast(ctx, fctx, st, f.ID, r, count+1) {
+			answered = true
+			return false
+		}
 		if !s.sendResult(ctx, fctx, f.ID, r) {
 			return false
 		}
 		count++
 		return true
 	})
+	if answered {
+		return
+	}
 	timedOut := errors.Is(err, context.DeadlineExceeded)
-	st.cancel()
-	// Forget the find before answering: once the client reads the end,
-	// the id and the slot are free again.
-	s.mu.Lock()
-	cancelled := st.cancelled
-	delete(s.finds, f.ID)
-	s.active = time.Now()
-	s.mu.Unlock()
-	s.srv.endFind()
+	cancelled := s.forgetFind(st, f.ID, false)
 	switch {
 	case ctx.Err() != nil:
 		// The session is ending: nobody to answer.
@@ -180,6 +181,70 @@ func (s *session) runFind(ctx, fctx context.Context, st *inflight, f *FindFrame,
 	}
 }
 
+// forgetFind ends a find's context and forgets it, before it is
+// answered: once the client reads the end, the id and the slot are free
+// again. It reports whether the client cancelled the find; then, with
+// unlessCancelled, it leaves the find as it was.
+func (s *session) forgetFind(st *inflight, id string, unlessCancelled bool) (cancelled bool) {
+	s.mu.Lock()
+	cancelled = st.cancelled
+	if cancelled && unlessCancelled {
+		s.mu.Unlock()
+		return true
+	}
+	delete(s.finds, id)
+	s.active = time.Now()
+	s.mu.Unlock()
+	st.cancel()
+	s.srv.endFind()
+	return cancelled
+}
+
+// sendLast sends a find's last result r, its count-th and the find's
+// limit, and its done frame in one write, when the connection has a cork:
+// the Finder returns as soon as it yields its limit (its contract), so
+// the bridge knows the find is over without waiting for that, and ends it
+// first (the Finder's context is cancelled, the find forgotten). That is
+// one system call where two were; nothing waits for the cork. It reports
+// false, doing nothing, when it cannot: no cork (a Server mounted in
+// another http.Server), a find cancelled, or a frame the fast encoders
+// decline; the caller then sends the result as any other.
+func (s *session) sendLast(ctx, fctx context.Context, st *inflight, id string, r Result, count int) bool {
+	if s.lc == nil || fctx.Err() != nil {
+		return false
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	b, ok := appendResult(s.wbuf[:0], id, r, s.srv.records)
+	n := len(b)
+	if ok {
+		b, ok = appendDone(b, id, count, false)
+	}
+	if !ok {
+		return false
+	}
+	if cap(b) <= keptWriteBuf {
+		s.wbuf = b
+	}
+	if s.forgetFind(st, id, true) {
+		return false // the client's cancel came first: answered as cancelled
+	}
+	s.lc.cork.hold()
+	err := s.writeLocked(ctx, websocket.MessageText, b[:n])
+	if err == nil {
+		err = s.writeLocked(ctx, websocket.MessageText, b[n:])
+	}
+	if rerr := s.writeHeld(); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		s.cancel() // a connection gone or stuck ends the session, as in sendResult
+		return true
+	}
+	s.srv.stats.results.Add(1)
+	return true
+}
+
 // sendResult sends one result as a frame, unless the find was cancelled.
 // It reports whether the find should go on: false once it was cancelled or
 // the connection is gone or stuck (then it ends the session).
@@ -187,7 +252,7 @@ func (s *session) sendResult(ctx, fctx context.Context, id string, r Result) boo
 	if fctx.Err() != nil {
 		return false
 	}
-	ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendResult(b, id, r) })
+	ok, err := s.writeEncoded(ctx, func(b []byte) ([]byte, bool) { return appendResult(b, id, r, s.srv.records) })
 	if !ok {
 		err = s.send(ctx, &ResultFrame{ID: id, Record: recordOf(r.Record), Source: r.Source,
 			ElapsedMS: float64(r.Elapsed.Microseconds()) / 1000})

@@ -62,6 +62,7 @@ type Server struct {
 	stats    counters
 	openCap  int           // connections Serve holds at most
 	backoff  *tokenBackoff // wrong tokens per address
+	records  *recordCache  // JSON of records sent (recordcache.go)
 
 	mu       sync.Mutex
 	closed   bool
@@ -92,7 +93,7 @@ func New(f Finder, cfg Config) (*Server, error) {
 	}
 	origins, _ := parseOrigins(cfg.Origins) // Validate parsed them
 	s := &Server{cfg: cfg, finder: f, origins: origins, tls: tlsCfg, log: cfg.Logger, openCap: openCap,
-		backoff: newTokenBackoff(&cfg, time.Now), byAddr: make(map[string]int),
+		backoff: newTokenBackoff(&cfg, time.Now), records: newRecordCache(cfg.RecordCache), byAddr: make(map[string]int),
 		sessions: make(map[*session]struct{})}
 	s.watcher, _ = f.(Watcher)
 	if s.log == nil {

@@ -35,11 +35,15 @@ type session struct {
 	rbuf    []byte             // read's buffer; only the reading goroutine uses it
 	ended   chan struct{}      // closed when the read loop has ended
 	hand    *handover          // the read loop's, kept for its next find (find.go)
+	lc      *limitedConn       // the connection under conn, if Serve accepted it: its cork (sendLast)
 
-	wmu      sync.Mutex  // serialises writes (write.go)
-	wbuf     []byte      // encoding buffer, reused under wmu
-	wtimer   *time.Timer // bounds the write in progress
-	wexpired atomic.Bool // wtimer fired
+	wmu      sync.Mutex   // serialises writes (write.go)
+	wbuf     []byte       // encoding buffer, reused under wmu
+	epoch    time.Time    // the session's start: wstart counts from it
+	wstart   atomic.Int64 // when the write in progress started, ns since epoch + 1; 0: none
+	wtimer   *time.Timer  // bounds the write in progress (writeWatch)
+	warmed   atomic.Bool  // wtimer is armed
+	wexpired atomic.Bool  // a write outlived WriteTimeout
 
 	mu      sync.Mutex
 	finds   map[string]*inflight
@@ -73,7 +77,9 @@ func newSession(s *Server, conn *websocket.Conn, r *http.Request, addr string) *
 		watches: make(map[string]*inflight),
 		ended:   make(chan struct{}),
 	}
-	ss.wtimer = time.AfterFunc(time.Hour, ss.writeExpired)
+	ss.lc, _ = r.Context().Value(connKey{}).(*limitedConn)
+	ss.epoch = time.Now()
+	ss.wtimer = time.AfterFunc(time.Hour, ss.writeWatch)
 	ss.wtimer.Stop()
 	return ss
 }
@@ -86,6 +92,7 @@ func (s *session) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	defer s.conn.CloseNow()
+	defer s.wtimer.Stop()
 	defer s.wg.Wait()
 	defer cancel()
 	if !s.admit(ctx) || !s.hello(ctx) {

@@ -134,7 +134,9 @@ for w in "${what[@]}"; do
 	network) go test -run '^$' -bench 'BenchmarkNetwork' -benchtime 1x -timeout 60m ./dht/ ;;
 	latency) go test -run '^$' -bench 'BenchmarkLatency' -benchtime 1x -timeout 60m ./dht/ ;;
 	registry) go test -run '^$' -bench 'BenchmarkRegistryWrite' -benchtime 1x -timeout 10m ./dht/ ;;
-	bridge) go test -run '^$' -bench 'BenchmarkBridge$' -benchtime 20000x -timeout 10m ./bridge/ ;;
+	bridge)
+		go test -run '^$' -bench 'BenchmarkBridge$' -benchtime 100000x -timeout 10m ./bridge/
+		go test -run '^$' -bench 'BenchmarkBridgeServer' -benchtime 100000x -timeout 10m ./bridge/ ;;
 	scale)
 		go test -run '^$' -bench 'BenchmarkStartupPeek' -benchtime 200000x -timeout 10m ./dht/store/
 		go test -run '^$' -bench 'BenchmarkRegistryScale' -benchtime 1x -timeout 60m ./dht/ ;;

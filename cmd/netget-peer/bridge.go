@@ -62,6 +62,8 @@ func bridgeLimitFlags() []cli.Flag {
 			Usage: "disconnect a client whose TLS handshake and request headers take longer than `DURATION`"},
 		&cli.IntFlag{Name: "bridge-max-finds", Value: bridge.DefaultMaxFinds,
 			Usage: "most finds the bridge runs at once, all sessions together; beyond, a find gets busy"},
+		&cli.IntFlag{Name: "bridge-record-cache", Value: bridge.DefaultRecordCache,
+			Usage: "how many found records the bridge keeps encoded to send again (at most 6 KiB each); 0: none"},
 		&cli.DurationFlag{Name: "bridge-token-backoff", Value: bridge.DefaultTokenBackoff,
 			Usage: "bar an address for `DURATION` after a wrong token, doubling with each wrong token in a row"},
 		&cli.DurationFlag{Name: "bridge-max-token-backoff", Value: bridge.DefaultMaxTokenBackoff,
@@ -109,7 +111,7 @@ func bridgeConfig(c *cli.Context) bridge.Config {
 	cfg.MaxOpenConns, cfg.MaxOpenConnsPerAddr = c.Int("bridge-max-conns"), c.Int("bridge-max-conns-per-addr")
 	cfg.ReserveFDs, cfg.MaxFinds = c.Int("bridge-reserve-fds"), c.Int("bridge-max-finds")
 	cfg.TokenBackoff, cfg.MaxTokenBackoff = c.Duration("bridge-token-backoff"), c.Duration("bridge-max-token-backoff")
-	cfg.MaxTrackedAddrs = c.Int("bridge-max-tracked-addrs")
+	cfg.MaxTrackedAddrs, cfg.RecordCache = c.Int("bridge-max-tracked-addrs"), c.Int("bridge-record-cache")
 	cfg.MaxChannels, cfg.MaxChannelsTotal = c.Int("bridge-max-channels"), c.Int("bridge-max-channels-total")
 	cfg.MaxMessageSize, cfg.ChannelBytesPerSecond = c.Int("bridge-max-message-size"), c.Int("bridge-channel-bytes-per-second")
 	cfg.OpenTimeout = c.Duration("bridge-open-timeout")

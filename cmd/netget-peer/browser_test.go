@@ -214,6 +214,7 @@ func TestBridgeFlags(t *testing.T) {
 		{"limit without bridge", []string{"--bridge-max-sessions-per-addr", "4"}, "--bridge-max-sessions-per-addr needs --bridge", exitUsage},
 		{"bad limit", []string{"--bridge", "127.0.0.1:0", "--bridge-max-finds", "0"}, "max finds 0", exitUsage},
 		{"bad watch limit", []string{"--bridge", "127.0.0.1:0", "--bridge-max-session-watches", "0"}, "max watches per session 0", exitUsage},
+		{"bad record cache", []string{"--bridge", "127.0.0.1:0", "--bridge-record-cache", "-1"}, "record cache -1", exitUsage},
 		{"reserve every descriptor", []string{"--bridge", "127.0.0.1:0", "--bridge-reserve-fds", "100000000"},
 			"leaves none for the bridge", exitUsage},
 		{"bad origin", []string{"--bridge", "127.0.0.1:0", "--bridge-origin", "app.example"}, `origin "app.example"`, exitUsage},
