@@ -24,7 +24,6 @@ import (
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
 	"github.com/netget/netget-peer/dht/registry"
-	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 	"github.com/netget/netget-peer/record/recordtest"
 )
@@ -104,18 +103,9 @@ func BenchmarkRegistryScale(b *testing.B) {
 	floor := map[cid.Cid][][]byte{hot: all}
 	baseRate := listsPerSecond(b, lists, registry.MaxListLimit, func() int { return len(slices.Clone(floor[hot][:registry.MaxListLimit])) })
 	pages := pagedRates(b, reg, hot, floor, lists)
-	writes := envInt(b, "NETGET_BENCH_WRITES", 10000)
-	writers := envInt(b, "NETGET_BENCH_WRITERS", 64)
-	fresh := freshRecords(b, n, writes)
-	memReg := dhttest.NewNode(b, "development", dht.ModeServer, nil)
-	memRate := acceptsPerSecond(b, memReg, fresh, writers)
-	writeRate := acceptsPerSecond(b, reg, fresh, writers)
-	rawRate := rawWritesPerSecond(b, fresh, writers)
+	w := writeRates(b, reg, d, n)
 	b.ReportMetric(float64(n), "records")
-	b.ReportMetric(writeRate, "synced-writes/s")
-	b.ReportMetric(memRate, "memory-writes/s")
-	b.ReportMetric(rawRate, "raw-writes/s")
-	b.ReportMetric(writeRate/rawRate, "synced/raw")
+	w.report(b)
 	b.ReportMetric(startup.Seconds(), "startup-s")
 	b.ReportMetric(startupCPU.Seconds(), "startup-cpu-s")
 	b.ReportMetric(scan.Seconds(), "scan-s")
@@ -167,100 +157,6 @@ func scanFloor(b *testing.B, d ds.Batching) (int, time.Duration) {
 	elapsed := time.Since(start)
 	b.Logf("scan floor: %d records, %d MiB in %v", n, sum>>20, elapsed.Round(time.Millisecond))
 	return n, elapsed
-}
-
-// freshRecords signs writes records of as many fresh providers, for
-// services after the n records' own, in parallel.
-func freshRecords(b *testing.B, n, writes int) [][]byte {
-	b.Helper()
-	now := time.Now()
-	out := make([][]byte, writes)
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < writes; i += workers {
-				priv, id, err := crypto.GenerateEd25519Key(nil)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				p, err := peer.IDFromPublicKey(id)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				s := recordtest.Valid(p, now)
-				s.Name = scaleName((n+scaleProviders-1)/scaleProviders + i/scaleProviders)
-				s.Meta = map[string]string{"region": "eu-west", "engine": "postgres", "i": fmt.Sprint(n + i)}
-				out[i] = recordtest.SealRaw(b, s, priv)
-			}
-		})
-	}
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
-	return out
-}
-
-// acceptsPerSecond writes envs into reg's store through its write path
-// (verify, then a synced put on a persistent datastore) from writers
-// goroutines at once, as many providers pushing together would, and
-// returns how many it accepted per second. Every one must be accepted.
-func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) float64 {
-	ctx := context.Background()
-	return writesPerSecond(b, envs, writers, func(env []byte) error { return dht.Accept(ctx, reg, env) })
-}
-
-// rawWritesPerSecond is the floor of acceptsPerSecond: the same envelopes
-// from as many writers, each verified (record.Validator.Open) and put
-// with a sync into a fresh Pebble datastore (store.Open) under its key,
-// nothing else: no index, no quotas, no health.
-func rawWritesPerSecond(b *testing.B, envs [][]byte, writers int) float64 {
-	d, err := store.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	ctx := context.Background()
-	v := record.Validator{Network: "development"}
-	return writesPerSecond(b, envs, writers, func(env []byte) error {
-		svc, err := v.Open(env)
-		if err != nil {
-			return err
-		}
-		c, err := record.ServiceCID(svc.Network, svc.Name)
-		if err != nil {
-			return err
-		}
-		return d.Put(ctx, ds.NewKey(record.Key(c, svc.Peer)), env)
-	})
-}
-
-// writesPerSecond has writers goroutines write envs with write, each
-// taking the next, and returns how many a second; every one must succeed.
-func writesPerSecond(b *testing.B, envs [][]byte, writers int, write func([]byte) error) float64 {
-	b.Helper()
-	var next atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
-				if err := write(envs[i]); err != nil {
-					b.Errorf("write %d: %v", i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if b.Failed() {
-		b.FailNow()
-	}
-	return float64(len(envs)) / elapsed.Seconds()
 }
 
 // pageFigures are the paged-list rates of BenchmarkRegistryScale.
