@@ -24,6 +24,7 @@ import (
 	"github.com/netget/netget-peer/dht"
 	"github.com/netget/netget-peer/dht/dhttest"
 	"github.com/netget/netget-peer/dht/registry"
+	"github.com/netget/netget-peer/dht/store"
 	"github.com/netget/netget-peer/record"
 	"github.com/netget/netget-peer/record/recordtest"
 )
@@ -45,7 +46,8 @@ const scaleProviders = 1000
 // envelopes picked from a Go map, no store. A list repeated is answered
 // from what the store kept; cold-lists/s is a list computed afresh each
 // time (a verdict turned before each: the sort of 1,000 providers and a
-// datastore read per record), NETGET_BENCH_LISTS/20 of them. With
+// datastore read per record), NETGET_BENCH_LISTS/20 of them. Synced
+// writes, against their two floors: writeRates. With
 // NETGET_BENCH_HEAPPROFILE set, it writes the heap profile there once the
 // registry holds every record.
 //
@@ -63,7 +65,7 @@ func BenchmarkRegistryScale(b *testing.B) {
 	start := time.Now()
 	scaleDatastore(b, dir, n)
 	b.Logf("datastore of %d records ready in %v", n, time.Since(start).Round(time.Millisecond))
-	d := openStore(b, dir)
+	d := scaleOpen(b, dir)
 	scanned, scan := scanFloor(b, d)
 	if scanned != n {
 		b.Fatalf("datastore holds %d records, want %d", scanned, n)
@@ -126,6 +128,31 @@ func BenchmarkRegistryScale(b *testing.B) {
 	b.ReportMetric(pages.coldPage, "cold-pages100/s")
 	b.ReportMetric(float64(pages.walkPages), "pages/walk")
 	runtime.KeepAlive(reg)
+}
+
+// scaleOpen opens the datastore in dir as a registry does, with a
+// memtable of NETGET_BENCH_MEMTABLE_MIB if set (default
+// store.DefaultMemtableBytes; 4 is Pebble's own default, the size before
+// it): the writes' figures depend on it.
+func scaleOpen(b *testing.B, dir string) ds.Batching {
+	b.Helper()
+	d, err := dht.OpenDatastoreWith(dir, scaleDatastoreOptions(b))
+	if err != nil {
+		b.Fatalf("open datastore: %v", err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+// scaleDatastoreOptions are the datastore options of
+// BenchmarkRegistryScale's registry and of its floors.
+func scaleDatastoreOptions(b *testing.B) dht.DatastoreOptions {
+	var o dht.DatastoreOptions
+	if os.Getenv("NETGET_BENCH_MEMTABLE_MIB") != "" {
+		o.MemtableBytes = int64(envInt(b, "NETGET_BENCH_MEMTABLE_MIB", 0)) << 20
+	}
+	b.Logf("datastore memtable: %d MiB (0: the default, %d MiB)", o.MemtableBytes>>20, store.DefaultMemtableBytes>>20)
+	return o
 }
 
 // scanFloor reads every netget record of d in key order straight from
