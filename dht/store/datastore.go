@@ -20,9 +20,10 @@ import (
 
 // DefaultMemtableBytes is the default of Options.MemtableBytes: 32 MiB,
 // eight times Pebble's own 4 MiB. A registry of a million records then
-// writes about 2.3 KB of tables per synced write of an 860-byte record
-// (flushes and compactions, settled) where Pebble's default wrote 5.3 KB,
-// and spends ~20% less CPU a write (BenchmarkRegistryScale): a flush is
+// writes about 1.9 KB of tables per synced write of an 860-byte record
+// (flushes and compactions, settled) where Pebble's default wrote 6.3 KB,
+// and spent 4-9% less CPU a write, flush and compactions included, in a
+// pair of runs on a loaded machine (BenchmarkRegistryScale): a flush is
 // merged into the loaded levels 8 times less often, and each merge
 // rewrites the same overlapping tables for 8 times the records. Pebble
 // grows its memtables from 256 KiB, doubling at each flush, up to this
