@@ -50,8 +50,10 @@
 #           bytes a write and GC cycles; then the memtable is flushed and
 #           compactions awaited, and "settled" rates charge that to both.
 #           NETGET_BENCH_WRITEPROFILE=dir profiles the turns (CPU labelled
-#           phase=registry|floor, block, mutex). Also the registry's path
-#           on an in-memory store,
+#           phase=registry|floor, block, mutex); NETGET_BENCH_MEMTABLE_MIB=4
+#           opens the datastores with Pebble's own memtable (the size before
+#           the 32 MiB default). Also the registry's path on an in-memory
+#           store,
 #           lists per second of one hot service of 1,000 providers (32 best, kept and afresh), paged lists (pages of 100,
 #           afresh, and walks of all 1,000 in pages of 1,024 cut at 180 KiB)
 #           against the same slices picked from a Go map. The generated
