@@ -58,6 +58,9 @@ type Config struct {
 	// with synced writes, and locks DataDir so that no second process
 	// shares it (Registry, Daemon). Needs DataDir.
 	Persist bool
+	// Datastore tunes the Pebble datastore Persist opens: its memtable
+	// size (zero: store.DefaultMemtableBytes, 32 MiB; 1 MiB to 1 GiB).
+	Datastore dht.DatastoreOptions
 
 	// Host configures the libp2p host: listen addresses, connection
 	// manager, private-network key (PrivateNetwork, read with p2p.LoadPSK),
@@ -180,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.Persist && c.DataDir == "" {
 		return fmt.Errorf("%w: Persist needs a DataDir", ErrBadConfig)
+	}
+	if err := c.Datastore.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	if c.RelayWait < 0 {
 		return fmt.Errorf("%w: relay wait %s: must not be negative", ErrBadConfig, c.RelayWait)

@@ -80,7 +80,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	if cfg.Persist {
 		var err error
-		if store, err = dht.OpenDatastore(filepath.Join(cfg.DataDir, "datastore")); err != nil {
+		if store, err = dht.OpenDatastoreWith(filepath.Join(cfg.DataDir, "datastore"), cfg.Datastore); err != nil {
 			return err
 		}
 		n.closers = append(n.closers, func() { store.Close() })

@@ -125,6 +125,15 @@ func TestNewRefuses(t *testing.T) {
 	if _, err := netget.New(ctx, netget.Service()); !errors.Is(err, netget.ErrBadConfig) {
 		t.Errorf("service without bootstrap: err = %v, want ErrBadConfig", err)
 	}
+	bad := netget.Registry()
+	bad.DataDir = filepath.Join(t.TempDir(), "registry")
+	bad.Datastore.MemtableBytes = 2 << 30
+	if _, err := netget.New(ctx, bad); !errors.Is(err, netget.ErrBadConfig) || !errors.Is(err, dht.ErrBadDatastoreOptions) {
+		t.Errorf("registry with a 2 GiB memtable: err = %v, want ErrBadConfig and ErrBadDatastoreOptions", err)
+	}
+	if _, err := os.Stat(bad.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refused registry left %s behind: %v", bad.DataDir, err)
+	}
 	cfg := netget.Registry()
 	cfg.DataDir = t.TempDir()
 	cfg.Host.ListenAddrs = loopback

@@ -249,6 +249,20 @@ const RecordOverhead = store.RecordOverhead
 // fails with ErrDatastore and the path.
 func OpenDatastore(dir string) (ds.Batching, error) { return store.Open(dir) }
 
+// DefaultMemtableBytes is the memtable a datastore gets when its
+// DatastoreOptions leave it zero (store.DefaultMemtableBytes).
+const DefaultMemtableBytes = store.DefaultMemtableBytes
+
+// DatastoreOptions tunes the datastore OpenDatastoreWith opens: the size
+// of Pebble's memtable (store.Options, store.DefaultMemtableBytes).
+type DatastoreOptions = store.Options
+
+// OpenDatastoreWith is OpenDatastore with o; options that fail
+// o.Validate fail it (store.ErrBadDatastoreOptions).
+func OpenDatastoreWith(dir string, o DatastoreOptions) (ds.Batching, error) {
+	return store.OpenWith(dir, o)
+}
+
 // MaxProviderLifetime is the longest Config.ProviderLifetime: kad-dht's
 // default provide validity.
 const MaxProviderLifetime = 48 * time.Hour

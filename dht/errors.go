@@ -24,6 +24,10 @@ var (
 	// ErrKeyQuota is returned when one signing key already has
 	// StoreLimits.PerKey records in the store (store.ErrKeyQuota).
 	ErrKeyQuota = store.ErrKeyQuota
+	// ErrBadDatastoreOptions is returned by OpenDatastoreWith for
+	// DatastoreOptions no datastore can use
+	// (store.ErrBadDatastoreOptions).
+	ErrBadDatastoreOptions = store.ErrBadDatastoreOptions
 	// ErrSourceQuota is returned when the store already holds
 	// StoreLimits.PerSource records delivered from the same address prefix
 	// (store.ErrSourceQuota).

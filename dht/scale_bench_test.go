@@ -46,7 +46,8 @@ const scaleProviders = 1000
 // envelopes picked from a Go map, no store. A list repeated is answered
 // from what the store kept; cold-lists/s is a list computed afresh each
 // time (a verdict turned before each: the sort of 1,000 providers and a
-// datastore read per record), NETGET_BENCH_LISTS/20 of them. With
+// datastore read per record), NETGET_BENCH_LISTS/20 of them. Synced
+// writes, against their two floors: writeRates. With
 // NETGET_BENCH_HEAPPROFILE set, it writes the heap profile there once the
 // registry holds every record.
 //
@@ -64,7 +65,7 @@ func BenchmarkRegistryScale(b *testing.B) {
 	start := time.Now()
 	scaleDatastore(b, dir, n)
 	b.Logf("datastore of %d records ready in %v", n, time.Since(start).Round(time.Millisecond))
-	d := openStore(b, dir)
+	d := scaleOpen(b, dir)
 	scanned, scan := scanFloor(b, d)
 	if scanned != n {
 		b.Fatalf("datastore holds %d records, want %d", scanned, n)
@@ -104,18 +105,9 @@ func BenchmarkRegistryScale(b *testing.B) {
 	floor := map[cid.Cid][][]byte{hot: all}
 	baseRate := listsPerSecond(b, lists, registry.MaxListLimit, func() int { return len(slices.Clone(floor[hot][:registry.MaxListLimit])) })
 	pages := pagedRates(b, reg, hot, floor, lists)
-	writes := envInt(b, "NETGET_BENCH_WRITES", 10000)
-	writers := envInt(b, "NETGET_BENCH_WRITERS", 64)
-	fresh := freshRecords(b, n, writes)
-	memReg := dhttest.NewNode(b, "development", dht.ModeServer, nil)
-	memRate := acceptsPerSecond(b, memReg, fresh, writers)
-	writeRate := acceptsPerSecond(b, reg, fresh, writers)
-	rawRate := rawWritesPerSecond(b, fresh, writers)
+	w := writeRates(b, reg, d, n)
 	b.ReportMetric(float64(n), "records")
-	b.ReportMetric(writeRate, "synced-writes/s")
-	b.ReportMetric(memRate, "memory-writes/s")
-	b.ReportMetric(rawRate, "raw-writes/s")
-	b.ReportMetric(writeRate/rawRate, "synced/raw")
+	w.report(b)
 	b.ReportMetric(startup.Seconds(), "startup-s")
 	b.ReportMetric(startupCPU.Seconds(), "startup-cpu-s")
 	b.ReportMetric(scan.Seconds(), "scan-s")
@@ -136,6 +128,31 @@ func BenchmarkRegistryScale(b *testing.B) {
 	b.ReportMetric(pages.coldPage, "cold-pages100/s")
 	b.ReportMetric(float64(pages.walkPages), "pages/walk")
 	runtime.KeepAlive(reg)
+}
+
+// scaleOpen opens the datastore in dir as a registry does, with a
+// memtable of NETGET_BENCH_MEMTABLE_MIB if set (default
+// store.DefaultMemtableBytes; 4 is Pebble's own default, the size before
+// it): the writes' figures depend on it.
+func scaleOpen(b *testing.B, dir string) ds.Batching {
+	b.Helper()
+	d, err := dht.OpenDatastoreWith(dir, scaleDatastoreOptions(b))
+	if err != nil {
+		b.Fatalf("open datastore: %v", err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+// scaleDatastoreOptions are the datastore options of
+// BenchmarkRegistryScale's registry and of its floors.
+func scaleDatastoreOptions(b *testing.B) dht.DatastoreOptions {
+	var o dht.DatastoreOptions
+	if os.Getenv("NETGET_BENCH_MEMTABLE_MIB") != "" {
+		o.MemtableBytes = int64(envInt(b, "NETGET_BENCH_MEMTABLE_MIB", 0)) << 20
+	}
+	b.Logf("datastore memtable: %d MiB (0: the default, %d MiB)", o.MemtableBytes>>20, store.DefaultMemtableBytes>>20)
+	return o
 }
 
 // scanFloor reads every netget record of d in key order straight from
@@ -167,100 +184,6 @@ func scanFloor(b *testing.B, d ds.Batching) (int, time.Duration) {
 	elapsed := time.Since(start)
 	b.Logf("scan floor: %d records, %d MiB in %v", n, sum>>20, elapsed.Round(time.Millisecond))
 	return n, elapsed
-}
-
-// freshRecords signs writes records of as many fresh providers, for
-// services after the n records' own, in parallel.
-func freshRecords(b *testing.B, n, writes int) [][]byte {
-	b.Helper()
-	now := time.Now()
-	out := make([][]byte, writes)
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < writes; i += workers {
-				priv, id, err := crypto.GenerateEd25519Key(nil)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				p, err := peer.IDFromPublicKey(id)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				s := recordtest.Valid(p, now)
-				s.Name = scaleName((n+scaleProviders-1)/scaleProviders + i/scaleProviders)
-				s.Meta = map[string]string{"region": "eu-west", "engine": "postgres", "i": fmt.Sprint(n + i)}
-				out[i] = recordtest.SealRaw(b, s, priv)
-			}
-		})
-	}
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
-	return out
-}
-
-// acceptsPerSecond writes envs into reg's store through its write path
-// (verify, then a synced put on a persistent datastore) from writers
-// goroutines at once, as many providers pushing together would, and
-// returns how many it accepted per second. Every one must be accepted.
-func acceptsPerSecond(b *testing.B, reg *dht.Node, envs [][]byte, writers int) float64 {
-	ctx := context.Background()
-	return writesPerSecond(b, envs, writers, func(env []byte) error { return dht.Accept(ctx, reg, env) })
-}
-
-// rawWritesPerSecond is the floor of acceptsPerSecond: the same envelopes
-// from as many writers, each verified (record.Validator.Open) and put
-// with a sync into a fresh Pebble datastore (store.Open) under its key,
-// nothing else: no index, no quotas, no health.
-func rawWritesPerSecond(b *testing.B, envs [][]byte, writers int) float64 {
-	d, err := store.Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	ctx := context.Background()
-	v := record.Validator{Network: "development"}
-	return writesPerSecond(b, envs, writers, func(env []byte) error {
-		svc, err := v.Open(env)
-		if err != nil {
-			return err
-		}
-		c, err := record.ServiceCID(svc.Network, svc.Name)
-		if err != nil {
-			return err
-		}
-		return d.Put(ctx, ds.NewKey(record.Key(c, svc.Peer)), env)
-	})
-}
-
-// writesPerSecond has writers goroutines write envs with write, each
-// taking the next, and returns how many a second; every one must succeed.
-func writesPerSecond(b *testing.B, envs [][]byte, writers int, write func([]byte) error) float64 {
-	b.Helper()
-	var next atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(envs)); i = next.Add(1) - 1 {
-				if err := write(envs[i]); err != nil {
-					b.Errorf("write %d: %v", i, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if b.Failed() {
-		b.FailNow()
-	}
-	return float64(len(envs)) / elapsed.Seconds()
 }
 
 // pageFigures are the paged-list rates of BenchmarkRegistryScale.

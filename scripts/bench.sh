@@ -39,9 +39,21 @@
 #           wall and CPU time against a raw Pebble scan of the same files in
 #           the same run (the floor), time and CPU until every signature is
 #           checked, heap per record, synced writes per second from
-#           NETGET_BENCH_WRITERS (64) at once against their floor (the same
-#           records verified and put with a sync into a fresh Pebble
-#           datastore, nothing else) and the same on an in-memory store,
+#           NETGET_BENCH_WRITERS (64) at once (NETGET_BENCH_WRITES, 10,000)
+#           against two floors: like for like, as many other fresh records
+#           verified and put with a sync (the same kad record bytes, the
+#           same keys' layout) into the registry's own loaded datastore, in
+#           10 turns alternating with the registry's (synced/raw-same); and
+#           the same records into a fresh, empty Pebble datastore, the floor
+#           reported before (synced/raw: leaves out the loaded datastore's
+#           compactions). Each row prints CPU, heap allocated, WAL and table
+#           bytes a write and GC cycles; then the memtable is flushed and
+#           compactions awaited, and "settled" rates charge that to both.
+#           NETGET_BENCH_WRITEPROFILE=dir profiles the turns (CPU labelled
+#           phase=registry|floor, block, mutex); NETGET_BENCH_MEMTABLE_MIB=4
+#           opens the datastores with Pebble's own memtable (the size before
+#           the 32 MiB default). Also the registry's path on an in-memory
+#           store,
 #           lists per second of one hot service of 1,000 providers (32 best, kept and afresh), paged lists (pages of 100,
 #           afresh, and walks of all 1,000 in pages of 1,024 cut at 180 KiB)
 #           against the same slices picked from a Go map. The generated

@@ -77,6 +77,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "data-dir", EnvVars: []string{"NETGET_DATA_DIR"},
 			Usage: "directory for the identity key, the record datastore and the daemon's socket, locked by the node using it " +
 				"(default: " + defaultHomeHelp() + "; registries use its registry/ subdirectory)"},
+		&cli.IntFlag{Name: "datastore-memtable-mib", Value: dht.DefaultMemtableBytes >> 20,
+			Usage: "MiB of Pebble's write buffer (memtable) in the record datastore, 1 to 1024: larger merges writes " +
+				"into a big datastore less often (less CPU a write), at that much memory twice while one is flushed"},
 		&cli.StringFlag{Name: "identity",
 			Usage: "identity key file, created 0600 on first run (default: identity.key in the data dir; find uses a fresh key)"},
 		&cli.StringFlag{Name: "psk", EnvVars: []string{"NETGET_PSK_FILE"},

@@ -298,6 +298,8 @@ func TestCLINATFlagsRefused(t *testing.T) {
 		{"relay bytes", []string{"registry", "--listen", loopback, "--relay-circuit-bytes", "0"}, "circuit bytes 0"},
 		{"relay slots", []string{"registry", "--listen", loopback, "--relay-max-reservations", "0"}, "relay service limits must be positive"},
 		{"autonat rate", []string{"registry", "--listen", loopback, "--autonat-rate", "0"}, "autonat service limits must be positive"},
+		{"memtable", []string{"registry", "--listen", loopback, "--datastore-memtable-mib", "0"}, "--datastore-memtable-mib 0: want 1 to 1024"},
+		{"memtable too big", []string{"registry", "--listen", loopback, "--datastore-memtable-mib", "2048"}, "want 1 MiB to 1024 MiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := runCLI(t, tc.args...)

@@ -113,6 +113,16 @@ func nodeConfig(c *cli.Context, r role) (netget.Config, error) {
 	if !cfg.Ephemeral && (c.IsSet("data-dir") || !c.IsSet("identity")) {
 		cfg.Persist = true
 	}
+	// 0 would mean the default to the Config; on the command line the
+	// default is written out, so 0 is a mistake.
+	mib := c.Int("datastore-memtable-mib")
+	if mib < 1 {
+		return cfg, usageError("--datastore-memtable-mib %d: want 1 to 1024", mib)
+	}
+	cfg.Datastore.MemtableBytes = int64(mib) << 20
+	if err := cfg.Datastore.Validate(); err != nil {
+		return cfg, usageError("--datastore-memtable-mib: %w", err)
+	}
 	if c.IsSet("listen") {
 		cfg.Host.ListenAddrs = c.StringSlice("listen")
 	}

@@ -16,6 +16,9 @@ var (
 	// ErrDatastore is returned by Open when the directory cannot be
 	// opened as a datastore: not a directory, corrupt, or unreadable.
 	ErrDatastore = errors.New("cannot open datastore")
+	// ErrBadDatastoreOptions is returned by Options.Validate (and
+	// OpenWith) for options no datastore can use.
+	ErrBadDatastoreOptions = errors.New("bad datastore options")
 	// ErrBadLimits is returned by Limits.Validate for limits no store can
 	// keep.
 	ErrBadLimits = errors.New("bad store limits")
