@@ -22,6 +22,12 @@
 //
 // # Choices made here
 //
+//   - A request does not wait for a new connection's identify exchange:
+//     the client proposes the protocol in the request's own write
+//     (multistream-select's lazy handshake), a round trip sooner than
+//     go-libp2p's host.NewStream, which waits for identify first. A peer
+//     that does not speak the protocol fails the request with
+//     ErrUnsupported.
 //   - One request at a time per stream, several per stream over its life:
 //     opening a stream costs about as much as an exchange (kad-dht does
 //     the same with its own streams).
