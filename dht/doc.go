@@ -53,10 +53,10 @@
 // nearest, are not asked beyond those three) as the walk starts dialling
 // it, or queries it when already connected, and, for a provider whose
 // record none of them had, the provider itself, then the DHT value store.
-// Registry-protocol requests do not wait for a new connection's identify
-// exchange (registry.Client proposes the protocol with the request), so
-// a list to a peer the walk dials is answered a round trip before
-// kad-dht's own query to it. Waiting for the nearest
+// A list to a peer the walk dials does not wait for the new connection's
+// identify exchange (registry.Client.ListDialling proposes the protocol
+// with the request), so it is answered a round trip before kad-dht's own
+// query to that peer. Waiting for the nearest
 // peers before walking cost a near miss a whole round trip: the DHT
 // path's slowest finds were that round trip plus a walk two deep
 // (BenchmarkLatency's hop histogram). The hedge adapts to the node's

@@ -323,7 +323,8 @@ func (f *search) ask(ctx context.Context, p peer.ID, src Source, done *sync.Wait
 // askOn is ask with the request sent on reqCtx and its records offered on
 // ctx: a list to a peer the walk is dialling runs on the walk's context
 // (walkEvent). Such a list is marked early (walkState.early) while the
-// dial lasts.
+// dial lasts, and does not wait for the new connection's identify
+// exchange (registry.Client.ListDialling).
 func (f *search) askOn(ctx, reqCtx context.Context, p peer.ID, src Source, done *sync.WaitGroup) {
 	f.mu.Lock()
 	if f.asked[p] || p == f.n.host.ID() || (src == SourceWalk && f.walkLists >= maxWalkLists) {
@@ -334,11 +335,16 @@ func (f *search) askOn(ctx, reqCtx context.Context, p peer.ID, src Source, done 
 	f.lists++
 	if src == SourceWalk {
 		f.walkLists++
-		if f.pending.dialing[p] {
-			f.pending.early[p] = true
-		}
+	}
+	early := src == SourceWalk && f.pending.dialing[p]
+	if early {
+		f.pending.early[p] = true
 	}
 	f.mu.Unlock()
+	list := f.n.client.List
+	if early {
+		list = f.n.client.ListDialling // not waiting for identify
+	}
 	if done != nil {
 		done.Add(1)
 	}
@@ -351,7 +357,7 @@ func (f *search) askOn(ctx, reqCtx context.Context, p peer.ID, src Source, done 
 		lctx, cancel := context.WithTimeout(reqCtx, f.n.cfg.FetchTimeout)
 		defer cancel()
 		t0 := time.Now()
-		envs, err := f.n.client.List(lctx, p, f.c, registry.MaxListLimit)
+		envs, err := list(lctx, p, f.c, registry.MaxListLimit)
 		f.observeAnswer(p, src, envs, err)
 		if err != nil {
 			f.n.log.Debug("list failed", "peer", p, "source", src, "err", err)

@@ -3,7 +3,6 @@ package dht_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"testing"
 	"time"
 
@@ -33,11 +32,11 @@ func stallIdentify(t *testing.T, h host.Host) {
 	})
 }
 
-// TestListDoesNotWaitForIdentify: a registry-protocol request leaves with
-// the connection it dials, not after the connection's identify exchange
-// (a round trip, which kad-dht's queries wait for): a peer whose identify
-// never answers still answers a list, and the asker still knows none of
-// its protocols when the answer is in.
+// TestListDoesNotWaitForIdentify: a list to a peer being dialled
+// (ListDialling, what a find's walk sends) leaves with the connection, not
+// after the connection's identify exchange (a round trip, which kad-dht's
+// queries wait for): a peer whose identify never answers still answers,
+// and the asker still knows none of its protocols when the answer is in.
 func TestListDoesNotWaitForIdentify(t *testing.T) {
 	ctx := testCtx(t)
 	reg := dhttest.NewNode(t, "development", dht.ModeServer, nil)
@@ -55,7 +54,7 @@ func TestListDoesNotWaitForIdentify(t *testing.T) {
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	envs, err := dht.List(lctx, asker, prov.Host().ID(), c)
+	envs, err := dht.ListDialling(lctx, asker, prov.Host().ID(), c)
 	if err != nil {
 		t.Fatalf("List to a peer whose identify never answers: %v", err)
 	}
@@ -90,7 +89,7 @@ func TestListUnsupported(t *testing.T) {
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	envs, err := dht.List(lctx, asker, plain.ID(), c)
+	envs, err := dht.ListDialling(lctx, asker, plain.ID(), c)
 	if !errors.Is(err, registry.ErrUnsupported) {
 		t.Fatalf("List to a host without the protocol: %d records, err %v; want %v", len(envs), err, registry.ErrUnsupported)
 	}
@@ -98,8 +97,8 @@ func TestListUnsupported(t *testing.T) {
 
 // TestFindReachesAPeerBeforeIdentify: on the DHT path alone, a provider
 // whose identify never answers (so kad-dht's own query to it never
-// leaves) is still asked for its record, by the walk as it dials it or
-// by the fetch from the provider, without waiting for identify.
+// leaves) is still asked for its record, by the walk as it dials it,
+// without waiting for identify.
 func TestFindReachesAPeerBeforeIdentify(t *testing.T) {
 	ctx := testCtx(t)
 	reg := dhttest.NewNode(t, "development", dht.ModeServer, nil)
@@ -113,8 +112,8 @@ func TestFindReachesAPeerBeforeIdentify(t *testing.T) {
 	stallIdentify(t, prov.Host())
 	noProtocolsYet(t, finder.Host(), prov.Host()) // the finder has not met the provider
 	r := firstResult(t, finder, "DatabaseService", dht.FindOptions{DHTOnly: true})
-	if want := []dht.Source{dht.SourceWalk, dht.SourceProvider}; !slices.Contains(want, r.Source) || r.Record.Peer != prov.Host().ID() {
-		t.Fatalf("first result: %s by %q, want %s by one of %q", r.Record.Peer, r.Source, prov.Host().ID(), want)
+	if r.Source != dht.SourceWalk || r.Record.Peer != prov.Host().ID() {
+		t.Fatalf("first result: %s by %q, want %s by %q", r.Record.Peer, r.Source, prov.Host().ID(), dht.SourceWalk)
 	}
 	noProtocolsYet(t, finder.Host(), prov.Host())
 }

@@ -45,9 +45,9 @@ import (
 // walk plus netget's record requests) and the connections it dialled.
 // Dials cost nothing on mocknet (no handshake round trips), though a new
 // connection's first kad-dht query waits for identify's exchange (one
-// RTT), raw's and the DHT path's walk's alike; netget's record requests
-// do not wait for it (registry.Client proposes its protocol with the
-// request), so the DHT path's list to a peer its walk dials is answered
+// RTT), raw's and the DHT path's walk's alike; the DHT path's list to a
+// peer its walk dials does not wait for it (registry.Client.ListDialling
+// proposes its protocol with the request), so it is answered
 // a round trip before the walk's query to it, on mocknet as on a real
 // network, where each dial also costs one to three more RTTs (raw
 // kad-dht, which dials most, is favoured here). The DHT path and raw

@@ -28,8 +28,8 @@
 #           lookup over 1.5 RTT saying where it waited. Equal hops and a
 #           different wall time is the two cores queueing, not the protocol.
 #           A new connection's first kad-dht query waits for identify (one
-#           RTT) on both paths; netget's record requests do not (the DHT
-#           path's list to a peer its walk dials leaves with the dial). The
+#           RTT) on both paths; the DHT path's list to a peer its walk
+#           dials does not (it leaves with the dial). The
 #           p95 of 100 lookups moves ~10% run to run (raw's own: 2.82-3.14
 #           RTT over seven runs at N=1,000 / 20 ms): compare ratios of
 #           several runs, not one.
