@@ -48,11 +48,15 @@
 // the service hold its records, so it asks the three connected DHT
 // servers nearest the service in its routing table (one round trip, no
 // dial: most finds end here) and, once they have answered or after a 5 ms
-// head start (nearHeadStart), runs kad-dht's provider walk beside them,
-// asking each peer an answer of the walk named for the records it holds
-// (the walk's seeds, the routing table's nearest, are not asked beyond
-// those three) and, for a provider whose record none of them had, the
-// provider itself, then the DHT value store. Waiting for the nearest
+// head start (nearHeadStart), runs kad-dht's provider walk beside them, asking each peer an answer of the walk named
+// for the records it holds (the walk's seeds, the routing table's
+// nearest, are not asked beyond those three) as the walk starts dialling
+// it, or queries it when already connected, and, for a provider whose
+// record none of them had, the provider itself, then the DHT value store.
+// A list to a peer the walk dials does not wait for the new connection's
+// identify exchange (registry.Client.ListDialling proposes the protocol
+// with the request), so it is answered a round trip before kad-dht's own
+// query to that peer. Waiting for the nearest
 // peers before walking cost a near miss a whole round trip: the DHT
 // path's slowest finds were that round trip plus a walk two deep
 // (BenchmarkLatency's hop histogram). The hedge adapts to the node's

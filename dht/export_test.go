@@ -22,6 +22,12 @@ func List(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) 
 	return n.client.List(ctx, p, c, registry.MaxListLimit)
 }
 
+// ListDialling is List without waiting for a new connection's identify
+// exchange, as a find's walk asks a peer it dials.
+func ListDialling(ctx context.Context, n *Node, p peer.ID, c cid.Cid) ([][]byte, error) {
+	return n.client.ListDialling(ctx, p, c, registry.MaxListLimit)
+}
+
 // Proven reports whether n's health checks saw p pass a check (its
 // records are no longer expendable).
 func Proven(n *Node, p peer.ID) bool {

@@ -44,9 +44,14 @@ import (
 // Per find it counts the requests the finder sent (kad-dht queries of its
 // walk plus netget's record requests) and the connections it dialled.
 // Dials cost nothing on mocknet (no handshake round trips), though a new
-// connection's first stream waits for identify's exchange: raw kad-dht,
-// which dials most, is favoured here; on a real network each dial costs
-// one to three more RTTs. The DHT path and raw kad-dht share a finder, so
+// connection's first kad-dht query waits for identify's exchange (one
+// RTT), raw's and the DHT path's walk's alike; the DHT path's list to a
+// peer its walk dials does not wait for it (registry.Client.ListDialling
+// proposes its protocol with the request), so it is answered
+// a round trip before the walk's query to it, on mocknet as on a real
+// network, where each dial also costs one to three more RTTs (raw
+// kad-dht, which dials most, is favoured here). The DHT path and raw
+// kad-dht share a finder, so
 // the one that walks second finds the first one's new connections and
 // routing-table entries; the order alternates for that.
 //

@@ -27,6 +27,12 @@
 #           a hedge or a late peer, not on the network), and one line per
 #           lookup over 1.5 RTT saying where it waited. Equal hops and a
 #           different wall time is the two cores queueing, not the protocol.
+#           A new connection's first kad-dht query waits for identify (one
+#           RTT) on both paths; the DHT path's list to a peer its walk
+#           dials does not (it leaves with the dial). The
+#           p95 of 100 lookups moves ~10% run to run (raw's own: 2.82-3.14
+#           RTT over seven runs at N=1,000 / 20 ms): compare ratios of
+#           several runs, not one.
 #           The whole default grid takes 6-11 min (3.1-3.8 GB peak); one
 #           cell at a time: NETGET_BENCH_SIZES=1000 NETGET_BENCH_RTTS=100ms
 #           NETGET_BENCH_LOOKUPS=40 (defaults 200,1000 / 20ms,100ms / 40).

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 )
 
 // Client sends registry-protocol requests from a host, keeping idle
@@ -32,8 +34,20 @@ func (cl *Client) Close() { cl.streams.close() }
 // List asks peer p for up to limit records it holds for service c. The
 // caller verifies every record returned.
 func (cl *Client) List(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([][]byte, error) {
-	resp, err := cl.exchange(ctx, p, request{Type: msgList, CID: c.String(), Limit: limit})
-	if err != nil {
+	return cl.list(ctx, p, c, limit, cl.openIdentified)
+}
+
+// ListDialling is List for a peer this node is dialling (a find's DHT
+// walk asks each peer it dials): on a new connection the request leaves
+// with the connection, without waiting for identify's exchange (see
+// openNow), a round trip sooner than List.
+func (cl *Client) ListDialling(ctx context.Context, p peer.ID, c cid.Cid, limit int) ([][]byte, error) {
+	return cl.list(ctx, p, c, limit, cl.openNow)
+}
+
+func (cl *Client) list(ctx context.Context, p peer.ID, c cid.Cid, limit int, open opener) ([][]byte, error) {
+	var resp response
+	if _, err := cl.exchangeVia(ctx, p, request{Type: msgList, CID: c.String(), Limit: limit}, &resp, open); err != nil {
 		return nil, err
 	}
 	if len(resp.Records) > MaxListLimit {
@@ -130,6 +144,15 @@ func (cl *Client) exchange(ctx context.Context, p peer.ID, req request) (respons
 // protocol: it decodes the response into resp and returns its size in
 // bytes.
 func (cl *Client) exchangeInto(ctx context.Context, p peer.ID, req, resp any) (int, error) {
+	return cl.exchangeVia(ctx, p, req, resp, cl.openIdentified)
+}
+
+// opener opens a new stream of a client's protocol to a peer.
+type opener func(ctx context.Context, p peer.ID) (network.Stream, error)
+
+// exchangeVia is exchangeInto with open for the stream when no idle one
+// is kept.
+func (cl *Client) exchangeVia(ctx context.Context, p peer.ID, req, resp any, open opener) (int, error) {
 	deadline := time.Now().Add(StreamTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -145,20 +168,82 @@ func (cl *Client) exchangeInto(ctx context.Context, p peer.ID, req, resp any) (i
 			return n, err
 		}
 	}
-	// A provider behind NAT is reached through a relay: its connection is
-	// limited (bounded in time and bytes by the relay), which suits a
-	// request and its answer.
-	s, err := cl.host.NewStream(network.WithAllowLimitedConn(ctx, "netget registry"), p, cl.proto)
+	s, err := open(ctx, p)
 	if err != nil {
 		return 0, err
 	}
 	n, err := roundTrip(s, req, resp, deadline)
+	if unsupported(err) {
+		err = fmt.Errorf("%w: %s does not speak %s", ErrUnsupported, p, cl.proto)
+	}
 	if err != nil {
 		s.Reset()
 		return n, err
 	}
 	cl.streams.give(p, s)
 	return n, nil
+}
+
+// openIdentified opens a stream of cl's protocol to p with go-libp2p's
+// host, which dials p if need be and, on a new connection, waits for
+// identify's exchange before it proposes the protocol. A provider behind
+// NAT is reached through a relay: its connection is limited (bounded in
+// time and bytes by the relay), which suits a request and its answer.
+func (cl *Client) openIdentified(ctx context.Context, p peer.ID) (network.Stream, error) {
+	return cl.host.NewStream(network.WithAllowLimitedConn(ctx, "netget registry"), p, cl.proto)
+}
+
+// openNow opens a stream of cl's protocol to p, dialling p if need be, without
+// waiting for the connection's identify exchange: the protocol is proposed
+// in the request's own write (multistream-select's lazy handshake, which
+// go-libp2p's host uses too, but only once identify has listed the peer's
+// protocols). The host's NewStream first waits out identify on a new
+// connection, one round trip before the request may leave; a find asks
+// each peer its DHT walk dials as the connection comes up, one round trip
+// before kad-dht's own query to it. A peer that does not speak the
+// protocol answers "na": the request fails on its read with
+// ErrUnsupported, as a negotiation would have failed. A provider behind NAT is reached through a relay: its
+// connection is limited (bounded in time and bytes by the relay), which
+// suits a request and its answer.
+func (cl *Client) openNow(ctx context.Context, p peer.ID) (network.Stream, error) {
+	s, err := cl.host.Network().NewStream(network.WithAllowLimitedConn(ctx, "netget registry"), p)
+	if err != nil {
+		return nil, fmt.Errorf("open a stream to %s: %w", p, err)
+	}
+	if err := s.SetProtocol(cl.proto); err != nil {
+		s.Reset()
+		return nil, fmt.Errorf("open a stream to %s: %w", p, err)
+	}
+	return &lazyStream{Stream: s, rw: msmux.NewMSSelect(s, cl.proto)}, nil
+}
+
+// unsupported reports whether err says the peer refused the protocol
+// proposed lazily: "na", or, when the request that followed the proposal
+// reached the peer's protocol selection first, the stream reset that
+// go-libp2p's host answers a failed negotiation with.
+func unsupported(err error) bool {
+	var se *network.StreamError
+	return errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}) ||
+		errors.As(err, &se) && se.Remote && se.ErrorCode == network.StreamProtocolNegotiationFailed
+}
+
+// lazyStream is a stream whose reads, writes and close go through
+// multistream-select's lazy handshake (go-libp2p's host wraps its streams
+// the same way).
+type lazyStream struct {
+	network.Stream
+	rw msmux.LazyConn
+}
+
+func (s *lazyStream) Read(b []byte) (int, error)  { return s.rw.Read(b) }
+func (s *lazyStream) Write(b []byte) (int, error) { return s.rw.Write(b) }
+func (s *lazyStream) Close() error                { return s.rw.Close() }
+
+// CloseWrite sends the handshake, if nothing was written yet, before
+// closing the write side.
+func (s *lazyStream) CloseWrite() error {
+	_ = s.rw.Flush()
+	return s.Stream.CloseWrite()
 }
 
 // roundTrip writes req on s and reads the response into resp, by

@@ -15,3 +15,8 @@ var ErrBadRequest = errors.New("bad request")
 // ErrRefused is returned by a Client when the node answered a request with
 // an error; the error carries the node's reason.
 var ErrRefused = errors.New("refused by the node")
+
+// ErrUnsupported is returned by a Client when the peer does not speak the
+// registry protocol of the client's network (it answered the protocol's
+// proposal with "na").
+var ErrUnsupported = errors.New("peer does not speak the registry protocol")
