@@ -131,7 +131,7 @@ func watchEvent(ev dht.Event) bridge.WatchEvent {
 type bridgeCollector struct {
 	srv                                              *bridge.Server
 	sessions, sessionsTotal, finds, results, refused *prometheus.Desc
-	conns, findsRunning                              *prometheus.Desc
+	conns, findsRunning, findsMoved                  *prometheus.Desc
 	channels, channelsTotal, messages                *prometheus.Desc
 	watches, watchesRunning, removed                 *prometheus.Desc
 }
@@ -145,6 +145,8 @@ func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
 		conns:         prometheus.NewDesc("netget_bridge_conns", "TCP connections the bridge holds now, upgraded or not.", nil, nil),
 		findsRunning: prometheus.NewDesc("netget_bridge_finds_running",
 			"Finds running now, all sessions together (at most bridge.Config.MaxFinds).", nil, nil),
+		findsMoved: prometheus.NewDesc("netget_bridge_finds_moved_total",
+			"Finds that outlived their grace on a session's read loop, which moved to a new goroutine (bridge.Stats.FindsMoved).", nil, nil),
 		refused: prometheus.NewDesc("netget_bridge_refusals_total",
 			"Connections, sessions, frames, finds, opens and watches the bridge refused, by reason (bridge.Reasons).", []string{"reason"}, nil),
 		channels:      prometheus.NewDesc("netget_bridge_channels", "Channels open or opening now, all sessions together.", nil, nil),
@@ -161,7 +163,7 @@ func newBridgeCollector(srv *bridge.Server) *bridgeCollector {
 // Describe implements prometheus.Collector.
 func (b *bridgeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{b.sessions, b.sessionsTotal, b.finds, b.results, b.refused, b.conns, b.findsRunning,
-		b.channels, b.channelsTotal, b.messages, b.watches, b.watchesRunning, b.removed} {
+		b.findsMoved, b.channels, b.channelsTotal, b.messages, b.watches, b.watchesRunning, b.removed} {
 		ch <- d
 	}
 }
@@ -175,6 +177,7 @@ func (b *bridgeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(b.results, prometheus.CounterValue, float64(st.Results))
 	ch <- prometheus.MustNewConstMetric(b.conns, prometheus.GaugeValue, float64(st.Conns))
 	ch <- prometheus.MustNewConstMetric(b.findsRunning, prometheus.GaugeValue, float64(st.FindsRunning))
+	ch <- prometheus.MustNewConstMetric(b.findsMoved, prometheus.CounterValue, float64(st.FindsMoved))
 	ch <- prometheus.MustNewConstMetric(b.channels, prometheus.GaugeValue, float64(st.Channels))
 	ch <- prometheus.MustNewConstMetric(b.channelsTotal, prometheus.CounterValue, float64(st.ChannelsTotal))
 	ch <- prometheus.MustNewConstMetric(b.messages, prometheus.CounterValue, float64(st.MessagesIn), "in")

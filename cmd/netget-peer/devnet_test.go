@@ -106,6 +106,9 @@ func TestDevnet(t *testing.T) {
 		t.Errorf("devnet metrics: %v watches + %v finds, %v results; want at least 2 of each after two searches",
 			watches, finds, results)
 	}
+	if _, ok := scrape(t, url, "netget_bridge_finds_moved_total"); !ok {
+		t.Errorf("devnet metrics: the bridge's netget_bridge_finds_moved_total is missing")
+	}
 	if _, ok := scrape(t, "http://"+metrics+"/metrics", "netget_records_stored"); !ok {
 		t.Errorf("devnet metrics: the gateway's netget_records_stored is missing")
 	}
