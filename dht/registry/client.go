@@ -207,6 +207,12 @@ func (cl *Client) openIdentified(ctx context.Context, p peer.ID) (network.Stream
 // suits a request and its answer.
 func (cl *Client) openNow(ctx context.Context, p peer.ID) (network.Stream, error) {
 	s, err := cl.host.Network().NewStream(network.WithAllowLimitedConn(ctx, "netget registry"), p)
+	if err != nil && ctx.Err() != nil {
+		// yamux reports a context that ended while it sent the stream's
+		// SYN as ErrTimeout ("i/o deadline reached"): say it was the
+		// context (a find that has its answer cancels its other lists).
+		return nil, fmt.Errorf("open a stream to %s: %w (%w)", p, ctx.Err(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open a stream to %s: %w", p, err)
 	}
